@@ -1,0 +1,37 @@
+// Package protocol is the wire contract between the Stagely server and its agents.
+//
+// It is stdlib-only so that the server can import it without pulling in the agent's
+// dependencies. Every frame is one JSON text message of the form
+//
+//	{"type": "<TYPE>", "payload": {...}}
+//
+// # Connection and handshake
+//
+// The agent dials GET <server_url>/agent/ws with "Authorization: Bearer <token>".
+// A refused token is answered with HTTP 401 before the upgrade. After the upgrade the
+// agent's first frame is HELLO, which carries Version in its protocol field and every
+// JobResult the server has not acknowledged yet. A server that does not speak that
+// protocol version closes the connection with StatusPolicyViolation and the reason
+// CloseReasonProtocolVersion; the agent logs the reason and retries slowly.
+//
+// # Order of messages for one job
+//
+//	server -> agent  DEPLOY       {job_id, ...}
+//	agent  -> server JOB_ACCEPTED {job_id}
+//	agent  -> server JOB_PHASE    {job_id, phase}         (zero or more, in phase order)
+//	agent  -> server LOG_CHUNK    {job_id, seq, ...}      (zero or more, seq strictly increasing from 1)
+//	agent  -> server JOB_RESULT   {job_id, status, ...}   (exactly once per job)
+//	server -> agent  RESULT_ACK   {job_id}                (the agent then drops the result from its journal)
+//
+// CANCEL {job_id} may arrive at any time before JOB_RESULT; the job then ends with
+// status "cancelled" (or with its real outcome if it finished first). A DEPLOY for a job
+// the agent already finished is not run again: the agent answers with the journaled
+// JOB_RESULT. A result that could not be delivered is journaled on disk and sent again in
+// the next HELLO, until RESULT_ACK arrives, so a dropped connection loses nothing.
+//
+// # Limits
+//
+// Each side sets a read limit (MaxFrameBytes). A frame of an unknown type, or one larger
+// than the limit, closes the connection with a reason that says so; it never crashes
+// the peer.
+package protocol

@@ -1,0 +1,326 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Version is the protocol version an agent announces in HELLO and the server checks.
+const Version = 1
+
+// MaxFrameBytes bounds one frame in either direction; both ends set it as their read limit.
+const MaxFrameBytes = 4 << 20
+
+// Close reasons sent with the WebSocket close frame, so the peer can log why it was dropped.
+const (
+	CloseReasonProtocolVersion = "unsupported protocol version"
+	CloseReasonUnknownType     = "unknown message type"
+	CloseReasonBadFrame        = "malformed frame"
+	CloseReasonHelloFirst      = "first frame must be HELLO"
+	CloseReasonTokenRevoked    = "agent token revoked"
+	CloseReasonReplaced        = "replaced by a newer connection of this agent"
+	CloseReasonShutdown        = "server shutting down"
+)
+
+// Message types, server to agent.
+const (
+	TypeDeploy    = "DEPLOY"
+	TypeCancel    = "CANCEL"
+	TypeResultAck = "RESULT_ACK"
+)
+
+// Message types, agent to server.
+const (
+	TypeHello       = "HELLO"
+	TypeJobAccepted = "JOB_ACCEPTED"
+	TypeJobPhase    = "JOB_PHASE"
+	TypeLogChunk    = "LOG_CHUNK"
+	TypeJobResult   = "JOB_RESULT"
+)
+
+// ErrUnknownType is returned by Decode for a frame whose type this version does not know.
+var ErrUnknownType = errors.New(CloseReasonUnknownType)
+
+// Envelope is one frame on the wire.
+type Envelope struct {
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Encode wraps a payload into a frame of the given type.
+func Encode(typ string, payload any) ([]byte, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	b, err := json.Marshal(Envelope{Type: typ, Payload: raw})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", typ, err)
+	}
+	return b, nil
+}
+
+// Decode parses a frame and returns its type and a pointer to the typed payload
+// (*Hello, *Deploy, ...). Unknown types yield ErrUnknownType.
+func Decode(frame []byte) (string, any, error) {
+	var env Envelope
+	if err := json.Unmarshal(frame, &env); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", CloseReasonBadFrame, err)
+	}
+	var v any
+	switch env.Type {
+	case TypeDeploy:
+		v = &Deploy{}
+	case TypeCancel:
+		v = &Cancel{}
+	case TypeResultAck:
+		v = &ResultAck{}
+	case TypeHello:
+		v = &Hello{}
+	case TypeJobAccepted:
+		v = &JobAccepted{}
+	case TypeJobPhase:
+		v = &JobPhase{}
+	case TypeLogChunk:
+		v = &LogChunk{}
+	case TypeJobResult:
+		v = &JobResult{}
+	default:
+		return env.Type, nil, fmt.Errorf("%w %q", ErrUnknownType, env.Type)
+	}
+	if len(env.Payload) == 0 || string(env.Payload) == "null" {
+		return env.Type, nil, fmt.Errorf("%s: %s without payload", CloseReasonBadFrame, env.Type)
+	}
+	if err := json.Unmarshal(env.Payload, v); err != nil {
+		return env.Type, nil, fmt.Errorf("%s: %s payload: %w", CloseReasonBadFrame, env.Type, err)
+	}
+	return env.Type, v, nil
+}
+
+// Hello is the agent's first frame on every connection.
+type Hello struct {
+	AgentVersion   string      `json:"agent_version"`
+	Protocol       int         `json:"protocol"`
+	Hostname       string      `json:"hostname"`
+	Docker         string      `json:"docker"`
+	Compose        string      `json:"compose"`
+	UnackedResults []JobResult `json:"unacked_results"`
+}
+
+// Deploy asks the agent to deploy one commit of one project.
+type Deploy struct {
+	JobID    string    `json:"job_id"`
+	Project  Project   `json:"project"`
+	Repo     string    `json:"repo"` // owner/name
+	Ref      string    `json:"ref"`  // refs/heads/main
+	SHA      string    `json:"sha"`
+	Source   Source    `json:"source"`
+	Config   JobConfig `json:"config"`
+	Secrets  []Secret  `json:"secrets"`
+	Previous *Previous `json:"previous"`
+}
+
+// Project names the project a job belongs to.
+type Project struct {
+	ID string `json:"id"`
+	// Name is the human name, used in messages.
+	Name string `json:"name"`
+	// ComposeProject is the stable `docker compose -p` name; the agent also keys its
+	// per-project working directory on it.
+	ComposeProject string `json:"compose_project"`
+}
+
+// Source tells the agent where to fetch the repository tarball for the SHA.
+type Source struct {
+	TarballURL string `json:"tarball_url"`
+	// Token is a short-lived installation token limited to this repository with contents: read.
+	Token string `json:"token"`
+}
+
+// LogValue keeps the token out of structured logs.
+func (s Source) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("tarball_url", s.TarballURL), slog.String("token", redacted))
+}
+
+// Strategies for swapping containers.
+const (
+	StrategyRecreate  = "recreate"
+	StrategyStopFirst = "stop-first"
+)
+
+// JobConfig is the part of stagely.yaml the agent needs, already validated by the server.
+type JobConfig struct {
+	// ComposeFile is relative to the repository root.
+	ComposeFile string                   `json:"compose_file"`
+	Strategy    string                   `json:"strategy"`
+	Timeout     Duration                 `json:"timeout"`
+	Hooks       Hooks                    `json:"hooks"`
+	Services    map[string]ServiceConfig `json:"services,omitempty"`
+}
+
+// Hooks are the commands run inside service containers around the swap.
+type Hooks struct {
+	PreDeploy  []Hook `json:"pre_deploy,omitempty"`
+	PostDeploy []Hook `json:"post_deploy,omitempty"`
+}
+
+// Hook is one command run as `docker compose run --rm <service> sh -c <command>`.
+type Hook struct {
+	Service         string `json:"service"`
+	Command         string `json:"command"`
+	ContinueOnError bool   `json:"continue_on_error"`
+}
+
+// ServiceConfig holds per-service deploy settings.
+type ServiceConfig struct {
+	// HealthCheckGracePeriod is how long the service may take to become healthy; zero means the agent default.
+	HealthCheckGracePeriod Duration `json:"health_check_grace_period,omitempty"`
+	// Ignore leaves the service alone during updates.
+	Ignore bool `json:"ignore,omitempty"`
+}
+
+// ScopeGlobal is the secret scope that reaches every service; any other scope names one service.
+const ScopeGlobal = "global"
+
+// Secret is one decrypted secret; it lives only in memory on both ends.
+type Secret struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	Scope string `json:"scope"`
+}
+
+const redacted = "[redacted]"
+
+// LogValue keeps the value out of structured logs.
+func (s Secret) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("key", s.Key), slog.String("scope", s.Scope), slog.String("value", redacted))
+}
+
+// String keeps the value out of fmt output.
+func (s Secret) String() string { return fmt.Sprintf("%s (%s)=%s", s.Key, s.Scope, redacted) }
+
+// GoString keeps the value out of %#v output.
+func (s Secret) GoString() string { return s.String() }
+
+// Previous is the last good deployment, the rollback target; its source is kept by the agent.
+type Previous struct {
+	SHA    string    `json:"sha"`
+	Config JobConfig `json:"config"`
+}
+
+// Cancel asks the agent to stop a job.
+type Cancel struct {
+	JobID string `json:"job_id"`
+}
+
+// ResultAck tells the agent the server has stored a job's result.
+type ResultAck struct {
+	JobID string `json:"job_id"`
+}
+
+// JobAccepted tells the server the agent has taken a job.
+type JobAccepted struct {
+	JobID string `json:"job_id"`
+}
+
+// Phases of a job, in order; rolling_back appears only after a failure.
+const (
+	PhaseFetching    = "fetching"
+	PhaseBuilding    = "building"
+	PhasePreDeploy   = "pre_deploy"
+	PhaseDeploying   = "deploying"
+	PhaseVerifying   = "verifying"
+	PhasePostDeploy  = "post_deploy"
+	PhaseRollingBack = "rolling_back"
+)
+
+// JobPhase reports progress.
+type JobPhase struct {
+	JobID string `json:"job_id"`
+	Phase string `json:"phase"`
+}
+
+// Streams a log line can come from.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	// StreamSystem carries the agent's own narration ("pulling images", "rolling back to abc123").
+	StreamSystem = "system"
+)
+
+// LogChunk is one log line of a job; Seq starts at 1 and increases by one per line.
+type LogChunk struct {
+	JobID  string    `json:"job_id"`
+	Seq    int64     `json:"seq"`
+	Stream string    `json:"stream"`
+	Line   string    `json:"line"`
+	TS     time.Time `json:"ts"`
+}
+
+// Result statuses.
+const (
+	StatusSuccess    = "success"
+	StatusFailure    = "failure"
+	StatusTimedOut   = "timed_out"
+	StatusRolledBack = "rolled_back"
+	StatusCancelled  = "cancelled"
+)
+
+// JobResult is the final outcome of a job, sent exactly once and journaled until acknowledged.
+type JobResult struct {
+	JobID      string          `json:"job_id"`
+	Status     string          `json:"status"`
+	Error      string          `json:"error,omitempty"`
+	Services   []ServiceStatus `json:"services"`
+	DurationMS int64           `json:"duration_ms"`
+}
+
+// ServiceStatus is one compose service as the agent saw it at the end of the job.
+type ServiceStatus struct {
+	Name        string `json:"name"`
+	State       string `json:"state"`            // running, exited, ...
+	Health      string `json:"health,omitempty"` // healthy, unhealthy, starting, or empty without a health check
+	ContainerID string `json:"container_id,omitempty"`
+	// LogTail holds the service's last log lines when it is the reason a deploy failed.
+	LogTail []string `json:"log_tail,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("300s") on the wire.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string, or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "null" {
+		*d = 0
+		return nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(str)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", str, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration %s: want a string like \"300s\" or seconds", s)
+	}
+	*d = Duration(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
