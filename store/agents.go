@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Agent statuses.
+const (
+	AgentOnline  = "online"
+	AgentOffline = "offline"
+	AgentBusy    = "busy"
+)
+
+// Agent is a server running stagely-agent.
+type Agent struct {
+	ID             int64        `db:"id"`
+	UserID         int64        `db:"user_id"`
+	Name           string       `db:"name"`
+	TokenHash      string       `db:"token_hash"`
+	Status         string       `db:"status"`
+	LastHeartbeat  sql.NullTime `db:"last_heartbeat"`
+	Version        string       `db:"version"`
+	Hostname       string       `db:"hostname"`
+	DockerVersion  string       `db:"docker_version"`
+	ComposeVersion string       `db:"compose_version"`
+	CreatedAt      time.Time    `db:"created_at"`
+	UpdatedAt      time.Time    `db:"updated_at"`
+}
+
+// CreateAgent inserts an agent whose token hash comes from mint, which receives the new
+// agent's id first: tokens carry the id, so the id is drawn before the row is written.
+func (s *Store) CreateAgent(ctx context.Context, userID int64, name string, mint func(agentID int64) (hash string, err error)) (Agent, error) {
+	var id int64
+	if err := s.get(ctx, &id, "agent id sequence", "agents_id_seq", `SELECT nextval('agents_id_seq')`); err != nil {
+		return Agent{}, err
+	}
+	hash, err := mint(id)
+	if err != nil {
+		return Agent{}, err
+	}
+	var out Agent
+	err = s.get(ctx, &out, "agent", name, `
+		INSERT INTO agents (id, user_id, name, token_hash) VALUES ($1, $2, $3, $4) RETURNING *`,
+		id, userID, name, hash)
+	return out, err
+}
+
+// AgentByID returns one agent.
+func (s *Store) AgentByID(ctx context.Context, id int64) (Agent, error) {
+	var a Agent
+	err := s.get(ctx, &a, "agent", id, `SELECT * FROM agents WHERE id = $1`, id)
+	return a, err
+}
+
+// AgentForUser returns an agent only if userID owns it; anyone else gets not found.
+func (s *Store) AgentForUser(ctx context.Context, userID, agentID int64) (Agent, error) {
+	var a Agent
+	err := s.get(ctx, &a, "agent", agentID, `SELECT * FROM agents WHERE id = $1 AND user_id = $2`, agentID, userID)
+	return a, err
+}
+
+// AgentsByUser lists a user's agents, oldest first.
+func (s *Store) AgentsByUser(ctx context.Context, userID int64) ([]Agent, error) {
+	var out []Agent
+	if err := s.q.SelectContext(ctx, &out, `SELECT * FROM agents WHERE user_id = $1 ORDER BY id`, userID); err != nil {
+		return nil, mapErr(err)
+	}
+	return out, nil
+}
+
+// SetAgentTokenHash replaces the agent's token hash (token rotation).
+func (s *Store) SetAgentTokenHash(ctx context.Context, id int64, hash string) error {
+	return s.execOne(ctx, "agent", id, `UPDATE agents SET token_hash = $2, updated_at = now() WHERE id = $1`, id, hash)
+}
+
+// AgentHello records what an agent said about itself when it connected.
+type AgentHello struct {
+	Version, Hostname, Docker, Compose string
+}
+
+// MarkAgentConnected sets the agent online with its HELLO details and a fresh heartbeat.
+func (s *Store) MarkAgentConnected(ctx context.Context, id int64, h AgentHello, at time.Time) error {
+	return s.execOne(ctx, "agent", id, `
+		UPDATE agents SET status = 'online', version = $2, hostname = $3, docker_version = $4,
+		       compose_version = $5, last_heartbeat = $6, updated_at = now()
+		WHERE id = $1`, id, h.Version, h.Hostname, h.Docker, h.Compose, at)
+}
+
+// SetAgentStatus sets online, offline or busy.
+func (s *Store) SetAgentStatus(ctx context.Context, id int64, status string) error {
+	return s.execOne(ctx, "agent", id, `UPDATE agents SET status = $2, updated_at = now() WHERE id = $1`, id, status)
+}
+
+// TouchAgent records a heartbeat.
+func (s *Store) TouchAgent(ctx context.Context, id int64, at time.Time) error {
+	return s.execOne(ctx, "agent", id, `UPDATE agents SET last_heartbeat = $2 WHERE id = $1`, id, at)
+}
+
+// MarkStaleAgentsOffline sets offline every agent not heard from since before; it returns their ids.
+// A server that restarts calls it so no agent stays "online" from the last run.
+func (s *Store) MarkStaleAgentsOffline(ctx context.Context, before time.Time) ([]int64, error) {
+	var ids []int64
+	err := s.q.SelectContext(ctx, &ids, `
+		UPDATE agents SET status = 'offline', updated_at = now()
+		WHERE status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat < $1)
+		RETURNING id`, before)
+	return ids, mapErr(err)
+}
+
+// DeleteAgent removes an agent owned by userID; projects keep existing with no agent.
+func (s *Store) DeleteAgent(ctx context.Context, userID, id int64) error {
+	return s.execOne(ctx, "agent", id, `DELETE FROM agents WHERE id = $1 AND user_id = $2`, id, userID)
+}

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// LogLine is one line of a deployment's output.
+type LogLine struct {
+	DeploymentID int64     `db:"deployment_id"`
+	Seq          int64     `db:"seq"`
+	Stream       string    `db:"stream"`
+	Line         string    `db:"line"`
+	TS           time.Time `db:"ts"`
+}
+
+// AppendLogs stores a batch of lines of one deployment in one statement. A line whose seq
+// is already stored (sent again after a reconnect) is skipped, so the log has no doubles.
+func (s *Store) AppendLogs(ctx context.Context, deploymentID int64, lines []LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	seqs := make([]int64, len(lines))
+	streams := make([]string, len(lines))
+	texts := make([]string, len(lines))
+	stamps := make([]string, len(lines))
+	for i, l := range lines {
+		seqs[i], streams[i], texts[i] = l.Seq, l.Stream, l.Line
+		stamps[i] = l.TS.UTC().Format(time.RFC3339Nano)
+	}
+	_, err := s.q.ExecContext(ctx, `
+		INSERT INTO deployment_logs (deployment_id, seq, stream, line, ts)
+		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
+		ON CONFLICT (deployment_id, seq) DO NOTHING`,
+		deploymentID, pq.Array(seqs), pq.Array(streams), pq.Array(texts), pq.Array(stamps))
+	return mapErr(err)
+}
+
+// Logs returns up to limit lines after seq afterSeq, in order.
+func (s *Store) Logs(ctx context.Context, deploymentID, afterSeq int64, limit int) ([]LogLine, error) {
+	var out []LogLine
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT * FROM deployment_logs WHERE deployment_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		deploymentID, afterSeq, limit)
+	return out, mapErr(err)
+}
+
+// LogTail returns the last n lines, in order.
+func (s *Store) LogTail(ctx context.Context, deploymentID int64, n int) ([]LogLine, error) {
+	var out []LogLine
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT * FROM (
+			SELECT * FROM deployment_logs WHERE deployment_id = $1 ORDER BY seq DESC LIMIT $2
+		) t ORDER BY seq`, deploymentID, n)
+	return out, mapErr(err)
+}

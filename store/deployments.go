@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+)
+
+// Deployment statuses. queued -> dispatched -> running -> one of the final ones.
+const (
+	DeploymentQueued     = "queued"
+	DeploymentDispatched = "dispatched"
+	DeploymentRunning    = "running"
+	DeploymentSuccess    = "success"
+	DeploymentFailure    = "failure"
+	DeploymentTimedOut   = "timed_out"
+	DeploymentRolledBack = "rolled_back"
+	DeploymentCancelled  = "cancelled"
+	DeploymentSuperseded = "superseded"
+)
+
+// Deployment triggers.
+const (
+	TriggerPush     = "push"
+	TriggerRerun    = "rerun"
+	TriggerRerunAll = "rerun_all"
+	TriggerRedeploy = "redeploy"
+	TriggerRollback = "rollback"
+	TriggerManual   = "manual"
+)
+
+// Deployment is one attempt to run one SHA of one project.
+type Deployment struct {
+	ID                 int64           `db:"id"`
+	ProjectID          int64           `db:"project_id"`
+	AgentID            sql.NullInt64   `db:"agent_id"`
+	SHA                string          `db:"sha"`
+	Ref                string          `db:"ref"`
+	Trigger            string          `db:"trigger"`
+	Status             string          `db:"status"`
+	DeliveryID         sql.NullInt64   `db:"delivery_id"`
+	SupersededBy       sql.NullInt64   `db:"superseded_by"`
+	CheckRunID         sql.NullInt64   `db:"check_run_id"`
+	GitHubDeploymentID sql.NullInt64   `db:"github_deployment_id"`
+	Error              string          `db:"error"`
+	Services           json.RawMessage `db:"services"`
+	CreatedAt          time.Time       `db:"created_at"`
+	DispatchedAt       sql.NullTime    `db:"dispatched_at"`
+	StartedAt          sql.NullTime    `db:"started_at"`
+	FinishedAt         sql.NullTime    `db:"finished_at"`
+}
+
+// Finished reports whether the deployment reached a final status.
+func (d Deployment) Finished() bool { return d.FinishedAt.Valid }
+
+// NewDeployment is what queueing a deployment needs.
+type NewDeployment struct {
+	ProjectID  int64
+	SHA        string
+	Ref        string
+	Trigger    string
+	DeliveryID *int64
+}
+
+// CreateDeployment queues a deployment.
+func (s *Store) CreateDeployment(ctx context.Context, d NewDeployment) (Deployment, error) {
+	var out Deployment
+	err := s.get(ctx, &out, "deployment of", d.SHA, `
+		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id)
+		VALUES ($1, $2, $3, $4, $5) RETURNING *`, d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID)
+	return out, err
+}
+
+// DeploymentByID returns one deployment.
+func (s *Store) DeploymentByID(ctx context.Context, id int64) (Deployment, error) {
+	var out Deployment
+	err := s.get(ctx, &out, "deployment", id, `SELECT * FROM deployments WHERE id = $1`, id)
+	return out, err
+}
+
+// DeploymentByCheckRunID finds the deployment a GitHub check run reports on.
+func (s *Store) DeploymentByCheckRunID(ctx context.Context, checkRunID int64) (Deployment, error) {
+	var out Deployment
+	err := s.get(ctx, &out, "deployment with check run", checkRunID, `
+		SELECT * FROM deployments WHERE check_run_id = $1 ORDER BY id DESC LIMIT 1`, checkRunID)
+	return out, err
+}
+
+// DeploymentsByProject lists a project's newest deployments first.
+func (s *Store) DeploymentsByProject(ctx context.Context, projectID int64, limit int) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT * FROM deployments WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, projectID, limit)
+	return out, mapErr(err)
+}
+
+// SetDeploymentGitHubIDs records the check run and GitHub deployment that report on d.
+func (s *Store) SetDeploymentGitHubIDs(ctx context.Context, id int64, checkRunID, githubDeploymentID *int64) error {
+	return s.execOne(ctx, "deployment", id, `
+		UPDATE deployments SET check_run_id = COALESCE($2, check_run_id),
+		       github_deployment_id = COALESCE($3, github_deployment_id)
+		WHERE id = $1`, id, checkRunID, githubDeploymentID)
+}
+
+// SupersedeQueued marks every queued deployment of the project older than newer as
+// superseded by it, and returns them so their check runs can be completed.
+func (s *Store) SupersedeQueued(ctx context.Context, projectID, newer int64, at time.Time) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		UPDATE deployments SET status = 'superseded', superseded_by = $2, finished_at = $3,
+		       error = 'superseded by a newer deployment'
+		WHERE project_id = $1 AND status = 'queued' AND id < $2
+		RETURNING *`, projectID, newer, at)
+	return out, mapErr(err)
+}
+
+// OldestQueued returns the project's next deployment to run.
+func (s *Store) OldestQueued(ctx context.Context, projectID int64) (Deployment, error) {
+	var out Deployment
+	err := s.get(ctx, &out, "queued deployment of project", projectID, `
+		SELECT * FROM deployments WHERE project_id = $1 AND status = 'queued' ORDER BY id LIMIT 1`, projectID)
+	return out, err
+}
+
+// MarkDispatched moves a queued deployment to dispatched on agentID. The database allows one
+// dispatched or running deployment per project: a second one fails with ErrConflict.
+func (s *Store) MarkDispatched(ctx context.Context, id, agentID int64, at time.Time) error {
+	return s.transition(ctx, id, `
+		UPDATE deployments SET status = 'dispatched', agent_id = $2, dispatched_at = $3
+		WHERE id = $1 AND status = 'queued'`, agentID, at)
+}
+
+// MarkRunning records that the agent accepted the job.
+func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) error {
+	return s.transition(ctx, id, `
+		UPDATE deployments SET status = 'running', started_at = COALESCE(started_at, $2)
+		WHERE id = $1 AND status IN ('dispatched', 'running')`, at)
+}
+
+// FinishDeployment records a final status; a deployment already finished is left as it is
+// and yields a not-found error naming its state.
+func (s *Store) FinishDeployment(ctx context.Context, id int64, status, errText string, services json.RawMessage, at time.Time) error {
+	if len(services) == 0 {
+		services = json.RawMessage("[]")
+	}
+	return s.transition(ctx, id, `
+		UPDATE deployments SET status = $2, error = $3, services = $4, finished_at = $5
+		WHERE id = $1 AND status IN ('queued', 'dispatched', 'running')`, status, errText, []byte(services), at)
+}
+
+// transition runs a guarded status update; zero rows means the row is missing or not in
+// a state that allows the move.
+func (s *Store) transition(ctx context.Context, id int64, query string, args ...any) error {
+	return s.execOne(ctx, "deployment in a state that allows this change", id, query, append([]any{id}, args...)...)
+}
+
+// LastSuccessful returns the project's newest successful deployment with an id below
+// before (0 for any), the rollback target.
+func (s *Store) LastSuccessful(ctx context.Context, projectID, before int64) (Deployment, error) {
+	var out Deployment
+	err := s.get(ctx, &out, "successful deployment of project", projectID, `
+		SELECT * FROM deployments
+		WHERE project_id = $1 AND status = 'success' AND ($2 = 0 OR id < $2)
+		ORDER BY id DESC LIMIT 1`, projectID, before)
+	return out, err
+}
+
+// ActiveDeployments returns the dispatched or running deployments, of every project, on agentID.
+func (s *Store) ActiveDeployments(ctx context.Context, agentID int64) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT * FROM deployments WHERE agent_id = $1 AND status IN ('dispatched', 'running') ORDER BY id`, agentID)
+	return out, mapErr(err)
+}

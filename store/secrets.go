@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Secret is a project secret as stored: the value only ever sealed.
+type Secret struct {
+	ID             int64     `db:"id"`
+	ProjectID      int64     `db:"project_id"`
+	Scope          string    `db:"scope"`
+	Key            string    `db:"key"`
+	ValueEncrypted []byte    `db:"value_encrypted"`
+	Nonce          []byte    `db:"nonce"`
+	KeyID          string    `db:"key_id"`
+	CreatedAt      time.Time `db:"created_at"`
+	UpdatedAt      time.Time `db:"updated_at"`
+}
+
+// SecretMeta is a secret without its value: what lists and APIs show.
+type SecretMeta struct {
+	ID        int64     `db:"id"`
+	ProjectID int64     `db:"project_id"`
+	Scope     string    `db:"scope"`
+	Key       string    `db:"key"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
+}
+
+// PutSecret creates or replaces the secret (project, scope, key) with a sealed value.
+func (s *Store) PutSecret(ctx context.Context, sec Secret) (SecretMeta, error) {
+	var out SecretMeta
+	err := s.get(ctx, &out, "secret", sec.Scope+"/"+sec.Key, `
+		INSERT INTO secrets (project_id, scope, key, value_encrypted, nonce, key_id)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (project_id, scope, key) DO UPDATE
+		SET value_encrypted = EXCLUDED.value_encrypted, nonce = EXCLUDED.nonce,
+		    key_id = EXCLUDED.key_id, updated_at = now()
+		RETURNING id, project_id, scope, key, created_at, updated_at`,
+		sec.ProjectID, sec.Scope, sec.Key, sec.ValueEncrypted, sec.Nonce, sec.KeyID)
+	return out, err
+}
+
+// SecretMetas lists a project's secrets without values, by scope then key.
+func (s *Store) SecretMetas(ctx context.Context, projectID int64) ([]SecretMeta, error) {
+	var out []SecretMeta
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT id, project_id, scope, key, created_at, updated_at FROM secrets
+		WHERE project_id = $1 ORDER BY scope, key`, projectID)
+	return out, mapErr(err)
+}
+
+// SealedSecrets returns a project's secrets with their sealed values, for building a DEPLOY.
+func (s *Store) SealedSecrets(ctx context.Context, projectID int64) ([]Secret, error) {
+	var out []Secret
+	err := s.q.SelectContext(ctx, &out, `SELECT * FROM secrets WHERE project_id = $1 ORDER BY scope, key`, projectID)
+	return out, mapErr(err)
+}
+
+// DeleteSecret removes one secret of a project.
+func (s *Store) DeleteSecret(ctx context.Context, projectID int64, scope, key string) error {
+	return s.execOne(ctx, "secret", scope+"/"+key, `
+		DELETE FROM secrets WHERE project_id = $1 AND scope = $2 AND key = $3`, projectID, scope, key)
+}
+
+// SecretsNotUnderKey returns every secret, of every project, sealed under another key than
+// keyID, locking the rows; call it inside InTx when re-sealing.
+func (s *Store) SecretsNotUnderKey(ctx context.Context, keyID string) ([]Secret, error) {
+	var out []Secret
+	err := s.q.SelectContext(ctx, &out, `SELECT * FROM secrets WHERE key_id <> $1 ORDER BY id FOR UPDATE`, keyID)
+	return out, mapErr(err)
+}
+
+// ResealSecret replaces one secret's sealed value without touching updated_at (the value did not change).
+func (s *Store) ResealSecret(ctx context.Context, id int64, ciphertext, nonce []byte, keyID string) error {
+	return s.execOne(ctx, "secret", id, `
+		UPDATE secrets SET value_encrypted = $2, nonce = $3, key_id = $4 WHERE id = $1`, id, ciphertext, nonce, keyID)
+}
