@@ -1,0 +1,109 @@
+package agenttoken_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stagely/stagely/app/agenttoken"
+)
+
+func TestMint_TokenCarriesAgentIDAnd256RandomBits(t *testing.T) {
+	t.Parallel()
+	m, err := agenttoken.Mint(4242)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(m.Token, "stg_4242_") {
+		t.Fatalf("token %q lacks the stg_<id>_ prefix", m.Token[:9])
+	}
+	secret := strings.TrimPrefix(m.Token, "stg_4242_")
+	raw, err := base64.RawURLEncoding.DecodeString(secret)
+	if err != nil || len(raw)*8 < 256 {
+		t.Fatalf("secret part carries %d bits (err %v), want at least 256", len(raw)*8, err)
+	}
+	id, err := agenttoken.AgentID(m.Token)
+	if err != nil || id != 4242 {
+		t.Fatalf("AgentID = %d, %v", id, err)
+	}
+	if !strings.HasPrefix(m.Hash, "$2") || strings.Contains(m.Hash, secret) {
+		t.Fatalf("hash %q is not a bcrypt hash of the secret", m.Hash)
+	}
+	if err := agenttoken.Verify(m.Token, m.Hash); err != nil {
+		t.Fatalf("Verify(own token) = %v", err)
+	}
+}
+
+func TestMint_TokensAreUnique(t *testing.T) {
+	t.Parallel()
+	a, err := agenttoken.Mint(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := agenttoken.Mint(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Token == b.Token || a.Hash == b.Hash {
+		t.Fatal("two mints gave the same token or hash")
+	}
+	if err := agenttoken.Verify(a.Token, b.Hash); !errors.Is(err, agenttoken.ErrMismatch) {
+		t.Fatalf("token A against hash B = %v, want ErrMismatch", err)
+	}
+}
+
+func TestMint_NeverPrintsToken(t *testing.T) {
+	t.Parallel()
+	m, err := agenttoken.Mint(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(format, m); strings.Contains(out, m.Token) {
+			t.Fatalf("%s printed the token", format)
+		}
+	}
+}
+
+func TestVerify_RefusesMalformedTokens(t *testing.T) {
+	t.Parallel()
+	m, err := agenttoken.Mint(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimPrefix(m.Token, "stg_12_")
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"empty", "", agenttoken.ErrMalformed},
+		{"no prefix", "12_" + secret, agenttoken.ErrMalformed},
+		{"other prefix", "ghs_12_" + secret, agenttoken.ErrMalformed},
+		{"no id", "stg__" + secret, agenttoken.ErrMalformed},
+		{"negative id", "stg_-12_" + secret, agenttoken.ErrMalformed},
+		{"leading zero id", "stg_012_" + secret, agenttoken.ErrMalformed},
+		{"short secret", "stg_12_" + secret[:20], agenttoken.ErrMalformed},
+		{"non base64 secret", "stg_12_" + strings.Repeat("!", len(secret)), agenttoken.ErrMalformed},
+		{"right shape wrong secret", "stg_12_" + strings.Repeat("A", len(secret)), agenttoken.ErrMismatch},
+		{"other agent id", "stg_13_" + secret, nil}, // the id only picks the row; the hash check is the caller's row
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := agenttoken.Verify(tt.token, m.Hash)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMint_RefusesNonPositiveAgentID(t *testing.T) {
+	t.Parallel()
+	if _, err := agenttoken.Mint(0); err == nil {
+		t.Fatal("Mint(0) succeeded")
+	}
+}
