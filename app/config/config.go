@@ -1,0 +1,230 @@
+// Package config reads the server's configuration from its environment (DESIGN.md §7) and
+// refuses bad values with messages that say what to set.
+package config
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/stagely/stagely/app/seal"
+)
+
+// Defaults for optional settings.
+const (
+	DefaultListen       = ":8080"
+	DefaultGitHubAPIURL = "https://api.github.com/"
+	DefaultGitHubURL    = "https://github.com"
+)
+
+// Config is the server's whole configuration.
+type Config struct {
+	DatabaseURL string
+	Listen      string
+	PublicURL   *url.URL
+	// SecretKey seals new values; PreviousKeys still open old ones until rotate-key has run.
+	SecretKey    []byte
+	PreviousKeys [][]byte
+	GitHubAPIURL *url.URL
+	GitHubURL    *url.URL
+	// App holds credentials from the environment; empty when /setup stores them instead.
+	App AppCredentials
+}
+
+// AppCredentials identify the GitHub App.
+type AppCredentials struct {
+	AppID         int64
+	PrivateKeyPEM []byte
+	WebhookSecret string
+	ClientID      string
+	ClientSecret  string
+}
+
+// Configured reports whether the environment names an App at all.
+func (a AppCredentials) Configured() bool { return a.AppID != 0 }
+
+// String keeps credentials out of logs.
+func (a AppCredentials) String() string {
+	return fmt.Sprintf("AppCredentials{AppID: %d, ClientID: %q, secrets: [redacted]}", a.AppID, a.ClientID)
+}
+
+// GoString keeps credentials out of %#v output.
+func (a AppCredentials) GoString() string { return a.String() }
+
+// Needs says which settings a command requires.
+type Needs struct {
+	Database  bool
+	SecretKey bool
+}
+
+// Load reads the configuration. Every problem is reported at once, one per line.
+func Load(getenv func(string) string, needs Needs) (Config, error) {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	cfg := Config{Listen: DefaultListen}
+
+	cfg.DatabaseURL = strings.TrimSpace(getenv("STAGELY_DATABASE_URL"))
+	if needs.Database {
+		if cfg.DatabaseURL == "" {
+			bad("STAGELY_DATABASE_URL is not set: set it to a PostgreSQL URL like postgres://stagely:PASSWORD@localhost:5432/stagely?sslmode=disable")
+		} else if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("STAGELY_DATABASE_URL is not a postgres:// URL")
+		}
+	}
+
+	if v := getenv("STAGELY_LISTEN"); v != "" {
+		cfg.Listen = v
+	}
+
+	if needs.SecretKey {
+		raw := getenv("STAGELY_SECRET_KEY")
+		if strings.TrimSpace(raw) == "" {
+			bad("STAGELY_SECRET_KEY is not set: it seals secrets at rest; generate one with `openssl rand -base64 32` and keep a backup of it")
+		} else if key, err := seal.ParseKey(raw); err != nil {
+			bad("STAGELY_SECRET_KEY: %v", err)
+		} else {
+			cfg.SecretKey = key
+		}
+		for i, part := range splitList(getenv("STAGELY_SECRET_KEY_PREVIOUS")) {
+			key, err := seal.ParseKey(part)
+			if err != nil {
+				bad("STAGELY_SECRET_KEY_PREVIOUS entry %d: %v", i+1, err)
+				continue
+			}
+			cfg.PreviousKeys = append(cfg.PreviousKeys, key)
+		}
+	}
+
+	publicURL := getenv("STAGELY_PUBLIC_URL")
+	if publicURL == "" {
+		publicURL = "http://localhost" + listenPort(cfg.Listen)
+	}
+	if u, err := parseHTTPURL(publicURL); err != nil {
+		bad("STAGELY_PUBLIC_URL: %v", err)
+	} else {
+		cfg.PublicURL = u
+	}
+	for _, s := range []struct {
+		env, def string
+		dst      **url.URL
+	}{
+		{"STAGELY_GITHUB_API_URL", DefaultGitHubAPIURL, &cfg.GitHubAPIURL},
+		{"STAGELY_GITHUB_URL", DefaultGitHubURL, &cfg.GitHubURL},
+	} {
+		v := getenv(s.env)
+		if v == "" {
+			v = s.def
+		}
+		u, err := parseHTTPURL(v)
+		if err != nil {
+			bad("%s: %v", s.env, err)
+			continue
+		}
+		*s.dst = u
+	}
+
+	cfg.App, problems = loadApp(getenv, problems)
+	if len(problems) > 0 {
+		return Config{}, errors.New("configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return cfg, nil
+}
+
+func loadApp(getenv func(string) string, problems []string) (AppCredentials, []string) {
+	var app AppCredentials
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if v := getenv("STAGELY_GITHUB_APP_ID"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			bad("STAGELY_GITHUB_APP_ID %q is not a number: copy the App ID from the App's settings page", v)
+		} else {
+			app.AppID = id
+		}
+	}
+	pemText := getenv("STAGELY_GITHUB_APP_PRIVATE_KEY")
+	if file := getenv("STAGELY_GITHUB_APP_PRIVATE_KEY_FILE"); file != "" {
+		if pemText != "" {
+			bad("set STAGELY_GITHUB_APP_PRIVATE_KEY or STAGELY_GITHUB_APP_PRIVATE_KEY_FILE, not both")
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			bad("STAGELY_GITHUB_APP_PRIVATE_KEY_FILE: %v", err)
+		}
+		pemText = string(b)
+	}
+	if pemText != "" {
+		if err := checkPrivateKey([]byte(pemText)); err != nil {
+			bad("GitHub App private key: %v", err)
+		}
+		app.PrivateKeyPEM = []byte(pemText)
+	}
+	app.WebhookSecret = getenv("STAGELY_GITHUB_WEBHOOK_SECRET")
+	app.ClientID = getenv("STAGELY_GITHUB_CLIENT_ID")
+	app.ClientSecret = getenv("STAGELY_GITHUB_CLIENT_SECRET")
+
+	set := map[string]bool{
+		"STAGELY_GITHUB_APP_ID":          app.AppID != 0,
+		"STAGELY_GITHUB_APP_PRIVATE_KEY": len(app.PrivateKeyPEM) > 0,
+		"STAGELY_GITHUB_WEBHOOK_SECRET":  app.WebhookSecret != "",
+	}
+	anySet := false
+	for _, ok := range set {
+		anySet = anySet || ok
+	}
+	if anySet {
+		for _, name := range []string{"STAGELY_GITHUB_APP_ID", "STAGELY_GITHUB_APP_PRIVATE_KEY", "STAGELY_GITHUB_WEBHOOK_SECRET"} {
+			if !set[name] {
+				bad("%s is not set: an App configured through the environment needs its id, private key and webhook secret (or leave all unset and use /setup)", name)
+			}
+		}
+	}
+	return app, problems
+}
+
+// checkPrivateKey accepts the PKCS#1 RSA key GitHub hands out (and PKCS#8).
+func checkPrivateKey(b []byte) error {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return errors.New("not PEM: paste the whole .pem file GitHub gave you, BEGIN and END lines included")
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return nil
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if _, ok := k.(*rsa.PrivateKey); ok {
+			return nil
+		}
+	}
+	return errors.New("not an RSA private key: generate a new private key in the App's settings")
+}
+
+func parseHTTPURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL with a host", v)
+	}
+	return u, nil
+}
+
+func listenPort(listen string) string {
+	if i := strings.LastIndex(listen, ":"); i >= 0 {
+		return listen[i:]
+	}
+	return ""
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
