@@ -1,0 +1,65 @@
+package webhook
+
+import "github.com/google/go-github/v60/github"
+
+// CheckRun is a check_run event: a check run was created, completed, re-run
+// ("rerequested") or one of its buttons pressed ("requested_action").
+type CheckRun struct {
+	// Action is "created", "completed", "rerequested" or "requested_action".
+	Action string
+	// CheckRunID is the check run's id.
+	CheckRunID int64
+	// Name is the check run's name, e.g. "Stagely / deploy".
+	Name string
+	// HeadSHA is the commit the check run belongs to.
+	HeadSHA string
+	// ExternalID is the id the creating App stored on the check run.
+	ExternalID string
+	// RequestedActionIdentifier is the pressed button's identifier; set only for "requested_action".
+	RequestedActionIdentifier string
+	// AppID is the App that owns the check run; events for other Apps' runs arrive too.
+	AppID int64
+	// CheckSuiteID is the suite the run belongs to.
+	CheckSuiteID int64
+	// Repo is the repository.
+	Repo Repo
+	// InstallationID is 0 when the payload has no installation.
+	InstallationID int64
+	// SenderLogin is who caused the event, e.g. who pressed Re-run.
+	SenderLogin string
+}
+
+// EventName returns "check_run".
+func (CheckRun) EventName() string { return EventCheckRun }
+func (CheckRun) sealed()           {}
+
+func checkRunFrom(e *github.CheckRunEvent) (CheckRun, error) {
+	run := e.GetCheckRun()
+	c := CheckRun{
+		Action:         e.GetAction(),
+		CheckRunID:     run.GetID(),
+		Name:           run.GetName(),
+		HeadSHA:        run.GetHeadSHA(),
+		ExternalID:     run.GetExternalID(),
+		AppID:          run.GetApp().GetID(),
+		CheckSuiteID:   run.GetCheckSuite().GetID(),
+		Repo:           repoFrom(e.GetRepo()),
+		InstallationID: e.GetInstallation().GetID(),
+		SenderLogin:    e.GetSender().GetLogin(),
+	}
+	if ra := e.GetRequestedAction(); ra != nil {
+		c.RequestedActionIdentifier = ra.Identifier
+	}
+	switch {
+	case c.Action == "":
+		return CheckRun{}, missing("action")
+	case c.CheckRunID == 0:
+		return CheckRun{}, missing("check_run.id")
+	case c.HeadSHA == "":
+		return CheckRun{}, missing("check_run.head_sha")
+	}
+	if err := requireRepo(c.Repo); err != nil {
+		return CheckRun{}, err
+	}
+	return c, nil
+}

@@ -1,0 +1,53 @@
+package webhook
+
+import "github.com/google/go-github/v60/github"
+
+// CheckSuite is a check_suite event; "rerequested" is the Re-run all button.
+type CheckSuite struct {
+	// Action is "requested", "rerequested" or "completed".
+	Action string
+	// ID is the check suite's id.
+	ID int64
+	// HeadSHA is the commit the suite belongs to.
+	HeadSHA string
+	// HeadBranch is the branch of HeadSHA, empty when GitHub sends null (e.g. a detached SHA).
+	HeadBranch string
+	// AppID is the App that owns the suite.
+	AppID int64
+	// Repo is the repository.
+	Repo Repo
+	// InstallationID is 0 when the payload has no installation.
+	InstallationID int64
+	// SenderLogin is who caused the event.
+	SenderLogin string
+}
+
+// EventName returns "check_suite".
+func (CheckSuite) EventName() string { return EventCheckSuite }
+func (CheckSuite) sealed()           {}
+
+func checkSuiteFrom(e *github.CheckSuiteEvent) (CheckSuite, error) {
+	suite := e.GetCheckSuite()
+	c := CheckSuite{
+		Action:         e.GetAction(),
+		ID:             suite.GetID(),
+		HeadSHA:        suite.GetHeadSHA(),
+		HeadBranch:     suite.GetHeadBranch(),
+		AppID:          suite.GetApp().GetID(),
+		Repo:           repoFrom(e.GetRepo()),
+		InstallationID: e.GetInstallation().GetID(),
+		SenderLogin:    e.GetSender().GetLogin(),
+	}
+	switch {
+	case c.Action == "":
+		return CheckSuite{}, missing("action")
+	case c.ID == 0:
+		return CheckSuite{}, missing("check_suite.id")
+	case c.HeadSHA == "":
+		return CheckSuite{}, missing("check_suite.head_sha")
+	}
+	if err := requireRepo(c.Repo); err != nil {
+		return CheckSuite{}, err
+	}
+	return c, nil
+}

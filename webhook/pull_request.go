@@ -1,0 +1,63 @@
+package webhook
+
+import "github.com/google/go-github/v60/github"
+
+// PullRequest is a pull_request event of any action; the caller decides which actions matter.
+type PullRequest struct {
+	// Action is e.g. "opened", "synchronize", "reopened", "closed".
+	Action string
+	// Number is the pull request number.
+	Number int
+	// HeadSHA is the commit a check run for this pull request belongs on.
+	HeadSHA string
+	// HeadRef is the source branch name.
+	HeadRef string
+	// HeadRepoFullName is the source repository; it differs from Repo.FullName for a fork.
+	HeadRepoFullName string
+	// BaseRef is the target branch name.
+	BaseRef string
+	// Draft is true for a draft pull request.
+	Draft bool
+	// Repo is the base repository.
+	Repo Repo
+	// InstallationID is 0 when the payload has no installation.
+	InstallationID int64
+	// SenderLogin is who caused the event.
+	SenderLogin string
+}
+
+// EventName returns "pull_request".
+func (PullRequest) EventName() string { return EventPullRequest }
+func (PullRequest) sealed()           {}
+
+func pullRequestFrom(e *github.PullRequestEvent) (PullRequest, error) {
+	pr := e.GetPullRequest()
+	p := PullRequest{
+		Action:           e.GetAction(),
+		Number:           e.GetNumber(),
+		HeadSHA:          pr.GetHead().GetSHA(),
+		HeadRef:          pr.GetHead().GetRef(),
+		HeadRepoFullName: pr.GetHead().GetRepo().GetFullName(),
+		BaseRef:          pr.GetBase().GetRef(),
+		Draft:            pr.GetDraft(),
+		Repo:             repoFrom(e.GetRepo()),
+		InstallationID:   e.GetInstallation().GetID(),
+		SenderLogin:      e.GetSender().GetLogin(),
+	}
+	if p.Number == 0 {
+		// Older deliveries carried the number only inside pull_request.
+		p.Number = pr.GetNumber()
+	}
+	switch {
+	case p.Action == "":
+		return PullRequest{}, missing("action")
+	case p.Number == 0:
+		return PullRequest{}, missing("number")
+	case p.HeadSHA == "":
+		return PullRequest{}, missing("pull_request.head.sha")
+	}
+	if err := requireRepo(p.Repo); err != nil {
+		return PullRequest{}, err
+	}
+	return p, nil
+}
