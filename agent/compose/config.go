@@ -1,0 +1,80 @@
+package compose
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Config is the part of the resolved project (`docker compose config --format json`) a deploy needs.
+type Config struct {
+	Services map[string]ServiceConfig `json:"services"`
+}
+
+// ServiceConfig is one resolved service.
+type ServiceConfig struct {
+	Image       string          `json:"image"`
+	Build       json.RawMessage `json:"build,omitempty"`
+	HealthCheck *HealthCheck    `json:"healthcheck,omitempty"`
+}
+
+// HealthCheck is a service's resolved health check.
+type HealthCheck struct {
+	Test    []string `json:"test"`
+	Disable bool     `json:"disable"`
+}
+
+// HasBuild reports whether compose builds the service's image.
+func (s ServiceConfig) HasBuild() bool { return len(s.Build) > 0 && string(s.Build) != "null" }
+
+// HasHealthCheck reports whether the service defines an enabled health check.
+func (s ServiceConfig) HasHealthCheck() bool {
+	h := s.HealthCheck
+	if h == nil || h.Disable {
+		return false
+	}
+	return len(h.Test) > 0 && h.Test[0] != "NONE"
+}
+
+// Names returns the service names, sorted.
+func (c *Config) Names() []string {
+	names := make([]string, 0, len(c.Services))
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParseConfig reads `docker compose config --format json` output.
+func ParseConfig(out []byte) (*Config, error) {
+	var c Config
+	if err := json.Unmarshal(out, &c); err != nil {
+		return nil, fmt.Errorf("parse compose config: %w", err)
+	}
+	return &c, nil
+}
+
+// Config resolves the project the way compose itself will run it (interpolation,
+// merging of every -f file, profiles), streaming compose's warnings to onLine.
+func (r *Runner) Config(ctx context.Context, p Project, onLine LineFunc) (*Config, error) {
+	out, err := r.Output(ctx, p, "config", []string{"--format", "json"}, stderrOnly(onLine))
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(out)
+}
+
+// stderrOnly forwards stderr lines only: config's stdout is the resolved project, which
+// would carry every secret of the override.
+func stderrOnly(onLine LineFunc) LineFunc {
+	if onLine == nil {
+		return nil
+	}
+	return func(stream, line string) {
+		if stream == StreamStderr {
+			onLine(stream, line)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// Container is one container as `docker compose ps --format json` describes it. Only the
+// fields both output formats share are kept.
+type Container struct {
+	ID       string `json:"ID"`
+	Name     string `json:"Name"`
+	Project  string `json:"Project"`
+	Service  string `json:"Service"`
+	State    string `json:"State"`
+	Health   string `json:"Health"`
+	ExitCode int    `json:"ExitCode"`
+}
+
+// ParsePS reads `docker compose ps --format json` output in either of its two shapes:
+// one JSON array (compose before v2.21.0) or one JSON object per line (v2.21.0 and later).
+// Empty output means no containers.
+func ParsePS(out []byte) ([]Container, error) {
+	trimmed := bytes.TrimSpace(out)
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	if trimmed[0] == '[' {
+		var cs []Container
+		if err := json.Unmarshal(trimmed, &cs); err != nil {
+			return nil, fmt.Errorf("parse compose ps array: %w", err)
+		}
+		return cs, nil
+	}
+	// A JSON decoder reads consecutive values whatever whitespace separates them.
+	var cs []Container
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	for dec.More() {
+		var c Container
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("parse compose ps line %d: %w", len(cs)+1, err)
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+// PS lists every container of the project, stopped ones included.
+func (r *Runner) PS(ctx context.Context, p Project) ([]Container, error) {
+	out, err := r.Output(ctx, p, "ps", []string{"--all", "--format", "json"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePS(out)
+}

@@ -1,0 +1,210 @@
+// Package compose runs the `docker compose` subcommands the agent needs, and nothing else.
+//
+// The agent never runs a host shell: every invocation is an argv built here from a
+// safelisted subcommand, started with exec.CommandContext. Output is streamed line by line
+// to a callback so a deploy can forward it as it happens.
+package compose
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Streams a line can come from; they match the protocol's stream names.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// maxLine bounds one reported line; longer output is split so a runaway line cannot exhaust memory.
+const maxLine = 64 << 10
+
+// LineFunc receives one line of a command's output. Calls are serialised; lines of one
+// stream arrive in order.
+type LineFunc func(stream, line string)
+
+// safelist is every compose subcommand the runner will start.
+var safelist = map[string]bool{
+	"build": true, "pull": true, "up": true, "run": true, "ps": true, "logs": true,
+	"down": true, "config": true, "version": true, "stop": true, "rm": true,
+}
+
+// Runner starts `docker compose` processes.
+type Runner struct {
+	docker    string
+	env       []string
+	killGrace time.Duration
+}
+
+// RunnerOptions configures a Runner.
+type RunnerOptions struct {
+	// Docker is the docker CLI binary; "docker" (looked up in PATH) when empty.
+	Docker string
+	// Env is the environment of every compose process; the agent's own environment when nil.
+	Env []string
+	// KillGrace is how long a cancelled command may take to exit after SIGTERM before its
+	// process group is killed; 5s when zero.
+	KillGrace time.Duration
+}
+
+// NewRunner returns a Runner.
+func NewRunner(opts RunnerOptions) *Runner {
+	r := &Runner{docker: opts.Docker, env: opts.Env, killGrace: opts.KillGrace}
+	if r.docker == "" {
+		r.docker = "docker"
+	}
+	if r.killGrace <= 0 {
+		r.killGrace = 5 * time.Second
+	}
+	return r
+}
+
+// Project is the `-p` and `-f` part shared by every command of one deploy.
+type Project struct {
+	// Name is the compose project name (`-p`).
+	Name string
+	// Files are the compose files (`-f`), in merge order; the first one's directory is the project directory.
+	Files []string
+	// Dir is the working directory of the compose process.
+	Dir string
+}
+
+// ExitError reports a compose command that ran and exited non-zero.
+type ExitError struct {
+	Args []string
+	Code int
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("docker compose %s exited with code %d", strings.Join(e.Args, " "), e.Code)
+}
+
+// Run starts `docker compose -p <name> -f <file>... <sub> <args...>`, streams every line of
+// its output to onLine (which may be nil) and waits for it. When ctx ends, the whole process
+// group gets SIGTERM, then SIGKILL after the kill grace.
+func (r *Runner) Run(ctx context.Context, p Project, sub string, args []string, onLine LineFunc) error {
+	_, err := r.run(ctx, p, sub, args, onLine, false)
+	return err
+}
+
+// Output is Run that also returns everything the command printed on stdout.
+func (r *Runner) Output(ctx context.Context, p Project, sub string, args []string, onLine LineFunc) ([]byte, error) {
+	return r.run(ctx, p, sub, args, onLine, true)
+}
+
+func (r *Runner) run(ctx context.Context, p Project, sub string, args []string, onLine LineFunc, keep bool) ([]byte, error) {
+	if !safelist[sub] {
+		return nil, fmt.Errorf("compose subcommand %q is not allowed", sub)
+	}
+	argv := []string{"compose"}
+	if p.Name != "" {
+		argv = append(argv, "-p", p.Name)
+	}
+	for _, f := range p.Files {
+		argv = append(argv, "-f", f)
+	}
+	argv = append(argv, sub)
+	argv = append(argv, args...)
+
+	cmd := exec.CommandContext(ctx, r.docker, argv...)
+	cmd.Dir = p.Dir
+	cmd.Env = r.env
+	// The docker CLI starts the compose plugin as a child process: only a signal to the
+	// whole group reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var killTimer *time.Timer
+	var timerMu sync.Mutex
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		timerMu.Lock()
+		killTimer = time.AfterFunc(r.killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		timerMu.Unlock()
+		return syscall.Kill(-pgid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = r.killGrace + 2*time.Second
+
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("docker compose %s: %w", sub, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("docker compose %s: %w", sub, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start docker compose %s: %w", sub, err)
+	}
+
+	var (
+		mu  sync.Mutex
+		out bytes.Buffer
+		wg  sync.WaitGroup
+	)
+	emit := func(stream, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if keep && stream == StreamStdout {
+			out.WriteString(line)
+			out.WriteByte('\n')
+		}
+		if onLine != nil {
+			onLine(stream, line)
+		}
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); readLines(stdout, StreamStdout, emit) }()
+	go func() { defer wg.Done(); readLines(stderr, StreamStderr, emit) }()
+	// Pipes must be drained before Wait closes them.
+	wg.Wait()
+	werr := cmd.Wait()
+	timerMu.Lock()
+	if killTimer != nil {
+		killTimer.Stop()
+	}
+	timerMu.Unlock()
+
+	if werr != nil {
+		if ctx.Err() != nil {
+			return out.Bytes(), fmt.Errorf("docker compose %s: %w", sub, context.Cause(ctx))
+		}
+		var ee *exec.ExitError
+		if errors.As(werr, &ee) {
+			return out.Bytes(), &ExitError{Args: append([]string{sub}, args...), Code: ee.ExitCode()}
+		}
+		return out.Bytes(), fmt.Errorf("docker compose %s: %w", sub, werr)
+	}
+	return out.Bytes(), nil
+}
+
+// readLines splits r into lines (without the newline) and hands each to emit; a line
+// longer than maxLine is cut into pieces.
+func readLines(r io.Reader, stream string, emit func(stream, line string)) {
+	br := bufio.NewReaderSize(r, maxLine)
+	var partial []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		partial = append(partial, chunk...)
+		switch {
+		case err == nil:
+			emit(stream, strings.TrimRight(string(partial), "\r\n"))
+			partial = partial[:0]
+		case errors.Is(err, bufio.ErrBufferFull):
+			emit(stream, string(partial))
+			partial = partial[:0]
+		default:
+			if len(partial) > 0 {
+				emit(stream, strings.TrimRight(string(partial), "\r\n"))
+			}
+			return
+		}
+	}
+}

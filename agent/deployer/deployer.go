@@ -1,0 +1,620 @@
+// Package deployer runs one DEPLOY job: it fetches the commit's tarball into the project's
+// stable working directory, injects the secrets through a compose override, builds, runs
+// the hooks, swaps the containers, verifies them and rolls back to the previous good SHA
+// when the new one fails. docs/agent-deploy.md describes the steps and outcomes.
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stagely/stagely/agent/compose"
+	"github.com/stagely/stagely/agent/protocol"
+)
+
+// Defaults for zero Options fields and job settings.
+const (
+	DefaultTimeout         = 5 * time.Minute
+	DefaultGracePeriod     = 60 * time.Second
+	DefaultMaxTarballBytes = 512 << 20
+	// minRollbackTimeout bounds a rollback when the job's own timeout is shorter.
+	minRollbackTimeout = time.Minute
+)
+
+// composeFileNames are compose's own default file names, in its order of preference.
+var composeFileNames = []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"}
+
+var (
+	projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	shaRE         = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+)
+
+// errJobTimeout is the cause of a job context that ran out of time.
+var errJobTimeout = errors.New("job timed out")
+
+// Options configures a Deployer.
+type Options struct {
+	// DataDir holds projects/<compose_project>/{src,releases,run}.
+	DataDir string
+	// Compose runs docker compose; a default Runner when nil.
+	Compose *compose.Runner
+	// DefaultGracePeriod is how long a service may take to become running and healthy
+	// when stagely.yaml does not say; DefaultGracePeriod when zero.
+	DefaultGracePeriod time.Duration
+	// MaxTarballBytes bounds the download and the extracted content; DefaultMaxTarballBytes when zero.
+	MaxTarballBytes int64
+	// HTTPClient fetches tarballs; a client without timeout (the job's context bounds it) when nil.
+	HTTPClient *http.Client
+	// Logger receives the agent's own log; never secrets.
+	Logger *slog.Logger
+}
+
+// Deployer runs deploy jobs, one at a time per compose project.
+type Deployer struct {
+	dataDir  string
+	compose  *compose.Runner
+	grace    time.Duration
+	maxBytes int64
+	client   *http.Client
+	log      *slog.Logger
+	locks    *projectLocks
+}
+
+// New returns a Deployer.
+func New(opts Options) *Deployer {
+	d := &Deployer{
+		dataDir:  opts.DataDir,
+		compose:  opts.Compose,
+		grace:    opts.DefaultGracePeriod,
+		maxBytes: opts.MaxTarballBytes,
+		client:   opts.HTTPClient,
+		log:      opts.Logger,
+		locks:    newProjectLocks(),
+	}
+	if d.compose == nil {
+		d.compose = compose.NewRunner(compose.RunnerOptions{})
+	}
+	if d.grace <= 0 {
+		d.grace = DefaultGracePeriod
+	}
+	if d.maxBytes <= 0 {
+		d.maxBytes = DefaultMaxTarballBytes
+	}
+	if d.client == nil {
+		d.client = &http.Client{}
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	return d
+}
+
+// Deploy runs one job and returns its result; it never panics. Cancelling ctx is the
+// server's CANCEL: the running command is stopped and, when the swap had begun, the
+// previous SHA is rolled back in. The job's own timeout is job.Config.Timeout.
+func (d *Deployer) Deploy(ctx context.Context, job protocol.Deploy, ev Events) (res protocol.JobResult) {
+	start := time.Now()
+	m := newMasker(job.Secrets)
+	j := &jobRun{d: d, job: job, ev: maskedEvents{ev: ev, m: m}, mask: m}
+	defer func() {
+		if r := recover(); r != nil {
+			d.log.Error("deploy panicked", "job_id", job.JobID, "panic", m.mask(fmt.Sprint(r)), "stack", string(debug.Stack()))
+			res = protocol.JobResult{Status: protocol.StatusFailure,
+				Error: "The agent hit an internal error during the deploy; nothing more was changed. Check the agent's log and redeploy."}
+		}
+		j.cleanup()
+		res.JobID = job.JobID
+		res.DurationMS = time.Since(start).Milliseconds()
+		res.Error = m.mask(res.Error)
+		for i := range res.Services {
+			for k, l := range res.Services[i].LogTail {
+				res.Services[i].LogTail[k] = m.mask(l)
+			}
+		}
+		if res.Services == nil {
+			res.Services = []protocol.ServiceStatus{}
+		}
+		d.log.Info("deploy finished", "job_id", job.JobID, "project", job.Project.ComposeProject,
+			"sha", job.SHA, "status", res.Status, "duration_ms", res.DurationMS)
+	}()
+	return j.run(ctx)
+}
+
+// jobRun is the state of one job.
+type jobRun struct {
+	d    *Deployer
+	job  protocol.Deploy
+	ev   Events
+	mask masker
+	dirs projectDirs
+	// overrides are written for this job and removed by cleanup whatever happens.
+	overrides []string
+	// swapped is set once `up` has started: from then on a failure needs a rollback.
+	swapped bool
+	// srcSHA is what the working directory held before the job, restored on an early failure.
+	srcSHA string
+}
+
+func (j *jobRun) say(format string, args ...any) {
+	j.ev.Log(protocol.StreamSystem, fmt.Sprintf(format, args...))
+}
+
+func (j *jobRun) lines(stream, line string) { j.ev.Log(stream, line) }
+
+func (j *jobRun) cleanup() {
+	for _, f := range j.overrides {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.d.log.Error("remove override", "job_id", j.job.JobID, "err", err)
+		}
+	}
+	j.overrides = nil
+}
+
+func (j *jobRun) run(ctx context.Context) protocol.JobResult {
+	job := j.job
+	if err := validateJob(job); err != nil {
+		return protocol.JobResult{Status: protocol.StatusFailure, Error: "The agent refused an invalid DEPLOY: " + err.Error() + ". Check the project's settings and redeploy."}
+	}
+	j.dirs = projectDirs{root: filepath.Join(j.d.dataDir, "projects", job.Project.ComposeProject)}
+
+	unlock, err := j.d.locks.lock(ctx, job.Project.ComposeProject)
+	if err != nil {
+		return protocol.JobResult{Status: protocol.StatusCancelled, Error: "Cancelled while waiting for another deploy of this project to finish."}
+	}
+	defer unlock()
+	// An override left behind by a killed agent holds secrets: remove it before anything else.
+	if err := os.RemoveAll(j.dirs.run()); err != nil {
+		return protocol.JobResult{Status: protocol.StatusFailure, Error: fmt.Sprintf("Could not clear %s: %v. Check the agent's data directory permissions.", j.dirs.run(), err)}
+	}
+
+	timeout := job.Config.Timeout.Std()
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	jobCtx, cancel := context.WithTimeoutCause(ctx, timeout, errJobTimeout)
+	defer cancel()
+
+	statuses, err := j.deploy(jobCtx)
+	if err == nil {
+		j.say("deployed %s", short(job.SHA))
+		return protocol.JobResult{Status: protocol.StatusSuccess, Services: statuses}
+	}
+
+	// The job's own context may be over; what follows runs on a fresh one.
+	timedOut := errors.Is(context.Cause(jobCtx), errJobTimeout) && ctx.Err() == nil
+	cancelled := ctx.Err() != nil
+	cause := describe(err, timedOut, cancelled, timeout)
+	j.say("deploy of %s failed: %s", short(job.SHA), cause)
+	status := protocol.StatusFailure
+	switch {
+	case cancelled:
+		status = protocol.StatusCancelled
+	case timedOut:
+		status = protocol.StatusTimedOut
+	}
+	rbTimeout := max(timeout, minRollbackTimeout)
+	rbCtx, rbCancel := context.WithTimeout(context.WithoutCancel(ctx), rbTimeout)
+	defer rbCancel()
+
+	if !j.swapped {
+		j.restoreSource()
+		return protocol.JobResult{Status: status, Error: cause + ". Nothing was swapped: the running version is untouched.", Services: statuses}
+	}
+	if job.Previous == nil {
+		return protocol.JobResult{Status: status, Services: statuses,
+			Error: cause + ". This was the project's first deploy, so there is nothing to roll back to; the containers are left as they are for inspection. Fix the problem and push again."}
+	}
+	rbStatuses, rbErr := j.rollback(rbCtx)
+	if rbErr != nil {
+		return protocol.JobResult{Status: protocol.StatusFailure, Services: mergeLogTails(rbStatuses, statuses),
+			Error: fmt.Sprintf("%s. Rolling back to %s also failed: %s. The project may be down; check the log, fix it and redeploy.", cause, short(job.Previous.SHA), describe(rbErr, false, false, rbTimeout))}
+	}
+	if !cancelled {
+		status = protocol.StatusRolledBack
+	}
+	return protocol.JobResult{Status: status, Services: mergeLogTails(rbStatuses, statuses),
+		Error: fmt.Sprintf("%s. Rolled back to %s, which is serving again.", cause, short(job.Previous.SHA))}
+}
+
+// deploy runs the steps up to success; its error says which step failed.
+func (j *jobRun) deploy(ctx context.Context) ([]protocol.ServiceStatus, error) {
+	job := j.job
+	j.ev.Phase(protocol.PhaseFetching)
+	j.say("fetching %s at %s", job.Repo, short(job.SHA))
+	if err := j.fetch(ctx); err != nil {
+		return nil, err
+	}
+
+	pl, err := j.prepare(ctx, job.Config)
+	if err != nil {
+		return nil, err
+	}
+
+	j.ev.Phase(protocol.PhaseBuilding)
+	if err := j.build(ctx, pl); err != nil {
+		return nil, err
+	}
+
+	if len(job.Config.Hooks.PreDeploy) > 0 {
+		j.ev.Phase(protocol.PhasePreDeploy)
+		if err := j.hooks(ctx, pl.p, "pre_deploy", job.Config.Hooks.PreDeploy); err != nil {
+			return nil, err
+		}
+	}
+
+	j.ev.Phase(protocol.PhaseDeploying)
+	if err := j.up(ctx, pl, job.Config.Strategy); err != nil {
+		return nil, err
+	}
+
+	j.ev.Phase(protocol.PhaseVerifying)
+	statuses, err := j.verify(ctx, pl.p, pl.targets)
+	if err != nil {
+		return j.withLogTail(ctx, pl.p, statuses, err), err
+	}
+
+	if len(job.Config.Hooks.PostDeploy) > 0 {
+		j.ev.Phase(protocol.PhasePostDeploy)
+		if err := j.hooks(ctx, pl.p, "post_deploy", job.Config.Hooks.PostDeploy); err != nil {
+			return statuses, err
+		}
+	}
+	if err := j.dirs.pruneReleases(job.SHA, prevSHA(job)); err != nil {
+		j.d.log.Warn("prune releases", "project", job.Project.ComposeProject, "err", err)
+	}
+	return statuses, nil
+}
+
+// fetch downloads and extracts the tarball, keeps it as a release and syncs it into src.
+func (j *jobRun) fetch(ctx context.Context) error {
+	if err := os.MkdirAll(j.dirs.root, 0o755); err != nil {
+		return fmt.Errorf("create the project directory: %w", err)
+	}
+	staging, err := os.MkdirTemp(j.dirs.root, "staging-")
+	if err != nil {
+		return fmt.Errorf("create a staging directory: %w", err)
+	}
+	defer os.RemoveAll(staging)
+	files, err := fetchTarball(ctx, j.d.client, j.job.Source.TarballURL, j.job.Source.Token, staging, j.d.maxBytes)
+	if err != nil {
+		return err
+	}
+	j.say("fetched %d files", len(files))
+	if err := j.dirs.storeRelease(staging, j.job.SHA, files); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(j.dirs.srcSHA()); err == nil {
+		j.srcSHA = strings.TrimSpace(string(b))
+	}
+	return j.sync(j.job.SHA)
+}
+
+func (j *jobRun) sync(sha string) error {
+	if err := j.dirs.syncRelease(sha); err != nil {
+		return err
+	}
+	if err := os.WriteFile(j.dirs.srcSHA(), []byte(sha+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record the working directory's SHA: %w", err)
+	}
+	return nil
+}
+
+// restoreSource puts back the source the running containers came from after a failure
+// before the swap, so bind-mounted files match the running version again.
+func (j *jobRun) restoreSource() {
+	if j.srcSHA == "" || j.srcSHA == j.job.SHA || !j.dirs.hasRelease(j.srcSHA) {
+		return
+	}
+	if err := j.sync(j.srcSHA); err != nil {
+		j.say("could not restore the working directory to %s: %v", short(j.srcSHA), err)
+	}
+}
+
+// plan is what prepare decided for one compose run.
+type plan struct {
+	p         compose.Project
+	targets   []target
+	buildable []string
+	// ignored is set when some service of the compose file is left alone.
+	ignored bool
+}
+
+// prepare resolves the compose project of cfg in src, decides the services to deploy and
+// writes the override carrying the secrets.
+func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
+	file, err := composeFile(j.dirs.src(), cfg.ComposeFile)
+	if err != nil {
+		return plan{}, err
+	}
+	base := compose.Project{Name: j.job.Project.ComposeProject, Files: []string{file}, Dir: filepath.Dir(file)}
+	resolved, err := j.d.compose.Config(ctx, base, j.lines)
+	if err != nil {
+		return plan{}, fmt.Errorf("read the compose file %s: %w", cfg.ComposeFile, err)
+	}
+	var pl plan
+	var names []string
+	for _, name := range resolved.Names() {
+		sc := cfg.Services[name]
+		if sc.Ignore {
+			j.say("service %s is ignored: left alone", name)
+			pl.ignored = true
+			continue
+		}
+		grace := sc.HealthCheckGracePeriod.Std()
+		if grace <= 0 {
+			grace = j.d.grace
+		}
+		pl.targets = append(pl.targets, target{name: name, health: resolved.Services[name].HasHealthCheck(), grace: grace})
+		if resolved.Services[name].HasBuild() {
+			pl.buildable = append(pl.buildable, name)
+		}
+		names = append(names, name)
+	}
+	for name := range cfg.Services {
+		if _, ok := resolved.Services[name]; !ok {
+			j.say("stagely.yaml configures service %s, which the compose file lacks", name)
+		}
+	}
+	if len(pl.targets) == 0 {
+		return plan{}, errors.New("the compose file has no service to deploy (all are ignored or none are defined)")
+	}
+	env, skipped := serviceEnv(j.job.Secrets, names)
+	for _, s := range skipped {
+		j.say("secret %s names a service the compose file lacks or ignores; not injected", s)
+	}
+	content, err := renderOverride(env)
+	if err != nil {
+		return plan{}, err
+	}
+	override, err := writeOverride(j.dirs.run(), content)
+	if err != nil {
+		return plan{}, err
+	}
+	j.overrides = append(j.overrides, override)
+	pl.p = base
+	pl.p.Files = []string{file, override}
+	return pl, nil
+}
+
+// build builds the images of the deployed services and pulls the missing ones, without
+// stopping or recreating anything: `up --no-start --no-recreate --build` creates only the
+// containers of services that have none yet. A build or registry failure therefore ends
+// the job while the running version is untouched.
+func (j *jobRun) build(ctx context.Context, pl plan) error {
+	if len(pl.buildable) > 0 {
+		j.say("building %s", strings.Join(pl.buildable, ", "))
+	}
+	args := []string{"--no-start", "--no-recreate", "--no-deps"}
+	if len(pl.buildable) > 0 {
+		args = append(args, "--build")
+	}
+	args = append(args, names(pl.targets)...)
+	if err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines); err != nil {
+		return fmt.Errorf("build or pull the images: %w", err)
+	}
+	return nil
+}
+
+// hookWrapper runs the hook command ($1) inside the service container, bounded by the
+// job's remaining time ($2 seconds).
+//
+// The shell is PID 1 of the one-off container, and PID 1 ignores signals it has no handler
+// for: without the trap, the SIGTERM compose forwards on cancel or timeout would leave the
+// container running. The watchdog covers the moment before compose forwards signals at
+// all: a container orphaned then still ends when the job would have.
+const hookWrapper = `trap 'kill -TERM $pid 2>/dev/null; exit 143' TERM INT
+sh -c "$1" & pid=$!
+(sleep "$2"; kill -TERM $pid 2>/dev/null; sleep 5; kill -KILL $pid 2>/dev/null) &
+wait $pid`
+
+// hooks runs each hook as `compose run --rm --no-deps <service> sh -c <command>` on the new config.
+func (j *jobRun) hooks(ctx context.Context, p compose.Project, kind string, hooks []protocol.Hook) error {
+	for _, h := range hooks {
+		j.say("%s hook on %s: %s", kind, h.Service, h.Command)
+		limit := 3600
+		if dl, ok := ctx.Deadline(); ok {
+			limit = max(1, int(math.Ceil(time.Until(dl).Seconds())))
+		}
+		args := []string{"--rm", "--no-deps", "-T", h.Service, "sh", "-c", hookWrapper, "stagely-hook", h.Command, strconv.Itoa(limit)}
+		err := j.d.compose.Run(ctx, p, "run", args, j.lines)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s hook on %s: %w", kind, h.Service, err)
+		}
+		if h.ContinueOnError {
+			j.say("%s hook on %s failed (%v); continuing as continue_on_error is set", kind, h.Service, err)
+			continue
+		}
+		return fmt.Errorf("%s hook %q on %s: %w", kind, h.Command, h.Service, err)
+	}
+	return nil
+}
+
+// up swaps the containers: compose recreates exactly the services whose configuration or
+// image changed. stop-first stops the deployed services first.
+func (j *jobRun) up(ctx context.Context, pl plan, strategy string) error {
+	j.swapped = true
+	if strategy == protocol.StrategyStopFirst {
+		j.say("stop-first: stopping %s", strings.Join(names(pl.targets), ", "))
+		if err := j.d.compose.Run(ctx, pl.p, "stop", names(pl.targets), j.lines); err != nil {
+			return fmt.Errorf("stop the running services: %w", err)
+		}
+	}
+	args := []string{"-d", "--remove-orphans"}
+	if pl.ignored {
+		// Naming the services keeps ignored ones out; --no-deps keeps compose from
+		// recreating an ignored service another one depends on.
+		args = append(args, "--no-deps")
+		args = append(args, names(pl.targets)...)
+	}
+	if err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines); err != nil {
+		return fmt.Errorf("start the new containers: %w", err)
+	}
+	return nil
+}
+
+// withLogTail adds the failing service's last log lines to its status.
+func (j *jobRun) withLogTail(ctx context.Context, p compose.Project, statuses []protocol.ServiceStatus, err error) []protocol.ServiceStatus {
+	var ve *verifyError
+	if !errors.As(err, &ve) {
+		return statuses
+	}
+	// The job's context may be the reason verify ended; the logs still matter.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	out, lerr := j.d.compose.Output(lctx, p, "logs", []string{"--no-color", "--no-log-prefix", "--tail", fmt.Sprint(logTailLines), ve.service}, nil)
+	if lerr != nil {
+		j.say("could not read the logs of %s: %v", ve.service, lerr)
+		return statuses
+	}
+	tail := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(tail) == 1 && tail[0] == "" {
+		tail = nil
+	}
+	j.say("last log lines of %s:", ve.service)
+	for _, l := range tail {
+		j.ev.Log(protocol.StreamStdout, l)
+	}
+	for i := range statuses {
+		if statuses[i].Name == ve.service {
+			statuses[i].LogTail = tail
+		}
+	}
+	ve.tail = tail
+	return statuses
+}
+
+// rollback brings back the previous SHA with its config and the same secrets.
+func (j *jobRun) rollback(ctx context.Context) ([]protocol.ServiceStatus, error) {
+	prev := j.job.Previous
+	j.ev.Phase(protocol.PhaseRollingBack)
+	j.say("rolling back to %s", short(prev.SHA))
+	if !j.dirs.hasRelease(prev.SHA) {
+		return nil, fmt.Errorf("the source of %s is no longer kept on this server", short(prev.SHA))
+	}
+	if err := j.sync(prev.SHA); err != nil {
+		return nil, err
+	}
+	pl, err := j.prepare(ctx, prev.Config)
+	if err != nil {
+		return nil, err
+	}
+	// The previous images were built before; a build here only repeats cached steps.
+	if err := j.build(ctx, pl); err != nil {
+		return nil, err
+	}
+	if err := j.up(ctx, pl, protocol.StrategyRecreate); err != nil {
+		return nil, err
+	}
+	statuses, err := j.verify(ctx, pl.p, pl.targets)
+	if err != nil {
+		return j.withLogTail(ctx, pl.p, statuses, err), err
+	}
+	return statuses, nil
+}
+
+// mergeLogTails keeps the failed deploy's log tails in the rollback's statuses.
+func mergeLogTails(now, failed []protocol.ServiceStatus) []protocol.ServiceStatus {
+	if len(now) == 0 {
+		return failed
+	}
+	for _, f := range failed {
+		if len(f.LogTail) == 0 {
+			continue
+		}
+		for i := range now {
+			if now[i].Name == f.Name && len(now[i].LogTail) == 0 {
+				now[i].LogTail = f.LogTail
+			}
+		}
+	}
+	return now
+}
+
+// describe turns a step's error into the first sentence of the result's Error.
+func describe(err error, timedOut, cancelled bool, timeout time.Duration) string {
+	var ve *verifyError
+	msg := err.Error()
+	if errors.As(err, &ve) {
+		msg = ve.Error()
+		if len(ve.tail) > 0 {
+			msg += ". Its last log lines:\n" + strings.Join(ve.tail, "\n") + "\n"
+		}
+	}
+	switch {
+	case cancelled:
+		return "The deploy was cancelled (" + msg + ")"
+	case timedOut:
+		return fmt.Sprintf("The deploy timed out after %s (%s)", timeout, msg)
+	default:
+		return "The deploy failed: " + msg
+	}
+}
+
+func validateJob(job protocol.Deploy) error {
+	switch {
+	case job.JobID == "":
+		return errors.New("the job has no id")
+	case !projectNameRE.MatchString(job.Project.ComposeProject):
+		return fmt.Errorf("the compose project name %q is not valid (lowercase letters, digits, - and _)", job.Project.ComposeProject)
+	case !shaRE.MatchString(job.SHA):
+		return fmt.Errorf("the commit SHA %q is not valid", job.SHA)
+	case job.Previous != nil && !shaRE.MatchString(job.Previous.SHA):
+		return fmt.Errorf("the previous commit SHA %q is not valid", job.Previous.SHA)
+	case job.Source.TarballURL == "":
+		return errors.New("the job has no tarball URL")
+	}
+	return nil
+}
+
+// composeFile returns the absolute path of the compose file inside src.
+func composeFile(src, rel string) (string, error) {
+	if rel != "" {
+		clean := filepath.Clean(filepath.FromSlash(strings.TrimPrefix(rel, "./")))
+		if !filepath.IsLocal(clean) {
+			return "", fmt.Errorf("the compose file %q is outside the repository", rel)
+		}
+		file := filepath.Join(src, clean)
+		if _, err := os.Stat(file); err != nil {
+			return "", fmt.Errorf("the compose file %q is not in the repository at this commit", rel)
+		}
+		return file, nil
+	}
+	for _, name := range composeFileNames {
+		file := filepath.Join(src, name)
+		if _, err := os.Stat(file); err == nil {
+			return file, nil
+		}
+	}
+	return "", fmt.Errorf("no compose file in the repository root (looked for %s)", strings.Join(composeFileNames, ", "))
+}
+
+func names(targets []target) []string {
+	out := make([]string, len(targets))
+	for i, t := range targets {
+		out[i] = t.name
+	}
+	return out
+}
+
+func prevSHA(job protocol.Deploy) string {
+	if job.Previous == nil {
+		return ""
+	}
+	return job.Previous.SHA
+}
+
+func short(sha string) string { return sha[:min(len(sha), 7)] }
