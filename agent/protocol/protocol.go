@@ -124,6 +124,12 @@ type Deploy struct {
 	Previous *Previous `json:"previous"`
 }
 
+// LogValue logs a job by its identity only: the payload carries secrets and a token.
+func (d Deploy) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("job_id", d.JobID), slog.String("project", d.Project.Name),
+		slog.String("repo", d.Repo), slog.String("sha", d.SHA))
+}
+
 // Project names the project a job belongs to.
 type Project struct {
 	ID string `json:"id"`
@@ -145,6 +151,12 @@ type Source struct {
 func (s Source) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("tarball_url", s.TarballURL), slog.String("token", redacted))
 }
+
+// String keeps the token out of fmt output.
+func (s Source) String() string { return fmt.Sprintf("%s token=%s", s.TarballURL, redacted) }
+
+// GoString keeps the token out of %#v output.
+func (s Source) GoString() string { return s.String() }
 
 // Strategies for swapping containers.
 const (

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stagely/stagely/agent/conn"
+	"github.com/stagely/stagely/agent/deployer"
+	"github.com/stagely/stagely/agent/journal"
+)
+
+const usage = `Usage: stagely-agent [--config PATH]
+
+Runs the Stagely agent: dials the Stagely server, receives deploy jobs and runs them
+with docker compose on this machine.
+
+Configuration (the environment overrides the file):
+  --config PATH            JSON file {"server_url": "...", "token": "..."} (default %s)
+  STAGELY_SERVER_URL       the Stagely server, https://... (http:// only for local tests)
+  STAGELY_TOKEN            the agent token shown once in the dashboard (stg_...)
+  STAGELY_DATA_DIR         projects, releases and the result journal (default %s)
+  STAGELY_SHUTDOWN_GRACE   how long a running deploy may finish after SIGTERM (default 2m)
+  STAGELY_LOG_LEVEL        debug, info, warn or error (default info)
+
+Flags:
+  --version                print the version and exit
+  --help                   print this help and exit
+`
+
+// run is the whole program; main only supplies the process's context, arguments,
+// environment and output streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("stagely-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", defaultConfigPath, "")
+	showVersion := fs.Bool("version", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, usage, defaultConfigPath, defaultDataDir)
+			return nil
+		}
+		fmt.Fprintf(stderr, usage, defaultConfigPath, defaultDataDir)
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "stagely-agent", version)
+		return nil
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+
+	cfg, err := loadConfig(*configPath, explicit, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	j, err := journal.Open(filepath.Join(cfg.DataDir, "journal"))
+	if err != nil {
+		return err
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		hostname = "unknown"
+	}
+	d := deployer.New(deployer.Options{
+		DataDir: cfg.DataDir,
+		Logger:  log,
+	})
+	client, err := conn.New(conn.Options{
+		ServerURL:     cfg.ServerURL,
+		Token:         cfg.Token,
+		Runner:        d,
+		Journal:       j,
+		AgentVersion:  version,
+		Hostname:      hostname,
+		Versions:      dockerVersions,
+		Logger:        log,
+		ShutdownGrace: cfg.ShutdownGrace,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("stagely agent starting", "version", version, "server_url", cfg.ServerURL,
+		"agent_id", agentID(cfg.Token), "data_dir", cfg.DataDir, "shutdown_grace", cfg.ShutdownGrace)
+	if plaintext(cfg.ServerURL) {
+		log.Warn("server URL is http://: the token and deploy secrets travel unencrypted; use https://")
+	}
+	return client.Run(ctx)
+}
+
+// dockerVersions asks the local Docker engine and the compose plugin for their versions,
+// for HELLO; a missing engine reports "" rather than stopping the agent, so the
+// dashboard can show what is wrong.
+func dockerVersions(ctx context.Context) (string, string) {
+	return commandOutput(ctx, "docker", "version", "--format", "{{.Server.Version}}"),
+		commandOutput(ctx, "docker", "compose", "version", "--short")
+}
+
+func commandOutput(ctx context.Context, name string, args ...string) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out.String())
+}

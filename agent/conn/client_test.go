@@ -1,0 +1,648 @@
+package conn_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/stagely/stagely/agent/agenttest"
+	"github.com/stagely/stagely/agent/conn"
+	"github.com/stagely/stagely/agent/deployer"
+	"github.com/stagely/stagely/agent/protocol"
+)
+
+func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken})
+	a := startAgent(t, srv, fakeRunner{}, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// A result journaled as by an earlier run of the agent.
+	if err := a.journal.Put(success("job-old")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Drop()
+	h, err := srv.WaitConnected(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := srv.Frames()
+	for _, f := range frames {
+		if f.Conn == 2 {
+			if f.Type != protocol.TypeHello {
+				t.Fatalf("first frame on a connection = %s, want HELLO", f.Type)
+			}
+			break
+		}
+	}
+	want := protocol.Hello{
+		AgentVersion:   "1.2.3-test",
+		Protocol:       protocol.Version,
+		Hostname:       "box-1",
+		Docker:         "27.5.1",
+		Compose:        "2.40.3",
+		UnackedResults: []protocol.JobResult{success("job-old")},
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("HELLO = %+v, want %+v", h, want)
+	}
+	if first := srv.Hellos()[0]; first.UnackedResults == nil || len(first.UnackedResults) != 0 {
+		t.Fatalf("HELLO without results has unacked_results %#v, want an empty list", first.UnackedResults)
+	}
+}
+
+func TestClient_ReconnectsAfterServerDropWithJitteredCappedBackoff(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken})
+	draws := []float64{0.9, 0.2, 0.99, 0.6, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99}
+	var n atomic.Int64
+	backoff := conn.Backoff{Base: 60 * time.Millisecond, Max: 200 * time.Millisecond}
+	startAgent(t, srv, fakeRunner{}, func(o *conn.Options) {
+		o.Backoff = backoff
+		o.Rand = func() float64 { return draws[int(n.Add(1)-1)%len(draws)] }
+	})
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(900 * time.Millisecond)
+	if _, err := srv.WaitConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	atts := srv.Attempts()
+	if len(atts) < 4 {
+		t.Fatalf("got %d attempts, want the first connection and several redials", len(atts))
+	}
+	if atts[len(atts)-1].Status != 101 {
+		t.Fatalf("last attempt status %d, want 101", atts[len(atts)-1].Status)
+	}
+	distinct := map[time.Duration]bool{}
+	for i := 2; i < len(atts); i++ {
+		gap := atts[i].At.Sub(atts[i-1].At)
+		want := backoff.Delay(i-1, draws[i-1])
+		// The gap is the delay plus a handshake; it may never be shorter or much longer.
+		if gap < want-5*time.Millisecond || gap > want+150*time.Millisecond {
+			t.Errorf("redial %d came after %v, want about %v (full jitter, cap %v)", i-1, gap, want, backoff.Max)
+		}
+		if gap > backoff.Max+150*time.Millisecond {
+			t.Errorf("redial %d came after %v, above the cap %v", i-1, gap, backoff.Max)
+		}
+		distinct[want.Round(10*time.Millisecond)] = true
+	}
+	if len(distinct) < 2 {
+		t.Fatalf("redial delays %v not jittered", distinct)
+	}
+}
+
+func TestClient_RefusedTokenRetriedSlowlyLoggedWithoutToken(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken})
+	srv.SetRefuse(true)
+	a := startAgent(t, srv, fakeRunner{}, nil)
+	ctx := testCtx(t)
+	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Attempts()) >= 3 }); err != nil {
+		t.Fatal(err)
+	}
+	atts := srv.Attempts()
+	for i := 1; i < 3; i++ {
+		if atts[i].Status != 401 {
+			t.Fatalf("attempt %d status %d, want 401", i, atts[i].Status)
+		}
+		// Ordinary failures here retry within 50ms; a refused token waits the slow floor.
+		if gap := atts[i].At.Sub(atts[i-1].At); gap < 290*time.Millisecond {
+			t.Fatalf("refused token retried after %v, want at least the 300ms slow floor", gap)
+		}
+	}
+	a.logs.waitFor(t, "token refused: check STAGELY_TOKEN or rotate it in the dashboard", 2)
+	srv.SetRefuse(false)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The cleanup of startAgent asserts the token never reached the log.
+}
+
+// blockingRunner runs jobs that log, then wait for release (or cancellation).
+type blockingRunner struct {
+	started chan string
+	release chan struct{}
+	calls   atomic.Int64
+	before  int
+}
+
+func newBlockingRunner(before int) *blockingRunner {
+	return &blockingRunner{started: make(chan string, 10), release: make(chan struct{}), before: before}
+}
+
+func (b *blockingRunner) Deploy(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
+	b.calls.Add(1)
+	ev.Phase(protocol.PhaseFetching)
+	for i := 1; i <= b.before; i++ {
+		ev.Log(protocol.StreamStdout, fmt.Sprintf("line %d", i))
+	}
+	b.started <- job.JobID
+	select {
+	case <-b.release:
+		return success(job.JobID)
+	case <-ctx.Done():
+		return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusCancelled, Error: context.Cause(ctx).Error()}
+	}
+}
+
+func TestClient_ResultFinishedWhileDisconnectedDeliveredOnceAfterReconnect(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken})
+	r := newBlockingRunner(0)
+	a := startAgent(t, srv, r, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	if _, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobPhase, "job-1")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(time.Hour)
+	a.logs.waitFor(t, "disconnected from server", 1)
+	close(r.release) // the job ends while the agent cannot reach the server
+	a.logs.waitFor(t, `"msg":"job finished"`, 1)
+	if _, ok, _ := a.journal.Get("job-1"); !ok {
+		t.Fatal("result not journaled while disconnected")
+	}
+	srv.Restart(0)
+	h, err := srv.WaitConnected(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.UnackedResults) != 1 || h.UnackedResults[0].JobID != "job-1" || h.UnackedResults[0].Status != protocol.StatusSuccess {
+		t.Fatalf("HELLO after reconnect carries %+v, want job-1's success", h.UnackedResults)
+	}
+	if err := srv.Ack(ctx, "job-1"); err != nil {
+		t.Fatal(err)
+	}
+	a.logs.waitFor(t, `"msg":"result acknowledged"`, 1)
+	if _, ok, _ := a.journal.Get("job-1"); ok {
+		t.Fatal("result still journaled after RESULT_ACK")
+	}
+	srv.Drop()
+	h3, err := srv.WaitConnected(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h3.UnackedResults) != 0 {
+		t.Fatalf("HELLO after ack carries %+v, want none", h3.UnackedResults)
+	}
+	if got := resultsFor(srv, "job-1"); len(got) != 1 {
+		t.Fatalf("job-1 delivered %d times, want exactly once: %+v", len(got), got)
+	}
+}
+
+func TestClient_DuplicateDeployOfFinishedJobNotRerun(t *testing.T) {
+	t.Parallel()
+	for _, acked := range []bool{false, true} {
+		name := "result still journaled"
+		if acked {
+			name = "result already acknowledged"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := agenttest.New(t, agenttest.Options{Token: testToken})
+			var calls atomic.Int64
+			a := startAgent(t, srv, fakeRunner{DeployFn: func(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
+				calls.Add(1)
+				return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "compose up: exit 1", Services: []protocol.ServiceStatus{}, DurationMS: 7}
+			}}, nil)
+			ctx := testCtx(t)
+			if _, err := srv.WaitConnected(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+				t.Fatal(err)
+			}
+			first, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if acked {
+				if err := srv.Ack(ctx, "job-1"); err != nil {
+					t.Fatal(err)
+				}
+				a.logs.waitFor(t, `"msg":"result acknowledged"`, 1)
+			}
+			if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(resultsFor(s, "job-1")) == 2 }); err != nil {
+				t.Fatal(err)
+			}
+			got := resultsFor(srv, "job-1")
+			if !reflect.DeepEqual(got[1], *first.Payload.(*protocol.JobResult)) {
+				t.Fatalf("repeated result %+v differs from the first %+v", got[1], got[0])
+			}
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("runner called %d times, want 1", n)
+			}
+			for _, f := range srv.Frames() {
+				if f.Type == protocol.TypeJobAccepted && f.At.After(first.At) {
+					t.Fatal("repeated DEPLOY of a finished job was accepted again")
+				}
+			}
+		})
+	}
+}
+
+func TestClient_CancelCancelsRunningJobContext(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	r := newBlockingRunner(0)
+	startAgent(t, srv, r, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	if err := srv.Cancel(ctx, "job-1"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.Payload.(*protocol.JobResult)
+	if res.Status != protocol.StatusCancelled || res.Error != "cancelled by the server" {
+		t.Fatalf("result = %+v, want cancelled by the server", res)
+	}
+}
+
+func TestClient_CancelOfQueuedJobNeverRunsIt(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	r := newBlockingRunner(0)
+	startAgent(t, srv, r, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"job-1", "job-2"} {
+		if err := srv.Deploy(ctx, deploy(id)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobAccepted, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-r.started
+	if err := srv.Cancel(ctx, "job-2"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusCancelled {
+		t.Fatalf("queued job result = %+v, want cancelled", res)
+	}
+	close(r.release)
+	if _, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.calls.Load(); n != 1 {
+		t.Fatalf("runner called %d times, want only job-1", n)
+	}
+}
+
+func TestClient_FullQueueRefusesDeployAsBusy(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	r := newBlockingRunner(0)
+	startAgent(t, srv, r, func(o *conn.Options) { o.MaxQueuedJobs = 1 })
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	for _, id := range []string{"job-2", "job-3"} {
+		if err := srv.Deploy(ctx, deploy(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "agent busy") {
+		t.Fatalf("result of the job past the queue = %+v, want failure 'agent busy'", res)
+	}
+	close(r.release)
+	for _, id := range []string{"job-1", "job-2"} {
+		f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusSuccess {
+			t.Fatalf("%s = %+v, want success", id, res)
+		}
+	}
+}
+
+func TestClient_LogSeqOrderedAndGapFreeAcrossReconnect(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	phase2 := make(chan struct{})
+	a := startAgent(t, srv, fakeRunner{DeployFn: func(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
+		for i := 1; i <= 50; i++ {
+			ev.Log(protocol.StreamStdout, fmt.Sprintf("line %d", i))
+		}
+		<-phase2
+		for i := 51; i <= 120; i++ {
+			ev.Log(protocol.StreamStderr, fmt.Sprintf("line %d", i))
+		}
+		return success(job.JobID)
+	}}, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Logs("job-1")) == 50 }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(time.Hour)
+	a.logs.waitFor(t, "disconnected from server", 1)
+	close(phase2)
+	a.logs.waitFor(t, `"msg":"job finished"`, 1)
+	srv.Restart(0)
+	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(resultsFor(s, "job-1")) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	logs := srv.Logs("job-1")
+	if len(logs) != 120 {
+		t.Fatalf("server got %d lines, want 120", len(logs))
+	}
+	for i, l := range logs {
+		if l.Seq != int64(i+1) || l.Line != fmt.Sprintf("line %d", i+1) || l.TS.IsZero() {
+			t.Fatalf("chunk %d = %+v, want seq %d 'line %d' with a timestamp", i, l, i+1, i+1)
+		}
+	}
+	// The result follows its last line instead of jumping ahead of it in HELLO.
+	var lastLog, result time.Time
+	for _, f := range srv.Frames() {
+		switch v := f.Payload.(type) {
+		case *protocol.LogChunk:
+			lastLog = f.At
+		case *protocol.JobResult:
+			result = f.At
+		case *protocol.Hello:
+			if len(v.UnackedResults) > 0 {
+				t.Fatalf("result sent in HELLO ahead of its queued lines")
+			}
+		}
+	}
+	if result.Before(lastLog) {
+		t.Fatal("JOB_RESULT arrived before the job's last LOG_CHUNK")
+	}
+}
+
+func TestClient_BadServerFramesCloseWithReasonAndReconnect(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		frame  []byte
+		code   websocket.StatusCode
+		reason string
+	}{
+		{"unknown type", []byte(`{"type":"EXPLODE","payload":{}}`), websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType},
+		{"agent-to-server type", []byte(`{"type":"HELLO","payload":{"protocol":1}}`), websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType},
+		{"not json", []byte(`{"type":`), websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame},
+		{"payload of the wrong shape", []byte(`{"type":"CANCEL","payload":{"job_id":42}}`), websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame},
+		{"deploy without job id", []byte(`{"type":"DEPLOY","payload":{"sha":"abc"}}`), websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame},
+		{"oversized frame", []byte(`{"type":"CANCEL","payload":{"job_id":"` + strings.Repeat("x", protocol.MaxFrameBytes) + `"}}`), websocket.StatusMessageTooBig, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := agenttest.New(t, agenttest.Options{Token: testToken})
+			startAgent(t, srv, fakeRunner{}, nil)
+			ctx := testCtx(t)
+			if _, err := srv.WaitConnected(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			_ = srv.SendRaw(ctx, tt.frame) // the agent may cut an oversized frame short
+			if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Closures()) >= 1 }); err != nil {
+				t.Fatal(err)
+			}
+			cl := srv.Closures()[0]
+			if cl.Code != tt.code || (tt.reason != "" && cl.Reason != tt.reason) {
+				t.Fatalf("agent closed with %d %q (%v), want %d %q", cl.Code, cl.Reason, cl.Err, tt.code, tt.reason)
+			}
+			if _, err := srv.WaitConnected(ctx, 2); err != nil {
+				t.Fatalf("agent did not reconnect: %v", err)
+			}
+		})
+	}
+}
+
+func TestClient_MissingPongTearsConnectionDown(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken})
+	srv.StallNext(3 * time.Second)
+	a := startAgent(t, srv, fakeRunner{}, func(o *conn.Options) {
+		o.PingInterval = 100 * time.Millisecond
+		o.PongTimeout = 200 * time.Millisecond
+	})
+	ctx := testCtx(t)
+	start := time.Now()
+	if _, err := srv.WaitConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Fatalf("redial after a silent server took %v, want about ping interval + pong timeout", took)
+	}
+	a.logs.waitFor(t, "no pong within 200ms", 1)
+}
+
+func TestClient_ShutdownLetsRunningJobFinishAndRefusesNewJobs(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	r := newBlockingRunner(0)
+	a := startAgent(t, srv, r, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	a.stop() // SIGTERM
+	a.logs.waitFor(t, "shutting down: waiting for the running job", 1)
+	if err := srv.Deploy(ctx, deploy("job-2")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "agent shutting down") {
+		t.Fatalf("deploy during shutdown = %+v, want a failure saying the agent is shutting down", res)
+	}
+	select {
+	case <-a.done:
+		t.Fatalf("Run returned %v while a job was still running", a.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(r.release)
+	select {
+	case <-a.done:
+		if a.err != nil {
+			t.Fatalf("Run = %v, want nil after a clean shutdown", a.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the job finished")
+	}
+	if got := resultsFor(srv, "job-1"); len(got) != 1 || got[0].Status != protocol.StatusSuccess {
+		t.Fatalf("job-1 results = %+v, want its success delivered before exit", got)
+	}
+	if entries, _ := a.journal.List(); len(entries) != 0 {
+		t.Fatalf("journal holds %d results after a flushed shutdown, want 0", len(entries))
+	}
+	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Closures()) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if cl := srv.Closures()[0]; cl.Code != websocket.StatusGoingAway {
+		t.Fatalf("agent closed with %d %q, want going away", cl.Code, cl.Reason)
+	}
+}
+
+func TestClient_ShutdownCancelsJobAfterGrace(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	r := newBlockingRunner(0)
+	a := startAgent(t, srv, r, func(o *conn.Options) { o.ShutdownGrace = 200 * time.Millisecond })
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	start := time.Now()
+	a.stop()
+	select {
+	case <-a.done:
+		if a.err != nil {
+			t.Fatalf("Run = %v, want nil", a.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if took := time.Since(start); took < 200*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("shutdown took %v, want the 200ms grace plus a flush", took)
+	}
+	got := resultsFor(srv, "job-1")
+	if len(got) != 1 || got[0].Status != protocol.StatusCancelled || !strings.Contains(got[0].Error, "shutdown grace") {
+		t.Fatalf("job-1 results = %+v, want one cancelled result naming the shutdown grace", got)
+	}
+}
+
+func TestClient_RunnerPanicBecomesFailedResult(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	startAgent(t, srv, fakeRunner{DeployFn: func(context.Context, protocol.Deploy, deployer.Events) protocol.JobResult {
+		panic("boom")
+	}}, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "boom") {
+		t.Fatalf("result = %+v, want failure naming the panic", res)
+	}
+}
+
+func TestClient_DeployNeverLogsSourceTokenOrSecrets(t *testing.T) {
+	t.Parallel()
+	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
+	a := startAgent(t, srv, fakeRunner{DeployFn: func(_ context.Context, job protocol.Deploy, _ deployer.Events) protocol.JobResult {
+		return success(job.JobID)
+	}}, nil)
+	ctx := testCtx(t)
+	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
+		t.Fatal(err)
+	}
+	a.logs.waitFor(t, `"msg":"result acknowledged"`, 1)
+	for _, secret := range []string{"ghs_sourceTOKEN", "hunter2-secret"} {
+		if strings.Contains(a.logs.String(), secret) {
+			t.Fatalf("agent log contains %q:\n%s", secret, a.logs.String())
+		}
+	}
+}
+
+func TestNew_RejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		url  string
+		want string
+	}{
+		{"ftp scheme", "ftp://example.com", "scheme must be https://"},
+		{"no host", "https://", "no host"},
+		{"credentials in URL", "https://u:p@example.com", "must not carry a user"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := conn.New(conn.Options{ServerURL: tt.url, Token: testToken, Runner: fakeRunner{}, Journal: nil})
+			if err == nil {
+				t.Fatal("New accepted bad options")
+			}
+			_, err = conn.WebSocketURL(tt.url)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("WebSocketURL(%q) = %v, want %q", tt.url, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWebSocketURL_MapsSchemeAndKeepsPathPrefix(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://stagely.example.com":  "wss://stagely.example.com/agent/ws",
+		"https://example.com/stagely/": "wss://example.com/stagely/agent/ws",
+		"http://127.0.0.1:8080":        "ws://127.0.0.1:8080/agent/ws",
+	} {
+		got, err := conn.WebSocketURL(in)
+		if err != nil || got != want {
+			t.Errorf("WebSocketURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

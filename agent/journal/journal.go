@@ -1,0 +1,202 @@
+// Package journal keeps job results on local disk until the server acknowledges them,
+// so a result survives a dropped connection and an agent restart.
+//
+// One file per job under the journal directory, mode 0600, written to a temporary
+// file, fsync'd, renamed into place and the directory fsync'd, so a crash leaves
+// either the whole previous state or the whole new one.
+package journal
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stagely/stagely/agent/protocol"
+)
+
+const suffix = ".json"
+
+// Journal is a directory of unacknowledged job results; it is safe for concurrent use.
+type Journal struct {
+	dir string
+	mu  sync.Mutex
+	now func() time.Time
+}
+
+// record is the on-disk form of one entry.
+type record struct {
+	FinishedAt time.Time          `json:"finished_at"`
+	Result     protocol.JobResult `json:"result"`
+}
+
+// Entry is one journaled result with the time it was written.
+type Entry struct {
+	FinishedAt time.Time
+	Result     protocol.JobResult
+}
+
+// Open creates the directory (0700) if needed and returns its journal.
+func Open(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create journal directory: %w", err)
+	}
+	// Leftover temporary files are writes a crash interrupted; the rename never
+	// happened, so they hold nothing the journal promised to keep.
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	for _, p := range tmps {
+		_ = os.Remove(p)
+	}
+	return &Journal{dir: dir, now: time.Now}, nil
+}
+
+// Dir returns the journal's directory.
+func (j *Journal) Dir() string { return j.dir }
+
+// fileName maps a job id, which comes from the server, to a name that cannot escape the
+// directory whatever the id holds.
+func (j *Journal) fileName(jobID string) string {
+	sum := sha256.Sum256([]byte(jobID))
+	return filepath.Join(j.dir, hex.EncodeToString(sum[:16])+suffix)
+}
+
+// Put stores a result durably, replacing any earlier result of the same job.
+func (j *Journal) Put(r protocol.JobResult) error {
+	if r.JobID == "" {
+		return errors.New("journal result: empty job id")
+	}
+	b, err := json.Marshal(record{FinishedAt: j.now().UTC(), Result: r})
+	if err != nil {
+		return fmt.Errorf("encode result of job %s: %w", r.JobID, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	final := j.fileName(r.JobID)
+	tmp := final + ".tmp"
+	if err := writeSync(tmp, b); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
+	}
+	if err := syncDir(j.dir); err != nil {
+		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
+	}
+	return nil
+}
+
+func writeSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Get returns the journaled result of a job, if there is one.
+func (j *Journal) Get(jobID string) (protocol.JobResult, bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec, err := readRecord(j.fileName(jobID))
+	if errors.Is(err, os.ErrNotExist) {
+		return protocol.JobResult{}, false, nil
+	}
+	if err != nil {
+		return protocol.JobResult{}, false, err
+	}
+	if rec.Result.JobID != jobID {
+		return protocol.JobResult{}, false, nil
+	}
+	return rec.Result, true, nil
+}
+
+// Remove drops a job's result once the server has acknowledged it; removing an absent
+// result is not an error, since acknowledgements may repeat.
+func (j *Journal) Remove(jobID string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	err := os.Remove(j.fileName(jobID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove journaled result of job %s: %w", jobID, err)
+	}
+	if err := syncDir(j.dir); err != nil {
+		return fmt.Errorf("remove journaled result of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// List returns every journaled result, oldest first. A file that cannot be read or
+// decoded is skipped and reported in the error, so one corrupt entry does not hide
+// the others.
+func (j *Journal) List() ([]Entry, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	des, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list journal: %w", err)
+	}
+	var out []Entry
+	var errs []error
+	for _, de := range des {
+		if de.IsDir() || !strings.HasSuffix(de.Name(), suffix) {
+			continue
+		}
+		rec, err := readRecord(filepath.Join(j.dir, de.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, Entry(rec))
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		if !out[a].FinishedAt.Equal(out[b].FinishedAt) {
+			return out[a].FinishedAt.Before(out[b].FinishedAt)
+		}
+		return out[a].Result.JobID < out[b].Result.JobID
+	})
+	return out, errors.Join(errs...)
+}
+
+func readRecord(path string) (record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return record{}, fmt.Errorf("read journal entry %s: %w", filepath.Base(path), err)
+	}
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return record{}, fmt.Errorf("decode journal entry %s: %w", filepath.Base(path), err)
+	}
+	if rec.Result.JobID == "" {
+		return record{}, fmt.Errorf("decode journal entry %s: no job id", filepath.Base(path))
+	}
+	return rec, nil
+}

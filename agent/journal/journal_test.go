@@ -1,0 +1,155 @@
+package journal_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/stagely/stagely/agent/journal"
+	"github.com/stagely/stagely/agent/protocol"
+)
+
+func result(id, status string) protocol.JobResult {
+	return protocol.JobResult{
+		JobID:      id,
+		Status:     status,
+		Services:   []protocol.ServiceStatus{{Name: "web", State: "running", Health: "healthy", ContainerID: "abc"}},
+		DurationMS: 1234,
+	}
+}
+
+func TestJournal_PutGetRemoveRoundTrip(t *testing.T) {
+	t.Parallel()
+	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := result("job-1", protocol.StatusSuccess)
+	if err := j.Put(want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := j.Get("job-1")
+	if err != nil || !ok {
+		t.Fatalf("Get = %v, %v; want the result", ok, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Get = %+v, want %+v", got, want)
+	}
+	if err := j.Remove("job-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := j.Get("job-1"); ok {
+		t.Fatal("result still journaled after Remove")
+	}
+	if err := j.Remove("job-1"); err != nil {
+		t.Fatalf("second Remove (a repeated ack) = %v, want nil", err)
+	}
+}
+
+func TestJournal_SurvivesReopenOldestFirst(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c", "a", "b"} {
+		if err := j.Put(result(id, protocol.StatusFailure)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j2, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := j2.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Result.JobID)
+	}
+	if want := []string{"c", "a", "b"}; !reflect.DeepEqual(ids, want) {
+		t.Fatalf("List order = %v, want %v (write order)", ids, want)
+	}
+}
+
+func TestJournal_FilesAre0600AndStayInsideDirectory(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "journal")
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := "../../etc/passwd"
+	if err := j.Put(result(hostile, protocol.StatusFailure)); err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(des) != 1 {
+		t.Fatalf("journal holds %d files, want 1", len(des))
+	}
+	fi, err := des[0].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("journal file mode = %o, want 600", perm)
+	}
+	if got, ok, _ := j.Get(hostile); !ok || got.JobID != hostile {
+		t.Fatalf("Get(%q) = %+v, %v", hostile, got, ok)
+	}
+	if dfi, err := os.Stat(dir); err != nil || dfi.Mode().Perm() != 0o700 {
+		t.Fatalf("journal dir mode = %v, %v; want 700", dfi.Mode().Perm(), err)
+	}
+}
+
+func TestJournal_CorruptEntrySkippedOthersListed(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Put(result("good", protocol.StatusSuccess)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := j.List()
+	if err == nil {
+		t.Fatal("List with a corrupt entry returned no error")
+	}
+	if len(entries) != 1 || entries[0].Result.JobID != "good" {
+		t.Fatalf("List = %+v, want the good entry", entries)
+	}
+}
+
+func TestJournal_InterruptedWriteCleanedOnOpen(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "deadbeef.json.tmp")
+	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("temporary file left after Open: %v", err)
+	}
+	if entries, err := j.List(); err != nil || len(entries) != 0 {
+		t.Fatalf("List = %v, %v; want empty", entries, err)
+	}
+}
