@@ -49,6 +49,10 @@ type Deployment struct {
 	DispatchedAt       sql.NullTime    `db:"dispatched_at"`
 	StartedAt          sql.NullTime    `db:"started_at"`
 	FinishedAt         sql.NullTime    `db:"finished_at"`
+	// Config is the agent's JobConfig this deployment ran with (no secrets).
+	Config []byte `db:"config"`
+	// ReportedStatus is the last status reported to GitHub; it lags Status when a report failed.
+	ReportedStatus string `db:"reported_status"`
 }
 
 // Finished reports whether the deployment reached a final status.
@@ -131,6 +135,79 @@ func (s *Store) MarkDispatched(ctx context.Context, id, agentID int64, at time.T
 		WHERE id = $1 AND status = 'queued'`, agentID, at)
 }
 
+// SetDeploymentConfig stores the JobConfig a deployment is about to run with.
+func (s *Store) SetDeploymentConfig(ctx context.Context, id int64, config json.RawMessage) error {
+	return s.execOne(ctx, "deployment", id, `UPDATE deployments SET config = $2 WHERE id = $1`, id, []byte(config))
+}
+
+// Requeue moves a dispatched deployment back to queued, when handing it to the agent failed.
+func (s *Store) Requeue(ctx context.Context, id int64) error {
+	return s.transition(ctx, id, `
+		UPDATE deployments SET status = 'queued', agent_id = NULL, dispatched_at = NULL
+		WHERE id = $1 AND status = 'dispatched'`)
+}
+
+// SetReportedStatus records that GitHub has been told about status.
+func (s *Store) SetReportedStatus(ctx context.Context, id int64, status string) error {
+	return s.execOne(ctx, "deployment", id, `UPDATE deployments SET reported_status = $2 WHERE id = $1`, id, status)
+}
+
+// UnreportedFinished returns finished deployments whose final status GitHub has not been
+// told yet (the report failed), oldest first.
+func (s *Store) UnreportedFinished(ctx context.Context, limit int) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT * FROM deployments WHERE finished_at IS NOT NULL AND reported_status <> status
+		ORDER BY finished_at, id LIMIT $1`, limit)
+	return out, mapErr(err)
+}
+
+// StaleQueued returns queued deployments created before cutoff whose project's agent is
+// offline or missing: they have waited for an agent long enough.
+func (s *Store) StaleQueued(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT d.* FROM deployments d
+		JOIN projects p ON p.id = d.project_id
+		LEFT JOIN agents a ON a.id = p.agent_id
+		WHERE d.status = 'queued' AND d.created_at < $1 AND (a.id IS NULL OR a.status = 'offline')
+		ORDER BY d.id`, cutoff)
+	return out, mapErr(err)
+}
+
+// LostDeployments returns dispatched or running deployments whose agent is offline and was
+// last heard from before cutoff, or that have no agent any more.
+func (s *Store) LostDeployments(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT d.* FROM deployments d
+		LEFT JOIN agents a ON a.id = d.agent_id
+		WHERE d.status IN ('dispatched', 'running')
+		  AND (a.id IS NULL OR (a.status = 'offline' AND (a.last_heartbeat IS NULL OR a.last_heartbeat < $1)))
+		ORDER BY d.id`, cutoff)
+	return out, mapErr(err)
+}
+
+// OverdueDeployments returns dispatched or running deployments dispatched before cutoff.
+func (s *Store) OverdueDeployments(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT * FROM deployments
+		WHERE status IN ('dispatched', 'running') AND dispatched_at < $1 ORDER BY id`, cutoff)
+	return out, mapErr(err)
+}
+
+// ProjectsWithQueued returns ids of projects that have queued deployments and no active one.
+func (s *Store) ProjectsWithQueued(ctx context.Context) ([]int64, error) {
+	var out []int64
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT DISTINCT q.project_id FROM deployments q
+		WHERE q.status = 'queued' AND NOT EXISTS (
+			SELECT 1 FROM deployments a WHERE a.project_id = q.project_id AND a.status IN ('dispatched', 'running'))
+		ORDER BY 1`)
+	return out, mapErr(err)
+}
+
 // MarkRunning records that the agent accepted the job.
 func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) error {
 	return s.transition(ctx, id, `
@@ -163,6 +240,17 @@ func (s *Store) LastSuccessful(ctx context.Context, projectID, before int64) (De
 		SELECT * FROM deployments
 		WHERE project_id = $1 AND status = 'success' AND ($2 = 0 OR id < $2)
 		ORDER BY id DESC LIMIT 1`, projectID, before)
+	return out, err
+}
+
+// PreviousGood returns the newest successful deployment of the project below id whose SHA
+// differs from sha: what "Roll back" on deployment id goes back to.
+func (s *Store) PreviousGood(ctx context.Context, projectID, id int64, sha string) (Deployment, error) {
+	var out Deployment
+	err := s.get(ctx, &out, "earlier good deployment of project", projectID, `
+		SELECT * FROM deployments
+		WHERE project_id = $1 AND status = 'success' AND id < $2 AND sha <> $3
+		ORDER BY id DESC LIMIT 1`, projectID, id, sha)
 	return out, err
 }
 

@@ -94,6 +94,13 @@ func (s *Store) ProjectsByRepo(ctx context.Context, repoID int64) ([]Project, er
 	return out, mapErr(err)
 }
 
+// ProjectsByAgent returns the projects linked to an agent.
+func (s *Store) ProjectsByAgent(ctx context.Context, agentID int64) ([]Project, error) {
+	var out []Project
+	err := s.q.SelectContext(ctx, &out, `SELECT * FROM projects WHERE agent_id = $1 ORDER BY id`, agentID)
+	return out, mapErr(err)
+}
+
 // SetProjectAgent links (agentID != nil) or unlinks a user's project and agent. The agent
 // must belong to the same user: the check is in the statement, so it cannot race.
 func (s *Store) SetProjectAgent(ctx context.Context, userID, projectID int64, agentID *int64) error {
