@@ -7,15 +7,20 @@ export STAGELY_TEST_DATABASE_URL ?= postgres://postgres:stagely@127.0.0.1:5432/p
 GO_PACKAGES := ./... ./agent/...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: test deps fmt-check vet staticcheck build-check go-test build demo clean
+.PHONY: test deps npm-deps fmt-check vet staticcheck build-check go-test build demo clean
 
 test: deps fmt-check vet staticcheck build-check go-test
 	@echo "make test: all checks passed"
 
-deps:
+deps: npm-deps
 	scripts/ensure-postgres.sh
 	scripts/ensure-docker.sh
 	scripts/ensure-tools.sh
+
+# GitHub's published REST description, which githubsim's conformance test validates against.
+npm-deps:
+	scripts/ensure-node.sh
+	cd githubsim/testdata/openapi && npm ci --no-audit --no-fund --loglevel=error
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
