@@ -1,0 +1,381 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/store/storetest"
+)
+
+// githubIDs hands out distinct GitHub ids within the test binary.
+var githubIDs atomic.Int64
+
+// fakeSink records every call and delegates to the …Fn field when set.
+type fakeSink struct {
+	AgentConnectedFn    func(ctx context.Context, agentID int64, hello protocol.Hello)
+	AgentDisconnectedFn func(ctx context.Context, agentID int64, activeJobIDs []string)
+	JobAcceptedFn       func(ctx context.Context, agentID int64, jobID string)
+	JobPhaseFn          func(ctx context.Context, agentID int64, jobID, phase string)
+	JobLogsFn           func(ctx context.Context, jobID string, lines []protocol.LogChunk)
+	JobResultFn         func(ctx context.Context, agentID int64, res protocol.JobResult) error
+
+	mu     sync.Mutex
+	events []string
+	logs   []protocol.LogChunk
+}
+
+func (s *fakeSink) record(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, fmt.Sprintf(format, args...))
+}
+
+// Events returns the calls so far, as "Method args" strings.
+func (s *fakeSink) Events() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.events...)
+}
+
+// Logs returns every line passed to JobLogs, in call order.
+func (s *fakeSink) Logs() []protocol.LogChunk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]protocol.LogChunk(nil), s.logs...)
+}
+
+func (s *fakeSink) has(event string) bool {
+	for _, e := range s.Events() {
+		if e == event {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *fakeSink) AgentConnected(ctx context.Context, agentID int64, hello protocol.Hello) {
+	s.record("AgentConnected %d %s", agentID, hello.AgentVersion)
+	if s.AgentConnectedFn != nil {
+		s.AgentConnectedFn(ctx, agentID, hello)
+	}
+}
+
+func (s *fakeSink) AgentDisconnected(ctx context.Context, agentID int64, activeJobIDs []string) {
+	s.record("AgentDisconnected %d %v", agentID, activeJobIDs)
+	if s.AgentDisconnectedFn != nil {
+		s.AgentDisconnectedFn(ctx, agentID, activeJobIDs)
+	}
+}
+
+func (s *fakeSink) JobAccepted(ctx context.Context, agentID int64, jobID string) {
+	s.record("JobAccepted %d %s", agentID, jobID)
+	if s.JobAcceptedFn != nil {
+		s.JobAcceptedFn(ctx, agentID, jobID)
+	}
+}
+
+func (s *fakeSink) JobPhase(ctx context.Context, agentID int64, jobID, phase string) {
+	s.record("JobPhase %d %s %s", agentID, jobID, phase)
+	if s.JobPhaseFn != nil {
+		s.JobPhaseFn(ctx, agentID, jobID, phase)
+	}
+}
+
+func (s *fakeSink) JobLogs(ctx context.Context, jobID string, lines []protocol.LogChunk) {
+	s.mu.Lock()
+	s.logs = append(s.logs, lines...)
+	s.mu.Unlock()
+	if s.JobLogsFn != nil {
+		s.JobLogsFn(ctx, jobID, lines)
+	}
+}
+
+func (s *fakeSink) JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error {
+	s.record("JobResult %d %s %s", agentID, res.JobID, res.Status)
+	if s.JobResultFn != nil {
+		return s.JobResultFn(ctx, agentID, res)
+	}
+	return nil
+}
+
+// countingStore is the real store with its calls counted.
+type countingStore struct {
+	*store.Store
+	appendLogs atomic.Int64
+	touches    atomic.Int64
+	// SetAgentStatusFn, when set, runs before each status write (to slow one down).
+	SetAgentStatusFn func(status string)
+}
+
+func (s *countingStore) SetAgentStatus(ctx context.Context, id int64, status string) error {
+	if s.SetAgentStatusFn != nil {
+		s.SetAgentStatusFn(status)
+	}
+	return s.Store.SetAgentStatus(ctx, id, status)
+}
+
+func (s *countingStore) AppendLogs(ctx context.Context, deploymentID int64, lines []store.LogLine) error {
+	s.appendLogs.Add(1)
+	return s.Store.AppendLogs(ctx, deploymentID, lines)
+}
+
+func (s *countingStore) TouchAgent(ctx context.Context, id int64, at time.Time) error {
+	s.touches.Add(1)
+	return s.Store.TouchAgent(ctx, id, at)
+}
+
+// syncBuffer is a log destination safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one hub on a fresh database behind a real HTTP server.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	st    *countingStore
+	sink  *fakeSink
+	hub   *hub.Hub
+	srv   *httptest.Server
+	logs  *syncBuffer
+	user  store.User
+	verif atomic.Int64 // VerifyToken calls
+}
+
+// newEnv starts a hub; tweak adjusts its options (Store, Sink and Logger are set already).
+func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
+	t.Helper()
+	if sink == nil {
+		sink = &fakeSink{}
+	}
+	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &syncBuffer{}}
+	u, err := e.st.UpsertUser(e.ctx, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	e.user = u
+	opts := hub.Options{
+		Store:  e.st,
+		Sink:   sink,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		VerifyToken: func(token, hash string) error {
+			e.verif.Add(1)
+			return agenttoken.Verify(token, hash)
+		},
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	e.hub = hub.New(opts)
+	mux := http.NewServeMux()
+	mux.Handle("/agent/ws", e.hub)
+	e.srv = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		e.hub.Close()
+		e.srv.Close()
+	})
+	return e
+}
+
+// newAgent creates an agent row and returns it with its token.
+func (e *env) newAgent(name string) (store.Agent, string) {
+	e.t.Helper()
+	var token string
+	a, err := e.st.CreateAgent(e.ctx, e.user.ID, name, func(id int64) (string, error) {
+		m, err := agenttoken.Mint(id)
+		token = m.Token
+		return m.Hash, err
+	})
+	if err != nil {
+		e.t.Fatalf("create agent: %v", err)
+	}
+	return a, token
+}
+
+// newDeployment creates a deployment row (logs need one) and returns its id as a job id.
+func (e *env) newDeployment() string {
+	e.t.Helper()
+	inst, err := e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: 5000 + githubIDs.Add(1), AccountLogin: "alice", AccountID: 7, AccountType: "User"})
+	if err != nil {
+		e.t.Fatalf("create installation: %v", err)
+	}
+	n := githubIDs.Add(1)
+	p, err := e.st.CreateProject(e.ctx, store.NewProject{UserID: e.user.ID, InstallationID: inst.ID, Name: fmt.Sprintf("web%d", n), RepoID: 9000 + n, RepoFullName: fmt.Sprintf("alice/web%d", n), DeployBranch: "main"})
+	if err != nil {
+		e.t.Fatalf("create project: %v", err)
+	}
+	d, err := e.st.CreateDeployment(e.ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush})
+	if err != nil {
+		e.t.Fatalf("create deployment: %v", err)
+	}
+	return fmt.Sprint(d.ID)
+}
+
+func (e *env) agentRow(id int64) store.Agent {
+	e.t.Helper()
+	a, err := e.st.AgentByID(e.ctx, id)
+	if err != nil {
+		e.t.Fatalf("read agent: %v", err)
+	}
+	return a
+}
+
+// waitStatus waits until the agent's stored status is want.
+func (e *env) waitStatus(id int64, want string) store.Agent {
+	e.t.Helper()
+	var a store.Agent
+	eventually(e.t, "agent status "+want, func() bool {
+		a = e.agentRow(id)
+		return a.Status == want
+	})
+	return a
+}
+
+func (e *env) wsURL() string { return "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/agent/ws" }
+
+// dial opens a raw WebSocket with the token; it returns the HTTP response on refusal.
+func (e *env) dial(token string) (*websocket.Conn, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	c, resp, err := websocket.Dial(ctx, e.wsURL(), &websocket.DialOptions{HTTPHeader: h})
+	if err == nil {
+		c.SetReadLimit(protocol.MaxFrameBytes)
+		e.t.Cleanup(func() { _ = c.CloseNow() })
+	}
+	return c, resp, err
+}
+
+// connect dials and sends HELLO, then waits until the agent is online in the store.
+func (e *env) connect(agentID int64, token string, hello protocol.Hello) *websocket.Conn {
+	e.t.Helper()
+	c, _, err := e.dial(token)
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	send(e.t, c, protocol.TypeHello, hello)
+	eventually(e.t, "agent connected", func() bool { return e.sink.has(fmt.Sprintf("AgentConnected %d %s", agentID, hello.AgentVersion)) })
+	return c
+}
+
+func helloV1() protocol.Hello {
+	return protocol.Hello{AgentVersion: "v1.2.3", Protocol: protocol.Version, Hostname: "box-1", Docker: "27.1.0", Compose: "2.40.3"}
+}
+
+func send(t *testing.T, c *websocket.Conn, typ string, payload any) {
+	t.Helper()
+	b, err := protocol.Encode(typ, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendRaw(t, c, b)
+}
+
+func sendRaw(t *testing.T, c *websocket.Conn, b []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatalf("write frame: %v", err)
+	}
+}
+
+// recv reads the next frame from the server.
+func recv(t *testing.T, c *websocket.Conn) (string, any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	typ, v, err := protocol.Decode(b)
+	if err != nil {
+		t.Fatalf("decode frame %s: %v", b, err)
+	}
+	return typ, v
+}
+
+// closeOf reads until the server closes the connection and returns its close status.
+func closeOf(t *testing.T, c *websocket.Conn) websocket.CloseError {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("connection ended without a close frame: %v", err)
+		}
+		return ce
+	}
+}
+
+// eventually polls cond for up to 10 seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// decodeMessage reads the JSON error body of a refused request.
+func decodeMessage(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	var body struct {
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("decode error body: %v", err)
+	}
+	return body.Message
+}
+
+// newServer serves h until the test ends and returns its base URL.
+func newServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

@@ -1,0 +1,407 @@
+// Package hub is the server side of the agent connection: it authenticates agents at
+// GET /agent/ws, keeps one WebSocket per agent, sends DEPLOY and CANCEL, and turns what the
+// agents report (phases, log lines, results) into store writes and Sink calls.
+//
+// The wire contract is agent/protocol; docs/hub.md describes the behaviour and the figures.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/store"
+)
+
+// ErrAgentOffline is returned when the agent has no live connection to this server.
+var ErrAgentOffline = errors.New("agent is offline")
+
+// ErrQueueFull is returned when the agent's outbound queue is full: its connection is stuck.
+var ErrQueueFull = errors.New("agent connection is not keeping up (outbound queue full)")
+
+// Store is the part of *store.Store the hub needs.
+type Store interface {
+	AgentByID(ctx context.Context, id int64) (store.Agent, error)
+	MarkAgentConnected(ctx context.Context, id int64, h store.AgentHello, at time.Time) error
+	SetAgentStatus(ctx context.Context, id int64, status string) error
+	TouchAgent(ctx context.Context, id int64, at time.Time) error
+	AppendLogs(ctx context.Context, deploymentID int64, lines []store.LogLine) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Sink receives what agents report; the deploy state machine implements it.
+//
+// Calls for one agent come from that agent's connection goroutine, in wire order. The same
+// JobResult may arrive more than once (a result is repeated in every HELLO until RESULT_ACK
+// reaches the agent, and an ack can be lost with a dying connection), so JobResult must
+// de-duplicate by job id: a second call for a finished job returns nil and changes nothing.
+type Sink interface {
+	// AgentConnected is called once the agent's HELLO is recorded and its unacknowledged results handled.
+	AgentConnected(ctx context.Context, agentID int64, hello protocol.Hello)
+	// AgentDisconnected is called when the agent's last connection ends, with the jobs
+	// dispatched to it (or reported by it) that have no result yet; the hub forgets them,
+	// and a result the agent delivers after reconnecting still comes to JobResult.
+	AgentDisconnected(ctx context.Context, agentID int64, activeJobIDs []string)
+	// JobAccepted reports the agent has taken a job.
+	JobAccepted(ctx context.Context, agentID int64, jobID string)
+	// JobPhase reports a job's progress.
+	JobPhase(ctx context.Context, agentID int64, jobID, phase string)
+	// JobLogs passes lines already stored, for live views.
+	JobLogs(ctx context.Context, jobID string, lines []protocol.LogChunk)
+	// JobResult records a job's outcome; only a nil return acknowledges it to the agent.
+	JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error
+}
+
+// Options configures a Hub. Zero values take the defaults named on each field.
+type Options struct {
+	// Store persists agent status and logs.
+	Store Store
+	// Sink receives agent reports.
+	Sink Sink
+	// Logger receives the hub's logs (default: discard).
+	Logger *slog.Logger
+	// PingInterval is how often the server pings each agent (default 20s).
+	PingInterval time.Duration
+	// PongTimeout is how long a ping may go unanswered before the connection is closed
+	// with StatusGoingAway (default 10s).
+	PongTimeout time.Duration
+	// HeartbeatEvery is how often an agent's last_heartbeat is written while it answers pings
+	// (default 30s): not on every ping, to spare the database.
+	HeartbeatEvery time.Duration
+	// HelloTimeout bounds the wait for the first frame (default 10s).
+	HelloTimeout time.Duration
+	// WriteTimeout bounds one frame write (default 10s).
+	WriteTimeout time.Duration
+	// Now is the clock for stored times and the token cache (default time.Now).
+	Now func() time.Time
+	// LogBatchSize is how many lines of one job are written in one statement at most (default 200).
+	LogBatchSize int
+	// LogFlushEvery is how long a line may wait in the buffer (default 250ms).
+	LogFlushEvery time.Duration
+	// TokenCacheTTL is how long a verified token skips bcrypt (default 5m).
+	TokenCacheTTL time.Duration
+	// TokenCacheSize bounds the verified-token cache (default 10000 entries).
+	TokenCacheSize int
+	// VerifyToken checks a token against a stored hash (default agenttoken.Verify, bcrypt).
+	VerifyToken func(token, hash string) error
+	// OutboundQueue is how many frames may wait for one connection's writer (default 16).
+	OutboundQueue int
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDur(&o.PingInterval, 20*time.Second)
+	setDur(&o.PongTimeout, 10*time.Second)
+	setDur(&o.HeartbeatEvery, 30*time.Second)
+	setDur(&o.HelloTimeout, 10*time.Second)
+	setDur(&o.WriteTimeout, 10*time.Second)
+	setDur(&o.LogFlushEvery, 250*time.Millisecond)
+	setDur(&o.TokenCacheTTL, 5*time.Minute)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LogBatchSize <= 0 {
+		o.LogBatchSize = 200
+	}
+	if o.TokenCacheSize <= 0 {
+		o.TokenCacheSize = 10000
+	}
+	if o.VerifyToken == nil {
+		o.VerifyToken = agenttoken.Verify
+	}
+	if o.OutboundQueue <= 0 {
+		o.OutboundQueue = 16
+	}
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Hub holds every agent connection of this server.
+type Hub struct {
+	opts  Options
+	log   *slog.Logger
+	cache *tokenCache
+
+	mu     sync.Mutex
+	agents map[int64]*agentState
+	closed bool
+	// serving counts connections between upgrade and the end of their teardown.
+	serving sync.WaitGroup
+}
+
+// agentState outlives connections: in-flight jobs carry over when an agent reconnects,
+// and its locks order what consecutive connections of one agent write. It is kept for the
+// hub's lifetime, one small entry per agent that ever connected.
+type agentState struct {
+	// lifeMu orders Sink.AgentConnected and Sink.AgentDisconnected of consecutive
+	// connections, so the sink never sees a stale disconnect after a fresh connect.
+	lifeMu sync.Mutex
+	// statusMu serialises store writes of this agent's status; written is the last value stored.
+	// It is never held while calling out of the hub.
+	statusMu sync.Mutex
+	written  string
+
+	// Guarded by Hub.mu.
+	conn *conn
+	jobs map[string]struct{}
+}
+
+// New returns a Hub; Store and Sink are required.
+func New(opts Options) *Hub {
+	opts.setDefaults()
+	return &Hub{
+		opts:   opts,
+		log:    opts.Logger,
+		cache:  newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
+		agents: map[int64]*agentState{},
+	}
+}
+
+// Online reports whether the agent has a live connection to this server.
+func (h *Hub) Online(agentID int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.agents[agentID]
+	return st != nil && st.conn != nil
+}
+
+// ConnectedCount is the number of agents connected now.
+func (h *Hub) ConnectedCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, st := range h.agents {
+		if st.conn != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Dispatch queues a DEPLOY for the agent's writer and marks the agent busy. A nil error
+// means the job is in flight: it ends with a JobResult or is listed in AgentDisconnected.
+func (h *Hub) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error {
+	if job.JobID == "" {
+		return errors.New("dispatch: job without id")
+	}
+	frame, err := protocol.Encode(protocol.TypeDeploy, job)
+	if err != nil {
+		return fmt.Errorf("dispatch job %s: %w", job.JobID, err)
+	}
+	h.mu.Lock()
+	st := h.agents[agentID]
+	if st == nil || st.conn == nil {
+		h.mu.Unlock()
+		return fmt.Errorf("dispatch job %s to agent %d: %w", job.JobID, agentID, ErrAgentOffline)
+	}
+	// The send happens under h.mu so that a connection's teardown, which takes its list of
+	// active jobs under h.mu after its writer stopped, either sees this job or refuses it.
+	if err := st.conn.trySend(frame); err != nil {
+		h.mu.Unlock()
+		return fmt.Errorf("dispatch job %s to agent %d: %w", job.JobID, agentID, err)
+	}
+	st.jobs[job.JobID] = struct{}{}
+	h.mu.Unlock()
+	h.syncStatus(ctx, agentID, st)
+	return nil
+}
+
+// Cancel queues a CANCEL for the job on the agent's connection.
+func (h *Hub) Cancel(agentID int64, jobID string) error {
+	frame, err := protocol.Encode(protocol.TypeCancel, protocol.Cancel{JobID: jobID})
+	if err != nil {
+		return fmt.Errorf("cancel job %s: %w", jobID, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.agents[agentID]
+	if st == nil || st.conn == nil {
+		return fmt.Errorf("cancel job %s on agent %d: %w", jobID, agentID, ErrAgentOffline)
+	}
+	if err := st.conn.trySend(frame); err != nil {
+		return fmt.Errorf("cancel job %s on agent %d: %w", jobID, agentID, err)
+	}
+	return nil
+}
+
+// Revoke closes the agent's connection with CloseReasonTokenRevoked and forgets its cached
+// tokens; call it after rotating or deleting the agent's token.
+func (h *Hub) Revoke(agentID int64) {
+	h.cache.forgetAgent(agentID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if st := h.agents[agentID]; st != nil && st.conn != nil {
+		st.conn.stop(websocket.StatusPolicyViolation, protocol.CloseReasonTokenRevoked)
+	}
+}
+
+// Close refuses new connections, closes every connection with CloseReasonShutdown and
+// waits until each is torn down (agents marked offline, logs flushed).
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	for _, st := range h.agents {
+		if st.conn != nil {
+			st.conn.stop(websocket.StatusGoingAway, protocol.CloseReasonShutdown)
+		}
+	}
+	h.mu.Unlock()
+	h.serving.Wait()
+}
+
+// state returns the agent's state, creating it.
+func (h *Hub) state(agentID int64) *agentState {
+	st := h.agents[agentID]
+	if st == nil {
+		st = &agentState{jobs: map[string]struct{}{}}
+		h.agents[agentID] = st
+	}
+	return st
+}
+
+// register makes c the agent's connection, stopping the one it replaces. It fails once the
+// hub is closing.
+func (h *Hub) register(c *conn) (*agentState, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, false
+	}
+	st := h.state(c.agentID)
+	if old := st.conn; old != nil {
+		old.stop(websocket.StatusPolicyViolation, protocol.CloseReasonReplaced)
+	}
+	st.conn = c
+	return st, true
+}
+
+// unregister detaches c; it reports false when a newer connection had replaced it.
+func (h *Hub) unregister(c *conn, st *agentState) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if st.conn == c {
+		st.conn = nil
+		return true
+	}
+	// Frames the replaced connection never wrote (a DEPLOY, a RESULT_ACK) go out on its
+	// successor; the agent ignores a repeated one.
+	for {
+		select {
+		case frame := <-c.out:
+			if st.conn != nil {
+				_ = st.conn.trySend(frame)
+			}
+			continue
+		default:
+		}
+		return false
+	}
+}
+
+// disconnected marks the agent offline and hands its unfinished jobs to the sink, unless a
+// new connection came in meanwhile. The hub forgets those jobs: the sink owns them now, and
+// a result the agent delivers later still reaches Sink.JobResult.
+func (h *Hub) disconnected(ctx context.Context, agentID int64, st *agentState) {
+	st.lifeMu.Lock()
+	defer st.lifeMu.Unlock()
+	h.mu.Lock()
+	if st.conn != nil {
+		h.mu.Unlock()
+		return
+	}
+	jobs := make([]string, 0, len(st.jobs))
+	for id := range st.jobs {
+		jobs = append(jobs, id)
+	}
+	clear(st.jobs)
+	h.mu.Unlock()
+	h.syncStatus(ctx, agentID, st)
+	h.log.Info("agent disconnected", "agent_id", agentID, "active_jobs", len(jobs))
+	h.opts.Sink.AgentDisconnected(ctx, agentID, jobs)
+}
+
+// jobStarted and jobDone keep the agent's in-flight set; they report whether it changed.
+func (h *Hub) jobStarted(st *agentState, jobID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := st.jobs[jobID]; ok {
+		return false
+	}
+	st.jobs[jobID] = struct{}{}
+	return true
+}
+
+func (h *Hub) jobDone(st *agentState, jobID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := st.jobs[jobID]; !ok {
+		return false
+	}
+	delete(st.jobs, jobID)
+	return true
+}
+
+// syncStatus writes the agent's current status (offline, busy or online) if it differs
+// from the last one written. Computing it under statusMu, from the state at that moment,
+// means the last write always matches the last state: a slow "offline" of a dead
+// connection cannot land after the "online" of its successor.
+func (h *Hub) syncStatus(ctx context.Context, agentID int64, st *agentState) {
+	st.statusMu.Lock()
+	defer st.statusMu.Unlock()
+	h.mu.Lock()
+	want := store.AgentOnline
+	switch {
+	case st.conn == nil:
+		want = store.AgentOffline
+	case len(st.jobs) > 0:
+		want = store.AgentBusy
+	}
+	h.mu.Unlock()
+	if want == st.written {
+		return
+	}
+	if err := h.opts.Store.SetAgentStatus(ctx, agentID, want); err != nil {
+		h.log.Warn("store agent status", "agent_id", agentID, "status", want, "err", err)
+		return
+	}
+	st.written = want
+}
+
+// markConnected stores the HELLO details (which set the agent online) and then the real
+// status, busy when jobs carried over from an earlier connection.
+func (h *Hub) markConnected(ctx context.Context, c *conn, st *agentState, hello protocol.Hello) error {
+	st.statusMu.Lock()
+	h.mu.Lock()
+	current := st.conn == c
+	h.mu.Unlock()
+	if !current {
+		st.statusMu.Unlock()
+		return fmt.Errorf("record agent %d connected: replaced by a newer connection", c.agentID)
+	}
+	err := h.opts.Store.MarkAgentConnected(ctx, c.agentID, store.AgentHello{
+		Version: hello.AgentVersion, Hostname: hello.Hostname, Docker: hello.Docker, Compose: hello.Compose,
+	}, h.opts.Now())
+	if err == nil {
+		st.written = store.AgentOnline
+	}
+	st.statusMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("record agent %d connected: %w", c.agentID, err)
+	}
+	h.syncStatus(ctx, c.agentID, st)
+	return nil
+}
