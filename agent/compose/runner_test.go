@@ -32,6 +32,17 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "exit7":
 		os.Exit(7)
+	case "plugin":
+		// A stand-in compose plugin: the metadata call the docker CLI makes, then its argv.
+		if len(os.Args) > 1 && os.Args[1] == "docker-cli-plugin-metadata" {
+			fmt.Println(`{"SchemaVersion":"0.1.0","Vendor":"Docker Inc.","ShortDescription":"Docker Compose"}`)
+			os.Exit(0)
+		}
+		for _, a := range os.Args[1:] {
+			fmt.Println(a)
+		}
+		fmt.Println("plugin-env=" + os.Getenv("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"))
+		os.Exit(0)
 	case "spawn":
 		// Start a grandchild that ignores nothing and would outlive us if only we were killed.
 		child, err := os.StartProcess(os.Args[0], []string{os.Args[0]}, &os.ProcAttr{
@@ -56,6 +67,73 @@ func helperRunner(mode string) *compose.Runner {
 		Env:       append(os.Environ(), helperEnv+"="+mode),
 		KillGrace: time.Second,
 	})
+}
+
+func TestRunner_ArgvSelectsComposeThroughTheCLIOrThePluginDirectly(t *testing.T) {
+	t.Parallel()
+	env := append(os.Environ(), helperEnv+"=plugin", "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND=/usr/bin/docker")
+	p := compose.Project{Name: "compose", Files: []string{"/srv/a b.yml", "/srv/-o.yml"}}
+	tests := []struct {
+		name string
+		opts compose.RunnerOptions
+		want []string
+	}{
+		{
+			name: "docker CLI when Docker is set",
+			opts: compose.RunnerOptions{Docker: os.Args[0], Env: env},
+			want: []string{"compose", "--project-name=compose", "--file=/srv/a b.yml", "--file=/srv/-o.yml", "up", "-d", "plugin-env=/usr/bin/docker"},
+		},
+		{
+			// A project named "compose" or a file starting with a dash must not be taken
+			// for the plugin name or a flag by standalone compose's argument rewriting,
+			// and the plugin must not believe the docker CLI started it.
+			name: "plugin run directly without the docker CLI's plugin variable",
+			opts: compose.RunnerOptions{ComposePlugin: os.Args[0], Env: env},
+			want: []string{"--project-name=compose", "--file=/srv/a b.yml", "--file=/srv/-o.yml", "up", "-d", "plugin-env="},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var observed []string
+			tt.opts.Observe = func(sub string, args []string, took time.Duration, err error) {
+				observed = append(observed, fmt.Sprintf("%s %v %v %v", sub, args, took > 0, err))
+			}
+			out, err := compose.NewRunner(tt.opts).Output(context.Background(), p, "up", []string{"-d"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Split(strings.TrimSpace(string(out)), "\n"); strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("argv = %q, want %q", got, tt.want)
+			}
+			if want := []string{"up [-d] true <nil>"}; fmt.Sprint(observed) != fmt.Sprint(want) {
+				t.Errorf("observed %q, want %q", observed, want)
+			}
+		})
+	}
+}
+
+func TestRunner_FindsTheComposePluginWhereTheDockerCLIDoes(t *testing.T) {
+	t.Parallel()
+	config := t.TempDir()
+	plugins := filepath.Join(config, "cli-plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(os.Args[0], filepath.Join(plugins, "docker-compose")); err != nil {
+		t.Fatal(err)
+	}
+	// The docker CLI would fail on the way: a Docker that does not exist proves it is not used.
+	r := compose.NewRunner(compose.RunnerOptions{Env: append(os.Environ(), "DOCKER_CONFIG="+config, helperEnv+"=plugin", "PATH=/nonexistent")})
+	for range 2 {
+		out, err := r.Output(context.Background(), compose.Project{Name: "shop"}, "ps", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Fields(string(out)); len(got) < 2 || got[0] != "--project-name=shop" || got[1] != "ps" {
+			t.Errorf("argv = %q, want the plugin started directly", got)
+		}
+	}
 }
 
 func TestRunner_RefusesSubcommandsOutsideTheSafelist(t *testing.T) {
@@ -208,5 +286,13 @@ func TestRunner_ThreeServiceProjectComesUpAndPSParses(t *testing.T) {
 	}
 	if byService["web"].Health != "healthy" {
 		t.Errorf("web health = %q, want healthy", byService["web"].Health)
+	}
+
+	// PS goes by the project name alone: a compose file it cannot parse does not matter.
+	if err := os.WriteFile(file, []byte("services: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := r.PS(ctx, p); err != nil || len(cs) != 3 {
+		t.Errorf("PS with a broken compose file = %d containers, %v; want 3", len(cs), err)
 	}
 }

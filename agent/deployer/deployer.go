@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stagely/stagely/agent/compose"
@@ -106,7 +107,7 @@ func New(opts Options) *Deployer {
 func (d *Deployer) Deploy(ctx context.Context, job protocol.Deploy, ev Events) (res protocol.JobResult) {
 	start := time.Now()
 	m := newMasker(job.Secrets)
-	j := &jobRun{d: d, job: job, ev: maskedEvents{ev: ev, m: m}, mask: m}
+	j := &jobRun{d: d, job: job, ev: maskedEvents{mu: &sync.Mutex{}, ev: ev, m: m}, mask: m}
 	defer func() {
 		if r := recover(); r != nil {
 			d.log.Error("deploy panicked", "job_id", job.JobID, "panic", m.mask(fmt.Sprint(r)), "stack", string(debug.Stack()))
@@ -236,13 +237,9 @@ func (j *jobRun) deploy(ctx context.Context) ([]protocol.ServiceStatus, error) {
 		return nil, err
 	}
 
-	pl, err := j.prepare(ctx, job.Config)
-	if err != nil {
-		return nil, err
-	}
-
 	j.ev.Phase(protocol.PhaseBuilding)
-	if err := j.build(ctx, pl); err != nil {
+	pl, err := j.prepareAndBuild(ctx, job.Config)
+	if err != nil {
 		return nil, err
 	}
 
@@ -330,6 +327,11 @@ type plan struct {
 	ignored bool
 }
 
+// baseProject is the compose project of file without the override.
+func (j *jobRun) baseProject(file string) compose.Project {
+	return compose.Project{Name: j.job.Project.ComposeProject, Files: []string{file}, Dir: filepath.Dir(file)}
+}
+
 // prepare resolves the compose project of cfg in src, decides the services to deploy and
 // writes the override carrying the secrets.
 func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
@@ -337,7 +339,7 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, err
 	if err != nil {
 		return plan{}, err
 	}
-	base := compose.Project{Name: j.job.Project.ComposeProject, Files: []string{file}, Dir: filepath.Dir(file)}
+	base := j.baseProject(file)
 	resolved, err := j.d.compose.Config(ctx, base, j.lines)
 	if err != nil {
 		return plan{}, fmt.Errorf("read the compose file %s: %w", cfg.ComposeFile, err)
@@ -385,6 +387,58 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, err
 	pl.p = base
 	pl.p.Files = []string{file, override}
 	return pl, nil
+}
+
+// prepareAndBuild runs prepare and build. When the project was deployed before and no
+// service is ignored, the build step does not need prepare's result, and both run at
+// once: build then goes over every service of the compose file without the override (it
+// only builds and pulls images, which the override does not touch). A container it creates
+// for a service added by this commit lacks the secrets, so `up` recreates it; that is the
+// price of hiding `config` behind the build step on every other deploy.
+func (j *jobRun) prepareAndBuild(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
+	if j.job.Previous == nil || ignoresAny(cfg) {
+		pl, err := j.prepare(ctx, cfg)
+		if err != nil {
+			return plan{}, err
+		}
+		return pl, j.build(ctx, pl)
+	}
+	file, err := composeFile(j.dirs.src(), cfg.ComposeFile)
+	if err != nil {
+		return plan{}, err
+	}
+	base := j.baseProject(file)
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer cancelBuild()
+	buildErr := make(chan error, 1)
+	go func() {
+		err := j.d.compose.Run(buildCtx, base, "up", []string{"--no-start", "--no-recreate", "--build"}, j.lines)
+		if err != nil {
+			err = fmt.Errorf("build or pull the images: %w", err)
+		}
+		buildErr <- err
+	}()
+	pl, err := j.prepare(ctx, cfg)
+	if err != nil {
+		// Both read the same compose file: its error is the one worth reporting, and a
+		// build of a project that will not be deployed is not worth finishing.
+		cancelBuild()
+		<-buildErr
+		return plan{}, err
+	}
+	if len(pl.buildable) > 0 {
+		j.say("building %s", strings.Join(pl.buildable, ", "))
+	}
+	return pl, <-buildErr
+}
+
+func ignoresAny(cfg protocol.JobConfig) bool {
+	for _, sc := range cfg.Services {
+		if sc.Ignore {
+			return true
+		}
+	}
+	return false
 }
 
 // build builds the images of the deployed services and pulls the missing ones, without

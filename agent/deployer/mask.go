@@ -3,6 +3,7 @@ package deployer
 import (
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/stagely/stagely/agent/protocol"
 )
@@ -47,11 +48,23 @@ func newMasker(secrets []protocol.Secret) masker {
 
 func (m masker) mask(line string) string { return m.r.Replace(line) }
 
-// maskedEvents masks every line before it reaches the job's Events.
+// maskedEvents masks every line before it reaches the job's Events, and serialises the
+// calls: the commands of one step may run at once.
 type maskedEvents struct {
+	mu *sync.Mutex
 	ev Events
 	m  masker
 }
 
-func (e maskedEvents) Phase(phase string)      { e.ev.Phase(phase) }
-func (e maskedEvents) Log(stream, line string) { e.ev.Log(stream, e.m.mask(line)) }
+func (e maskedEvents) Phase(phase string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ev.Phase(phase)
+}
+
+func (e maskedEvents) Log(stream, line string) {
+	line = e.m.mask(line)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ev.Log(stream, line)
+}
