@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/agent/compose"
-	"github.com/stagely/stagely/agent/internal/dockertest"
+	"github.com/stagely/stagely/agent/dockertest"
 )
 
 // helperEnv makes the test binary act as a stand-in docker CLI, for behaviour that needs

@@ -14,7 +14,7 @@ import (
 
 	"github.com/stagely/stagely/agent/compose"
 	"github.com/stagely/stagely/agent/deployer"
-	"github.com/stagely/stagely/agent/internal/dockertest"
+	"github.com/stagely/stagely/agent/dockertest"
 	"github.com/stagely/stagely/agent/protocol"
 )
 

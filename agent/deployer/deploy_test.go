@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/agent/internal/dockertest"
+	"github.com/stagely/stagely/agent/dockertest"
 	"github.com/stagely/stagely/agent/protocol"
 )
 

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/agent/deployer"
-	"github.com/stagely/stagely/agent/internal/dockertest"
+	"github.com/stagely/stagely/agent/dockertest"
 	"github.com/stagely/stagely/agent/protocol"
 )
 

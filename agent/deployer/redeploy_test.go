@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stagely/stagely/agent/internal/dockertest"
+	"github.com/stagely/stagely/agent/dockertest"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
