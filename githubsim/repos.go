@@ -101,6 +101,16 @@ func (s *Sim) Branch(fullName, branch string) string {
 	return ""
 }
 
+// RepoID returns a repository's id, or 0 if there is no such repository.
+func (s *Sim) RepoID(fullName string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rp := s.st.repo(fullName); rp != nil {
+		return rp.id
+	}
+	return 0
+}
+
 func readTree(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stagely/stagely/app/seal"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	GitHubURL    *url.URL
 	// App holds credentials from the environment; empty when /setup stores them instead.
 	App AppCredentials
+	// Deploy bounds; zero means the orchestrator's defaults.
+	AgentOfflineWait time.Duration
+	AgentLostAfter   time.Duration
+	SweepInterval    time.Duration
 }
 
 // AppCredentials identify the GitHub App.
@@ -127,6 +132,24 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 			continue
 		}
 		*s.dst = u
+	}
+
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
+		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
+		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+	} {
+		if v := getenv(d.env); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				bad("%s %q is not a positive duration like 10m or 30s", d.env, v)
+				continue
+			}
+			*d.dst = dur
+		}
 	}
 
 	cfg.App, problems = loadApp(getenv, problems)

@@ -7,11 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"strings"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/app/config"
 	"github.com/stagely/stagely/app/seal"
@@ -141,7 +137,8 @@ func runServe(ctx context.Context, getenv func(string) string, logger *slog.Logg
 	if err != nil {
 		return err
 	}
-	if _, err := seal.NewKeyring(cfg.SecretKey, cfg.PreviousKeys...); err != nil {
+	keys, err := seal.NewKeyring(cfg.SecretKey, cfg.PreviousKeys...)
+	if err != nil {
 		return err
 	}
 	st, err := openStore(ctx, cfg)
@@ -154,42 +151,19 @@ func runServe(ctx context.Context, getenv func(string) string, logger *slog.Logg
 		return err
 	}
 	logger.Info("database ready", "schema_version", res.Version, "applied", len(res.Applied))
+	// Whatever this process's previous run left "online" is not connected to this one.
+	if _, err := st.MarkStaleAgentsOffline(ctx, time.Now().Add(time.Minute)); err != nil {
+		return fmt.Errorf("reset agent states: %w", err)
+	}
 
-	gin.SetMode(gin.ReleaseMode)
-	router := gin.New()
-	router.Use(gin.Recovery())
-	router.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	router.GET("/readyz", func(c *gin.Context) {
-		pingCtx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-		defer cancel()
-		if err := st.Ping(pingCtx); err != nil {
-			logger.Warn("readiness: database unreachable", "err", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "database unreachable"})
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
-
+	srv, err := newServer(cfg, st, keys, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set STAGELY_LISTEN to a free address)", cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL.String())
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !strings.Contains(err.Error(), "closed") {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	<-serveErr
-	logger.Info("stopped")
-	return nil
+	logger.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL.String(), "github_app", cfg.App.Configured())
+	return srv.run(ctx, ln)
 }

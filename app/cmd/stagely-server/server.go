@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/deploy"
+	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/app/intake"
+	"github.com/stagely/stagely/app/metrics"
+	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/store"
+)
+
+// server is every long-lived part of the control plane, wired once.
+type server struct {
+	log    *slog.Logger
+	hub    *hub.Hub
+	orch   *deploy.Orchestrator
+	worker *intake.Worker
+	http   *http.Server
+}
+
+// hubRef breaks the construction cycle: the orchestrator dispatches through the hub, and
+// the hub reports to the orchestrator. It is set once, before anything runs.
+type hubRef struct{ h *hub.Hub }
+
+func (r *hubRef) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error {
+	return r.h.Dispatch(ctx, agentID, job)
+}
+func (r *hubRef) Online(agentID int64) bool { return r.h.Online(agentID) }
+
+func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *slog.Logger) (*server, error) {
+	var app *github.App
+	if cfg.App.Configured() {
+		var err error
+		app, err = github.New(github.Options{
+			AppID: cfg.App.AppID, PrivateKeyPEM: cfg.App.PrivateKeyPEM, APIURL: cfg.GitHubAPIURL.String(),
+			HTTPClient: &http.Client{Timeout: 30 * time.Second}, Logger: logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("GitHub App: %w", err)
+		}
+	}
+	installation := func(id int64) deploy.GitHub {
+		if app == nil {
+			return unconfiguredGitHub{}
+		}
+		return app.Installation(id)
+	}
+
+	ref := &hubRef{}
+	var h *hub.Hub
+	met := metrics.New(func() int { return h.ConnectedCount() })
+	orch := deploy.New(deploy.Options{
+		Store: st, Hub: ref, GitHub: installation, Secrets: secrets.New(st, keys), Metrics: met,
+		PublicURL: cfg.PublicURL.String(), Logger: logger,
+		AgentOfflineWait: cfg.AgentOfflineWait, AgentLostAfter: cfg.AgentLostAfter, SweepEvery: cfg.SweepInterval,
+	})
+	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger})
+	ref.h = h
+
+	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Logger: logger, Metrics: met})
+	webhookSecret := func(context.Context) ([]byte, error) {
+		if cfg.App.WebhookSecret == "" {
+			return nil, errors.New("no webhook secret configured")
+		}
+		return []byte(cfg.App.WebhookSecret), nil
+	}
+	webhooks := intake.NewHandler(st, webhookSecret, worker.Poke, logger, met)
+
+	gin.SetMode(gin.ReleaseMode)
+	router := gin.New()
+	router.Use(gin.Recovery())
+	router.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	router.GET("/readyz", func(c *gin.Context) {
+		pingCtx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ping(pingCtx); err != nil {
+			logger.Warn("readiness: database unreachable", "err", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "database unreachable"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+	router.GET("/metrics", gin.WrapH(met.Handler()))
+	router.POST("/webhooks/github", gin.WrapH(webhooks))
+	router.GET("/agent/ws", gin.WrapH(h))
+
+	return &server{
+		log: logger, hub: h, orch: orch, worker: worker,
+		http: &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
+	}, nil
+}
+
+// run serves until ctx ends, then stops every part: HTTP first (no new webhooks or agents),
+// then the hub, then the worker and sweeper, which finish what they hold.
+func (s *server) run(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, part := range []func(context.Context) error{s.worker.Run, s.orch.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := part(ctx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(ln) }()
+
+	var err error
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 15*time.Second)
+	defer stop()
+	if serr := s.http.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		s.log.Warn("shut down HTTP", "err", serr)
+	}
+	s.hub.Close()
+	cancel()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+// unconfiguredGitHub answers every call of a server without a GitHub App with one clear error.
+type unconfiguredGitHub struct{}
+
+var errNoApp = errors.New("no GitHub App is configured: finish /setup or set STAGELY_GITHUB_APP_ID, STAGELY_GITHUB_APP_PRIVATE_KEY and STAGELY_GITHUB_WEBHOOK_SECRET")
+
+func (unconfiguredGitHub) ReadFile(context.Context, string, string, string) ([]byte, error) {
+	return nil, errNoApp
+}
+func (unconfiguredGitHub) RepoReadToken(context.Context, int64) (github.Token, error) {
+	return github.Token{}, errNoApp
+}
+func (unconfiguredGitHub) TarballURL(string, string) string { return "" }
+func (unconfiguredGitHub) CreateCheckRun(context.Context, string, github.NewCheckRun) (int64, error) {
+	return 0, errNoApp
+}
+func (unconfiguredGitHub) UpdateCheckRun(context.Context, string, int64, github.CheckRunUpdate) error {
+	return errNoApp
+}
+func (unconfiguredGitHub) CompleteCheckRun(context.Context, string, int64, github.CheckRunResult) error {
+	return errNoApp
+}
+func (unconfiguredGitHub) CreateStatus(context.Context, string, string, github.CommitStatus) error {
+	return errNoApp
+}
+func (unconfiguredGitHub) CreateDeployment(context.Context, string, github.NewDeployment) (int64, error) {
+	return 0, errNoApp
+}
+func (unconfiguredGitHub) CreateDeploymentStatus(context.Context, string, int64, github.DeploymentStatus) error {
+	return errNoApp
+}

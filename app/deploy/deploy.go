@@ -1,0 +1,124 @@
+// Package deploy is the control plane's deployment state machine: it turns webhook events
+// into deployments, hands them to agents one at a time per project, and reports every state
+// to GitHub as a check run, a commit status and a deployment status.
+//
+// Every state lives in PostgreSQL; the in-memory parts (the hub's connections) are only
+// ever consulted, so a restarted server picks up where it stopped: a sweeper re-kicks
+// queued deployments, fails the ones whose agent vanished, and retries GitHub reports
+// that did not go through.
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/store"
+)
+
+// Names that users see in GitHub.
+const (
+	CheckDeploy    = "Stagely / deploy"
+	CheckValidate  = "Stagely / validate"
+	StatusContext  = "stagely/deploy"
+	ActionRedeploy = "redeploy"
+	ActionRollback = "rollback"
+)
+
+// Hub is what the orchestrator needs of the agent connections.
+type Hub interface {
+	Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error
+	Online(agentID int64) bool
+}
+
+// GitHub is what the orchestrator needs of one installation's GitHub API.
+type GitHub interface {
+	ReadFile(ctx context.Context, repo, path, ref string) ([]byte, error)
+	RepoReadToken(ctx context.Context, repoID int64) (github.Token, error)
+	TarballURL(repo, sha string) string
+	CreateCheckRun(ctx context.Context, repo string, cr github.NewCheckRun) (int64, error)
+	UpdateCheckRun(ctx context.Context, repo string, id int64, u github.CheckRunUpdate) error
+	CompleteCheckRun(ctx context.Context, repo string, id int64, res github.CheckRunResult) error
+	CreateStatus(ctx context.Context, repo, sha string, st github.CommitStatus) error
+	CreateDeployment(ctx context.Context, repo string, d github.NewDeployment) (int64, error)
+	CreateDeploymentStatus(ctx context.Context, repo string, id int64, st github.DeploymentStatus) error
+}
+
+// SecretOpener opens a project's secrets for one job.
+type SecretOpener interface {
+	ForDeploy(ctx context.Context, projectID int64) ([]protocol.Secret, error)
+}
+
+// Metrics receives outcomes; nil-safe implementations are in the wiring.
+type Metrics interface {
+	DeploymentFinished(status string, d time.Duration)
+}
+
+// Options configures an Orchestrator.
+type Options struct {
+	Store   *store.Store
+	Hub     Hub
+	GitHub  func(installationID int64) GitHub
+	Secrets SecretOpener
+	Metrics Metrics
+	// PublicURL is where users open a deployment's page (check run details, status target).
+	PublicURL string
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// AgentOfflineWait is how long a deployment waits for its agent to come online.
+	AgentOfflineWait time.Duration
+	// AgentLostAfter is how long a deployment waits for an agent that vanished mid-job.
+	AgentLostAfter time.Duration
+	// ResultGrace is how long past a job's own timeout the server waits for its result.
+	ResultGrace time.Duration
+	// SweepEvery is the period of the sweeper.
+	SweepEvery time.Duration
+}
+
+// Orchestrator runs deployments.
+type Orchestrator struct {
+	opt Options
+	log *slog.Logger
+}
+
+// New builds an Orchestrator, filling defaults.
+func New(opt Options) *Orchestrator {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.AgentOfflineWait == 0 {
+		opt.AgentOfflineWait = 10 * time.Minute
+	}
+	if opt.AgentLostAfter == 0 {
+		opt.AgentLostAfter = 5 * time.Minute
+	}
+	if opt.ResultGrace == 0 {
+		opt.ResultGrace = 5 * time.Minute
+	}
+	if opt.SweepEvery == 0 {
+		opt.SweepEvery = 5 * time.Second
+	}
+	opt.PublicURL = strings.TrimRight(opt.PublicURL, "/")
+	return &Orchestrator{opt: opt, log: opt.Logger}
+}
+
+func (o *Orchestrator) deploymentURL(d store.Deployment) string {
+	return fmt.Sprintf("%s/projects/%d/deployments/%d", o.opt.PublicURL, d.ProjectID, d.ID)
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+// jobID is the wire id of a deployment.
+func jobID(id int64) string { return fmt.Sprint(id) }

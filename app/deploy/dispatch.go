@@ -1,0 +1,202 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/store"
+)
+
+// Kick starts the project's oldest queued deployment if nothing of the project is running
+// and its agent is online. It is safe to call at any time and from anywhere: the database
+// decides which caller, if any, gets to dispatch.
+func (o *Orchestrator) Kick(ctx context.Context, projectID int64) {
+	// Each pass either dispatches one deployment, or finishes one that cannot run (and then
+	// looks at the next), or stops.
+	for {
+		again, err := o.kickOnce(ctx, projectID)
+		if err != nil {
+			o.log.Error("start deployment", "project", projectID, "err", err)
+			return
+		}
+		if !again {
+			return
+		}
+	}
+}
+
+func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, error) {
+	st := o.opt.Store
+	d, err := st.OldestQueued(ctx, projectID)
+	if store.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	p, err := st.ProjectByID(ctx, projectID)
+	if err != nil {
+		return false, err
+	}
+	if !p.AgentID.Valid {
+		return o.failQueued(ctx, p, d, "no agent is linked to project "+p.Name+": link one in the Stagely dashboard, then press Re-run")
+	}
+	in, err := st.InstallationByID(ctx, p.InstallationID)
+	if err != nil {
+		return false, err
+	}
+	if !in.Active() {
+		return o.failQueued(ctx, p, d, "the Stagely GitHub App is suspended or uninstalled on "+in.AccountLogin)
+	}
+	agentID := p.AgentID.Int64
+	if !o.opt.Hub.Online(agentID) {
+		// It waits; the sweeper fails it if the agent stays away too long.
+		return false, nil
+	}
+	err = st.MarkDispatched(ctx, d.ID, agentID, o.opt.Now())
+	if errors.Is(err, store.ErrConflict) || store.IsNotFound(err) {
+		// Another deployment of this project is active, or another caller took this one.
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	gh := o.opt.GitHub(in.GitHubID)
+	job, problems, err := o.prepare(ctx, gh, p, d)
+	if err != nil || manifest.HasFailure(problems) {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		} else {
+			msg = problemSummary(problems)
+		}
+		if ferr := o.finish(ctx, p, d.ID, store.DeploymentFailure, msg, nil, problems); ferr != nil {
+			return false, ferr
+		}
+		return true, nil
+	}
+	cfg, _ := json.Marshal(job.Config)
+	if err := st.SetDeploymentConfig(ctx, d.ID, cfg); err != nil {
+		return false, err
+	}
+	o.reportStarted(ctx, gh, p, d, problems)
+	if err := o.opt.Hub.Dispatch(ctx, agentID, job); err != nil {
+		o.log.Warn("hand deployment to agent; it waits for the agent", "deployment", d.ID, "agent", agentID, "err", err)
+		if rerr := st.Requeue(ctx, d.ID); rerr != nil {
+			return false, rerr
+		}
+		return false, nil
+	}
+	o.log.Info("deployment dispatched", "deployment", d.ID, "project", p.Name, "sha", d.SHA, "agent", agentID)
+	return false, nil
+}
+
+// failQueued finishes a queued deployment that cannot run, and asks for the next pass.
+func (o *Orchestrator) failQueued(ctx context.Context, p store.Project, d store.Deployment, msg string) (bool, error) {
+	if err := o.finish(ctx, p, d.ID, store.DeploymentFailure, msg, nil, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// prepare reads stagely.yaml and the compose file at the SHA, validates them, opens the
+// project's secrets and mints the agent's read-only token. Problems are the user's to fix;
+// an error is ours or GitHub's.
+func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, d store.Deployment) (protocol.Deploy, []manifest.Problem, error) {
+	lc, problems, err := loadConfig(ctx, gh, p.RepoFullName, d.SHA, p.PublicID)
+	if err != nil || manifest.HasFailure(problems) {
+		return protocol.Deploy{}, problems, err
+	}
+	secrets, err := o.opt.Secrets.ForDeploy(ctx, p.ID)
+	if err != nil {
+		return protocol.Deploy{}, nil, fmt.Errorf("open the project's secrets: %w", err)
+	}
+	tok, err := gh.RepoReadToken(ctx, p.RepoID)
+	if err != nil {
+		return protocol.Deploy{}, nil, fmt.Errorf("get a read-only token for %s from GitHub: %w", p.RepoFullName, err)
+	}
+	job := protocol.Deploy{
+		JobID:   jobID(d.ID),
+		Project: protocol.Project{ID: p.PublicID, Name: p.Name, ComposeProject: p.ComposeProject},
+		Repo:    p.RepoFullName,
+		Ref:     d.Ref,
+		SHA:     d.SHA,
+		Source:  protocol.Source{TarballURL: gh.TarballURL(p.RepoFullName, d.SHA), Token: tok.Value},
+		Config:  lc.job,
+		Secrets: secrets,
+	}
+	prev, err := o.opt.Store.LastSuccessful(ctx, p.ID, d.ID)
+	switch {
+	case store.IsNotFound(err):
+	case err != nil:
+		return protocol.Deploy{}, nil, err
+	case len(prev.Config) > 0:
+		var pc protocol.JobConfig
+		if err := json.Unmarshal(prev.Config, &pc); err != nil {
+			return protocol.Deploy{}, nil, fmt.Errorf("read the config of deployment #%d: %w", prev.ID, err)
+		}
+		job.Previous = &protocol.Previous{SHA: prev.SHA, Config: pc}
+	}
+	return job, problems, nil
+}
+
+func (o *Orchestrator) reportStarted(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, warnings []manifest.Problem) {
+	agent := fmt.Sprint(p.AgentID.Int64)
+	if a, err := o.opt.Store.AgentByID(ctx, p.AgentID.Int64); err == nil {
+		agent = a.Name
+	}
+	title := fmt.Sprintf("Deploying %s to %s", short(d.SHA), agent)
+	if d.CheckRunID.Valid {
+		summary := fmt.Sprintf("Deployment #%d of `%s` is running on agent **%s**.", d.ID, short(d.SHA), agent)
+		if len(warnings) > 0 {
+			summary += "\n\nWarnings:\n"
+			for _, w := range warnings {
+				summary += "- `" + w.String() + "`\n"
+			}
+		}
+		if err := gh.UpdateCheckRun(ctx, p.RepoFullName, d.CheckRunID.Int64, github.CheckRunUpdate{
+			Status: "in_progress", Title: title, Summary: summary,
+		}); err != nil {
+			o.log.Warn("mark check run in progress", "deployment", d.ID, "err", err)
+		}
+	}
+	if d.GitHubDeploymentID.Valid {
+		if err := gh.CreateDeploymentStatus(ctx, p.RepoFullName, d.GitHubDeploymentID.Int64, github.DeploymentStatus{
+			State: "in_progress", Description: title, LogURL: o.deploymentURL(d),
+		}); err != nil {
+			o.log.Warn("mark GitHub deployment in progress", "deployment", d.ID, "err", err)
+		}
+	}
+}
+
+func problemSummary(problems []manifest.Problem) string {
+	var lines []string
+	for _, p := range problems {
+		if p.Level == manifest.LevelFailure {
+			lines = append(lines, p.String())
+		}
+	}
+	return "configuration has problems: " + strings.Join(lines, "; ")
+}
+
+func annotations(problems []manifest.Problem) []github.Annotation {
+	var out []github.Annotation
+	for _, p := range problems {
+		line := p.Line
+		if line < 1 {
+			line = 1
+		}
+		a := github.Annotation{Path: p.Path, StartLine: line, EndLine: line, Level: string(p.Level), Message: p.Message}
+		if p.Column > 0 {
+			a.StartColumn, a.EndColumn = p.Column, p.Column
+		}
+		out = append(out, a)
+	}
+	return out
+}

@@ -1,0 +1,88 @@
+package deploy
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/store"
+)
+
+// The Orchestrator is the hub's sink: it hears what agents report.
+
+// AgentConnected starts whatever waited for this agent.
+func (o *Orchestrator) AgentConnected(ctx context.Context, agentID int64, _ protocol.Hello) {
+	projects, err := o.opt.Store.ProjectsByAgent(ctx, agentID)
+	if err != nil {
+		o.log.Error("list projects of connected agent", "agent", agentID, "err", err)
+		return
+	}
+	for _, p := range projects {
+		o.Kick(ctx, p.ID)
+	}
+}
+
+// AgentDisconnected does nothing at once: the agent journals its result and sends it on
+// reconnect. The sweeper fails the job only if the agent stays away past AgentLostAfter.
+func (o *Orchestrator) AgentDisconnected(context.Context, int64, []string) {}
+
+// JobAccepted marks the deployment running.
+func (o *Orchestrator) JobAccepted(ctx context.Context, agentID int64, job string) {
+	id, err := strconv.ParseInt(job, 10, 64)
+	if err != nil {
+		o.log.Warn("agent accepted an unknown job", "agent", agentID, "job", job)
+		return
+	}
+	if err := o.opt.Store.MarkRunning(ctx, id, o.opt.Now()); err != nil {
+		o.log.Warn("mark deployment running", "deployment", id, "err", err)
+	}
+}
+
+// JobPhase is logged only; the check run shows the outcome.
+func (o *Orchestrator) JobPhase(_ context.Context, agentID int64, job, phase string) {
+	o.log.Debug("job phase", "agent", agentID, "job", job, "phase", phase)
+}
+
+// JobLogs needs nothing here: the hub stores log lines itself.
+func (o *Orchestrator) JobLogs(context.Context, string, []protocol.LogChunk) {}
+
+// JobResult records a job's outcome, reports it to GitHub and starts the project's next
+// deployment. It is idempotent: a result sent twice (after a reconnect) changes nothing
+// the second time. A nil return lets the hub acknowledge the result to the agent.
+func (o *Orchestrator) JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error {
+	id, err := strconv.ParseInt(res.JobID, 10, 64)
+	if err != nil {
+		o.log.Warn("result for a job id Stagely never issued; acknowledging it", "agent", agentID, "job", res.JobID)
+		return nil
+	}
+	d, err := o.opt.Store.DeploymentByID(ctx, id)
+	if store.IsNotFound(err) {
+		o.log.Warn("result for a deleted deployment; acknowledging it", "agent", agentID, "deployment", id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d.Finished() {
+		return nil
+	}
+	p, err := o.opt.Store.ProjectByID(ctx, d.ProjectID)
+	if err != nil {
+		return err
+	}
+	if err := o.finish(ctx, p, d.ID, resultStatus(res.Status), res.Error, res.Services, nil); err != nil {
+		return err
+	}
+	o.log.Info("deployment finished", "deployment", d.ID, "project", p.Name, "status", res.Status, "duration_ms", res.DurationMS)
+	o.Kick(ctx, p.ID)
+	return nil
+}
+
+func resultStatus(s string) string {
+	switch s {
+	case protocol.StatusSuccess, protocol.StatusFailure, protocol.StatusTimedOut, protocol.StatusRolledBack, protocol.StatusCancelled:
+		return s // the wire values are the store's values
+	default:
+		return store.DeploymentFailure
+	}
+}

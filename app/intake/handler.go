@@ -1,0 +1,124 @@
+// Package intake takes GitHub webhook deliveries in: it checks them, records each once in
+// PostgreSQL and answers GitHub at once; a worker then processes them from the database, so
+// a crash right after the answer loses nothing.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/webhook"
+)
+
+// Recorder stores deliveries.
+type Recorder interface {
+	RecordDelivery(ctx context.Context, d store.NewDelivery) (store.Delivery, bool, error)
+}
+
+// Metrics counts webhooks by event and outcome.
+type Metrics interface {
+	Webhook(event, outcome string)
+}
+
+// Handler serves POST /webhooks/github.
+type Handler struct {
+	store  Recorder
+	secret func(ctx context.Context) ([]byte, error)
+	poke   func()
+	log    *slog.Logger
+	met    Metrics
+}
+
+// NewHandler builds the webhook endpoint. secret returns the App's webhook secret (from the
+// environment or from /setup); poke wakes the worker.
+func NewHandler(st Recorder, secret func(ctx context.Context) ([]byte, error), poke func(), log *slog.Logger, met Metrics) *Handler {
+	return &Handler{store: st, secret: secret, poke: poke, log: log, met: met}
+}
+
+type reply struct {
+	Message  string `json:"message"`
+	Delivery string `json:"delivery,omitempty"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, reply{Message: "webhooks are POSTed"})
+		return
+	}
+	secret, err := h.secret(r.Context())
+	if err != nil || len(secret) == 0 {
+		h.log.Error("webhook received but no webhook secret is configured; finish /setup or set STAGELY_GITHUB_WEBHOOK_SECRET", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, reply{Message: "this Stagely server has no GitHub App configured yet"})
+		return
+	}
+	d, err := webhook.ReadDelivery(r, secret, webhook.DefaultMaxBody)
+	if err != nil {
+		status := statusFor(err)
+		event := r.Header.Get(webhook.HeaderEvent)
+		h.count(event, "rejected")
+		h.log.Warn("webhook rejected", "status", status, "event", event, "delivery", r.Header.Get(webhook.HeaderDelivery), "err", err)
+		writeJSON(w, status, reply{Message: err.Error()})
+		return
+	}
+	var head struct {
+		Action       string `json:"action"`
+		Installation *struct {
+			ID int64 `json:"id"`
+		} `json:"installation"`
+	}
+	// The payload is checked for real by the worker; here only the columns are filled.
+	_ = json.Unmarshal(d.Body, &head)
+	var instID *int64
+	if head.Installation != nil && head.Installation.ID != 0 {
+		instID = &head.Installation.ID
+	}
+	_, created, err := h.store.RecordDelivery(r.Context(), store.NewDelivery{
+		DeliveryID: d.ID, Event: d.Event, Action: head.Action, InstallationID: instID, Payload: d.Body,
+	})
+	if err != nil {
+		h.log.Error("record webhook delivery", "delivery", d.ID, "err", err)
+		// 5xx makes GitHub show the failure; the user can redeliver it.
+		writeJSON(w, http.StatusInternalServerError, reply{Message: "could not record the delivery; redeliver it from the App's advanced settings"})
+		return
+	}
+	if !created {
+		h.count(d.Event, "duplicate")
+		writeJSON(w, http.StatusOK, reply{Message: "duplicate of an earlier delivery: not processed again", Delivery: d.ID})
+		return
+	}
+	h.count(d.Event, "accepted")
+	h.poke()
+	writeJSON(w, http.StatusAccepted, reply{Message: "accepted", Delivery: d.ID})
+}
+
+func (h *Handler) count(event, outcome string) {
+	if h.met != nil {
+		if event == "" {
+			event = "unknown"
+		}
+		h.met.Webhook(event, outcome)
+	}
+}
+
+func statusFor(err error) int {
+	switch webhook.KindOf(err) {
+	case webhook.KindUnauthorized:
+		return http.StatusUnauthorized
+	case webhook.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case webhook.KindMisconfigured:
+		return http.StatusInternalServerError
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

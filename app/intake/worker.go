@@ -1,0 +1,252 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/webhook"
+)
+
+// Handlers act on decoded events and return the delivery's one-line decision.
+type Handlers interface {
+	HandlePush(ctx context.Context, deliveryID int64, ev webhook.Push) (string, error)
+	HandlePullRequest(ctx context.Context, ev webhook.PullRequest) (string, error)
+	HandleCheckRun(ctx context.Context, ev webhook.CheckRun) (string, error)
+	HandleCheckSuite(ctx context.Context, ev webhook.CheckSuite) (string, error)
+	HandleInstallation(ctx context.Context, ev webhook.Installation) (string, error)
+	HandleInstallationRepositories(ctx context.Context, ev webhook.InstallationRepositories) (string, error)
+}
+
+// Queue is the delivery table as the worker sees it.
+type Queue interface {
+	ClaimDeliveries(ctx context.Context, n int, lease time.Duration, now time.Time) ([]store.Delivery, error)
+	FinishDelivery(ctx context.Context, id int64, status, decision string, at time.Time) error
+}
+
+// WorkerOptions configures a Worker.
+type WorkerOptions struct {
+	Queue    Queue
+	Handlers Handlers
+	Logger   *slog.Logger
+	Metrics  Metrics
+	// Workers bounds how many deliveries are processed at once.
+	Workers int
+	// Lease is how long a claimed delivery is held before another worker may retry it.
+	Lease time.Duration
+	// MaxAttempts is how often a delivery whose processing errs is tried before it is failed.
+	MaxAttempts int
+	// Poll is how often the table is read when nothing pokes the worker.
+	Poll time.Duration
+	// Timeout bounds the processing of one delivery.
+	Timeout time.Duration
+	Now     func() time.Time
+}
+
+// Worker processes recorded deliveries from the database. Deliveries of one installation
+// are processed one after another in the order GitHub sent them, so that of two quick
+// pushes the newer one is queued last and supersedes the older; different installations
+// proceed in parallel, up to Workers at once.
+type Worker struct {
+	opt  WorkerOptions
+	wake chan struct{}
+	sem  chan struct{}
+
+	mu sync.Mutex
+	// queues holds, per installation, deliveries claimed and not yet processed; a key is
+	// present exactly while a drain goroutine owns it.
+	queues  map[int64][]store.Delivery
+	pending int
+}
+
+// NewWorker builds a Worker, filling defaults.
+func NewWorker(opt WorkerOptions) *Worker {
+	if opt.Workers <= 0 {
+		opt.Workers = 4
+	}
+	if opt.Lease <= 0 {
+		opt.Lease = time.Minute
+	}
+	if opt.MaxAttempts <= 0 {
+		opt.MaxAttempts = 5
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = 2 * time.Second
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 45 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{
+		opt:    opt,
+		wake:   make(chan struct{}, 1),
+		sem:    make(chan struct{}, opt.Workers),
+		queues: map[int64][]store.Delivery{},
+	}
+}
+
+// Poke wakes the worker; it never blocks.
+func (w *Worker) Poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run processes deliveries until ctx ends, then waits for those in flight.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(w.opt.Poll)
+	defer t.Stop()
+	// Claim a little ahead of the workers, so one installation's backlog does not starve others.
+	window := 4 * w.opt.Workers
+	for {
+		w.mu.Lock()
+		free := window - w.pending
+		w.mu.Unlock()
+		if free > 0 {
+			batch, err := w.opt.Queue.ClaimDeliveries(ctx, free, w.opt.Lease, w.opt.Now())
+			if err != nil && ctx.Err() == nil {
+				w.opt.Logger.Error("claim webhook deliveries", "err", err)
+			}
+			for _, d := range batch {
+				w.submit(ctx, &wg, d)
+			}
+			if len(batch) == free {
+				continue // there may be more waiting
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) submit(ctx context.Context, wg *sync.WaitGroup, d store.Delivery) {
+	key := d.InstallationID.Int64
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending++
+	q, draining := w.queues[key]
+	w.queues[key] = append(q, d)
+	if !draining {
+		wg.Add(1)
+		go w.drain(ctx, wg, key)
+	}
+}
+
+func (w *Worker) drain(ctx context.Context, wg *sync.WaitGroup, key int64) {
+	defer wg.Done()
+	for {
+		w.mu.Lock()
+		q := w.queues[key]
+		if len(q) == 0 {
+			delete(w.queues, key)
+			w.mu.Unlock()
+			return
+		}
+		d := q[0]
+		w.queues[key] = q[1:]
+		w.mu.Unlock()
+
+		w.sem <- struct{}{}
+		w.process(ctx, d)
+		<-w.sem
+
+		w.mu.Lock()
+		w.pending--
+		w.mu.Unlock()
+		w.Poke()
+	}
+}
+
+// process handles one delivery with its own bounded context, detached from Run's, so a
+// shutdown lets the delivery finish rather than leaving it half done.
+func (w *Worker) process(parent context.Context, d store.Delivery) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.opt.Timeout)
+	defer cancel()
+	log := w.opt.Logger.With("delivery", d.DeliveryID, "event", d.Event, "action", d.Action, "attempt", d.Attempts)
+
+	decision, err := w.decide(ctx, d)
+	status := store.DeliveryDone
+	if err != nil {
+		var bad *badPayloadError
+		switch {
+		case errors.As(err, &bad):
+			status, decision = store.DeliveryFailed, "rejected: "+bad.Error()
+		case d.Attempts < w.opt.MaxAttempts:
+			// Left claimed: when the lease runs out, a worker tries it again.
+			log.Warn("process webhook delivery; will retry", "err", err)
+			return
+		default:
+			status, decision = store.DeliveryFailed, fmt.Sprintf("failed after %d attempts: %v", d.Attempts, err)
+		}
+	}
+	if err := w.opt.Queue.FinishDelivery(ctx, d.ID, status, decision, w.opt.Now()); err != nil {
+		log.Error("record webhook decision", "err", err)
+		return
+	}
+	if w.opt.Metrics != nil {
+		w.opt.Metrics.Webhook(d.Event, outcome(status, decision))
+	}
+	log.Info("webhook processed", "decision", decision)
+}
+
+type badPayloadError struct{ err error }
+
+func (e *badPayloadError) Error() string { return e.err.Error() }
+
+func (w *Worker) decide(ctx context.Context, d store.Delivery) (string, error) {
+	ev, err := webhook.Decode(d.Event, d.Payload)
+	if err != nil {
+		return "", &badPayloadError{err}
+	}
+	h := w.opt.Handlers
+	switch ev := ev.(type) {
+	case webhook.Push:
+		return h.HandlePush(ctx, d.ID, ev)
+	case webhook.PullRequest:
+		return h.HandlePullRequest(ctx, ev)
+	case webhook.CheckRun:
+		return h.HandleCheckRun(ctx, ev)
+	case webhook.CheckSuite:
+		return h.HandleCheckSuite(ctx, ev)
+	case webhook.Installation:
+		return h.HandleInstallation(ctx, ev)
+	case webhook.InstallationRepositories:
+		return h.HandleInstallationRepositories(ctx, ev)
+	case webhook.Ping:
+		return fmt.Sprintf("pong: %s", ev.Zen), nil
+	case webhook.Unhandled:
+		if ev.Action != "" {
+			return fmt.Sprintf("ignored: Stagely does not act on %s %s", ev.Event, ev.Action), nil
+		}
+		return fmt.Sprintf("ignored: Stagely does not act on %s", ev.Event), nil
+	default:
+		return fmt.Sprintf("ignored: %s", d.Event), nil
+	}
+}
+
+func outcome(status, decision string) string {
+	switch {
+	case status == store.DeliveryFailed:
+		return "failed"
+	case len(decision) >= 8 && decision[:8] == "ignored:":
+		return "ignored"
+	default:
+		return "processed"
+	}
+}

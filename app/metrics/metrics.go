@@ -1,0 +1,60 @@
+// Package metrics exposes the server's Prometheus metrics on /metrics.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the server's collectors in a registry of its own (no global default registry).
+type Metrics struct {
+	reg         *prometheus.Registry
+	webhooks    *prometheus.CounterVec
+	deployments *prometheus.CounterVec
+	durations   *prometheus.HistogramVec
+}
+
+// New registers the collectors; connectedAgents reports how many agents are connected now.
+func New(connectedAgents func() int) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagely_webhooks_total", Help: "GitHub webhook deliveries by event and outcome.",
+		}, []string{"event", "outcome"}),
+		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stagely_deployments_total", Help: "Finished deployments by outcome.",
+		}, []string{"status"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "stagely_deploy_duration_seconds", Help: "Time from a deployment being queued to its outcome.",
+			Buckets: []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
+		}, []string{"status"}),
+	}
+	m.reg.MustRegister(m.webhooks, m.deployments, m.durations,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "stagely_agents_connected", Help: "Agents connected to this server now.",
+		}, func() float64 { return float64(connectedAgents()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Webhook counts one delivery outcome: accepted, duplicate, rejected, processed, ignored, failed.
+func (m *Metrics) Webhook(event, outcome string) { m.webhooks.WithLabelValues(event, outcome).Inc() }
+
+// DeploymentFinished counts an outcome and its duration.
+func (m *Metrics) DeploymentFinished(status string, d time.Duration) {
+	m.deployments.WithLabelValues(status).Inc()
+	if d > 0 {
+		m.durations.WithLabelValues(status).Observe(d.Seconds())
+	}
+}
+
+// Handler serves the registry in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
