@@ -266,4 +266,3 @@ func (s *stack) lastDelivery() store.Delivery {
 	}
 	return s.delivery(ds[len(ds)-1].ID)
 }
-

@@ -260,7 +260,6 @@ func (s *stack) startAgent() {
 	})
 }
 
-
 func (s *stack) putSecret(scope, key, value string) {
 	s.t.Helper()
 	if _, err := secrets.New(s.st, s.keys).Put(s.ctx, s.project.ID, scope, key, []byte(value)); err != nil {
