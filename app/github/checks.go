@@ -1,0 +1,311 @@
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// Check-run values we send; GitHub's enums (only GitHub Actions may set waiting/pending/requested).
+var (
+	createStatuses = []string{"queued", "in_progress"}
+	conclusions    = []string{"success", "failure", "cancelled", "skipped", "timed_out", "neutral", "action_required"}
+	levels         = []string{"notice", "warning", "failure"}
+)
+
+// NewCheckRun describes a check run to create.
+type NewCheckRun struct {
+	// Name is the check's name, e.g. "Stagely / deploy".
+	Name string
+	// HeadSHA is the commit the check is about.
+	HeadSHA string
+	// ExternalID is our deployment id, echoed back in check_run webhooks.
+	ExternalID string
+	// DetailsURL links to the deployment's page on Stagely.
+	DetailsURL string
+	// Status is "queued" or "in_progress"; empty means queued.
+	Status string
+	// StartedAt is when the work began; zero leaves it to GitHub.
+	StartedAt time.Time
+	// Title and Summary are the first output; both optional.
+	Title, Summary string
+}
+
+// CheckRunUpdate changes a check run that is still running; empty fields are left as they are.
+type CheckRunUpdate struct {
+	// Status is "queued", "in_progress" or empty.
+	Status string
+	// DetailsURL replaces the link when set.
+	DetailsURL string
+	// Title and Summary replace the output when either is set.
+	Title, Summary string
+	// Text replaces the output's text when set (sent only with a title or summary).
+	Text string
+}
+
+// CheckRunResult is the final state of a check run.
+type CheckRunResult struct {
+	// Conclusion is one of success, failure, cancelled, skipped, timed_out, neutral, action_required.
+	Conclusion string
+	// Title, Summary (markdown) and Text (markdown; our log tail) are cut to GitHub's limits.
+	Title, Summary, Text string
+	// Annotations are sent in batches of at most 50, all before the conclusion.
+	Annotations []Annotation
+	// Actions are the run's buttons (at most 3); a label, description or identifier over GitHub's
+	// limits is our own bug and refused before anything is sent.
+	Actions []Action
+}
+
+// Annotation marks a line range of a file in the check run.
+type Annotation struct {
+	// Path is relative to the repository root.
+	Path string
+	// StartLine and EndLine are 1-based; EndLine 0 means StartLine.
+	StartLine, EndLine int
+	// StartColumn and EndColumn are sent only when the annotation is on one line, as GitHub requires.
+	StartColumn, EndColumn int
+	// Level is notice, warning or failure.
+	Level string
+	// Title is cut to 255 characters.
+	Title string
+	// Message is required and cut to 64 KB.
+	Message string
+}
+
+// Action is a button on the check run; a click arrives as a check_run requested_action webhook.
+type Action struct {
+	// Label is the button text (at most 20 characters).
+	Label string
+	// Description explains the button (at most 40 characters).
+	Description string
+	// Identifier comes back in the webhook (at most 20 characters).
+	Identifier string
+}
+
+// The JSON GitHub takes, written out here rather than taken from go-github, whose update options
+// always send "name" (empty would rename the run) and cannot say "status unchanged".
+type checkRunBody struct {
+	Name        string           `json:"name,omitempty"`
+	HeadSHA     string           `json:"head_sha,omitempty"`
+	DetailsURL  string           `json:"details_url,omitempty"`
+	ExternalID  string           `json:"external_id,omitempty"`
+	Status      string           `json:"status,omitempty"`
+	StartedAt   string           `json:"started_at,omitempty"`
+	Conclusion  string           `json:"conclusion,omitempty"`
+	CompletedAt string           `json:"completed_at,omitempty"`
+	Output      *checkRunOutput  `json:"output,omitempty"`
+	Actions     []checkRunAction `json:"actions,omitempty"`
+}
+
+type checkRunOutput struct {
+	Title       string               `json:"title"`
+	Summary     string               `json:"summary"`
+	Text        string               `json:"text,omitempty"`
+	Annotations []checkRunAnnotation `json:"annotations,omitempty"`
+}
+
+type checkRunAnnotation struct {
+	Path            string `json:"path"`
+	StartLine       int    `json:"start_line"`
+	EndLine         int    `json:"end_line"`
+	StartColumn     int    `json:"start_column,omitempty"`
+	EndColumn       int    `json:"end_column,omitempty"`
+	AnnotationLevel string `json:"annotation_level"`
+	Message         string `json:"message"`
+	Title           string `json:"title,omitempty"`
+}
+
+type checkRunAction struct {
+	Label       string `json:"label"`
+	Description string `json:"description"`
+	Identifier  string `json:"identifier"`
+}
+
+type checkRunReply struct {
+	ID int64 `json:"id"`
+}
+
+// CreateCheckRun creates a check run and returns its id.
+func (in *Installation) CreateCheckRun(ctx context.Context, repo string, run NewCheckRun) (int64, error) {
+	status := run.Status
+	if status == "" {
+		status = "queued"
+	}
+	if !slices.Contains(createStatuses, status) {
+		return 0, fmt.Errorf("create check run %q: status %q: want queued or in_progress", run.Name, run.Status)
+	}
+	if run.Name == "" || run.HeadSHA == "" {
+		return 0, errors.New("create check run: name and head sha are required")
+	}
+	body := checkRunBody{Name: run.Name, HeadSHA: run.HeadSHA, DetailsURL: run.DetailsURL, ExternalID: run.ExternalID, Status: status}
+	if !run.StartedAt.IsZero() {
+		body.StartedAt = run.StartedAt.UTC().Format(time.RFC3339)
+	}
+	if run.Title != "" || run.Summary != "" {
+		body.Output = output(run.Title, run.Summary, "", run.Name)
+	}
+	var reply checkRunReply
+	if err := in.send(ctx, http.MethodPost, repo, "check-runs", body, &reply); err != nil {
+		return 0, fmt.Errorf("create check run %q on %s: %w", run.Name, run.HeadSHA, err)
+	}
+	return reply.ID, nil
+}
+
+// UpdateCheckRun changes a running check run (its status, link or interim output).
+func (in *Installation) UpdateCheckRun(ctx context.Context, repo string, id int64, up CheckRunUpdate) error {
+	if up.Status != "" && !slices.Contains(createStatuses, up.Status) {
+		return fmt.Errorf("update check run %d: status %q: want queued or in_progress (CompleteCheckRun completes)", id, up.Status)
+	}
+	body := checkRunBody{Status: up.Status, DetailsURL: up.DetailsURL}
+	if up.Title != "" || up.Summary != "" {
+		body.Output = output(up.Title, up.Summary, up.Text, "Stagely")
+	}
+	if err := in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil); err != nil {
+		return fmt.Errorf("update check run %d: %w", id, err)
+	}
+	return nil
+}
+
+// CompleteCheckRun gives a check run its conclusion and final output. Everything is checked and cut
+// to GitHub's limits before the first request. GitHub appends annotations across updates and takes
+// at most 50 per request, so batches before the last go out with the status unchanged, and the last
+// batch travels with the conclusion: the run never shows "completed" with only part of its annotations.
+func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id int64, res CheckRunResult) error {
+	if !slices.Contains(conclusions, res.Conclusion) {
+		return fmt.Errorf("complete check run %d: conclusion %q: want one of %v", id, res.Conclusion, conclusions)
+	}
+	actions, err := checkActions(res.Actions)
+	if err != nil {
+		return fmt.Errorf("complete check run %d: %w", id, err)
+	}
+	anns, err := checkAnnotations(res.Annotations)
+	if err != nil {
+		return fmt.Errorf("complete check run %d: %w", id, err)
+	}
+	batches := chunk(anns, MaxAnnotationsPerRequest)
+	title := res.Title
+	if title == "" {
+		title = res.Conclusion
+	}
+	for i, batch := range batches[:len(batches)-1] {
+		out := output(title, res.Summary, "", title)
+		out.Annotations = batch
+		if err := in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), checkRunBody{Output: out}, nil); err != nil {
+			return fmt.Errorf("complete check run %d: annotations batch %d of %d: %w", id, i+1, len(batches), err)
+		}
+	}
+	out := output(title, res.Summary, res.Text, title)
+	out.Annotations = batches[len(batches)-1]
+	body := checkRunBody{
+		Status:      "completed",
+		Conclusion:  res.Conclusion,
+		CompletedAt: in.app.now().UTC().Format(time.RFC3339),
+		Output:      out,
+		Actions:     actions,
+	}
+	if err := in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil); err != nil {
+		return fmt.Errorf("complete check run %d: %w", id, err)
+	}
+	return nil
+}
+
+// output builds a check run output within GitHub's limits. GitHub requires a title and a summary
+// whenever output is sent, so a missing one borrows from the other or from fallback.
+func output(title, summary, text, fallback string) *checkRunOutput {
+	if title == "" {
+		title = fallback
+	}
+	if summary == "" {
+		summary = title
+	}
+	return &checkRunOutput{
+		Title:   truncateHead(title, MaxOutputChars),
+		Summary: truncateHead(summary, MaxOutputChars),
+		Text:    truncateTail(text, MaxOutputChars),
+	}
+}
+
+func checkActions(actions []Action) ([]checkRunAction, error) {
+	if len(actions) > maxActions {
+		return nil, fmt.Errorf("%d actions: GitHub accepts at most %d", len(actions), maxActions)
+	}
+	out := make([]checkRunAction, 0, len(actions))
+	for _, a := range actions {
+		for _, f := range []struct {
+			name, v string
+			max     int
+		}{{"label", a.Label, maxActionLabel}, {"description", a.Description, maxActionDesc}, {"identifier", a.Identifier, maxActionID}} {
+			if n := textLen(f.v); n == 0 || n > f.max {
+				return nil, fmt.Errorf("action %q: %s is %d characters, want 1 to %d", a.Identifier, f.name, n, f.max)
+			}
+		}
+		out = append(out, checkRunAction(a))
+	}
+	return out, nil
+}
+
+func checkAnnotations(anns []Annotation) ([]checkRunAnnotation, error) {
+	out := make([]checkRunAnnotation, 0, len(anns))
+	for i, a := range anns {
+		end := a.EndLine
+		if end == 0 {
+			end = a.StartLine
+		}
+		switch {
+		case a.Path == "":
+			return nil, fmt.Errorf("annotation %d: path is required", i)
+		case a.StartLine < 1 || end < a.StartLine:
+			return nil, fmt.Errorf("annotation %d (%s): lines %d-%d: want 1 <= start <= end", i, a.Path, a.StartLine, end)
+		case !slices.Contains(levels, a.Level):
+			return nil, fmt.Errorf("annotation %d (%s): level %q: want notice, warning or failure", i, a.Path, a.Level)
+		case a.Message == "":
+			return nil, fmt.Errorf("annotation %d (%s): message is required", i, a.Path)
+		}
+		ca := checkRunAnnotation{
+			Path: a.Path, StartLine: a.StartLine, EndLine: end, AnnotationLevel: a.Level,
+			Message: truncateBytes(a.Message, maxAnnotationBytes),
+			Title:   truncateHead(a.Title, maxAnnotationTitle),
+		}
+		// GitHub supports columns "on the same line" only; elsewhere they would be a 422.
+		if end == a.StartLine && a.StartColumn > 0 {
+			ca.StartColumn = a.StartColumn
+			ca.EndColumn = max(a.EndColumn, a.StartColumn)
+		}
+		out = append(out, ca)
+	}
+	return out, nil
+}
+
+// chunk splits s into runs of at most n; an empty s gives one empty run, so there is always a last request.
+func chunk[T any](s []T, n int) [][]T {
+	out := [][]T{nil}
+	for len(s) > n {
+		out[len(out)-1] = s[:n]
+		out = append(out, nil)
+		s = s[n:]
+	}
+	out[len(out)-1] = s
+	return out
+}
+
+// send makes one JSON call on a repository endpoint with go-github's plumbing (base URL, error
+// parsing, rate-limit bookkeeping) and our own body types.
+func (in *Installation) send(ctx context.Context, method, repo, endpoint string, body, reply any) error {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return err
+	}
+	u := fmt.Sprintf("repos/%s/%s/%s", url.PathEscape(owner), url.PathEscape(name), endpoint)
+	req, err := in.client.NewRequest(method, u, body)
+	if err != nil {
+		return err
+	}
+	if _, err := in.client.Do(ctx, req, reply); err != nil {
+		return apiError(err)
+	}
+	return nil
+}
