@@ -1,0 +1,156 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/app/cloudinit"
+	"github.com/stagely/stagely/store"
+)
+
+// maxAgentName is the agents.name limit of the migration, in characters.
+const maxAgentName = 100
+
+func checkAgentName(name string) *Validation {
+	n := utf8.RuneCountInString(name)
+	switch {
+	case n == 0:
+		return &Validation{Field: "name", Message: "is required: a name for the server, like prod-1"}
+	case n > maxAgentName:
+		return &Validation{Field: "name", Message: fmt.Sprintf("must be at most %d characters (it is %d)", maxAgentName, n)}
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return &Validation{Field: "name", Message: "must not contain control characters"}
+	}
+	return nil
+}
+
+// cloudInit renders the setup script for a freshly minted token.
+func (a *API) cloudInit(token string) (string, error) {
+	doc, err := cloudinit.Render(cloudinit.Params{ServerURL: a.serverURL, Token: token, AgentImage: a.agentImage})
+	if err != nil {
+		return "", fmt.Errorf("render cloud-init: %w", err)
+	}
+	return doc, nil
+}
+
+func (a *API) listAgents(c *gin.Context, u store.User) error {
+	ags, err := a.st.AgentsByUser(c.Request.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]agentView, 0, len(ags))
+	for _, ag := range ags {
+		out = append(out, toAgentView(ag))
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+type createAgentRequest struct {
+	Name string `json:"name"`
+}
+
+func (a *API) createAgent(c *gin.Context, u store.User) error {
+	var req createAgentRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(req.Name)
+	if v := checkAgentName(name); v != nil {
+		return invalid("the agent cannot be created as sent", *v)
+	}
+	ctx := c.Request.Context()
+	var (
+		minted agenttoken.Minted
+		ag     store.Agent
+		doc    string
+	)
+	// One transaction: if the script cannot be rendered, no agent exists whose token nobody saw.
+	err := a.st.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		ag, err = tx.CreateAgent(ctx, u.ID, name, func(id int64) (string, error) {
+			minted, err = agenttoken.Mint(id)
+			return minted.Hash, err
+		})
+		if conflictOn(err, constraintAgentName) {
+			return conflict(fmt.Sprintf("you already have an agent named %s: pick another name", name),
+				Validation{Field: "name", Message: "already used by another of your agents"})
+		}
+		if err != nil {
+			return err
+		}
+		if doc, err = a.cloudInit(minted.Token); err != nil {
+			return err
+		}
+		return audit(c, tx, u, "agent.create", "agent", ag.ID, map[string]any{"name": name})
+	})
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, agentWithToken{Agent: toAgentView(ag), Token: minted.Token, CloudInit: doc})
+	return nil
+}
+
+func (a *API) rotateAgentToken(c *gin.Context, u store.User) error {
+	id, err := pathID(c, "id", "agent")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	ag, err := a.st.AgentForUser(ctx, u.ID, id)
+	if err != nil {
+		return err
+	}
+	minted, err := agenttoken.Mint(ag.ID)
+	if err != nil {
+		return err
+	}
+	doc, err := a.cloudInit(minted.Token)
+	if err != nil {
+		return err
+	}
+	err = a.st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.SetAgentTokenHash(ctx, ag.ID, minted.Hash); err != nil {
+			return err
+		}
+		return audit(c, tx, u, "agent.rotate_token", "agent", ag.ID, nil)
+	})
+	if err != nil {
+		return err
+	}
+	// After the commit: revoking earlier would let the old token reconnect before the new
+	// hash is visible.
+	a.revoker.Revoke(ag.ID)
+	c.JSON(http.StatusOK, agentWithToken{Agent: toAgentView(ag), Token: minted.Token, CloudInit: doc})
+	return nil
+}
+
+func (a *API) deleteAgent(c *gin.Context, u store.User) error {
+	id, err := pathID(c, "id", "agent")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	err = a.st.InTx(ctx, func(tx *store.Store) error {
+		ag, err := tx.AgentForUser(ctx, u.ID, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteAgent(ctx, u.ID, id); err != nil {
+			return err
+		}
+		return audit(c, tx, u, "agent.delete", "agent", id, map[string]any{"name": ag.Name})
+	})
+	if err != nil {
+		return err
+	}
+	a.revoker.Revoke(id)
+	c.Status(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,192 @@
+// Package api serves the dashboard's JSON API under /api (docs/api.md): the signed-in user's
+// GitHub installations and repositories, projects, write-only secrets, deployments and agents.
+// Sessions, origin checks and sign-in live in front of it (app/auth); this package only asks
+// who the user is and for their GitHub token.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/store"
+)
+
+// DefaultAgentImage is the agent container image the cloud-init runs unless configured otherwise.
+const DefaultAgentImage = "ghcr.io/stagely/agent:latest"
+
+// Revoker cuts an agent off at once: it closes the agent's connection and forgets cached tokens.
+type Revoker interface {
+	Revoke(agentID int64)
+}
+
+// Options configures the API; Store, Secrets, Revoker, CurrentUser, GitHubToken and
+// ServerURL are required.
+type Options struct {
+	Store   *store.Store
+	Secrets *secrets.Service
+	Revoker Revoker
+	// CurrentUser returns the signed-in user of the request (set by the auth middleware).
+	CurrentUser func(*gin.Context) (store.User, bool)
+	// GitHubToken returns the signed-in user's GitHub user-to-server token.
+	GitHubToken func(*gin.Context) (string, bool)
+	// GitHubAPIURL is GitHub's REST base (default https://api.github.com/).
+	GitHubAPIURL string
+	// GitHubURL is GitHub's web base, for check run links (default https://github.com).
+	GitHubURL string
+	// ServerURL is the public URL agents dial, written into each agent's cloud-init.
+	ServerURL string
+	// AgentImage is the agent container image (default DefaultAgentImage).
+	AgentImage string
+	// HTTPClient calls GitHub (default: a client with a 30 s timeout).
+	HTTPClient *http.Client
+	// Logger receives one line per failed request; never bodies, secrets or tokens.
+	Logger *slog.Logger
+}
+
+// API holds the handlers of /api.
+type API struct {
+	st          *store.Store
+	secrets     *secrets.Service
+	revoker     Revoker
+	currentUser func(*gin.Context) (store.User, bool)
+	githubToken func(*gin.Context) (string, bool)
+	apiURL      *url.URL
+	githubURL   string
+	serverURL   string
+	agentImage  string
+	http        *http.Client
+	log         *slog.Logger
+}
+
+// New checks opts and builds the API.
+func New(opts Options) (*API, error) {
+	var missing []string
+	if opts.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if opts.Secrets == nil {
+		missing = append(missing, "Secrets")
+	}
+	if opts.Revoker == nil {
+		missing = append(missing, "Revoker")
+	}
+	if opts.CurrentUser == nil {
+		missing = append(missing, "CurrentUser")
+	}
+	if opts.GitHubToken == nil {
+		missing = append(missing, "GitHubToken")
+	}
+	if opts.ServerURL == "" {
+		missing = append(missing, "ServerURL")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("api: options %s are required", strings.Join(missing, ", "))
+	}
+	if opts.GitHubAPIURL == "" {
+		opts.GitHubAPIURL = "https://api.github.com/"
+	}
+	if opts.GitHubURL == "" {
+		opts.GitHubURL = "https://github.com"
+	}
+	if opts.AgentImage == "" {
+		opts.AgentImage = DefaultAgentImage
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	apiURL, err := url.Parse(opts.GitHubAPIURL)
+	if err != nil || apiURL.Host == "" {
+		return nil, errors.New("api: GitHubAPIURL must be an absolute URL like https://api.github.com/")
+	}
+	// go-github resolves paths against BaseURL, which must end in a slash.
+	if !strings.HasSuffix(apiURL.Path, "/") {
+		apiURL.Path += "/"
+	}
+	return &API{
+		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker,
+		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
+		apiURL: apiURL, githubURL: strings.TrimRight(opts.GitHubURL, "/"),
+		serverURL: opts.ServerURL, agentImage: opts.AgentImage,
+		http: opts.HTTPClient, log: opts.Logger,
+	}, nil
+}
+
+// Register mounts every route of docs/api.md under /api on r.
+func (a *API) Register(r gin.IRouter) {
+	g := r.Group("/api", noStore, limitBody)
+	g.GET("/me", a.handle(a.me))
+	g.GET("/installations", a.handle(a.listInstallations))
+	g.GET("/installations/:id/repositories", a.handle(a.listRepositories))
+
+	g.GET("/projects", a.handle(a.listProjects))
+	g.POST("/projects", a.handle(a.createProject))
+	g.GET("/projects/:id", a.handle(a.getProject))
+	g.PATCH("/projects/:id", a.handle(a.updateProject))
+	g.DELETE("/projects/:id", a.handle(a.deleteProject))
+	g.GET("/projects/:id/secrets", a.handle(a.listSecrets))
+	g.PUT("/projects/:id/secrets/:scope/:key", a.handle(a.putSecret))
+	g.DELETE("/projects/:id/secrets/:scope/:key", a.handle(a.deleteSecret))
+	g.GET("/projects/:id/deployments", a.handle(a.listDeployments))
+
+	g.GET("/agents", a.handle(a.listAgents))
+	g.POST("/agents", a.handle(a.createAgent))
+	g.POST("/agents/:id/rotate-token", a.handle(a.rotateAgentToken))
+	g.DELETE("/agents/:id", a.handle(a.deleteAgent))
+}
+
+// NotFound answers a request under /api/ that matches no route, in the one error shape. The
+// server's NoRoute handler calls it for paths under /api/ (the SPA takes every other path).
+func (a *API) NotFound(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	a.fail(c, notFound("no API route %s %s: see docs/api.md", c.Request.Method, c.Request.URL.Path))
+}
+
+// noStore keeps answers (some carry a token shown once) out of every cache.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}
+
+// handlerFunc serves one route for the signed-in user.
+type handlerFunc func(c *gin.Context, u store.User) error
+
+// handle resolves the user (401 without one) and writes any returned error in the one shape.
+func (a *API) handle(h handlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		u, ok := a.currentUser(c)
+		if !ok {
+			a.fail(c, &Error{code: codeUnauthenticated, Message: "you are not signed in: sign in with GitHub"})
+			return
+		}
+		if err := h(c, u); err != nil {
+			a.fail(c, err)
+		}
+	}
+}
+
+// audit appends an audit entry inside tx; detail must never hold a secret value or a token.
+func audit(c *gin.Context, tx *store.Store, u store.User, action, targetType string, targetID int64, detail map[string]any) error {
+	raw, err := jsonObject(detail)
+	if err != nil {
+		return err
+	}
+	err = tx.AddAudit(c.Request.Context(), store.AuditEntry{
+		UserID: nullInt(u.ID), Actor: u.Login, Action: action,
+		TargetType: targetType, TargetID: fmt.Sprint(targetID), Detail: raw,
+	})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}

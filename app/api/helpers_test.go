@@ -1,0 +1,375 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/app/api"
+	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	// gin's mode is process-wide; set it once, before any parallel test builds a router.
+	gin.SetMode(gin.TestMode)
+	os.Exit(m.Run())
+}
+
+// userHeader names the signed-in user in tests; the real server uses app/auth's session.
+const userHeader = "X-Test-User"
+
+const serverURL = "https://stagely.example.test"
+
+// session is a signed-in test user: the database row and a GitHub user token the Sim issued.
+type session struct {
+	user  store.User
+	token string
+}
+
+// recordingRevoker is the hub's part the API uses, recording every revoked agent.
+type recordingRevoker struct {
+	mu  sync.Mutex
+	ids []int64
+}
+
+func (r *recordingRevoker) Revoke(agentID int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, agentID)
+}
+
+func (r *recordingRevoker) revoked() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.ids...)
+}
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one API on its own database and its own simulated GitHub.
+type env struct {
+	t       *testing.T
+	st      *store.Store
+	sim     *githubsim.Sim
+	router  *gin.Engine
+	revoker *recordingRevoker
+	logs    *syncBuffer
+
+	mu       sync.Mutex
+	sessions map[string]session
+	bodies   []string // every response body, for the secret scans
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st := storetest.NewStore(t)
+	sim := githubsim.New(githubsim.Options{})
+	ep := sim.Start()
+	t.Cleanup(sim.Close)
+
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{
+		t: t, st: st, sim: sim, revoker: &recordingRevoker{}, logs: &syncBuffer{},
+		sessions: map[string]session{},
+	}
+	a, err := api.New(api.Options{
+		Store: st, Secrets: secrets.New(st, keys), Revoker: e.revoker,
+		CurrentUser: func(c *gin.Context) (store.User, bool) {
+			s, ok := e.session(c.GetHeader(userHeader))
+			return s.user, ok
+		},
+		GitHubToken: func(c *gin.Context) (string, bool) {
+			s, ok := e.session(c.GetHeader(userHeader))
+			return s.token, ok && s.token != ""
+		},
+		GitHubAPIURL: ep.API, GitHubURL: ep.Web, ServerURL: serverURL,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.router = gin.New()
+	a.Register(e.router)
+	e.router.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			a.NotFound(c)
+		}
+	})
+	t.Cleanup(func() {
+		// Whatever a test did, no log line may carry a token.
+		for _, s := range e.sessions {
+			if s.token != "" && strings.Contains(e.logs.String(), s.token) {
+				t.Errorf("a GitHub token appears in the log")
+			}
+		}
+		if strings.Contains(e.logs.String(), "stg_") {
+			t.Errorf("an agent token appears in the log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+func (e *env) session(name string) (session, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.sessions[name]
+	return s, ok
+}
+
+// signIn makes login a GitHub user of the Sim and a Stagely user, with a user token obtained
+// through the real OAuth code exchange.
+func (e *env) signIn(login string) session {
+	e.t.Helper()
+	ghID := e.sim.AddUser(login)
+	u, err := e.st.UpsertUser(context.Background(), store.User{GitHubID: ghID, Login: login, Name: strings.ToUpper(login), AvatarURL: "https://avatars.example/" + login})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := session{user: u, token: e.oauthToken(login)}
+	e.mu.Lock()
+	e.sessions[login] = s
+	e.mu.Unlock()
+	return s
+}
+
+func (e *env) oauthToken(login string) string {
+	e.t.Helper()
+	ep := e.sim.Endpoints()
+	e.sim.SetAuthorizeAs(login)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	callback := "http://stagely.test/auth/github/callback"
+	q := url.Values{"client_id": {e.sim.ClientID()}, "redirect_uri": {callback}, "state": {"st"}}
+	resp, err := noFollow.Get(ep.Web + "/login/oauth/authorize?" + q.Encode())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		e.t.Fatalf("authorize did not redirect with a code: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	form := url.Values{"client_id": {e.sim.ClientID()}, "client_secret": {e.sim.ClientSecret()},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {callback}}
+	req, _ := http.NewRequest(http.MethodPost, ep.Web+"/login/oauth/access_token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		e.t.Fatalf("code exchange: %v %q", err, tok.Error)
+	}
+	return tok.AccessToken
+}
+
+// response is one answer of the API.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request as user (empty: signed out). body is sent as-is when it is a string,
+// JSON-encoded otherwise.
+func (e *env) do(method, path, user string, body any) response {
+	e.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if user != "" {
+		req.Header.Set(userHeader, user)
+	}
+	rec := httptest.NewRecorder()
+	e.router.ServeHTTP(rec, req)
+	e.mu.Lock()
+	e.bodies = append(e.bodies, rec.Body.String())
+	e.mu.Unlock()
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// must sends a request and fails the test unless the answer has status want; it decodes
+// the body into out when out is not nil.
+func (e *env) must(want int, method, path, user string, body, out any) response {
+	e.t.Helper()
+	res := e.do(method, path, user, body)
+	if res.status != want {
+		e.t.Fatalf("%s %s as %q = %d, want %d: %s", method, path, user, res.status, want, res.body)
+	}
+	if out != nil {
+		if err := json.Unmarshal(res.body, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, res.body, err)
+		}
+	}
+	return res
+}
+
+// allBodies returns every response body the env has answered so far.
+func (e *env) allBodies() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.bodies...)
+}
+
+// apiError is the one error shape.
+type apiError struct {
+	Message     string `json:"message"`
+	Detail      string `json:"detail"`
+	Validations []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"validations"`
+}
+
+func decodeError(t *testing.T, res response) apiError {
+	t.Helper()
+	var e apiError
+	dec := json.NewDecoder(bytes.NewReader(res.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil || e.Message == "" || e.Validations == nil {
+		t.Fatalf("error body %s is not {message, detail?, validations}: %v", res.body, err)
+	}
+	return e
+}
+
+func (a apiError) fields() []string {
+	var out []string
+	for _, v := range a.Validations {
+		out = append(out, v.Field)
+	}
+	return out
+}
+
+// Wire shapes of docs/api.md as the SPA reads them.
+type project struct {
+	ID             int64  `json:"id"`
+	PublicID       string `json:"public_id"`
+	Name           string `json:"name"`
+	RepoID         int64  `json:"repo_id"`
+	RepoFullName   string `json:"repo_full_name"`
+	DeployBranch   string `json:"deploy_branch"`
+	ComposeProject string `json:"compose_project"`
+	InstallationID int64  `json:"installation_id"`
+	Agent          *struct {
+		ID     int64  `json:"id"`
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	} `json:"agent"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+type agent struct {
+	ID             int64   `json:"id"`
+	Name           string  `json:"name"`
+	Status         string  `json:"status"`
+	LastHeartbeat  *string `json:"last_heartbeat"`
+	Version        string  `json:"version"`
+	Hostname       string  `json:"hostname"`
+	DockerVersion  string  `json:"docker_version"`
+	ComposeVersion string  `json:"compose_version"`
+	CreatedAt      string  `json:"created_at"`
+}
+
+type agentWithToken struct {
+	Agent     agent  `json:"agent"`
+	Token     string `json:"token"`
+	CloudInit string `json:"cloud_init"`
+}
+
+type secretMeta struct {
+	Scope     string `json:"scope"`
+	Key       string `json:"key"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// world is alice's GitHub: her own installation with two repositories, and an organization
+// installation she is a member of.
+type world struct {
+	alice     session
+	aliceInst int64
+	orgInst   int64
+	webRepo   int64 // alice/My.Web-App, default branch "trunk"
+	apiRepo   int64 // alice/api, default branch "main"
+	orgRepo   int64 // acme/site
+}
+
+func (e *env) aliceWorld() world {
+	e.t.Helper()
+	w := world{alice: e.signIn("alice")}
+	w.aliceInst = e.sim.AddInstallation("alice")
+	w.orgInst = e.sim.AddInstallation("acme")
+	if err := e.sim.AddInstallationMember(w.orgInst, "alice"); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range []struct {
+		inst         int64
+		name, branch string
+	}{{w.aliceInst, "alice/My.Web-App", "trunk"}, {w.aliceInst, "alice/api", "main"}, {w.orgInst, "acme/site", "main"}} {
+		if err := e.sim.CreateRepo(r.inst, r.name, r.branch); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	w.webRepo = e.sim.RepoID("alice/My.Web-App")
+	w.apiRepo = e.sim.RepoID("alice/api")
+	w.orgRepo = e.sim.RepoID("acme/site")
+	return w
+}

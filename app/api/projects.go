@@ -1,0 +1,394 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/store"
+)
+
+// projectName is the database's own rule for project names.
+var projectName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Constraint names from migrations/sql/00001_core.sql that the API turns into 409s.
+const (
+	constraintProjectName   = "projects_user_id_name_key"
+	constraintProjectBranch = "projects_repo_id_deploy_branch_key"
+	constraintAgentName     = "agents_user_id_name_key"
+)
+
+// conflictOn reports whether err broke the named uniqueness rule.
+func conflictOn(err error, constraint string) bool {
+	var ce *store.ConstraintError
+	return errors.As(err, &ce) && errors.Is(ce.Kind, store.ErrConflict) && ce.Constraint == constraint
+}
+
+func checkProjectName(name string) *Validation {
+	if !projectName.MatchString(name) {
+		return &Validation{Field: "name", Message: "must be 1–63 characters of a-z, 0-9, _ and -, starting with a letter or digit"}
+	}
+	return nil
+}
+
+// checkBranch applies git's branch-name rules (git check-ref-format), so a branch that can
+// never be pushed is refused now rather than silently never deploying.
+func checkBranch(b string) *Validation {
+	bad := func(msg string) *Validation { return &Validation{Field: "deploy_branch", Message: msg} }
+	switch {
+	case b == "":
+		return bad("must not be empty")
+	case len(b) > 255:
+		return bad("must be at most 255 bytes")
+	case strings.HasPrefix(b, "refs/"):
+		return bad("give the branch name without refs/heads/ (like main)")
+	case strings.IndexFunc(b, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0,
+		strings.ContainsAny(b, "~^:?*[\\"):
+		return bad("must not contain spaces, control characters or any of ~ ^ : ? * [ \\")
+	case strings.Contains(b, ".."), strings.Contains(b, "@{"), strings.Contains(b, "//"),
+		strings.HasPrefix(b, "/"), strings.HasSuffix(b, "/"), strings.HasPrefix(b, "-"),
+		strings.HasPrefix(b, "."), strings.HasSuffix(b, "."), strings.Contains(b, "/."),
+		strings.HasSuffix(b, ".lock"), b == "@":
+		return bad("is not a valid git branch name")
+	}
+	return nil
+}
+
+// defaultProjectName derives a valid name from a repository name: lower-cased, every other
+// character replaced by '-'.
+func defaultProjectName(repoName string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(repoName) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.TrimLeft(b.String(), "_-")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	if name == "" {
+		return "project"
+	}
+	return name
+}
+
+// projectViews renders projects with their agent and GitHub installation id, reading each
+// agent and installation once.
+func (a *API) projectViews(ctx context.Context, userID int64, ps []store.Project) ([]projectView, error) {
+	agents := map[int64]store.Agent{}
+	for _, p := range ps {
+		if p.AgentID.Valid {
+			list, err := a.st.AgentsByUser(ctx, userID)
+			if err != nil {
+				return nil, err
+			}
+			for _, ag := range list {
+				agents[ag.ID] = ag
+			}
+			break
+		}
+	}
+	installs := map[int64]int64{}
+	out := make([]projectView, 0, len(ps))
+	for _, p := range ps {
+		ghID, ok := installs[p.InstallationID]
+		if !ok {
+			in, err := a.st.InstallationByID(ctx, p.InstallationID)
+			if err != nil {
+				return nil, fmt.Errorf("installation of project %d: %w", p.ID, err)
+			}
+			ghID = in.GitHubID
+			installs[p.InstallationID] = ghID
+		}
+		v := projectView{
+			ID: p.ID, PublicID: p.PublicID, Name: p.Name, RepoID: p.RepoID, RepoFullName: p.RepoFullName,
+			DeployBranch: p.DeployBranch, ComposeProject: p.ComposeProject, InstallationID: ghID,
+			CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
+		}
+		if p.AgentID.Valid {
+			if ag, ok := agents[p.AgentID.Int64]; ok {
+				v.Agent = &agentRef{ID: ag.ID, Name: ag.Name, Status: ag.Status}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (a *API) projectView(ctx context.Context, userID int64, p store.Project) (projectView, error) {
+	vs, err := a.projectViews(ctx, userID, []store.Project{p})
+	if err != nil {
+		return projectView{}, err
+	}
+	return vs[0], nil
+}
+
+// userProject loads the :id project if the user owns it; otherwise a 404.
+func (a *API) userProject(c *gin.Context, u store.User) (store.Project, error) {
+	id, err := pathID(c, "id", "project")
+	if err != nil {
+		return store.Project{}, err
+	}
+	return a.st.ProjectForUser(c.Request.Context(), u.ID, id)
+}
+
+func (a *API) listProjects(c *gin.Context, u store.User) error {
+	ps, err := a.st.ProjectsByUser(c.Request.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	vs, err := a.projectViews(c.Request.Context(), u.ID, ps)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, vs)
+	return nil
+}
+
+func (a *API) getProject(c *gin.Context, u store.User) error {
+	p, err := a.userProject(c, u)
+	if err != nil {
+		return err
+	}
+	v, err := a.projectView(c.Request.Context(), u.ID, p)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, v)
+	return nil
+}
+
+type createProjectRequest struct {
+	InstallationID int64   `json:"installation_id"`
+	RepoID         int64   `json:"repo_id"`
+	Name           *string `json:"name"`
+	DeployBranch   *string `json:"deploy_branch"`
+	AgentID        *int64  `json:"agent_id"`
+}
+
+func (a *API) createProject(c *gin.Context, u store.User) error {
+	var req createProjectRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	var vs []Validation
+	if req.InstallationID <= 0 {
+		vs = append(vs, Validation{Field: "installation_id", Message: "is required: the id of one of your GitHub installations (GET /api/installations)"})
+	}
+	if req.RepoID <= 0 {
+		vs = append(vs, Validation{Field: "repo_id", Message: "is required: the id of a repository of that installation"})
+	}
+	if req.Name != nil {
+		if v := checkProjectName(*req.Name); v != nil {
+			vs = append(vs, *v)
+		}
+	}
+	if req.DeployBranch != nil {
+		if v := checkBranch(*req.DeployBranch); v != nil {
+			vs = append(vs, *v)
+		}
+	}
+	if req.AgentID != nil && *req.AgentID <= 0 {
+		vs = append(vs, Validation{Field: "agent_id", Message: "must be the id of one of your agents, or left out"})
+	}
+	if len(vs) > 0 {
+		return invalid("the project cannot be created as sent", vs...)
+	}
+
+	// GitHub, asked with the user's own token, decides whether the user may use this
+	// installation and repository; the repository's facts come from GitHub, never the request.
+	ctx := c.Request.Context()
+	g, err := a.userGitHub(c)
+	if err != nil {
+		return err
+	}
+	ins, err := g.installations(ctx)
+	if err != nil {
+		return err
+	}
+	var inst *installation
+	for i := range ins {
+		if ins[i].ID == req.InstallationID {
+			inst = &ins[i]
+		}
+	}
+	if inst == nil {
+		return notFound("installation %d not found on GitHub, or you cannot see it", req.InstallationID)
+	}
+	repos, err := g.repositories(ctx, inst.ID)
+	if err != nil {
+		return err
+	}
+	var repo *repository
+	for i := range repos {
+		if repos[i].ID == req.RepoID {
+			repo = &repos[i]
+		}
+	}
+	if repo == nil {
+		return notFound("repository %d not found in installation %d, or you cannot see it", req.RepoID, inst.ID)
+	}
+
+	name := defaultProjectName(repo.Name)
+	if req.Name != nil {
+		name = *req.Name
+	}
+	branch := repo.DefaultBranch
+	if req.DeployBranch != nil {
+		branch = *req.DeployBranch
+	}
+	if v := checkBranch(branch); v != nil {
+		return invalid(fmt.Sprintf("the default branch of %s cannot be deployed: pass deploy_branch", repo.FullName), *v)
+	}
+
+	var created store.Project
+	err = a.st.InTx(ctx, func(tx *store.Store) error {
+		row := store.Installation{GitHubID: inst.ID, AccountLogin: inst.AccountLogin, AccountID: inst.AccountID, AccountType: inst.AccountType}
+		if inst.Suspended != nil {
+			row.SuspendedAt.Time, row.SuspendedAt.Valid = inst.Suspended.Time, true
+		}
+		stored, err := tx.UpsertInstallation(ctx, row)
+		if err != nil {
+			return fmt.Errorf("record installation %d: %w", inst.ID, err)
+		}
+		if req.AgentID != nil {
+			if _, err := tx.AgentForUser(ctx, u.ID, *req.AgentID); err != nil {
+				return err
+			}
+		}
+		created, err = tx.CreateProject(ctx, store.NewProject{
+			UserID: u.ID, InstallationID: stored.ID, Name: name, RepoID: repo.ID,
+			RepoFullName: repo.FullName, DeployBranch: branch, AgentID: req.AgentID,
+		})
+		switch {
+		case conflictOn(err, constraintProjectBranch):
+			return conflict(fmt.Sprintf("branch %s of %s is already deployed by a project: pick another deploy_branch", branch, repo.FullName),
+				Validation{Field: "deploy_branch", Message: "already used by a project for this repository"})
+		case conflictOn(err, constraintProjectName):
+			return conflict(fmt.Sprintf("you already have a project named %s: pass another name", name),
+				Validation{Field: "name", Message: "already used by another of your projects"})
+		case err != nil:
+			return err
+		}
+		return audit(c, tx, u, "project.create", "project", created.ID, map[string]any{
+			"name": name, "repo": repo.FullName, "deploy_branch": branch,
+		})
+	})
+	if err != nil {
+		return err
+	}
+	v, err := a.projectView(ctx, u.ID, created)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusCreated, v)
+	return nil
+}
+
+type updateProjectRequest struct {
+	// AgentID is raw so that null (unlink) differs from absent (leave alone).
+	AgentID      json.RawMessage `json:"agent_id"`
+	DeployBranch *string         `json:"deploy_branch"`
+}
+
+func (a *API) updateProject(c *gin.Context, u store.User) error {
+	p, err := a.userProject(c, u)
+	if err != nil {
+		return err
+	}
+	var req updateProjectRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	var (
+		vs       []Validation
+		setAgent bool
+		agentID  *int64
+	)
+	if len(req.AgentID) > 0 {
+		setAgent = true
+		if string(req.AgentID) != "null" {
+			var id int64
+			if err := json.Unmarshal(req.AgentID, &id); err != nil || id <= 0 {
+				vs = append(vs, Validation{Field: "agent_id", Message: "must be the id of one of your agents, or null to unlink"})
+			}
+			agentID = &id
+		}
+	}
+	if req.DeployBranch != nil {
+		if v := checkBranch(*req.DeployBranch); v != nil {
+			vs = append(vs, *v)
+		}
+	}
+	if len(vs) > 0 {
+		return invalid("the project cannot be changed as sent", vs...)
+	}
+	if !setAgent && req.DeployBranch == nil {
+		return invalid("nothing to change: send agent_id and/or deploy_branch")
+	}
+
+	ctx := c.Request.Context()
+	detail := map[string]any{}
+	err = a.st.InTx(ctx, func(tx *store.Store) error {
+		if setAgent {
+			if err := tx.SetProjectAgent(ctx, u.ID, p.ID, agentID); err != nil {
+				return err
+			}
+			detail["agent_id"] = agentID
+		}
+		if req.DeployBranch != nil {
+			err := tx.SetProjectDeployBranch(ctx, u.ID, p.ID, *req.DeployBranch)
+			if conflictOn(err, constraintProjectBranch) {
+				return conflict(fmt.Sprintf("branch %s of %s is already deployed by a project: pick another deploy_branch", *req.DeployBranch, p.RepoFullName),
+					Validation{Field: "deploy_branch", Message: "already used by a project for this repository"})
+			}
+			if err != nil {
+				return err
+			}
+			detail["deploy_branch"] = *req.DeployBranch
+		}
+		return audit(c, tx, u, "project.update", "project", p.ID, detail)
+	})
+	if err != nil {
+		return err
+	}
+	p, err = a.st.ProjectForUser(ctx, u.ID, p.ID)
+	if err != nil {
+		return err
+	}
+	v, err := a.projectView(ctx, u.ID, p)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, v)
+	return nil
+}
+
+func (a *API) deleteProject(c *gin.Context, u store.User) error {
+	p, err := a.userProject(c, u)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	err = a.st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.DeleteProject(ctx, u.ID, p.ID); err != nil {
+			return err
+		}
+		return audit(c, tx, u, "project.delete", "project", p.ID, map[string]any{"name": p.Name, "repo": p.RepoFullName})
+	})
+	if err != nil {
+		return err
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,138 @@
+package api
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stagely/stagely/store"
+)
+
+// The JSON shapes of docs/api.md. Timestamps are RFC 3339 UTC; nullable ones are pointers.
+
+type userView struct {
+	ID        int64  `json:"id"`
+	Login     string `json:"login"`
+	Name      string `json:"name"`
+	AvatarURL string `json:"avatar_url"`
+}
+
+type installationView struct {
+	ID          int64  `json:"id"`
+	Account     string `json:"account"`
+	AccountType string `json:"account_type"`
+}
+
+type repositoryView struct {
+	ID            int64  `json:"id"`
+	FullName      string `json:"full_name"`
+	DefaultBranch string `json:"default_branch"`
+	Private       bool   `json:"private"`
+}
+
+type agentRef struct {
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+type projectView struct {
+	ID             int64     `json:"id"`
+	PublicID       string    `json:"public_id"`
+	Name           string    `json:"name"`
+	RepoID         int64     `json:"repo_id"`
+	RepoFullName   string    `json:"repo_full_name"`
+	DeployBranch   string    `json:"deploy_branch"`
+	ComposeProject string    `json:"compose_project"`
+	InstallationID int64     `json:"installation_id"` // GitHub's installation id, as in GET /api/installations
+	Agent          *agentRef `json:"agent"`
+	CreatedAt      string    `json:"created_at"`
+	UpdatedAt      string    `json:"updated_at"`
+}
+
+type secretView struct {
+	Scope     string `json:"scope"`
+	Key       string `json:"key"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+type deploymentView struct {
+	ID          int64   `json:"id"`
+	SHA         string  `json:"sha"`
+	Ref         string  `json:"ref"`
+	Trigger     string  `json:"trigger"`
+	Status      string  `json:"status"`
+	Error       string  `json:"error"`
+	CreatedAt   string  `json:"created_at"`
+	StartedAt   *string `json:"started_at"`
+	FinishedAt  *string `json:"finished_at"`
+	CheckRunURL *string `json:"check_run_url"`
+}
+
+type agentView struct {
+	ID             int64   `json:"id"`
+	Name           string  `json:"name"`
+	Status         string  `json:"status"`
+	LastHeartbeat  *string `json:"last_heartbeat"`
+	Version        string  `json:"version"`
+	Hostname       string  `json:"hostname"`
+	DockerVersion  string  `json:"docker_version"`
+	ComposeVersion string  `json:"compose_version"`
+	CreatedAt      string  `json:"created_at"`
+}
+
+// agentWithToken is the only answer that carries an agent token: creation and rotation.
+type agentWithToken struct {
+	Agent     agentView `json:"agent"`
+	Token     string    `json:"token"`
+	CloudInit string    `json:"cloud_init"`
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func nullTimestamp(t sql.NullTime) *string {
+	if !t.Valid {
+		return nil
+	}
+	s := timestamp(t.Time)
+	return &s
+}
+
+func nullInt(v int64) sql.NullInt64 { return sql.NullInt64{Int64: v, Valid: true} }
+
+func jsonObject(m map[string]any) (json.RawMessage, error) {
+	if m == nil {
+		return json.RawMessage("{}"), nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit detail: %w", err)
+	}
+	return b, nil
+}
+
+func toAgentView(ag store.Agent) agentView {
+	return agentView{
+		ID: ag.ID, Name: ag.Name, Status: ag.Status, LastHeartbeat: nullTimestamp(ag.LastHeartbeat),
+		Version: ag.Version, Hostname: ag.Hostname, DockerVersion: ag.DockerVersion,
+		ComposeVersion: ag.ComposeVersion, CreatedAt: timestamp(ag.CreatedAt),
+	}
+}
+
+func toSecretView(m store.SecretMeta) secretView {
+	return secretView{Scope: m.Scope, Key: m.Key, CreatedAt: timestamp(m.CreatedAt), UpdatedAt: timestamp(m.UpdatedAt)}
+}
+
+func (a *API) toDeploymentView(p store.Project, d store.Deployment) deploymentView {
+	v := deploymentView{
+		ID: d.ID, SHA: d.SHA, Ref: d.Ref, Trigger: d.Trigger, Status: d.Status, Error: d.Error,
+		CreatedAt: timestamp(d.CreatedAt), StartedAt: nullTimestamp(d.StartedAt), FinishedAt: nullTimestamp(d.FinishedAt),
+	}
+	if d.CheckRunID.Valid {
+		u := fmt.Sprintf("%s/%s/runs/%d", a.githubURL, p.RepoFullName, d.CheckRunID.Int64)
+		v.CheckRunURL = &u
+	}
+	return v
+}
