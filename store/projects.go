@@ -101,6 +101,16 @@ func (s *Store) ProjectsByAgent(ctx context.Context, agentID int64) ([]Project, 
 	return out, mapErr(err)
 }
 
+// ProjectsWaitingOnAgent returns the ids of the agent's projects that have queued
+// deployments, the project whose deployment has waited longest first.
+func (s *Store) ProjectsWaitingOnAgent(ctx context.Context, agentID int64) ([]int64, error) {
+	var out []int64
+	err := s.q.SelectContext(ctx, &out, `
+		SELECT p.id FROM projects p JOIN deployments d ON d.project_id = p.id AND d.status = 'queued'
+		WHERE p.agent_id = $1 GROUP BY p.id ORDER BY min(d.id)`, agentID)
+	return out, mapErr(err)
+}
+
 // SetProjectAgent links (agentID != nil) or unlinks a user's project and agent. The agent
 // must belong to the same user: the check is in the statement, so it cannot race.
 func (s *Store) SetProjectAgent(ctx context.Context, userID, projectID int64, agentID *int64) error {

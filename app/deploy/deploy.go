@@ -33,6 +33,8 @@ const (
 type Hub interface {
 	Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error
 	Online(agentID int64) bool
+	// Idle reports an agent that is online with no job in flight.
+	Idle(agentID int64) bool
 }
 
 // GitHub is what the orchestrator needs of one installation's GitHub API.

@@ -55,8 +55,9 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 		return o.failQueued(ctx, p, d, "the Stagely GitHub App is suspended or uninstalled on "+in.AccountLogin)
 	}
 	agentID := p.AgentID.Int64
-	if !o.opt.Hub.Online(agentID) {
-		// It waits; the sweeper fails it if the agent stays away too long.
+	if !o.opt.Hub.Idle(agentID) {
+		// It waits: for the agent to connect (the sweeper fails it if the agent stays away
+		// too long) or to finish its current job (its result kicks the agent's projects).
 		return false, nil
 	}
 	err = st.MarkDispatched(ctx, d.ID, agentID, o.opt.Now())

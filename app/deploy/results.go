@@ -12,13 +12,22 @@ import (
 
 // AgentConnected starts whatever waited for this agent.
 func (o *Orchestrator) AgentConnected(ctx context.Context, agentID int64, _ protocol.Hello) {
-	projects, err := o.opt.Store.ProjectsByAgent(ctx, agentID)
+	o.kickAgent(ctx, agentID)
+}
+
+// kickAgent offers the agent its longest-waiting project's next deployment; the agent
+// takes one job at a time, so the other projects stay queued until its next result.
+func (o *Orchestrator) kickAgent(ctx context.Context, agentID int64) {
+	ids, err := o.opt.Store.ProjectsWaitingOnAgent(ctx, agentID)
 	if err != nil {
-		o.log.Error("list projects of connected agent", "agent", agentID, "err", err)
+		o.log.Error("list projects waiting on agent", "agent", agentID, "err", err)
 		return
 	}
-	for _, p := range projects {
-		o.Kick(ctx, p.ID)
+	for _, id := range ids {
+		if !o.opt.Hub.Idle(agentID) {
+			return
+		}
+		o.Kick(ctx, id)
 	}
 }
 
@@ -73,8 +82,7 @@ func (o *Orchestrator) JobResult(ctx context.Context, agentID int64, res protoco
 	if err := o.finish(ctx, p, d.ID, resultStatus(res.Status), res.Error, res.Services, nil); err != nil {
 		return err
 	}
-	o.log.Info("deployment finished", "deployment", d.ID, "project", p.Name, "status", res.Status, "duration_ms", res.DurationMS)
-	o.Kick(ctx, p.ID)
+	o.kickAgent(ctx, agentID)
 	return nil
 }
 

@@ -179,6 +179,15 @@ func (h *Hub) Online(agentID int64) bool {
 	return st != nil && st.conn != nil
 }
 
+// Idle reports whether the agent is connected and has no job in flight. An agent runs one
+// job at a time, so the orchestrator hands it the next only when it is idle.
+func (h *Hub) Idle(agentID int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.agents[agentID]
+	return st != nil && st.conn != nil && len(st.jobs) == 0
+}
+
 // ConnectedCount is the number of agents connected now.
 func (h *Hub) ConnectedCount() int {
 	h.mu.Lock()

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,9 +48,9 @@ type WorkerOptions struct {
 	Now     func() time.Time
 }
 
-// Worker processes recorded deliveries from the database. Deliveries of one installation
+// Worker processes recorded deliveries from the database. Deliveries about one repository
 // are processed one after another in the order GitHub sent them, so that of two quick
-// pushes the newer one is queued last and supersedes the older; different installations
+// pushes the newer one is queued last and supersedes the older; different repositories
 // proceed in parallel, up to Workers at once.
 type Worker struct {
 	opt  WorkerOptions
@@ -57,9 +58,9 @@ type Worker struct {
 	sem  chan struct{}
 
 	mu sync.Mutex
-	// queues holds, per installation, deliveries claimed and not yet processed; a key is
+	// queues holds, per ordering key, deliveries claimed and not yet processed; a key is
 	// present exactly while a drain goroutine owns it.
-	queues  map[int64][]store.Delivery
+	queues  map[string][]store.Delivery
 	pending int
 }
 
@@ -90,7 +91,7 @@ func NewWorker(opt WorkerOptions) *Worker {
 		opt:    opt,
 		wake:   make(chan struct{}, 1),
 		sem:    make(chan struct{}, opt.Workers),
-		queues: map[int64][]store.Delivery{},
+		queues: map[string][]store.Delivery{},
 	}
 }
 
@@ -135,8 +136,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// orderKey names what a delivery must stay in order with: its repository, or, for events
+// about no repository (installation), its installation.
+func orderKey(d store.Delivery) string {
+	var head struct {
+		Repository *struct {
+			ID int64 `json:"id"`
+		} `json:"repository"`
+	}
+	if json.Unmarshal(d.Payload, &head) == nil && head.Repository != nil && head.Repository.ID != 0 {
+		return fmt.Sprintf("repo:%d", head.Repository.ID)
+	}
+	return fmt.Sprintf("installation:%d", d.InstallationID.Int64)
+}
+
 func (w *Worker) submit(ctx context.Context, wg *sync.WaitGroup, d store.Delivery) {
-	key := d.InstallationID.Int64
+	key := orderKey(d)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending++
@@ -148,7 +163,7 @@ func (w *Worker) submit(ctx context.Context, wg *sync.WaitGroup, d store.Deliver
 	}
 }
 
-func (w *Worker) drain(ctx context.Context, wg *sync.WaitGroup, key int64) {
+func (w *Worker) drain(ctx context.Context, wg *sync.WaitGroup, key string) {
 	defer wg.Done()
 	for {
 		w.mu.Lock()

@@ -41,6 +41,7 @@ func (r *hubRef) Dispatch(ctx context.Context, agentID int64, job protocol.Deplo
 	return r.h.Dispatch(ctx, agentID, job)
 }
 func (r *hubRef) Online(agentID int64) bool { return r.h.Online(agentID) }
+func (r *hubRef) Idle(agentID int64) bool   { return r.h.Idle(agentID) }
 
 func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *slog.Logger) (*server, error) {
 	var app *github.App
