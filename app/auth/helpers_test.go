@@ -1,0 +1,303 @@
+package auth_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/auth"
+	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/store/storetest"
+)
+
+// clock is the test's time, shared by the Sim and auth so tokens and sessions expire together.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer collects the server's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// recorder keeps every response a browser client saw, headers and body, so tests can look
+// for things that must never leave the server.
+type recorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen []recorded
+}
+
+type recorded struct {
+	url    string
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	r.seen = append(r.seen, recorded{url: req.URL.String(), status: resp.StatusCode, header: resp.Header.Clone(), body: body})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+func (r *recorder) all() []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]recorded(nil), r.seen...)
+}
+
+// fixture is a Stagely HTTP server with auth mounted, a started githubsim and a real database.
+type fixture struct {
+	t         *testing.T
+	sim       *githubsim.Sim
+	st        *store.Store
+	keys      *seal.Keyring
+	auth      *auth.Auth
+	srv       *httptest.Server
+	clock     *clock
+	logs      *syncBuffer
+	publicURL string
+	rec       *recorder
+}
+
+type fixtureOptions struct {
+	https bool
+	// noApp starts the server with no GitHub App at all.
+	noApp bool
+}
+
+func newFixture(t *testing.T, opts fixtureOptions) *fixture {
+	t.Helper()
+	gin.SetMode(gin.TestMode)
+	router := gin.New()
+	srv := httptest.NewUnstartedServer(router)
+	scheme := "http"
+	if opts.https {
+		scheme = "https"
+	}
+	publicURL := scheme + "://" + srv.Listener.Addr().String()
+
+	clk := &clock{t: time.Now()}
+	sim := githubsim.New(githubsim.Options{Now: clk.Now, CallbackURLs: []string{publicURL + "/auth/github/callback"}})
+	ep := sim.Start()
+	t.Cleanup(sim.Close)
+
+	st := storetest.NewStore(t)
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := seal.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := config.AppCredentials{
+		AppID: sim.AppID(), PrivateKeyPEM: sim.PrivateKeyPEM(), WebhookSecret: sim.WebhookSecret(),
+		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
+	}
+	if opts.noApp {
+		env = config.AppCredentials{}
+	}
+	logs := &syncBuffer{}
+	a, err := auth.New(auth.Options{
+		Store: st, Keys: keys, Creds: appcreds.New(st, keys, env),
+		GitHubURL: ep.Web, APIURL: ep.API, PublicURL: publicURL,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}, Now: clk.Now,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Register(router)
+	api := router.Group("/api", a.SameOrigin(), a.RequireUser())
+	api.GET("/me", func(c *gin.Context) {
+		u, _ := auth.CurrentUser(c)
+		c.JSON(http.StatusOK, gin.H{"id": u.ID, "login": u.Login})
+	})
+	// github-user proves the session's GitHub token works by asking GitHub who it belongs to.
+	api.GET("/github-user", func(c *gin.Context) {
+		tok, ok := auth.GitHubToken(c)
+		if !ok {
+			c.JSON(http.StatusUnauthorized, gin.H{"message": "sign in again"})
+			return
+		}
+		req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, ep.API+"user", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			c.JSON(http.StatusBadGateway, gin.H{"message": err.Error()})
+			return
+		}
+		defer resp.Body.Close()
+		var u struct {
+			Login string `json:"login"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&u)
+		c.JSON(resp.StatusCode, gin.H{"login": u.Login})
+	})
+	api.Any("/things", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
+
+	if opts.https {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return &fixture{t: t, sim: sim, st: st, keys: keys, auth: a, srv: srv, clock: clk, logs: logs, publicURL: publicURL, rec: &recorder{next: srv.Client().Transport}}
+}
+
+// browser is a client with a cookie jar that follows redirects, like a person's browser.
+func (f *fixture) browser() *http.Client {
+	f.t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Transport: f.rec, Timeout: 20 * time.Second}
+}
+
+// signIn runs the whole sign-in as a new GitHub user and returns the signed-in browser.
+func (f *fixture) signIn(login string) *http.Client {
+	f.t.Helper()
+	f.sim.AddUser(login)
+	f.sim.SetAuthorizeAs(login)
+	c := f.browser()
+	resp := f.get(c, "/auth/github/login")
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
+		f.t.Fatalf("sign-in ended at %s with %d: %s", resp.Request.URL, resp.StatusCode, readBody(f.t, resp))
+	}
+	return c
+}
+
+// startLogin begins a sign-in and stops at GitHub's redirect back, returning the callback URL
+// (with GitHub's code and the state) without visiting it.
+func (f *fixture) startLogin(c *http.Client) *url.URL {
+	f.t.Helper()
+	stop := *c
+	stop.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/auth/github/callback" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp := f.get(&stop, "/auth/github/login")
+	if resp.StatusCode != http.StatusFound {
+		f.t.Fatalf("GitHub answered %d, want a redirect back: %s", resp.StatusCode, readBody(f.t, resp))
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return loc
+}
+
+func (f *fixture) get(c *http.Client, pathOrURL string) *http.Response {
+	f.t.Helper()
+	return f.do(c, http.MethodGet, pathOrURL, nil)
+}
+
+func (f *fixture) do(c *http.Client, method, pathOrURL string, header http.Header) *http.Response {
+	f.t.Helper()
+	u := pathOrURL
+	if strings.HasPrefix(u, "/") {
+		u = f.srv.URL + u
+	}
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		f.t.Fatalf("%s %s: %v", method, pathOrURL, err)
+	}
+	f.t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// sessionCookie is the stagely_session cookie the browser holds ("" if none).
+func (f *fixture) sessionCookie(c *http.Client) string {
+	u, _ := url.Parse(f.srv.URL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == auth.SessionCookie {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+func (f *fixture) countSessions() int {
+	f.t.Helper()
+	var n int
+	if err := f.st.DB().QueryRow(`SELECT count(*) FROM sessions`).Scan(&n); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
