@@ -1,0 +1,273 @@
+// The dashboard's only door to the server: the JSON API written down in docs/api.md.
+// Every call is same-origin with the session cookie; a 401 anywhere means the session is gone,
+// so listeners (the App) switch to the sign-in page.
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An API failure in the server's one error shape, or a network failure (status 0). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly detail: string;
+  readonly validations: FieldError[];
+
+  constructor(status: number, message: string, detail = '', validations: FieldError[] = []) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.detail = detail;
+    this.validations = validations;
+  }
+
+  /** The validation message the server gave for one field, if any. */
+  fieldMessage(field: string): string | undefined {
+    return this.validations.find((v) => v.field === field)?.message;
+  }
+}
+
+export interface Me {
+  id: number;
+  login: string;
+  name: string;
+  avatar_url: string;
+}
+
+export interface Installation {
+  id: number;
+  account: string;
+  account_type: string;
+}
+
+export interface Repository {
+  id: number;
+  full_name: string;
+  default_branch: string;
+  private: boolean;
+}
+
+export type AgentStatus = 'online' | 'offline' | 'busy';
+
+export interface Project {
+  id: number;
+  public_id: string;
+  name: string;
+  repo_id: number;
+  repo_full_name: string;
+  deploy_branch: string;
+  compose_project: string;
+  installation_id: number;
+  agent: { id: number; name: string; status: AgentStatus } | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NewProject {
+  installation_id: number;
+  repo_id: number;
+  name?: string;
+  deploy_branch?: string;
+  agent_id?: number;
+}
+
+export interface Secret {
+  scope: string;
+  key: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Deployment {
+  id: number;
+  sha: string;
+  ref: string;
+  trigger: string;
+  status: string;
+  error: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  check_run_url: string | null;
+}
+
+export interface Agent {
+  id: number;
+  name: string;
+  status: AgentStatus;
+  last_heartbeat: string | null;
+  version: string;
+  hostname: string;
+  docker_version: string;
+  compose_version: string;
+  created_at: string;
+}
+
+/** The answer to creating an agent or rotating its token: the only time the token is visible. */
+export interface AgentCredentials {
+  agent: Agent;
+  token: string;
+  cloud_init: string;
+}
+
+/** The subset of window.fetch the client uses; tests pass an in-memory server. */
+export type FetchFn = (input: string, init: RequestInit) => Promise<Response>;
+
+const networkMessage = 'Cannot reach the Stagely server. Check your connection and try again.';
+const signedOutMessage = 'Your session has ended. Sign in again.';
+
+/** Turns a non-2xx response into an ApiError, tolerating bodies that are not the error shape. */
+export async function errorFromResponse(res: Response): Promise<ApiError> {
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch {
+    body = undefined;
+  }
+  const fallback =
+    res.status === 401
+      ? signedOutMessage
+      : res.status >= 500
+        ? `The server could not answer (${res.status}). Try again shortly.`
+        : `The request was refused (${res.status}).`;
+  if (typeof body !== 'object' || body === null) {
+    return new ApiError(res.status, fallback);
+  }
+  const b = body as Record<string, unknown>;
+  const message = typeof b.message === 'string' && b.message !== '' ? b.message : fallback;
+  const detail = typeof b.detail === 'string' ? b.detail : '';
+  const validations = Array.isArray(b.validations)
+    ? b.validations.flatMap((v: unknown): FieldError[] => {
+        if (typeof v !== 'object' || v === null) return [];
+        const { field, message: m } = v as Record<string, unknown>;
+        return typeof field === 'string' && typeof m === 'string' ? [{ field, message: m }] : [];
+      })
+    : [];
+  return new ApiError(res.status, message, detail, validations);
+}
+
+const seg = encodeURIComponent;
+
+/** A typed client for docs/api.md. */
+export class ApiClient {
+  private readonly fetchFn: FetchFn;
+  private readonly signedOutListeners = new Set<() => void>();
+
+  constructor(fetchFn?: FetchFn) {
+    // Bound late so tests that replace window.fetch after construction still reach the fake.
+    this.fetchFn = fetchFn ?? ((input, init) => fetch(input, init));
+  }
+
+  /** Calls fn whenever the server says the session is gone; returns the unsubscribe function. */
+  onSignedOut(fn: () => void): () => void {
+    this.signedOutListeners.add(fn);
+    return () => this.signedOutListeners.delete(fn);
+  }
+
+  private async send(method: string, path: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    const init: RequestInit = { method, headers, credentials: 'same-origin' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res: Response;
+    try {
+      res = await this.fetchFn(path, init);
+    } catch {
+      throw new ApiError(0, networkMessage);
+    }
+    if (res.status === 401) {
+      const err = await errorFromResponse(res);
+      this.signedOutListeners.forEach((fn) => fn());
+      throw err;
+    }
+    if (!res.ok) {
+      throw await errorFromResponse(res);
+    }
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    try {
+      return (await res.json()) as T;
+    } catch {
+      throw new ApiError(res.status, 'The server sent an answer the dashboard cannot read.');
+    }
+  }
+
+  private async empty(method: string, path: string, body?: unknown): Promise<void> {
+    await this.send(method, path, body);
+  }
+
+  me(): Promise<Me> {
+    return this.json('GET', '/api/me');
+  }
+
+  /** Ends the session on the server; the caller shows the sign-in page afterwards. */
+  signOut(): Promise<void> {
+    return this.empty('POST', '/auth/logout');
+  }
+
+  installations(): Promise<Installation[]> {
+    return this.json('GET', '/api/installations');
+  }
+
+  repositories(installationId: number): Promise<Repository[]> {
+    return this.json('GET', `/api/installations/${installationId}/repositories`);
+  }
+
+  projects(): Promise<Project[]> {
+    return this.json('GET', '/api/projects');
+  }
+
+  project(id: number): Promise<Project> {
+    return this.json('GET', `/api/projects/${id}`);
+  }
+
+  createProject(p: NewProject): Promise<Project> {
+    return this.json('POST', '/api/projects', p);
+  }
+
+  updateProject(id: number, patch: { agent_id?: number | null; deploy_branch?: string }): Promise<Project> {
+    return this.json('PATCH', `/api/projects/${id}`, patch);
+  }
+
+  deleteProject(id: number): Promise<void> {
+    return this.empty('DELETE', `/api/projects/${id}`);
+  }
+
+  secrets(projectId: number): Promise<Secret[]> {
+    return this.json('GET', `/api/projects/${projectId}/secrets`);
+  }
+
+  /** Creates or replaces a secret. The value goes to the server and nowhere else. */
+  putSecret(projectId: number, scope: string, key: string, value: string): Promise<Secret> {
+    return this.json('PUT', `/api/projects/${projectId}/secrets/${seg(scope)}/${seg(key)}`, { value });
+  }
+
+  deleteSecret(projectId: number, scope: string, key: string): Promise<void> {
+    return this.empty('DELETE', `/api/projects/${projectId}/secrets/${seg(scope)}/${seg(key)}`);
+  }
+
+  deployments(projectId: number): Promise<Deployment[]> {
+    return this.json('GET', `/api/projects/${projectId}/deployments`);
+  }
+
+  agents(): Promise<Agent[]> {
+    return this.json('GET', '/api/agents');
+  }
+
+  createAgent(name: string): Promise<AgentCredentials> {
+    return this.json('POST', '/api/agents', { name });
+  }
+
+  rotateAgentToken(id: number): Promise<AgentCredentials> {
+    return this.json('POST', `/api/agents/${id}/rotate-token`);
+  }
+
+  deleteAgent(id: number): Promise<void> {
+    return this.empty('DELETE', `/api/agents/${id}`);
+  }
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { FakeServer } from '../test/fakeServer';
+import { everythingOnPage, renderApp } from '../test/render';
+
+describe('agents', () => {
+  it('shows a new agent token and cloud-init once; after a reload the page does not have it', async () => {
+    const server = new FakeServer();
+    const user = userEvent.setup();
+    const first = renderApp(server, '/agents');
+
+    await screen.findByTestId('agents-empty');
+    await user.type(screen.getByLabelText('Name'), 'web-1{Enter}');
+
+    const tokenBox = await screen.findByTestId('agent-token');
+    const token = tokenBox.textContent ?? '';
+    expect(token).toMatch(/^stg_agent_\d+_1_Zq8x$/);
+    expect(screen.getByTestId('agent-cloud-init').tagName).toBe('PRE');
+    expect(screen.getByTestId('agent-cloud-init').textContent).toContain(`"token":"${token}"`);
+    expect(screen.getByTestId('agent-token-note').textContent).toContain('This is the only time you will see this token.');
+    expect(screen.getByRole('button', { name: 'Copy token' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Copy cloud-init' })).toBeTruthy();
+    const row = await screen.findByTestId('agent-row');
+    expect(within(row).getByTestId('agent-status').textContent).toBe('offline');
+    expect(JSON.stringify({ ...window.localStorage }) + JSON.stringify({ ...window.sessionStorage })).not.toContain(token);
+    first.unmount();
+
+    renderApp(server, '/agents');
+    const reloadedRow = await screen.findByTestId('agent-row');
+    expect(reloadedRow.textContent).toContain('web-1');
+    expect(screen.queryByTestId('agent-token')).toBeNull();
+    expect(everythingOnPage()).not.toContain(token);
+  });
+
+  it('"I have saved it" removes the token from the page', async () => {
+    const server = new FakeServer();
+    const user = userEvent.setup();
+    renderApp(server, '/agents');
+
+    await user.type(await screen.findByLabelText('Name'), 'db-1{Enter}');
+    const token = (await screen.findByTestId('agent-token')).textContent ?? '';
+    await user.click(screen.getByTestId('agent-token-done'));
+
+    expect(screen.queryByTestId('agent-token')).toBeNull();
+    expect(everythingOnPage()).not.toContain(token);
+    expect(screen.getByLabelText('Name')).toBeTruthy();
+  });
+
+  it('an empty name is refused before sending, with the message next to the field', async () => {
+    const server = new FakeServer();
+    const user = userEvent.setup();
+    renderApp(server, '/agents');
+
+    await user.click(await screen.findByTestId('new-agent-submit'));
+    expect(screen.getByTestId('agent-name-error').textContent).toContain('Give the agent a name');
+    expect(server.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+  });
+
+  it('rotating asks first, then shows the new token once', async () => {
+    const server = new FakeServer();
+    server.addAgent({ name: 'web-1', status: 'online', last_heartbeat: new Date().toISOString(), version: '1.2.0' });
+    const user = userEvent.setup();
+    renderApp(server, '/agents');
+
+    const row = await screen.findByTestId('agent-row');
+    await user.click(within(row).getByTestId('agent-rotate'));
+    expect(server.requests.some((r) => r.path.endsWith('/rotate-token'))).toBe(false);
+    await user.click(within(row).getByTestId('agent-rotate-confirm'));
+
+    expect((await screen.findByTestId('agent-token')).textContent).toMatch(/_1_Zq8x$/);
+    expect(screen.getByRole('heading', { name: 'New token for web-1' })).toBeTruthy();
+  });
+
+  it('refreshes status while the page is open', async () => {
+    const server = new FakeServer();
+    const agent = server.addAgent({ name: 'web-1', status: 'offline' });
+    renderApp(server, '/agents', { agentsPollMs: 20 });
+
+    const row = await screen.findByTestId('agent-row');
+    expect(within(row).getByTestId('agent-status').textContent).toBe('offline');
+    agent.status = 'busy';
+    agent.last_heartbeat = new Date().toISOString();
+    await waitFor(() => expect(within(screen.getByTestId('agent-row')).getByTestId('agent-status').textContent).toBe('busy'));
+  });
+
+  it('deletes an agent after confirming', async () => {
+    const server = new FakeServer();
+    server.addAgent({ name: 'old' });
+    const user = userEvent.setup();
+    renderApp(server, '/agents');
+
+    const row = await screen.findByTestId('agent-row');
+    await user.click(within(row).getByTestId('agent-delete'));
+    await user.click(within(row).getByTestId('agent-delete-confirm'));
+    await screen.findByTestId('agents-empty');
+    expect(server.agents).toHaveLength(0);
+  });
+});

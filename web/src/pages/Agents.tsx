@@ -1,0 +1,239 @@
+// The user's agents with live status, creation with a copy-once token, rotation and deletion.
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { ApiError, type Agent, type AgentCredentials } from '../api';
+import { useApi } from '../context';
+import { useResource } from '../resource';
+import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, StatusBadge, Time } from '../components/common';
+import { Field } from '../components/Field';
+import { agentNameProblem } from '../validation';
+
+type Shown = { credentials: AgentCredentials; why: 'created' | 'rotated' };
+
+export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
+  const api = useApi();
+  const agents = useResource(() => api.agents(), 'agents', pollMs);
+  // The token lives only here, in memory: leaving or reloading the page loses it on purpose.
+  const [shown, setShown] = useState<Shown | null>(null);
+  const [actionError, setActionError] = useState<ApiError | null>(null);
+  const [busyId, setBusyId] = useState<number | null>(null);
+
+  const fail = (e: unknown) => setActionError(e instanceof ApiError ? e : new ApiError(0, String(e)));
+
+  const rotate = (a: Agent) => {
+    setActionError(null);
+    setBusyId(a.id);
+    api.rotateAgentToken(a.id).then(
+      (c) => {
+        setBusyId(null);
+        setShown({ credentials: c, why: 'rotated' });
+        agents.reload();
+      },
+      (e: unknown) => {
+        setBusyId(null);
+        fail(e);
+      },
+    );
+  };
+
+  const remove = (a: Agent) => {
+    setActionError(null);
+    setBusyId(a.id);
+    api.deleteAgent(a.id).then(
+      () => {
+        setBusyId(null);
+        if (shown?.credentials.agent.id === a.id) setShown(null);
+        agents.reload();
+      },
+      (e: unknown) => {
+        setBusyId(null);
+        fail(e);
+      },
+    );
+  };
+
+  return (
+    <section>
+      <h1>Agents</h1>
+      <p className="muted">
+        An agent is a small container on your server. It dials out to Stagely, so your server needs no open ports, and
+        runs Docker Compose when a deployment arrives. Status refreshes every few seconds.
+      </p>
+
+      {shown ? (
+        <CredentialsPanel shown={shown} onDone={() => setShown(null)} />
+      ) : (
+        <NewAgentForm
+          onCreated={(c) => {
+            setShown({ credentials: c, why: 'created' });
+            agents.reload();
+          }}
+        />
+      )}
+
+      {actionError && <ErrorMessage error={actionError} />}
+      <h2>Your agents</h2>
+      {agents.status === 'loading' && <Loading what="agents" />}
+      {agents.status === 'error' && (
+        <ErrorMessage error={agents.error} onRetry={agents.reload} />
+      )}
+      {agents.data?.length === 0 && (
+        <Empty testId="agents-empty">
+          <p>No agents yet. Name your first one above; you will get a cloud-init script to start it on your server.</p>
+        </Empty>
+      )}
+      {agents.data && agents.data.length > 0 && (
+        <table className="list" data-testid="agents-list">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Status</th>
+              <th scope="col">Last heartbeat</th>
+              <th scope="col">Version</th>
+              <th scope="col">Host</th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {agents.data.map((a) => (
+              <tr key={a.id} data-testid="agent-row" data-agent-id={a.id}>
+                <td>{a.name}</td>
+                <td>
+                  <StatusBadge status={a.status} testId="agent-status" />
+                </td>
+                <td>
+                  <Time at={a.last_heartbeat} />
+                </td>
+                <td>{a.version || <span className="muted">—</span>}</td>
+                <td>
+                  {a.hostname || <span className="muted">—</span>}
+                  {a.docker_version && <p className="muted small">Docker {a.docker_version}{a.compose_version && `, Compose ${a.compose_version}`}</p>}
+                </td>
+                <td className="row-actions">
+                  <ConfirmButton
+                    label="Rotate token"
+                    question={`The current token of ${a.name} stops working at once. Rotate?`}
+                    confirmLabel="Rotate"
+                    onConfirm={() => rotate(a)}
+                    busy={busyId === a.id}
+                    testId="agent-rotate"
+                  />
+                  <ConfirmButton
+                    label="Delete"
+                    question={`Delete ${a.name}? Projects using it are unlinked.`}
+                    confirmLabel="Delete agent"
+                    onConfirm={() => remove(a)}
+                    busy={busyId === a.id}
+                    testId="agent-delete"
+                  />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void }) {
+  const api = useApi();
+  const [name, setName] = useState('');
+  const [problem, setProblem] = useState<string | undefined>();
+  const [error, setError] = useState<ApiError | null>(null);
+  const [saving, setSaving] = useState(false);
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const p = agentNameProblem(name);
+    setProblem(p);
+    setError(null);
+    if (p) {
+      document.getElementById('agent-name')?.focus();
+      return;
+    }
+    setSaving(true);
+    api.createAgent(name.trim()).then(
+      (c) => {
+        setSaving(false);
+        onCreated(c);
+      },
+      (err: unknown) => {
+        setSaving(false);
+        setError(err instanceof ApiError ? err : new ApiError(0, String(err)));
+      },
+    );
+  };
+
+  return (
+    <form className="form card" onSubmit={submit} noValidate data-testid="new-agent-form" aria-labelledby="new-agent-heading">
+      <h2 id="new-agent-heading">New agent</h2>
+      <Field id="agent-name" label="Name" hint="Such as the server it will run on." error={problem ?? error?.fieldMessage('name')}>
+        <input
+          type="text"
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          maxLength={100}
+          autoComplete="off"
+          data-testid="new-agent-name"
+        />
+      </Field>
+      {error && <ErrorMessage error={error} />}
+      <div className="actions">
+        <button type="submit" className="primary" disabled={saving} data-testid="new-agent-submit">
+          {saving ? 'Creating…' : 'Create agent'}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** The token and cloud-init, shown once. Nothing here is written to storage. */
+export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () => void }) {
+  const { agent, token, cloud_init } = shown.credentials;
+  const headingRef = useRef<HTMLHeadingElement>(null);
+  useEffect(() => headingRef.current?.focus(), []);
+  return (
+    <section className="card credentials" aria-labelledby="credentials-heading" data-testid="agent-credentials">
+      <h2 id="credentials-heading" ref={headingRef} tabIndex={-1}>
+        {shown.why === 'created' ? `Agent ${agent.name} created` : `New token for ${agent.name}`}
+      </h2>
+      <p className="warning" role="note" data-testid="agent-token-note">
+        <strong>This is the only time you will see this token.</strong> Copy it, or the cloud-init below, now: Stagely
+        keeps only a hash of it. If you leave or reload this page, it is gone and you will have to rotate the token.
+      </p>
+      <div className="field">
+        <span className="label" id="agent-token-label">
+          Token
+        </span>
+        <code className="token" data-testid="agent-token" aria-labelledby="agent-token-label">
+          {token}
+        </code>
+        <div className="actions">
+          <CopyButton text={token} label="Copy token" testId="agent-token-copy" />
+        </div>
+      </div>
+      <div className="field">
+        <span className="label" id="agent-cloud-init-label">
+          Cloud-init
+        </span>
+        <p className="hint">
+          Paste it as the user data of a new server, or run it on an existing one. It installs Docker and starts the agent
+          with this token.
+        </p>
+        <pre className="cloud-init" data-testid="agent-cloud-init" aria-labelledby="agent-cloud-init-label" tabIndex={0}>
+          {cloud_init}
+        </pre>
+        <div className="actions">
+          <CopyButton text={cloud_init} label="Copy cloud-init" testId="agent-cloud-init-copy" />
+        </div>
+      </div>
+      <div className="actions">
+        <button type="button" className="primary" onClick={onDone} data-testid="agent-token-done">
+          I have saved it
+        </button>
+      </div>
+    </section>
+  );
+}

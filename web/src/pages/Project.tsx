@@ -1,0 +1,120 @@
+// One project: which agent deploys it, its secrets by scope, and its recent deployments.
+import { useState } from 'react';
+import { ApiError, type Project } from '../api';
+import { useApi } from '../context';
+import { navigate } from '../router';
+import { useResource } from '../resource';
+import { ConfirmButton, ErrorMessage, Loading, StatusBadge } from '../components/common';
+import { SecretsSection } from './Secrets';
+import { DeploymentsSection } from './Deployments';
+
+export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; deploymentsPollMs?: number }) {
+  const api = useApi();
+  const project = useResource(() => api.project(id), `project:${id}`);
+  const [deleteError, setDeleteError] = useState<ApiError | null>(null);
+
+  if (project.status === 'loading') return <Loading what="the project" />;
+  if (project.status === 'error' && !project.data) return <ErrorMessage error={project.error} onRetry={project.reload} />;
+  const p = project.data as Project;
+
+  const remove = () => {
+    setDeleteError(null);
+    api.deleteProject(p.id).then(
+      () => navigate('/projects'),
+      (e: unknown) => setDeleteError(e instanceof ApiError ? e : new ApiError(0, String(e))),
+    );
+  };
+
+  return (
+    <section data-testid="project-page">
+      <div className="heading">
+        <h1>{p.name}</h1>
+        <ConfirmButton
+          label="Delete project"
+          question={`Delete ${p.name} with its secrets and deployment history?`}
+          confirmLabel="Delete"
+          onConfirm={remove}
+          testId="project-delete"
+        />
+      </div>
+      {deleteError && <ErrorMessage error={deleteError} />}
+      <dl className="facts">
+        <dt>Repository</dt>
+        <dd>{p.repo_full_name}</dd>
+        <dt>Deploy branch</dt>
+        <dd>
+          <code>{p.deploy_branch}</code>
+        </dd>
+        <dt>Compose project</dt>
+        <dd>
+          <code>{p.compose_project}</code>
+        </dd>
+      </dl>
+      <AgentLink project={p} />
+      <SecretsSection projectId={p.id} />
+      <DeploymentsSection projectId={p.id} pollMs={deploymentsPollMs} />
+    </section>
+  );
+}
+
+/** Links or unlinks the agent that deploys this project (PATCH agent_id). */
+export function AgentLink({ project }: { project: Project }) {
+  const api = useApi();
+  const agents = useResource(() => api.agents(), 'agents');
+  const [linked, setLinked] = useState(project.agent);
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [saved, setSaved] = useState(false);
+
+  const change = (value: string) => {
+    setSaving(true);
+    setSaved(false);
+    setError(null);
+    api.updateProject(project.id, { agent_id: value ? Number(value) : null }).then(
+      (p) => {
+        setLinked(p.agent);
+        setSaving(false);
+        setSaved(true);
+      },
+      (e: unknown) => {
+        setSaving(false);
+        setError(e instanceof ApiError ? e : new ApiError(0, String(e)));
+      },
+    );
+  };
+
+  return (
+    <section aria-labelledby="agent-heading" className="card">
+      <h2 id="agent-heading">Agent</h2>
+      {agents.status === 'loading' && <Loading what="agents" />}
+      {agents.status === 'error' && <ErrorMessage error={agents.error} onRetry={agents.reload} />}
+      {agents.status === 'ready' && (
+        <div className="field inline">
+          <label htmlFor="project-agent-select">Deployed by</label>
+          <select
+            id="project-agent-select"
+            data-testid="project-agent-select"
+            value={linked ? String(linked.id) : ''}
+            disabled={saving}
+            onChange={(e) => change(e.target.value)}
+          >
+            <option value="">No agent (pushes are not deployed)</option>
+            {agents.data.map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.name} ({a.status})
+              </option>
+            ))}
+          </select>
+          {linked && <StatusBadge status={linked.status} />}
+          <span role="status" className="muted">
+            {saving ? 'Saving…' : saved ? 'Saved.' : ''}
+          </span>
+        </div>
+      )}
+      {agents.status === 'ready' && agents.data.length === 0 && (
+        <p className="muted">You have no agents yet: create one on the Agents page, then link it here.</p>
+      )}
+      {error && <ErrorMessage error={error} />}
+    </section>
+  );
+}
