@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// testVersion is stamped into the binaries TestMain builds, through the Dockerfiles' own
+// VERSION build argument.
+const testVersion = "v0.0.0-demotest"
+
+// built holds the binaries TestMain built with the Dockerfiles' `go build` lines: the
+// demo test runs these, so the demo exercises exactly what the images carry.
+var built struct{ server, agent string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stagely-demo-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var code int
+	if built.server, err = buildFromDockerfile("Dockerfile.server", dir); err == nil {
+		built.agent, err = buildFromDockerfile("Dockerfile.agent", dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// repoRoot is the checkout, seen from this package's directory.
+func repoRoot() string { return filepath.Join("..", "..", "..") }
+
+// buildFromDockerfile runs the build stage's `go build` of deploy/<name> on this machine,
+// with the same environment words and flags, writing the binary into dir.
+func buildFromDockerfile(name, dir string) (string, error) {
+	df, err := readDockerfile(filepath.Join(repoRoot(), "deploy", name))
+	if err != nil {
+		return "", err
+	}
+	b, err := df.buildCommand(map[string]string{"VERSION": testVersion})
+	if err != nil {
+		return "", err
+	}
+	src, err := b.hostDir(repoRoot())
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	out := filepath.Join(dir, filepath.Base(b.output))
+	args := append([]string(nil), b.args...)
+	for i := range args {
+		if i > 0 && args[i-1] == "-o" {
+			args[i] = out
+		}
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), b.env...)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s: go %v in %s: %v\n%s", name, args, src, err, msg)
+	}
+	return out, nil
+}

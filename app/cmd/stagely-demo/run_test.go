@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRun_RefusesBadCommandLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
+		{"extra argument", []string{"now"}, `unexpected argument "now"`},
+		{"port out of range", []string{"--port", "70000", "--server-bin", built.server, "--agent-bin", built.agent}, "--port 70000"},
+		{"missing server binary", []string{"--server-bin", "/nonexistent/stagely-server", "--agent-bin", built.agent}, "make build"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			err := run(context.Background(), tc.args, os.Getenv, &out, &out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRun_HelpPrintsUsageAndSucceeds(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, os.Getenv, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "--non-interactive") {
+		t.Errorf("usage:\n%s", out.String())
+	}
+}
+
+func TestResetWorkdir_RefusesAForeignDirectoryAndClearsItsOwn(t *testing.T) {
+	t.Parallel()
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := resetWorkdir(foreign); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(foreign, "notes.txt")); err != nil {
+		t.Fatalf("a foreign file was touched: %v", err)
+	}
+
+	own := filepath.Join(t.TempDir(), "demo")
+	if err := resetWorkdir(own); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(own, "server.log"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := resetWorkdir(own); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(own, "server.log")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the last run's log survived: %v", err)
+	}
+}
+
+func TestParsePS_AcceptsTheArrayAndTheLineFormats(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, out string }{
+		{"array (older compose)", `[{"ID":"a1","Service":"web","State":"running"},{"ID":"b2","Service":"worker","State":"running"}]`},
+		{"one object per line (newer compose)", "{\"ID\":\"a1\",\"Service\":\"web\",\"State\":\"running\"}\n\n{\"ID\":\"b2\",\"Service\":\"worker\",\"State\":\"running\"}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parsePS([]byte(tc.out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[0].Service != "web" || got[1].ID != "b2" {
+				t.Errorf("parsed %+v", got)
+			}
+		})
+	}
+	if got, err := parsePS([]byte("  \n")); err != nil || len(got) != 0 {
+		t.Errorf("empty output: %v %v", got, err)
+	}
+	if _, err := parsePS([]byte("{not json")); err == nil {
+		t.Error("garbage parsed without an error")
+	}
+}
+
+func TestShellWords_ExpandsArgsAndRefusesShellOperators(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"VERSION": "v1.2.3"}
+	got, err := shellWords(`CGO_ENABLED=0 go build -ldflags "-s -w -X main.version=${VERSION}" -o '/out/x y' ./cmd/$VERSION`, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"CGO_ENABLED=0", "go", "build", "-ldflags", "-s -w -X main.version=v1.2.3", "-o", "/out/x y", "./cmd/v1.2.3"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	for _, bad := range []string{"go build && rm -rf /", `go build "unclosed`, "go build ${NOPE}"} {
+		if _, err := shellWords(bad, vars); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
