@@ -166,7 +166,7 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 	// Warm up: one deploy per repository, so installation tokens are minted and connections
 	// open, as on a server that has been running; then measure the steady state.
 	for _, name := range names {
-		tree := map[string][]byte{"n.txt": []byte("warm-up")}
+		tree := map[string][]byte{"n.txt": []byte("warm-up " + name)}
 		for k, v := range files {
 			tree[k] = v
 		}
@@ -174,14 +174,16 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for {
+	for warm := time.Now(); ; time.Sleep(20 * time.Millisecond) {
 		arr.mu.Lock()
 		n := len(arr.at)
 		arr.mu.Unlock()
 		if n >= len(names) {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Since(warm) > time.Minute {
+			b.Fatalf("warm-up: %d of %d repositories deployed within a minute", n, len(names))
+		}
 	}
 	arr.mu.Lock()
 	clear(arr.at)
