@@ -6,47 +6,61 @@ export STAGELY_TEST_DATABASE_URL ?= postgres://postgres:stagely@127.0.0.1:5432/p
 
 GO_PACKAGES := ./... ./agent/...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: test deps npm-deps fmt-check vet staticcheck build-check go-test build demo clean
+.PHONY: test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test browser-test build demo clean
 
-test: deps fmt-check vet staticcheck build-check go-test
+test: deps web fmt-check vet staticcheck build-check web-test go-test browser-test
 	@echo "make test: all checks passed"
 
+# PostgreSQL, the Docker engine and compose plugin, Go tools, Node, cloud-init and Chromium.
 deps: npm-deps
 	scripts/ensure-postgres.sh
 	scripts/ensure-docker.sh
 	scripts/ensure-tools.sh
+	scripts/ensure-debian-tools.sh
 
-# GitHub's published REST description, which githubsim's conformance test validates against.
 npm-deps:
 	scripts/ensure-node.sh
 	cd githubsim/testdata/openapi && npm ci --no-audit --no-fund --loglevel=error
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+# The SPA is embedded into the server binary, so it is built before any Go package compiles.
+web: npm-deps
+	cd web && npm run build
+
+web-test: npm-deps
+	cd web && npm test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 
-vet:
+vet: web
 	go vet $(GO_PACKAGES)
 
-staticcheck:
+staticcheck: web
 	staticcheck $(GO_PACKAGES)
 
 # The server module must build on its own too (DESIGN.md §1), and so must the agent.
-build-check:
+build-check: web
 	GOWORK=off go build ./...
 	cd agent && GOWORK=off go build ./...
 
-go-test:
-	go test -race -count=1 -timeout 20m $(GO_PACKAGES)
+go-test: web
+	go test -race -count=1 -timeout 25m $(GO_PACKAGES)
 
-build:
+browser-test: build
+	cd web && npm run test:browser
+
+build: web
 	mkdir -p bin
-	go build -ldflags "-X main.version=$(VERSION)" -o bin/stagely-server ./app/cmd/stagely-server
-	cd agent && CGO_ENABLED=0 go build -ldflags "-s -w -X main.version=$(VERSION)" -o ../bin/stagely-agent ./cmd/stagely-agent
+	CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stagely-server ./app/cmd/stagely-server
+	cd agent && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/stagely-agent ./cmd/stagely-agent
+	go build -o bin/stagely-demo ./app/cmd/stagely-demo
 
-demo:
-	@echo "make demo: coming with issue [5]; run 'make test' meanwhile"
+demo: deps build
+	bin/stagely-demo --server-bin bin/stagely-server --agent-bin bin/stagely-agent $(DEMO_FLAGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin web/dist

@@ -36,6 +36,8 @@ type Config struct {
 	GitHubURL    *url.URL
 	// App holds credentials from the environment; empty when /setup stores them instead.
 	App AppCredentials
+	// AgentImage is the image cloud-init runs agents from; empty means the API's default.
+	AgentImage string
 	// Deploy bounds; zero means the orchestrator's defaults.
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
@@ -83,6 +85,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		}
 	}
 
+	cfg.AgentImage = strings.TrimSpace(getenv("STAGELY_AGENT_IMAGE"))
 	if v := getenv("STAGELY_LISTEN"); v != "" {
 		cfg.Listen = v
 	}

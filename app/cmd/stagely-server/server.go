@@ -7,12 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/api"
+	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/config"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
@@ -21,7 +26,9 @@ import (
 	"github.com/stagely/stagely/app/metrics"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/app/setup"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/web"
 )
 
 // server is every long-lived part of the control plane, wired once.
@@ -30,6 +37,7 @@ type server struct {
 	hub    *hub.Hub
 	orch   *deploy.Orchestrator
 	worker *intake.Worker
+	auth   *auth.Auth
 	http   *http.Server
 }
 
@@ -44,29 +52,49 @@ func (r *hubRef) Online(agentID int64) bool { return r.h.Online(agentID) }
 func (r *hubRef) Idle(agentID int64) bool   { return r.h.Idle(agentID) }
 
 func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *slog.Logger) (*server, error) {
-	var app *github.App
-	if cfg.App.Configured() {
-		var err error
-		app, err = github.New(github.Options{
-			AppID: cfg.App.AppID, PrivateKeyPEM: cfg.App.PrivateKeyPEM, APIURL: cfg.GitHubAPIURL.String(),
-			HTTPClient: &http.Client{Timeout: 30 * time.Second}, Logger: logger,
+	httpClient := &http.Client{Timeout: 30 * time.Second}
+	// The App's credentials come from the environment or from /setup; a server started
+	// without them starts using them the moment /setup stores them, with no restart.
+	creds := appcreds.New(st, keys, cfg.App)
+	var app atomic.Pointer[github.App]
+	useCreds := func(c config.AppCredentials) error {
+		a, err := github.New(github.Options{
+			AppID: c.AppID, PrivateKeyPEM: c.PrivateKeyPEM, APIURL: cfg.GitHubAPIURL.String(),
+			HTTPClient: httpClient, Logger: logger,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("GitHub App: %w", err)
+			return fmt.Errorf("GitHub App: %w", err)
+		}
+		app.Store(a)
+		return nil
+	}
+	current, ok, err := creds.Current(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("load GitHub App credentials: %w", err)
+	}
+	if ok {
+		if err := useCreds(current); err != nil {
+			return nil, err
 		}
 	}
-	installation := func(id int64) deploy.GitHub {
-		if app == nil {
-			return unconfiguredGitHub{}
+	creds.Subscribe(func(c config.AppCredentials) {
+		if err := useCreds(c); err != nil {
+			logger.Error("use the GitHub App stored by /setup", "err", err)
 		}
-		return app.Installation(id)
+	})
+	installation := func(id int64) deploy.GitHub {
+		if a := app.Load(); a != nil {
+			return a.Installation(id)
+		}
+		return unconfiguredGitHub{}
 	}
 
 	ref := &hubRef{}
 	var h *hub.Hub
 	met := metrics.New(func() int { return h.ConnectedCount() })
+	secretSvc := secrets.New(st, keys)
 	orch := deploy.New(deploy.Options{
-		Store: st, Hub: ref, GitHub: installation, Secrets: secrets.New(st, keys), Metrics: met,
+		Store: st, Hub: ref, GitHub: installation, Secrets: secretSvc, Metrics: met,
 		PublicURL: cfg.PublicURL.String(), Logger: logger,
 		AgentOfflineWait: cfg.AgentOfflineWait, AgentLostAfter: cfg.AgentLostAfter, SweepEvery: cfg.SweepInterval,
 	})
@@ -74,13 +102,44 @@ func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *s
 	ref.h = h
 
 	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Logger: logger, Metrics: met})
-	webhookSecret := func(context.Context) ([]byte, error) {
-		if cfg.App.WebhookSecret == "" {
-			return nil, errors.New("no webhook secret configured")
+	webhookSecret := func(ctx context.Context) ([]byte, error) {
+		c, ok, err := creds.Current(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return []byte(cfg.App.WebhookSecret), nil
+		if !ok || c.WebhookSecret == "" {
+			return nil, errNoApp
+		}
+		return []byte(c.WebhookSecret), nil
 	}
 	webhooks := intake.NewHandler(st, webhookSecret, worker.Poke, logger, met)
+
+	authn, err := auth.New(auth.Options{
+		Store: st, Keys: keys, Creds: creds, GitHubURL: cfg.GitHubURL.String(), APIURL: cfg.GitHubAPIURL.String(),
+		PublicURL: cfg.PublicURL.String(), HTTPClient: httpClient, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	setupPages, err := setup.New(setup.Options{
+		Creds: creds, GitHubURL: cfg.GitHubURL.String(), APIURL: cfg.GitHubAPIURL.String(),
+		PublicURL: cfg.PublicURL.String(), HTTPClient: httpClient, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dashboardAPI, err := api.New(api.Options{
+		Store: st, Secrets: secretSvc, Revoker: h, CurrentUser: auth.CurrentUser, GitHubToken: auth.GitHubToken,
+		GitHubAPIURL: cfg.GitHubAPIURL.String(), GitHubURL: cfg.GitHubURL.String(), ServerURL: cfg.PublicURL.String(),
+		AgentImage: cfg.AgentImage, HTTPClient: httpClient, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	spa, err := web.Handler()
+	if err != nil {
+		return nil, err
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
@@ -99,9 +158,19 @@ func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *s
 	router.GET("/metrics", gin.WrapH(met.Handler()))
 	router.POST("/webhooks/github", gin.WrapH(webhooks))
 	router.GET("/agent/ws", gin.WrapH(h))
+	authn.Register(router)
+	setupPages.Register(router)
+	dashboardAPI.Register(router.Group("", authn.SameOrigin(), authn.RequireUser()))
+	router.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			dashboardAPI.NotFound(c)
+			return
+		}
+		spa.ServeHTTP(c.Writer, c.Request)
+	})
 
 	return &server{
-		log: logger, hub: h, orch: orch, worker: worker,
+		log: logger, hub: h, orch: orch, worker: worker, auth: authn,
 		http: &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
 	}, nil
 }
@@ -112,8 +181,8 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for _, part := range []func(context.Context) error{s.worker.Run, s.orch.Run} {
+	errs := make(chan error, 4)
+	for _, part := range []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
