@@ -9,32 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stagely/stagely/webhook/webhooktest"
 )
 
 var testSecret = []byte("stagely-test-secret")
 
-// conformanceDir finds /work/shared/conformance: the checkout's parent holds shared/,
-// so from this package directory it is ../../shared/conformance unless overridden.
-// A missing folder fails the test: these payloads are the point of the suite.
-func conformanceDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("STAGELY_CONFORMANCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "conformance")
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatalf("resolve conformance dir %q: %v", dir, err)
-	}
-	info, err := os.Stat(filepath.Join(abs, "webhooks"))
-	if err != nil || !info.IsDir() {
-		t.Fatalf("conformance webhook payloads not found at %s/webhooks (set STAGELY_CONFORMANCE_DIR to the folder holding webhooks/): %v", abs, err)
-	}
-	return abs
-}
+// conformanceDir is the shared conformance folder; see webhooktest.Dir.
+func conformanceDir(t testing.TB) string { return webhooktest.Dir(t) }
 
 // payloadFile is one published payload; Event is its folder name, the X-GitHub-Event value.
 type payloadFile struct {
@@ -45,24 +29,9 @@ type payloadFile struct {
 
 func conformancePayloads(t testing.TB) []payloadFile {
 	t.Helper()
-	root := filepath.Join(conformanceDir(t), "webhooks")
 	var files []payloadFile
-	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".json") {
-			return nil
-		}
-		files = append(files, payloadFile{
-			Event: filepath.Base(filepath.Dir(path)),
-			Name:  d.Name(),
-			Path:  path,
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
+	for _, p := range webhooktest.Payloads(t) {
+		files = append(files, payloadFile{Event: p.Event, Name: p.Name, Path: p.Path})
 	}
 	return files
 }
