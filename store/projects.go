@@ -138,7 +138,6 @@ func (s *Store) DeleteProject(ctx context.Context, userID, projectID int64) erro
 	return s.execOne(ctx, "project", projectID, `DELETE FROM projects WHERE id = $1 AND user_id = $2`, projectID, userID)
 }
 
-
 const publicIDAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 func newPublicID() (string, error) {

@@ -147,11 +147,17 @@ type stack struct {
 	project   store.Project
 	agentRow  store.Agent
 	token     string
+
+	installation int64 // githubsim's id of the installation on "acme"
+	dsn          string
 }
 
 type stackOptions struct {
 	serverEnv []string
 	noAgent   bool
+	// bare leaves the database without user, installation, agent and project rows and starts
+	// no agent: the browser test creates them through the dashboard.
+	bare bool
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -163,6 +169,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	ep := s.sim.Start()
 	t.Cleanup(s.sim.Close)
 	inst := s.sim.AddInstallation("acme")
+	s.installation = inst
 	if err := s.sim.CreateRepo(inst, s.repo, "main"); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +180,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s.st = st
+	s.st, s.dsn = st, dsn
 
 	rawKey := make([]byte, 32)
 	if _, err := rand.Read(rawKey); err != nil {
@@ -195,10 +202,15 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		fmt.Sprintf("STAGELY_GITHUB_APP_ID=%d", s.sim.AppID()),
 		"STAGELY_GITHUB_APP_PRIVATE_KEY=" + string(s.sim.PrivateKeyPEM()),
 		"STAGELY_GITHUB_WEBHOOK_SECRET=" + s.sim.WebhookSecret(),
+		"STAGELY_GITHUB_CLIENT_ID=" + s.sim.ClientID(),
+		"STAGELY_GITHUB_CLIENT_SECRET=" + s.sim.ClientSecret(),
 		"STAGELY_SWEEP_INTERVAL=500ms",
 	}, opt.serverEnv...)
 	s.startServer()
 	s.sim.SetWebhookURL(s.serverURL + "/webhooks/github")
+	if opt.bare {
+		return s
+	}
 
 	// The dashboard (issue [4]) will create these rows; here the test does, the same way.
 	user, err := st.UpsertUser(ctx, store.User{GitHubID: 4242, Login: "alice"})

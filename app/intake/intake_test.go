@@ -25,9 +25,11 @@ import (
 // offlineHub has no agent connected: deployments wait.
 type offlineHub struct{}
 
-func (offlineHub) Dispatch(context.Context, int64, protocol.Deploy) error { return fmt.Errorf("offline") }
-func (offlineHub) Online(int64) bool                                      { return false }
-func (offlineHub) Idle(int64) bool                                        { return false }
+func (offlineHub) Dispatch(context.Context, int64, protocol.Deploy) error {
+	return fmt.Errorf("offline")
+}
+func (offlineHub) Online(int64) bool { return false }
+func (offlineHub) Idle(int64) bool   { return false }
 
 type pipeline struct {
 	st      *store.Store
