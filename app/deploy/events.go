@@ -10,8 +10,13 @@ import (
 )
 
 // HandlePush deploys a push to a project's deploy branch and says, in one line, what it
-// decided: the answer to "why didn't this deploy?".
+// decided: the answer to "why didn't this deploy?". deliveryID is the webhook_deliveries row
+// it came from, or 0.
 func (o *Orchestrator) HandlePush(ctx context.Context, deliveryID int64, ev webhook.Push) (string, error) {
+	var delivery *int64
+	if deliveryID != 0 {
+		delivery = &deliveryID
+	}
 	switch {
 	case ev.IsTag():
 		return fmt.Sprintf("ignored: tag push (%s)", strings.TrimPrefix(ev.Ref, "refs/tags/")), nil
@@ -31,7 +36,7 @@ func (o *Orchestrator) HandlePush(ctx context.Context, deliveryID int64, ev webh
 	}
 	var parts []string
 	for _, p := range projects {
-		d, err := o.Enqueue(ctx, p, ev.After, ev.Ref, store.TriggerPush, &deliveryID)
+		d, err := o.Enqueue(ctx, p, ev.After, ev.Ref, store.TriggerPush, delivery)
 		if err != nil {
 			return "", err
 		}

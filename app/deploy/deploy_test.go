@@ -1,0 +1,407 @@
+package deploy_test
+
+import (
+	"context"
+	"crypto/rand"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/deploy"
+	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/webhook"
+)
+
+// fakeHub stands in for the agent connections; its fields say how agents behave.
+type fakeHub struct {
+	mu         sync.Mutex
+	idle       map[int64]bool
+	dispatched []protocol.Deploy
+}
+
+func (h *fakeHub) Dispatch(_ context.Context, agentID int64, job protocol.Deploy) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dispatched = append(h.dispatched, job)
+	h.idle[agentID] = false
+	return nil
+}
+
+func (h *fakeHub) Online(agentID int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.idle[agentID]
+	return ok
+}
+func (h *fakeHub) Idle(agentID int64) bool { h.mu.Lock(); defer h.mu.Unlock(); return h.idle[agentID] }
+func (h *fakeHub) setIdle(agentID int64, idle bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.idle[agentID] = idle
+}
+func (h *fakeHub) jobs() []protocol.Deploy {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]protocol.Deploy(nil), h.dispatched...)
+}
+
+// flakyGitHub is the real client with a switch that makes completing check runs fail.
+type flakyGitHub struct {
+	*github.Installation
+	mu   *sync.Mutex
+	fail *bool
+}
+
+func (f flakyGitHub) CompleteCheckRun(ctx context.Context, repo string, id int64, res github.CheckRunResult) error {
+	f.mu.Lock()
+	fail := *f.fail
+	f.mu.Unlock()
+	if fail {
+		return &github.APIError{StatusCode: 502, Message: "Server Error"}
+	}
+	return f.Installation.CompleteCheckRun(ctx, repo, id, res)
+}
+
+type env struct {
+	t       *testing.T
+	ctx     context.Context
+	st      *store.Store
+	sim     *githubsim.Sim
+	hub     *fakeHub
+	orch    *deploy.Orchestrator
+	now     time.Time
+	nowMu   sync.Mutex
+	failMu  sync.Mutex
+	failGH  bool
+	user    store.User
+	inst    store.Installation
+	instGH  int64
+	repoSeq int
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), st: storetest.NewStore(t), hub: &fakeHub{idle: map[int64]bool{}}, now: time.Now()}
+	e.sim = githubsim.New(githubsim.Options{})
+	ep := e.sim.Start()
+	t.Cleanup(e.sim.Close)
+	e.instGH = e.sim.AddInstallation("acme")
+	app, err := github.New(github.Options{AppID: e.sim.AppID(), PrivateKeyPEM: e.sim.PrivateKeyPEM(), APIURL: ep.API, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, _ := seal.NewKeyring(key)
+	e.orch = deploy.New(deploy.Options{
+		Store: e.st, Hub: e.hub, Secrets: secrets.New(e.st, keys), PublicURL: "http://stagely.test",
+		GitHub: func(id int64) deploy.GitHub {
+			return flakyGitHub{Installation: app.Installation(id), mu: &e.failMu, fail: &e.failGH}
+		},
+		Now:              e.clock,
+		AgentOfflineWait: 10 * time.Minute,
+		AgentLostAfter:   5 * time.Minute,
+		ResultGrace:      5 * time.Minute,
+	})
+	e.user, _ = e.st.UpsertUser(e.ctx, store.User{GitHubID: 1, Login: "alice"})
+	e.inst, err = e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: e.instGH, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) clock() time.Time { e.nowMu.Lock(); defer e.nowMu.Unlock(); return e.now }
+func (e *env) advance(d time.Duration) {
+	e.nowMu.Lock()
+	e.now = e.now.Add(d)
+	e.nowMu.Unlock()
+}
+func (e *env) failGitHub(v bool) { e.failMu.Lock(); e.failGH = v; e.failMu.Unlock() }
+
+// project makes a repository with a valid configuration and a project for it on agent.
+func (e *env) project(agent *store.Agent) (store.Project, string) {
+	e.t.Helper()
+	e.repoSeq++
+	name := "acme/app" + string(rune('a'+e.repoSeq))
+	if err := e.sim.CreateRepo(e.instGH, name, "main"); err != nil {
+		e.t.Fatal(err)
+	}
+	sha, err := e.sim.Commit(e.ctx, name, "main", map[string][]byte{
+		"compose.yaml": []byte("services:\n  web:\n    image: busybox\n"),
+		"stagely.yaml": []byte("version: \"1.0\"\ndeployment:\n  timeout: 60s\n"),
+	}, "initial")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	np := store.NewProject{UserID: e.user.ID, InstallationID: e.inst.ID, Name: strings.ReplaceAll(name[5:], "/", "-"),
+		RepoID: e.sim.RepoID(name), RepoFullName: name, DeployBranch: "main"}
+	if agent != nil {
+		np.AgentID = &agent.ID
+	}
+	p, err := e.st.CreateProject(e.ctx, np)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p, sha
+}
+
+func (e *env) agent(name string) store.Agent {
+	e.t.Helper()
+	a, err := e.st.CreateAgent(e.ctx, e.user.ID, name, func(int64) (string, error) { return "$2a$10$test", nil })
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+func (e *env) push(p store.Project, sha string) string {
+	e.t.Helper()
+	decision, err := e.orch.HandlePush(e.ctx, 0, webhook.Push{
+		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return decision
+}
+
+func (e *env) latest(p store.Project) store.Deployment {
+	e.t.Helper()
+	ds, err := e.st.DeploymentsByProject(e.ctx, p.ID, 1)
+	if err != nil || len(ds) == 0 {
+		e.t.Fatalf("no deployment of %s: %v", p.Name, err)
+	}
+	return ds[0]
+}
+
+func (e *env) checkRun(p store.Project, sha string) githubsim.CheckRun {
+	e.t.Helper()
+	for _, r := range e.sim.CheckRuns(p.RepoFullName, sha) {
+		if r.Name == deploy.CheckDeploy {
+			return r
+		}
+	}
+	e.t.Fatalf("no deploy check run on %s", sha[:7])
+	return githubsim.CheckRun{}
+}
+
+func TestOrchestrator_DeploymentWaitsForAnOfflineAgentThenFailsWithAgentOffline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	p, sha := e.project(&a)
+	if got := e.push(p, sha); !strings.HasPrefix(got, "deployed as #") {
+		t.Fatalf("decision %q", got)
+	}
+	if d := e.latest(p); d.Status != store.DeploymentQueued {
+		t.Fatalf("with the agent offline the deployment is %s, want queued", d.Status)
+	}
+	if run := e.checkRun(p, sha); run.Status != "queued" {
+		t.Fatalf("check run %s, want queued while waiting", run.Status)
+	}
+	e.orch.Sweep(e.ctx)
+	if d := e.latest(p); d.Status != store.DeploymentQueued {
+		t.Fatalf("failed before the bound: %s", d.Status)
+	}
+	e.advance(11 * time.Minute)
+	e.orch.Sweep(e.ctx)
+	d := e.latest(p)
+	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "agent offline") {
+		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
+	}
+	run := e.checkRun(p, sha)
+	if run.Conclusion != "failure" || !strings.Contains(run.Title+run.Summary, "agent offline") {
+		t.Fatalf("check run %q %q\n%s", run.Conclusion, run.Title, run.Summary)
+	}
+	if len(e.hub.jobs()) != 0 {
+		t.Fatal("a job was dispatched to an offline agent")
+	}
+}
+
+func TestOrchestrator_AgentComingOnlineStartsTheWaitingDeployment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	p, sha := e.project(&a)
+	e.push(p, sha)
+	e.hub.setIdle(a.ID, true)
+	e.orch.AgentConnected(e.ctx, a.ID, protocol.Hello{})
+	jobs := e.hub.jobs()
+	if len(jobs) != 1 || jobs[0].SHA != sha || jobs[0].Source.Token == "" || jobs[0].Config.ComposeFile != "compose.yaml" {
+		t.Fatalf("dispatched %+v", jobs)
+	}
+	if jobs[0].Config.Timeout.Std() != time.Minute {
+		t.Fatalf("timeout from stagely.yaml: %s", jobs[0].Config.Timeout.Std())
+	}
+	if run := e.checkRun(p, sha); run.Status != "in_progress" {
+		t.Fatalf("check run %s after dispatch", run.Status)
+	}
+}
+
+func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	if err := e.st.MarkAgentConnected(e.ctx, a.ID, store.AgentHello{}, e.clock()); err != nil {
+		t.Fatal(err)
+	}
+	e.hub.setIdle(a.ID, true)
+	p, sha := e.project(&a)
+	e.push(p, sha)
+	if d := e.latest(p); d.Status != store.DeploymentDispatched {
+		t.Fatalf("deployment %s, want dispatched", d.Status)
+	}
+	// The agent's server loses power: the hub marks it offline, its last heartbeat ages.
+	_ = e.st.SetAgentStatus(e.ctx, a.ID, store.AgentOffline)
+	e.orch.AgentDisconnected(e.ctx, a.ID, []string{"1"})
+	e.advance(time.Minute)
+	e.orch.Sweep(e.ctx)
+	if d := e.latest(p); d.Finished() {
+		t.Fatalf("failed before the bound: %s", d.Status)
+	}
+	e.advance(5 * time.Minute)
+	e.orch.Sweep(e.ctx)
+	d := e.latest(p)
+	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "disconnected during the deployment") {
+		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
+	}
+	if run := e.checkRun(p, sha); run.Conclusion != "failure" {
+		t.Fatalf("check run %q", run.Conclusion)
+	}
+	// A result that arrives after all is acknowledged and changes nothing.
+	if err := e.orch.JobResult(e.ctx, a.ID, protocol.JobResult{JobID: jobIDOf(d), Status: protocol.StatusSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	if again := e.latest(p); again.Status != store.DeploymentFailure {
+		t.Fatalf("a late result rewrote history: %s", again.Status)
+	}
+}
+
+func TestOrchestrator_ResultTwiceIsRecordedAndReportedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	e.hub.setIdle(a.ID, true)
+	p, sha := e.project(&a)
+	e.push(p, sha)
+	d := e.latest(p)
+	res := protocol.JobResult{JobID: jobIDOf(d), Status: protocol.StatusSuccess, DurationMS: 1200,
+		Services: []protocol.ServiceStatus{{Name: "web", State: "running", ContainerID: "abc123"}}}
+	for i := 0; i < 2; i++ {
+		if err := e.orch.JobResult(e.ctx, a.ID, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	completions := 0
+	for _, c := range e.sim.CallsMatching("PATCH", "/repos/"+p.RepoFullName+"/check-runs/*") {
+		if strings.Contains(string(c.Body), `"conclusion"`) {
+			completions++
+		}
+	}
+	if completions != 1 {
+		t.Fatalf("the check run was completed %d times", completions)
+	}
+	if got := e.latest(p); got.Status != store.DeploymentSuccess || got.ReportedStatus != store.DeploymentSuccess {
+		t.Fatalf("deployment %s reported %q", got.Status, got.ReportedStatus)
+	}
+}
+
+func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	e.hub.setIdle(a.ID, true)
+	p, sha := e.project(&a)
+	e.push(p, sha)
+	e.failGitHub(true)
+	if err := e.orch.JobResult(e.ctx, a.ID, protocol.JobResult{JobID: jobIDOf(e.latest(p)), Status: protocol.StatusSuccess}); err != nil {
+		t.Fatalf("a GitHub outage must not refuse the agent's result: %v", err)
+	}
+	if d := e.latest(p); d.Status != store.DeploymentSuccess || d.ReportedStatus != "" {
+		t.Fatalf("after the refused report: %s reported %q", d.Status, d.ReportedStatus)
+	}
+	if run := e.checkRun(p, sha); run.Status == "completed" {
+		t.Fatal("check run completed although GitHub refused")
+	}
+	e.failGitHub(false)
+	e.orch.Sweep(e.ctx)
+	if run := e.checkRun(p, sha); run.Conclusion != "success" {
+		t.Fatalf("after the sweep the check run is %q", run.Conclusion)
+	}
+	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
+		t.Fatalf("reported %q", d.ReportedStatus)
+	}
+}
+
+func TestOrchestrator_ProjectWithoutAgentFailsSayingWhatToDo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p, sha := e.project(nil)
+	e.push(p, sha)
+	d := e.latest(p)
+	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "link one in the Stagely dashboard") {
+		t.Fatalf("%s %q", d.Status, d.Error)
+	}
+}
+
+func TestOrchestrator_OneAgentRunsItsProjectsOneAtATime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	e.hub.setIdle(a.ID, true)
+	p1, sha1 := e.project(&a)
+	p2, sha2 := e.project(&a)
+	e.push(p1, sha1)
+	e.push(p2, sha2)
+	if jobs := e.hub.jobs(); len(jobs) != 1 || jobs[0].SHA != sha1 {
+		t.Fatalf("dispatched %d jobs while the agent was busy", len(jobs))
+	}
+	if d := e.latest(p2); d.Status != store.DeploymentQueued {
+		t.Fatalf("second project's deployment %s, want queued behind the first", d.Status)
+	}
+	e.hub.setIdle(a.ID, true) // the hub frees the agent before reporting the result
+	if err := e.orch.JobResult(e.ctx, a.ID, protocol.JobResult{JobID: jobIDOf(e.latest(p1)), Status: protocol.StatusSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	if jobs := e.hub.jobs(); len(jobs) != 2 || jobs[1].SHA != sha2 {
+		t.Fatalf("after the first result: %d jobs", len(jobs))
+	}
+}
+
+func TestOrchestrator_BrokenConfigFailsWithAnnotations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	e.hub.setIdle(a.ID, true)
+	p, _ := e.project(&a)
+	sha, err := e.sim.Commit(e.ctx, p.RepoFullName, "main", map[string][]byte{
+		"compose.yaml": []byte("services:\n  web:\n    image: busybox\n"),
+		"stagely.yaml": []byte("version: \"1.0\"\nhooks:\n  pre_deploy:\n    - service: db\n      command: migrate\n"),
+	}, "hook on a missing service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.push(p, sha)
+	d := e.latest(p)
+	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "stagely.yaml:4") {
+		t.Fatalf("%s %q", d.Status, d.Error)
+	}
+	run := e.checkRun(p, sha)
+	if len(run.Annotations) == 0 || run.Annotations[0].Path != "stagely.yaml" || *run.Annotations[0].StartLine != 4 {
+		t.Fatalf("annotations %+v", run.Annotations)
+	}
+	if len(e.hub.jobs()) != 0 {
+		t.Fatal("a broken configuration was sent to the agent")
+	}
+}
+
+func jobIDOf(d store.Deployment) string { return strconv.FormatInt(d.ID, 10) }
