@@ -266,3 +266,45 @@ func (s *stack) lastDelivery() store.Delivery {
 	}
 	return s.delivery(ds[len(ds)-1].ID)
 }
+
+// TestServerCrashMidDeployLosesNothing kills the server while the agent deploys; the agent
+// finishes, journals the result, and delivers it to the restarted server, which reports it.
+func TestServerCrashMidDeployLosesNothing(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "survived\n"}
+	repo.stagely = "version: \"1.0\"\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"sleep 4\"\n"
+	sha := s.push("main", repo.files(), "slow deploy")
+	waitFor(t, time.Minute, "deployment running on the agent", func() bool {
+		ds := s.deployments()
+		return len(ds) > 0 && ds[0].Status == store.DeploymentRunning
+	})
+	if err := s.server.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.server.done
+	time.Sleep(5 * time.Second) // the deploy finishes while no server listens
+	s.startServer()
+	run := s.deployCheck(sha, 1, 2*time.Minute)
+	if run.Conclusion != "success" {
+		t.Fatalf("after the restart the check run is %q: %s", run.Conclusion, run.Summary)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.port)); got != "survived\n" {
+		t.Fatalf("service answered %q", got)
+	}
+	if !strings.Contains(s.agent.out.String(), "disconnected from server") {
+		t.Fatal("the agent never noticed the server was gone")
+	}
+}
+
+// TestDeadAgentIsReportedOnGitHub pushes while the project's agent is not running: the
+// deployment waits for it, then fails with "agent offline" on the check run.
+func TestDeadAgentIsReportedOnGitHub(t *testing.T) {
+	s := newStack(t, stackOptions{noAgent: true, serverEnv: []string{"STAGELY_AGENT_OFFLINE_WAIT=3s"}})
+	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "never\n"}
+	sha := s.push("main", repo.files(), "nobody home")
+	run := s.deployCheck(sha, 1, time.Minute)
+	if run.Conclusion != "failure" || !strings.Contains(run.Title+run.Summary, "agent offline") {
+		t.Fatalf("check run %q %q\n%s", run.Conclusion, run.Title, run.Summary)
+	}
+	assertStatus(t, s, sha, "failure")
+}
