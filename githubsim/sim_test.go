@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/webhook/webhooktest"
 )
 
 func TestAppJWT_OnlyAValidAppJWTReachesApp(t *testing.T) {
@@ -484,7 +485,7 @@ func TestWebhookPayloads_CarryTheKeysOfGitHubsExamples(t *testing.T) {
 		if d.Event != st.event || d.StatusCode != http.StatusOK {
 			t.Errorf("%s: event %s status %d", st.example, d.Event, d.StatusCode)
 		}
-		exampleBytes, err := os.ReadFile(filepath.Join("..", "..", "shared", "conformance", "webhooks", st.example))
+		exampleBytes, err := os.ReadFile(filepath.Join(webhooktest.Dir(t), "webhooks", st.example))
 		if err != nil {
 			t.Fatalf("read GitHub's example: %v", err)
 		}

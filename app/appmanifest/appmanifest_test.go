@@ -10,17 +10,14 @@ import (
 	"testing"
 
 	"github.com/stagely/stagely/app/appmanifest"
+	"github.com/stagely/stagely/webhook/webhooktest"
 )
 
 // documentedKeys reads the parameter table of GitHub's manifest page (the conformance
 // extract), so the test follows GitHub's documentation rather than our memory of it.
 func documentedKeys(t *testing.T) (top, hook []string) {
 	t.Helper()
-	dir := os.Getenv("STAGELY_CONFORMANCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "conformance")
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "app-manifest-params.md"))
+	b, err := os.ReadFile(filepath.Join(webhooktest.Dir(t), "app-manifest-params.md"))
 	if err != nil {
 		t.Fatalf("read GitHub's manifest parameters (shared/conformance beside the checkout, or STAGELY_CONFORMANCE_DIR): %v", err)
 	}
