@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -46,6 +47,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /user/installations", s.userOnly(s.listUserInstallations))
 	mux.HandleFunc("GET /user/installations/{id}/repositories", s.userOnly(s.listUserInstallationRepos))
 	// Web (github.com).
+	mux.HandleFunc("GET /avatars/u/{id}", serveAvatar)
 	mux.HandleFunc("GET /login/oauth/authorize", s.authorize)
 	mux.HandleFunc("POST /login/oauth/access_token", s.exchangeCode)
 	mux.HandleFunc("GET /settings/apps/new", s.newAppFromManifest)
@@ -202,4 +204,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// serveAvatar answers the avatar_url of simulated accounts (GitHub serves those from its
+// avatars host) with a small generated picture, so pages showing avatars render.
+func serveAvatar(w http.ResponseWriter, r *http.Request) {
+	var hue int
+	for _, c := range r.PathValue("id") {
+		hue = (hue*31 + int(c)) % 360
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "max-age=300")
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">`+
+		`<rect width="64" height="64" rx="32" fill="hsl(%d,55%%,55%%)"/></svg>`, hue)
 }
