@@ -203,6 +203,29 @@ func TestPushToDeploy(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics count webhooks, deployments and connected agents", func(t *testing.T) {
+		resp, err := http.Get(s.serverURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text := string(b)
+		for _, want := range []string{
+			`stagely_webhooks_total{event="push",outcome="accepted"}`,
+			`stagely_webhooks_total{event="push",outcome="duplicate"} 1`,
+			`stagely_webhooks_total{event="push",outcome="ignored"}`,
+			`stagely_deployments_total{status="success"}`,
+			`stagely_deployments_total{status="rolled_back"} 1`,
+			`stagely_deploy_duration_seconds_count{status="success"}`,
+			"stagely_agents_connected 1",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
 	t.Run("a pull request with a broken stagely.yaml fails validation on the right line", func(t *testing.T) {
 		broken := repo
 		broken.stagely = "version: \"1.0\"\ndeployment:\n  timeout: 30s\n  strategy: sideways\n"
