@@ -103,24 +103,43 @@ func runMigrate(ctx context.Context, getenv func(string) string, stdout io.Write
 	return nil
 }
 
-func runRotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+// opened is what the commands that touch sealed values share: the configuration, the
+// keyring and a migrated store (closed by the caller).
+type opened struct {
+	cfg    config.Config
+	keys   *seal.Keyring
+	st     *store.Store
+	schema migrations.Result
+}
+
+func openWithKeys(ctx context.Context, getenv func(string) string) (opened, error) {
 	cfg, err := config.Load(getenv, config.Needs{Database: true, SecretKey: true})
 	if err != nil {
-		return err
+		return opened{}, err
 	}
 	keys, err := seal.NewKeyring(cfg.SecretKey, cfg.PreviousKeys...)
 	if err != nil {
-		return err
+		return opened{}, err
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
+		return opened{}, err
+	}
+	schema, err := migrations.Up(ctx, st.DB())
+	if err != nil {
+		st.Close()
+		return opened{}, err
+	}
+	return opened{cfg: cfg, keys: keys, st: st, schema: schema}, nil
+}
+
+func runRotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	o, err := openWithKeys(ctx, getenv)
+	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if _, err := migrations.Up(ctx, st.DB()); err != nil {
-		return err
-	}
-	rep, err := secrets.Rotate(ctx, st, keys)
+	defer o.st.Close()
+	rep, err := secrets.Rotate(ctx, o.st, o.keys)
 	if errors.Is(err, seal.ErrUnknownKey) {
 		return fmt.Errorf("%w\nnothing was changed: put the key these values were sealed with in STAGELY_SECRET_KEY_PREVIOUS", err)
 	}
@@ -128,29 +147,18 @@ func runRotateKey(ctx context.Context, getenv func(string) string, stdout io.Wri
 		return fmt.Errorf("%w\nnothing was changed", err)
 	}
 	fmt.Fprintf(stdout, "re-sealed under key %s: %d secret(s), %d session token(s), %d App credential set(s)\n",
-		keys.CurrentKeyID(), rep.Secrets, rep.SessionTokens, rep.AppCredential)
+		o.keys.CurrentKeyID(), rep.Secrets, rep.SessionTokens, rep.AppCredential)
 	return nil
 }
 
 func runServe(ctx context.Context, getenv func(string) string, logger *slog.Logger) error {
-	cfg, err := config.Load(getenv, config.Needs{Database: true, SecretKey: true})
+	o, err := openWithKeys(ctx, getenv)
 	if err != nil {
 		return err
 	}
-	keys, err := seal.NewKeyring(cfg.SecretKey, cfg.PreviousKeys...)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	res, err := migrations.Up(ctx, st.DB())
-	if err != nil {
-		return err
-	}
-	logger.Info("database ready", "schema_version", res.Version, "applied", len(res.Applied))
+	defer o.st.Close()
+	cfg, keys, st := o.cfg, o.keys, o.st
+	logger.Info("database ready", "schema_version", o.schema.Version, "applied", len(o.schema.Applied))
 	// Whatever this process's previous run left "online" is not connected to this one.
 	if _, err := st.MarkStaleAgentsOffline(ctx, time.Now().Add(time.Minute)); err != nil {
 		return fmt.Errorf("reset agent states: %w", err)
