@@ -10,7 +10,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test browser-test build demo clean
 
-test: deps web fmt-check vet staticcheck build-check web-test go-test browser-test
+# go-test includes the end-to-end tests: the browser test (app/e2e TestBrowser), the demo in
+# non-interactive mode (app/cmd/stagely-demo) and the push-to-deploy loop on the real Docker engine.
+test: deps web fmt-check vet staticcheck build-check web-test go-test
 	@echo "make test: all checks passed"
 
 # PostgreSQL, the Docker engine and compose plugin, Go tools, Node, cloud-init and Chromium.
@@ -50,7 +52,8 @@ build-check: web
 go-test: web
 	go test -race -count=1 -timeout 25m $(GO_PACKAGES)
 
-browser-test: build
+# Only the browser test, for working on the SPA (make test runs it with the other Go tests).
+browser-test: web
 	cd web && npm run test:browser
 
 build: web
