@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,7 +107,8 @@ func New(opts Options) *Deployer {
 // previous SHA is rolled back in. The job's own timeout is job.Config.Timeout.
 func (d *Deployer) Deploy(ctx context.Context, job protocol.Deploy, ev Events) (res protocol.JobResult) {
 	start := time.Now()
-	m := newMasker(job.Secrets)
+	// The source token is masked like a secret: it reaches no log line either.
+	m := newMasker(append(slices.Clone(job.Secrets), protocol.Secret{Key: "source token", Value: job.Source.Token}))
 	j := &jobRun{d: d, job: job, ev: maskedEvents{mu: &sync.Mutex{}, ev: ev, m: m}, mask: m}
 	defer func() {
 		if r := recover(); r != nil {

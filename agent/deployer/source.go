@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -39,7 +40,7 @@ func fetchTarball(ctx context.Context, client *http.Client, url, token, dir stri
 	req.Header.Set("Accept", "application/vnd.github+json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch tarball: %w", err)
+		return nil, fmt.Errorf("fetch tarball: %w", withoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -258,4 +259,18 @@ func typeName(t byte) string {
 	default:
 		return fmt.Sprintf("tar entry of type %q", t)
 	}
+}
+
+// withoutURL drops the URL from a transport error: the download URL GitHub redirects to
+// carries a short-lived token in its query, and errors end up in results, logs and GitHub.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		host := "the download host"
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		return fmt.Errorf("%s %s: %w", ue.Op, host, ue.Err)
+	}
+	return err
 }

@@ -162,3 +162,26 @@ func TestFetchTarball_ErrorStatusIsReported(t *testing.T) {
 		t.Error("a 404 is not an unsafe tarball")
 	}
 }
+
+func TestFetchTarball_TransportErrorCarriesNoDownloadToken(t *testing.T) {
+	t.Parallel()
+	// GitHub redirects to a download URL with a token in its query; a failure to reach it
+	// must not put that URL into the result, which reaches logs and the check run.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, deadURL+"/acme/web/legacy.tar.gz/abc?token=SUPERSECRETDOWNLOADTOKEN", http.StatusFound)
+	}))
+	defer api.Close()
+	_, err := fetchTarball(context.Background(), api.Client(), api.URL+"/repos/acme/web/tarball/abc", "ghs_apitoken", t.TempDir(), 1<<20)
+	if err == nil {
+		t.Fatal("fetching from a dead host succeeded")
+	}
+	if strings.Contains(err.Error(), "SUPERSECRETDOWNLOADTOKEN") || strings.Contains(err.Error(), "ghs_apitoken") {
+		t.Fatalf("error carries a token: %v", err)
+	}
+	if !strings.Contains(err.Error(), strings.TrimPrefix(deadURL, "http://")) {
+		t.Fatalf("error does not name the host it could not reach: %v", err)
+	}
+}
