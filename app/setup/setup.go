@@ -239,6 +239,11 @@ func (s *Setup) convert(ctx context.Context, code string) (appcreds.App, error) 
 	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
 	resp, err := s.client.Do(req)
 	if err != nil {
+		// The URL names the one-time code, which buys the App's keys for an hour: keep it out.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return appcreds.App{}, fmt.Errorf("post manifest conversion: %w", err)
 	}
 	defer resp.Body.Close()
