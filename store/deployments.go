@@ -152,13 +152,14 @@ func (s *Store) SetReportedStatus(ctx context.Context, id int64, status string) 
 	return s.execOne(ctx, "deployment", id, `UPDATE deployments SET reported_status = $2 WHERE id = $1`, id, status)
 }
 
-// UnreportedFinished returns finished deployments whose final status GitHub has not been
-// told yet (the report failed), oldest first.
-func (s *Store) UnreportedFinished(ctx context.Context, limit int) ([]Deployment, error) {
+// UnreportedFinished returns deployments finished before cutoff whose final status GitHub
+// has not been told yet (the report failed), oldest first. The cutoff keeps the sweeper off
+// a deployment whose report is still under way.
+func (s *Store) UnreportedFinished(ctx context.Context, cutoff time.Time, limit int) ([]Deployment, error) {
 	var out []Deployment
 	err := s.q.SelectContext(ctx, &out, `
-		SELECT * FROM deployments WHERE finished_at IS NOT NULL AND reported_status <> status
-		ORDER BY finished_at, id LIMIT $1`, limit)
+		SELECT * FROM deployments WHERE finished_at < $1 AND reported_status <> status
+		ORDER BY finished_at, id LIMIT $2`, cutoff, limit)
 	return out, mapErr(err)
 }
 
@@ -208,11 +209,11 @@ func (s *Store) ProjectsWithQueued(ctx context.Context) ([]int64, error) {
 	return out, mapErr(err)
 }
 
-// MarkRunning records that the agent accepted the job.
-func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) error {
+// MarkRunning records that agentID accepted the job; only the agent it was dispatched to can.
+func (s *Store) MarkRunning(ctx context.Context, id, agentID int64, at time.Time) error {
 	return s.transition(ctx, id, `
-		UPDATE deployments SET status = 'running', started_at = COALESCE(started_at, $2)
-		WHERE id = $1 AND status IN ('dispatched', 'running')`, at)
+		UPDATE deployments SET status = 'running', started_at = COALESCE(started_at, $3)
+		WHERE id = $1 AND agent_id = $2 AND status IN ('dispatched', 'running')`, agentID, at)
 }
 
 // FinishDeployment records a final status; a deployment already finished is left as it is

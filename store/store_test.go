@@ -472,7 +472,11 @@ func TestDeployments_OneActivePerProject(t *testing.T) {
 	if err := f.st.MarkDispatched(f.ctx, d3.ID, a.ID, now); err != nil {
 		t.Fatalf("another project's deployment was blocked: %v", err)
 	}
-	if err := f.st.MarkRunning(f.ctx, d1.ID, now); err != nil {
+	stranger := f.newAgent(f.user.ID, "other")
+	if err := f.st.MarkRunning(f.ctx, d1.ID, stranger.ID, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another agent accepted the job: %v", err)
+	}
+	if err := f.st.MarkRunning(f.ctx, d1.ID, a.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.st.FinishDeployment(f.ctx, d1.ID, store.DeploymentSuccess, "", json.RawMessage(`[{"name":"web"}]`), now); err != nil {
@@ -492,7 +496,11 @@ func TestDeployments_FinishedStaysFinished(t *testing.T) {
 	f := newFixture(t)
 	p := f.newProject("web", 90, "main")
 	d := f.newDeployment(p.ID, 1)
+	a := f.newAgent(f.user.ID, "box")
 	now := time.Now()
+	if err := f.st.MarkDispatched(f.ctx, d.ID, a.ID, now); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.st.FinishDeployment(f.ctx, d.ID, store.DeploymentFailure, "boom", nil, now); err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +509,7 @@ func TestDeployments_FinishedStaysFinished(t *testing.T) {
 		t.Fatalf("re-finishing: %v", err)
 	}
 	wantErrContains(t, err, "state that allows this change")
-	if err := f.st.MarkRunning(f.ctx, d.ID, now); err == nil {
+	if err := f.st.MarkRunning(f.ctx, d.ID, a.ID, now); err == nil {
 		t.Fatal("a finished deployment went back to running")
 	}
 	got, _ := f.st.DeploymentByID(f.ctx, d.ID)

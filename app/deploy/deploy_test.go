@@ -25,6 +25,7 @@ type fakeHub struct {
 	mu         sync.Mutex
 	idle       map[int64]bool
 	dispatched []protocol.Deploy
+	cancelled  []string
 }
 
 func (h *fakeHub) Dispatch(_ context.Context, agentID int64, job protocol.Deploy) error {
@@ -35,11 +36,11 @@ func (h *fakeHub) Dispatch(_ context.Context, agentID int64, job protocol.Deploy
 	return nil
 }
 
-func (h *fakeHub) Online(agentID int64) bool {
+func (h *fakeHub) Cancel(_ int64, jobID string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.idle[agentID]
-	return ok
+	h.cancelled = append(h.cancelled, jobID)
+	return nil
 }
 func (h *fakeHub) Idle(agentID int64) bool { h.mu.Lock(); defer h.mu.Unlock(); return h.idle[agentID] }
 func (h *fakeHub) setIdle(agentID int64, idle bool) {
@@ -274,6 +275,12 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "disconnected during the deployment") {
 		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
 	}
+	e.hub.mu.Lock()
+	cancelled := append([]string(nil), e.hub.cancelled...)
+	e.hub.mu.Unlock()
+	if len(cancelled) != 1 || cancelled[0] != jobIDOf(d) {
+		t.Fatalf("the failed job was not cancelled on the agent: %v", cancelled)
+	}
 	if run := e.checkRun(p, sha); run.Conclusion != "failure" {
 		t.Fatalf("check run %q", run.Conclusion)
 	}
@@ -333,6 +340,11 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 		t.Fatal("check run completed although GitHub refused")
 	}
 	e.failGitHub(false)
+	e.orch.Sweep(e.ctx)
+	if run := e.checkRun(p, sha); run.Status == "completed" {
+		t.Fatal("the sweeper reported a deployment that had only just finished")
+	}
+	e.advance(time.Minute)
 	e.orch.Sweep(e.ctx)
 	if run := e.checkRun(p, sha); run.Conclusion != "success" {
 		t.Fatalf("after the sweep the check run is %q", run.Conclusion)
@@ -405,3 +417,24 @@ func TestOrchestrator_BrokenConfigFailsWithAnnotations(t *testing.T) {
 }
 
 func jobIDOf(d store.Deployment) string { return strconv.FormatInt(d.ID, 10) }
+
+func TestOrchestrator_ResultFromAnotherAgentChangesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box")
+	intruder := e.agent("intruder")
+	e.hub.setIdle(a.ID, true)
+	p, _ := e.project(&a)
+	sha := e.latestSHA(p)
+	e.push(p, sha)
+	d := e.latest(p)
+	if err := e.orch.JobResult(e.ctx, intruder.ID, protocol.JobResult{JobID: jobIDOf(d), Status: protocol.StatusFailure, Error: "forged"}); err != nil {
+		t.Fatal(err)
+	}
+	e.orch.JobAccepted(e.ctx, intruder.ID, jobIDOf(d))
+	if got := e.latest(p); got.Status != store.DeploymentDispatched || got.Error != "" {
+		t.Fatalf("another agent's report changed the deployment: %s %q", got.Status, got.Error)
+	}
+}
+
+func (e *env) latestSHA(p store.Project) string { return e.sim.Branch(p.RepoFullName, "main") }

@@ -42,7 +42,7 @@ func (o *Orchestrator) JobAccepted(ctx context.Context, agentID int64, job strin
 		o.log.Warn("agent accepted an unknown job", "agent", agentID, "job", job)
 		return
 	}
-	if err := o.opt.Store.MarkRunning(ctx, id, o.opt.Now()); err != nil {
+	if err := o.opt.Store.MarkRunning(ctx, id, agentID, o.opt.Now()); err != nil {
 		o.log.Warn("mark deployment running", "deployment", id, "err", err)
 	}
 }
@@ -71,6 +71,11 @@ func (o *Orchestrator) JobResult(ctx context.Context, agentID int64, res protoco
 	}
 	if err != nil {
 		return err
+	}
+	if !d.AgentID.Valid || d.AgentID.Int64 != agentID {
+		// Job ids are plain numbers: an agent must not be able to finish another's deployment.
+		o.log.Warn("result for a deployment not dispatched to this agent; acknowledging and ignoring it", "agent", agentID, "deployment", id)
+		return nil
 	}
 	if d.Finished() {
 		return nil

@@ -45,7 +45,7 @@ func TestAgent_RealClientDeploysAndItsResultSurvivesAServerRestart(t *testing.T)
 	}}
 	e := newEnv(t, sink, nil)
 	agent, token := e.newAgent("box")
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 
 	// The HTTP server outlives the first hub, as a restarted process would keep its URL.
 	var current atomic.Pointer[hub.Hub]

@@ -26,7 +26,7 @@ func (agentStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 }
 func (agentStore) SetAgentStatus(context.Context, int64, string) error      { return nil }
 func (agentStore) TouchAgent(context.Context, int64, time.Time) error       { return nil }
-func (agentStore) AppendLogs(context.Context, int64, []store.LogLine) error { return nil }
+func (agentStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
 func storeOf(a store.Agent) agentStore {
 	return agentStore{AgentByIDFn: func(_ context.Context, id int64) (store.Agent, error) {
 		if id != a.ID {

@@ -66,7 +66,7 @@ func (benchStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 }
 func (benchStore) SetAgentStatus(context.Context, int64, string) error      { return nil }
 func (benchStore) TouchAgent(context.Context, int64, time.Time) error       { return nil }
-func (benchStore) AppendLogs(context.Context, int64, []store.LogLine) error { return nil }
+func (benchStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
 
 func sha256Verify(token, hash string) error {
 	if sha256Hex(token) != hash {

@@ -126,6 +126,34 @@ func TestRead_OversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	}
 }
 
+func TestCancel_FreesTheAgentForItsNextJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, nil)
+	agent, token := e.newAgent("box")
+	c := e.connect(agent.ID, token, helloV1())
+	jobID := e.newDeployment(agent.ID)
+	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: jobID}); err != nil {
+		t.Fatal(err)
+	}
+	if typ, _ := recv(t, c); typ != protocol.TypeDeploy {
+		t.Fatalf("got %s, want DEPLOY", typ)
+	}
+	if e.hub.Idle(agent.ID) {
+		t.Fatal("idle with a job in flight")
+	}
+	e.waitStatus(agent.ID, "busy")
+	if err := e.hub.Cancel(agent.ID, jobID); err != nil {
+		t.Fatal(err)
+	}
+	if typ, _ := recv(t, c); typ != protocol.TypeCancel {
+		t.Fatalf("got %s, want CANCEL", typ)
+	}
+	if !e.hub.Idle(agent.ID) {
+		t.Fatal("a cancelled job still keeps the agent busy")
+	}
+	e.waitStatus(agent.ID, "online")
+}
+
 func TestDispatch_OfflineAgentIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
@@ -144,7 +172,7 @@ func TestDispatch_SendsDeployMarksBusyAndResultAcksAndFreesTheAgent(t *testing.T
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
 	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 
 	job := protocol.Deploy{JobID: jobID, Repo: "alice/web", SHA: strings.Repeat("b", 40), Secrets: []protocol.Secret{{Key: "K", Value: "v", Scope: "global"}}}
 	if err := e.hub.Dispatch(e.ctx, agent.ID, job); err != nil {
@@ -263,7 +291,7 @@ func TestConnect_SecondConnectionReplacesTheFirst(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
 	first := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: jobID}); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +322,7 @@ func TestDisconnect_MarksOfflineAndReportsJobsInFlight(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
 	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: jobID}); err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +441,7 @@ func TestLogs_StoredInOrderInFewBatchesBeforeTheResult(t *testing.T) {
 	e = newEnv(t, sink, nil)
 	agent, token := e.newAgent("box")
 	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 
 	ts := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	streams := []string{protocol.StreamStdout, protocol.StreamStderr, protocol.StreamSystem}
@@ -457,7 +485,7 @@ func TestLogs_FlushedByTimeWithoutAResult(t *testing.T) {
 	e := newEnv(t, nil, func(o *hub.Options) { o.LogFlushEvery = 20 * time.Millisecond })
 	agent, token := e.newAgent("box")
 	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 	for i := 1; i <= 3; i++ {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: int64(i), Stream: "stdout", Line: "building", TS: time.Now()})
 	}
@@ -465,6 +493,27 @@ func TestLogs_FlushedByTimeWithoutAResult(t *testing.T) {
 		got, err := e.st.Logs(e.ctx, mustParse(t, jobID), 0, 10)
 		return err == nil && len(got) == 3
 	})
+}
+
+func TestLogs_AnAgentCannotWriteIntoAnotherAgentsDeployment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, func(o *hub.Options) { o.LogFlushEvery = 20 * time.Millisecond })
+	owner, ownerToken := e.newAgent("owner")
+	intruder, intruderToken := e.newAgent("intruder")
+	jobID := e.newDeployment(owner.ID)
+	bad := e.connect(intruder.ID, intruderToken, helloV1())
+	send(t, bad, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: 1, Stream: "stdout", Line: "forged", TS: time.Now()})
+	good := e.connect(owner.ID, ownerToken, helloV1())
+	send(t, good, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: 2, Stream: "stdout", Line: "real", TS: time.Now()})
+	eventually(t, "the owner's line stored", func() bool {
+		got, err := e.st.Logs(e.ctx, mustParse(t, jobID), 0, 10)
+		return err == nil && len(got) > 0
+	})
+	time.Sleep(100 * time.Millisecond) // both batches have been flushed by now
+	got, _ := e.st.Logs(e.ctx, mustParse(t, jobID), 0, 10)
+	if len(got) != 1 || got[0].Line != "real" {
+		t.Fatalf("stored %+v, want only the owner's line", got)
+	}
 }
 
 func TestLogs_NonNumericJobIDIsDroppedWithAWarning(t *testing.T) {
@@ -495,7 +544,7 @@ func TestLogs_LeftoverLinesStoredWhenTheAgentDisconnects(t *testing.T) {
 	e := newEnv(t, nil, func(o *hub.Options) { o.LogFlushEvery = time.Hour })
 	agent, token := e.newAgent("box")
 	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment()
+	jobID := e.newDeployment(agent.ID)
 	for i := 1; i <= 7; i++ {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: int64(i), Stream: "stdout", Line: "x", TS: time.Now()})
 	}

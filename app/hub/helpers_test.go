@@ -131,9 +131,9 @@ func (s *countingStore) SetAgentStatus(ctx context.Context, id int64, status str
 	return s.Store.SetAgentStatus(ctx, id, status)
 }
 
-func (s *countingStore) AppendLogs(ctx context.Context, deploymentID int64, lines []store.LogLine) error {
+func (s *countingStore) AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error {
 	s.appendLogs.Add(1)
-	return s.Store.AppendLogs(ctx, deploymentID, lines)
+	return s.Store.AppendAgentLogs(ctx, deploymentID, agentID, lines)
 }
 
 func (s *countingStore) TouchAgent(ctx context.Context, id int64, at time.Time) error {
@@ -223,7 +223,8 @@ func (e *env) newAgent(name string) (store.Agent, string) {
 }
 
 // newDeployment creates a deployment row (logs need one) and returns its id as a job id.
-func (e *env) newDeployment() string {
+// newDeployment makes a deployment dispatched to agentID, as the orchestrator would.
+func (e *env) newDeployment(agentID int64) string {
 	e.t.Helper()
 	inst, err := e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: 5000 + githubIDs.Add(1), AccountLogin: "alice", AccountID: 7, AccountType: "User"})
 	if err != nil {
@@ -237,6 +238,9 @@ func (e *env) newDeployment() string {
 	d, err := e.st.CreateDeployment(e.ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush})
 	if err != nil {
 		e.t.Fatalf("create deployment: %v", err)
+	}
+	if err := e.st.MarkDispatched(e.ctx, d.ID, agentID, time.Now()); err != nil {
+		e.t.Fatalf("dispatch deployment: %v", err)
 	}
 	return fmt.Sprint(d.ID)
 }

@@ -32,7 +32,7 @@ type Store interface {
 	MarkAgentConnected(ctx context.Context, id int64, h store.AgentHello, at time.Time) error
 	SetAgentStatus(ctx context.Context, id int64, status string) error
 	TouchAgent(ctx context.Context, id int64, at time.Time) error
-	AppendLogs(ctx context.Context, deploymentID int64, lines []store.LogLine) error
+	AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -236,13 +236,25 @@ func (h *Hub) Cancel(agentID int64, jobID string) error {
 		return fmt.Errorf("cancel job %s: %w", jobID, err)
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	st := h.agents[agentID]
 	if st == nil || st.conn == nil {
+		h.mu.Unlock()
 		return fmt.Errorf("cancel job %s on agent %d: %w", jobID, agentID, ErrAgentOffline)
 	}
-	if err := st.conn.trySend(frame); err != nil {
-		return fmt.Errorf("cancel job %s on agent %d: %w", jobID, agentID, err)
+	sendErr := st.conn.trySend(frame)
+	// The job is over for the server either way: it stops counting as in flight, so a job
+	// whose DEPLOY or result was lost cannot keep the agent "busy" for ever. A result the
+	// agent still sends reaches the sink as usual.
+	_, had := st.jobs[jobID]
+	delete(st.jobs, jobID)
+	h.mu.Unlock()
+	if had {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.syncStatus(ctx, agentID, st)
+	}
+	if sendErr != nil {
+		return fmt.Errorf("cancel job %s on agent %d: %w", jobID, agentID, sendErr)
 	}
 	return nil
 }

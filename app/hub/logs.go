@@ -141,7 +141,7 @@ func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
 	defer cancel()
 	for start := 0; start < len(rows); start += opts.LogBatchSize {
 		end := min(start+opts.LogBatchSize, len(rows))
-		if err := opts.Store.AppendLogs(ctx, deploymentID, rows[start:end]); err != nil {
+		if err := opts.Store.AppendAgentLogs(ctx, deploymentID, c.agentID, rows[start:end]); err != nil {
 			c.log.Warn("store job log lines", "job_id", jobID, "lines", end-start, "err", err)
 		}
 	}
