@@ -93,14 +93,14 @@ func TestDeployments_ConfigAndReportState(t *testing.T) {
 	_ = f.st.FinishDeployment(f.ctx, a.ID, store.DeploymentSuccess, "", nil, now)
 	b := f.newDeployment(p.ID, 2)
 	_ = f.st.FinishDeployment(f.ctx, b.ID, store.DeploymentFailure, "x", nil, now)
-	unreported, err := f.st.UnreportedFinished(f.ctx, 10)
+	unreported, err := f.st.UnreportedFinished(f.ctx, now.Add(time.Minute), 10)
 	if err != nil || len(unreported) != 2 {
 		t.Fatalf("UnreportedFinished = %v, %v", depIDs(unreported), err)
 	}
 	if err := f.st.SetReportedStatus(f.ctx, a.ID, store.DeploymentSuccess); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := f.st.UnreportedFinished(f.ctx, 10); len(got) != 1 || got[0].ID != b.ID {
+	if got, _ := f.st.UnreportedFinished(f.ctx, now.Add(time.Minute), 10); len(got) != 1 || got[0].ID != b.ID {
 		t.Fatalf("after reporting #%d: %v", a.ID, depIDs(got))
 	}
 	got, _ := f.st.DeploymentByID(f.ctx, a.ID)

@@ -3,7 +3,9 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -75,8 +77,13 @@ func conclusion(status string) (check, commit, deployment string) {
 // finished deployment, creating the check run and deployment if the queued report had failed.
 func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store.Deployment, problems []manifest.Problem) {
 	if err := o.reportFinalErr(ctx, p, d, problems); err != nil {
-		o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status, "err", err)
-		return
+		if !permanent(err) {
+			o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status, "err", err)
+			return
+		}
+		// Retrying cannot help (the App was uninstalled, the repository is gone, GitHub refuses
+		// the request): the deployment's own record stays, and the retry queue stays short.
+		o.log.Error("report finished deployment to GitHub; giving up", "deployment", d.ID, "status", d.Status, "err", err)
 	}
 	if err := o.opt.Store.SetReportedStatus(ctx, d.ID, d.Status); err != nil {
 		o.log.Error("record GitHub report", "deployment", d.ID, "err", err)
@@ -180,4 +187,14 @@ func supersededReport(ctx context.Context, st *store.Store, d store.Deployment) 
 	}
 	summary = fmt.Sprintf("Deployment #%d of `%s` was still queued when %s was pushed to the same branch, so only the newer commit is deployed.", d.ID, short(d.SHA), by)
 	return title, summary, ""
+}
+
+// permanent tells a report failure that no retry can fix from a passing one.
+func permanent(err error) bool {
+	if errors.Is(err, errInstallationInactive) || errors.Is(err, github.ErrNotFound) {
+		return true
+	}
+	var apiErr *github.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 &&
+		apiErr.StatusCode != http.StatusTooManyRequests && !errors.Is(err, github.ErrRateLimited)
 }

@@ -65,18 +65,23 @@ func (o *Orchestrator) Sweep(ctx context.Context) {
 		}
 	}
 
-	if unreported, err := st.UnreportedFinished(ctx, 20); err != nil {
+	if unreported, err := st.UnreportedFinished(ctx, now.Add(-reportSettle), 20); err != nil {
 		o.log.Error("sweep: unreported deployments", "err", err)
 	} else {
 		for _, d := range unreported {
 			p, err := st.ProjectByID(ctx, d.ProjectID)
 			if err != nil {
+				o.log.Error("sweep: load project of unreported deployment", "deployment", d.ID, "err", err)
 				continue
 			}
 			o.reportFinal(ctx, p, d, nil)
 		}
 	}
 }
+
+// reportSettle is how long after a deployment finished the sweeper leaves its report to the
+// code that finished it, so the two never report the same deployment at once.
+const reportSettle = 30 * time.Second
 
 func (o *Orchestrator) failBySweep(ctx context.Context, d store.Deployment, msg string) {
 	p, err := o.opt.Store.ProjectByID(ctx, d.ProjectID)
@@ -87,6 +92,12 @@ func (o *Orchestrator) failBySweep(ctx context.Context, d store.Deployment, msg 
 	if err := o.finish(ctx, p, d.ID, store.DeploymentFailure, msg, nil, nil); err != nil {
 		o.log.Error("sweep: fail deployment", "deployment", d.ID, "err", err)
 		return
+	}
+	if d.AgentID.Valid && (d.Status == store.DeploymentDispatched || d.Status == store.DeploymentRunning) {
+		// If the agent is still at it, stop it: the deployment is over as far as GitHub knows.
+		if err := o.opt.Hub.Cancel(d.AgentID.Int64, jobID(d.ID)); err != nil {
+			o.log.Debug("cancel a deployment the sweeper failed", "deployment", d.ID, "err", err)
+		}
 	}
 	o.log.Warn("deployment failed by the sweeper", "deployment", d.ID, "reason", msg)
 	o.Kick(ctx, p.ID)
