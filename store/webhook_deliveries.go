@@ -89,6 +89,13 @@ func (s *Store) FinishDelivery(ctx context.Context, id int64, status, decision s
 		WHERE id = $1 AND status = 'processing'`, id, status, decision, at)
 }
 
+// DelayDelivery keeps a claimed delivery whose processing failed until until, when the next
+// claim picks it up again.
+func (s *Store) DelayDelivery(ctx context.Context, id int64, until time.Time) error {
+	return s.execOne(ctx, "webhook delivery", id, `
+		UPDATE webhook_deliveries SET locked_until = $2 WHERE id = $1 AND status = 'processing'`, id, until)
+}
+
 // RecentDeliveries lists the newest deliveries first.
 func (s *Store) RecentDeliveries(ctx context.Context, limit int) ([]Delivery, error) {
 	var out []Delivery

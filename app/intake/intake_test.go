@@ -3,10 +3,13 @@ package intake_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/webhook"
 	"github.com/stagely/stagely/webhook/webhooktest"
 )
 
@@ -28,8 +32,8 @@ type offlineHub struct{}
 func (offlineHub) Dispatch(context.Context, int64, protocol.Deploy) error {
 	return fmt.Errorf("offline")
 }
-func (offlineHub) Online(int64) bool { return false }
-func (offlineHub) Idle(int64) bool   { return false }
+func (offlineHub) Cancel(int64, string) error { return fmt.Errorf("offline") }
+func (offlineHub) Idle(int64) bool            { return false }
 
 type pipeline struct {
 	st      *store.Store
@@ -195,6 +199,65 @@ func TestIntake_DeliveryRecordedBeforeACrashIsProcessedOnRestart(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the recorded delivery was not processed after the restart: %+v %v", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flakyHandlers fails the first pushes it sees, then decides.
+type flakyHandlers struct {
+	intake.Handlers
+	mu       sync.Mutex
+	failures int
+}
+
+func (f *flakyHandlers) HandlePush(context.Context, int64, webhook.Push) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return "", errors.New("database restarting")
+	}
+	return "ignored: test", nil
+}
+
+func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	body := webhooktest.Payloads(t)
+	var push []byte
+	for _, p := range body {
+		if p.Event == "push" && p.Name == "with-new-branch.payload.json" {
+			push = p.Body
+		}
+	}
+	secret := []byte("s")
+	rec := httptest.NewRecorder()
+	intake.NewHandler(st, func(context.Context) ([]byte, error) { return secret, nil }, func() {}, discard(), nil).
+		ServeHTTP(rec, webhooktest.Request("push", "44444444-0000-4000-8000-000000000001", secret, push))
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("answered %d", rec.Code)
+	}
+	// Each look at the clock is a minute later, so back-offs pass at once.
+	var ticks atomic.Int64
+	base := time.Now()
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: &flakyHandlers{failures: 2}, Poll: 20 * time.Millisecond,
+		Now: func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Minute) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := st.DeliveryByDeliveryID(context.Background(), "44444444-0000-4000-8000-000000000001")
+		if err == nil && d.Status == store.DeliveryDone {
+			if d.Attempts != 3 || d.Decision != "ignored: test" {
+				t.Fatalf("done after %d attempts with %q, want 3 attempts", d.Attempts, d.Decision)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not processed after two failures: %+v %v", d, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

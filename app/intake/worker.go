@@ -27,6 +27,7 @@ type Handlers interface {
 type Queue interface {
 	ClaimDeliveries(ctx context.Context, n int, lease time.Duration, now time.Time) ([]store.Delivery, error)
 	FinishDelivery(ctx context.Context, id int64, status, decision string, at time.Time) error
+	DelayDelivery(ctx context.Context, id int64, until time.Time) error
 }
 
 // WorkerOptions configures a Worker.
@@ -62,6 +63,9 @@ type Worker struct {
 	// present exactly while a drain goroutine owns it.
 	queues  map[string][]store.Delivery
 	pending int
+	// inflight holds the ids claimed and not yet finished here: a lease that runs out while a
+	// delivery still waits in its queue lets the next claim return it again.
+	inflight map[int64]bool
 }
 
 // NewWorker builds a Worker, filling defaults.
@@ -70,7 +74,8 @@ func NewWorker(opt WorkerOptions) *Worker {
 		opt.Workers = 4
 	}
 	if opt.Lease <= 0 {
-		opt.Lease = time.Minute
+		// Long enough for a delivery to wait behind others of its repository and be processed.
+		opt.Lease = 5 * time.Minute
 	}
 	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 5
@@ -88,10 +93,11 @@ func NewWorker(opt WorkerOptions) *Worker {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{
-		opt:    opt,
-		wake:   make(chan struct{}, 1),
-		sem:    make(chan struct{}, opt.Workers),
-		queues: map[string][]store.Delivery{},
+		opt:      opt,
+		wake:     make(chan struct{}, 1),
+		sem:      make(chan struct{}, opt.Workers),
+		queues:   map[string][]store.Delivery{},
+		inflight: map[int64]bool{},
 	}
 }
 
@@ -154,6 +160,10 @@ func (w *Worker) submit(ctx context.Context, wg *sync.WaitGroup, d store.Deliver
 	key := orderKey(d)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.inflight[d.ID] {
+		return
+	}
+	w.inflight[d.ID] = true
 	w.pending++
 	q, draining := w.queues[key]
 	w.queues[key] = append(q, d)
@@ -183,6 +193,7 @@ func (w *Worker) drain(ctx context.Context, wg *sync.WaitGroup, key string) {
 
 		w.mu.Lock()
 		w.pending--
+		delete(w.inflight, d.ID)
 		w.mu.Unlock()
 		w.Poke()
 	}
@@ -203,8 +214,12 @@ func (w *Worker) process(parent context.Context, d store.Delivery) {
 		case errors.As(err, &bad):
 			status, decision = store.DeliveryFailed, "rejected: "+bad.Error()
 		case d.Attempts < w.opt.MaxAttempts:
-			// Left claimed: when the lease runs out, a worker tries it again.
-			log.Warn("process webhook delivery; will retry", "err", err)
+			// Left claimed until a short back-off has passed; then a worker tries it again.
+			retry := min(5*time.Second<<(d.Attempts-1), 2*time.Minute)
+			log.Warn("process webhook delivery; will retry", "err", err, "retry_in", retry)
+			if err := w.opt.Queue.DelayDelivery(ctx, d.ID, w.opt.Now().Add(retry)); err != nil {
+				log.Error("delay webhook delivery; it is retried when its lease ends", "err", err)
+			}
 			return
 		default:
 			status, decision = store.DeliveryFailed, fmt.Sprintf("failed after %d attempts: %v", d.Attempts, err)
