@@ -32,7 +32,8 @@ const (
 // Hub is what the orchestrator needs of the agent connections.
 type Hub interface {
 	Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error
-	Online(agentID int64) bool
+	// Cancel asks the agent to stop a job; an offline agent is an error.
+	Cancel(agentID int64, jobID string) error
 	// Idle reports an agent that is online with no job in flight.
 	Idle(agentID int64) bool
 }

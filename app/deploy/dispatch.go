@@ -82,7 +82,10 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 		}
 		return true, nil
 	}
-	cfg, _ := json.Marshal(job.Config)
+	cfg, err := json.Marshal(job.Config)
+	if err != nil {
+		return false, fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
+	}
 	if err := st.SetDeploymentConfig(ctx, d.ID, cfg); err != nil {
 		return false, err
 	}

@@ -50,8 +50,8 @@ type orchRef struct{ h *hub.Hub }
 func (r *orchRef) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error {
 	return r.h.Dispatch(ctx, agentID, job)
 }
-func (r *orchRef) Online(agentID int64) bool { return r.h.Online(agentID) }
-func (r *orchRef) Idle(agentID int64) bool   { return r.h.Idle(agentID) }
+func (r *orchRef) Cancel(agentID int64, jobID string) error { return r.h.Cancel(agentID, jobID) }
+func (r *orchRef) Idle(agentID int64) bool                  { return r.h.Idle(agentID) }
 
 // BenchmarkWebhookToDeploy measures the control plane's latency from a push webhook
 // leaving GitHub to the DEPLOY frame reaching the agent, at a steady rate of pushes on

@@ -48,8 +48,8 @@ type hubRef struct{ h *hub.Hub }
 func (r *hubRef) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error {
 	return r.h.Dispatch(ctx, agentID, job)
 }
-func (r *hubRef) Online(agentID int64) bool { return r.h.Online(agentID) }
-func (r *hubRef) Idle(agentID int64) bool   { return r.h.Idle(agentID) }
+func (r *hubRef) Cancel(agentID int64, jobID string) error { return r.h.Cancel(agentID, jobID) }
+func (r *hubRef) Idle(agentID int64) bool                  { return r.h.Idle(agentID) }
 
 func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *slog.Logger) (*server, error) {
 	httpClient := &http.Client{Timeout: 30 * time.Second}
