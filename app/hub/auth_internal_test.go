@@ -24,8 +24,8 @@ func (s agentStore) AgentByID(ctx context.Context, id int64) (store.Agent, error
 func (agentStore) MarkAgentConnected(context.Context, int64, store.AgentHello, time.Time) error {
 	return nil
 }
-func (agentStore) SetAgentStatus(context.Context, int64, string) error      { return nil }
-func (agentStore) TouchAgent(context.Context, int64, time.Time) error       { return nil }
+func (agentStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
+func (agentStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (agentStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
 func storeOf(a store.Agent) agentStore {
 	return agentStore{AgentByIDFn: func(_ context.Context, id int64) (store.Agent, error) {

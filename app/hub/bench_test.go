@@ -64,8 +64,8 @@ func (benchStore) AgentByID(_ context.Context, id int64) (store.Agent, error) {
 func (benchStore) MarkAgentConnected(context.Context, int64, store.AgentHello, time.Time) error {
 	return nil
 }
-func (benchStore) SetAgentStatus(context.Context, int64, string) error      { return nil }
-func (benchStore) TouchAgent(context.Context, int64, time.Time) error       { return nil }
+func (benchStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
+func (benchStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (benchStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
 
 func sha256Verify(token, hash string) error {
