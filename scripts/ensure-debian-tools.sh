@@ -3,12 +3,16 @@
 # `cloud-init schema` validates the agent's cloud-config), Chromium (browser tests, driven by
 # playwright-core; never downloaded at test time) and systemd's analyzer for the agent unit.
 set -euo pipefail
-missing=()
-command -v cloud-init >/dev/null 2>&1 || missing+=(cloud-init)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "ensure-debian-tools: installing ${missing[*]}" >&2
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+updated=false
+install() { # install [--no-install-recommends] PACKAGE...
+	if ! $updated; then
+		apt-get update -qq
+		updated=true
+	fi
+	echo "ensure-debian-tools: installing ${*: -1}" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+command -v cloud-init >/dev/null 2>&1 || install --no-install-recommends cloud-init
+command -v systemd-analyze >/dev/null 2>&1 || install --no-install-recommends systemd
+# Chromium with its recommended fonts, so pages and screenshots render text.
+command -v chromium >/dev/null 2>&1 || install chromium
