@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -384,33 +385,58 @@ func TestDeploy_BuildFailureOrMissingImageLeavesTheRunningVersion(t *testing.T) 
 			want:    "build or pull the images",
 		},
 	}
+	// With or without pre_deploy hooks, images are built or pulled before anything is
+	// stopped, and a failure there runs no hook and changes nothing.
+	paths := []struct {
+		name  string
+		hooks []protocol.Hook
+	}{
+		{name: "without hooks", hooks: nil},
+		{name: "before pre_deploy hooks", hooks: []protocol.Hook{{Service: "web", Command: "true"}}},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-			requireStatus(t, res, protocol.StatusSuccess, rec)
-			before := e.containerIDs()
+		for _, path := range paths {
+			t.Run(tt.name+" "+path.name, func(t *testing.T) {
+				t.Parallel()
+				buildFailureLeavesTheRunningVersion(t, tt.backend, tt.files, tt.want, path.hooks)
+			})
+		}
+	}
+}
 
-			// The backend gets its image (or build) from tt.backend alone.
-			compose := strings.Replace(composeFile(e.image, svc{name: "web", version: "v2"}, tt.backend, svc{name: "worker", version: "v1"}),
-				"  backend:\n    image: "+e.image+"\n", "  backend:\n", 1)
-			files := map[string]string{"compose.yaml": compose, "README.md": "v2\n"}
-			for k, v := range tt.files {
-				files[k] = fmt.Sprintf(v, e.image)
-			}
-			res, rec = e.deploy(ctxFor(t), e.job(sha(2), files, protocol.JobConfig{}, nil, &protocol.Previous{SHA: sha(1)}))
-			requireStatus(t, res, protocol.StatusFailure, rec)
-			if !strings.Contains(res.Error, tt.want) || !strings.Contains(res.Error, "untouched") {
-				t.Errorf("error = %s", res.Error)
-			}
-			if after := e.containerIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
-				t.Errorf("containers changed: %v -> %v", before, after)
-			}
-			if b, _ := os.ReadFile(e.src("README.md")); string(b) != "shop\n" {
-				t.Errorf("working directory not restored to the running version: README.md = %q", b)
-			}
-		})
+func buildFailureLeavesTheRunningVersion(t *testing.T, backend svc, extraFiles map[string]string, want string, hooks []protocol.Hook) {
+	t.Helper()
+	e := newEnv(t)
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	before := e.containerIDs()
+
+	// The backend gets its image (or build) from the given svc alone.
+	compose := strings.Replace(composeFile(e.image, svc{name: "web", version: "v2"}, backend, svc{name: "worker", version: "v1"}),
+		"  backend:\n    image: "+e.image+"\n", "  backend:\n", 1)
+	files := map[string]string{"compose.yaml": compose, "README.md": "v2\n"}
+	for k, v := range extraFiles {
+		files[k] = fmt.Sprintf(v, e.image)
+	}
+	cfg := protocol.JobConfig{Hooks: protocol.Hooks{PreDeploy: hooks}}
+	res, rec = e.deploy(ctxFor(t), e.job(sha(2), files, cfg, nil, &protocol.Previous{SHA: sha(1)}))
+	requireStatus(t, res, protocol.StatusFailure, rec)
+	if !strings.Contains(res.Error, want) || !strings.Contains(res.Error, "untouched") {
+		t.Errorf("error = %s", res.Error)
+	}
+	// The running ones: same IDs, still running, web still on v1 although the commit changes it.
+	after := e.containerIDs()
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("containers changed: %v -> %v", before, after)
+	}
+	if got := dockertest.ContainerEnv(t, after["web"])["VERSION"]; got != "v1" {
+		t.Errorf("web runs %s, want v1 still", got)
+	}
+	if b, _ := os.ReadFile(e.src("README.md")); string(b) != "shop\n" {
+		t.Errorf("working directory not restored to the running version: README.md = %q", b)
+	}
+	if slices.Contains(rec.phases, protocol.PhasePreDeploy) {
+		t.Errorf("pre_deploy hooks ran after the build failed: phases %v", rec.phases)
 	}
 }
 
