@@ -16,19 +16,10 @@ type LogLine struct {
 	TS           time.Time `db:"ts"`
 }
 
-// AppendLogs stores a batch of lines of one deployment in one statement. A line whose seq
-// is already stored (sent again after a reconnect) is skipped, so the log has no doubles.
-func (s *Store) AppendLogs(ctx context.Context, deploymentID int64, lines []LogLine) error {
-	return s.appendLogs(ctx, deploymentID, 0, lines)
-}
-
-// AppendAgentLogs is AppendLogs for lines an agent sent: they are stored only if the
-// deployment was dispatched to that agent, so no agent can write into another's logs.
+// AppendAgentLogs stores a batch of lines of one deployment in one statement, only if the
+// deployment was dispatched to agentID, so no agent can write into another's logs. A line
+// whose seq is already stored (sent again after a reconnect) is skipped: no doubles.
 func (s *Store) AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []LogLine) error {
-	return s.appendLogs(ctx, deploymentID, agentID, lines)
-}
-
-func (s *Store) appendLogs(ctx context.Context, deploymentID, agentID int64, lines []LogLine) error {
 	if len(lines) == 0 {
 		return nil
 	}
@@ -43,7 +34,7 @@ func (s *Store) appendLogs(ctx context.Context, deploymentID, agentID int64, lin
 	_, err := s.q.ExecContext(ctx, `
 		INSERT INTO deployment_logs (deployment_id, seq, stream, line, ts)
 		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[])
-		WHERE $6 = 0 OR EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND agent_id = $6)
+		WHERE EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND agent_id = $6)
 		ON CONFLICT (deployment_id, seq) DO NOTHING`,
 		deploymentID, pq.Array(seqs), pq.Array(streams), pq.Array(texts), pq.Array(stamps), agentID)
 	return mapErr(err)

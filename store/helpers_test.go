@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
@@ -77,6 +78,21 @@ func (f *fixture) newDeployment(projectID int64, n int) store.Deployment {
 	d, err := f.st.CreateDeployment(f.ctx, store.NewDeployment{ProjectID: projectID, SHA: sha(n), Ref: "refs/heads/main", Trigger: store.TriggerPush})
 	if err != nil {
 		f.t.Fatalf("create deployment: %v", err)
+	}
+	return d
+}
+
+// dispatchedDeployment makes a deployment dispatched to a new agent of the fixture's user.
+func (f *fixture) dispatchedDeployment(projectID int64, n int) store.Deployment {
+	f.t.Helper()
+	d := f.newDeployment(projectID, n)
+	a := f.newAgent(f.user.ID, fmt.Sprintf("agent-%d-%d", projectID, n))
+	if err := f.st.MarkDispatched(f.ctx, d.ID, a.ID, time.Now()); err != nil {
+		f.t.Fatalf("dispatch deployment: %v", err)
+	}
+	d, err := f.st.DeploymentByID(f.ctx, d.ID)
+	if err != nil {
+		f.t.Fatal(err)
 	}
 	return d
 }

@@ -271,8 +271,8 @@ func TestProjects_DeleteCascadesToSecretsDeploymentsAndLogs(t *testing.T) {
 	if _, err := f.st.PutSecret(f.ctx, store.Secret{ProjectID: p.ID, Scope: "global", Key: "K", ValueEncrypted: []byte{1}, Nonce: make([]byte, 12), KeyID: "k"}); err != nil {
 		t.Fatal(err)
 	}
-	d := f.newDeployment(p.ID, 1)
-	if err := f.st.AppendLogs(f.ctx, d.ID, []store.LogLine{{Seq: 1, Stream: "stdout", Line: "x", TS: time.Now()}}); err != nil {
+	d := f.dispatchedDeployment(p.ID, 1)
+	if err := f.st.AppendAgentLogs(f.ctx, d.ID, d.AgentID.Int64, []store.LogLine{{Seq: 1, Stream: "stdout", Line: "x", TS: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.st.DeleteProject(f.ctx, f.user.ID, p.ID); err != nil {
@@ -578,7 +578,7 @@ func TestLogs_BatchedOrderedAndDeduplicated(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	p := f.newProject("web", 120, "main")
-	d := f.newDeployment(p.ID, 1)
+	d := f.dispatchedDeployment(p.ID, 1)
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 678900000, time.UTC)
 	batch := func(from, to int) []store.LogLine {
 		var out []store.LogLine
@@ -587,11 +587,11 @@ func TestLogs_BatchedOrderedAndDeduplicated(t *testing.T) {
 		}
 		return out
 	}
-	if err := f.st.AppendLogs(f.ctx, d.ID, batch(1, 500)); err != nil {
+	if err := f.st.AppendAgentLogs(f.ctx, d.ID, d.AgentID.Int64, batch(1, 500)); err != nil {
 		t.Fatal(err)
 	}
 	// A reconnect resends 400..600: the overlap must not double.
-	if err := f.st.AppendLogs(f.ctx, d.ID, batch(400, 600)); err != nil {
+	if err := f.st.AppendAgentLogs(f.ctx, d.ID, d.AgentID.Int64, batch(400, 600)); err != nil {
 		t.Fatal(err)
 	}
 	all, err := f.st.Logs(f.ctx, d.ID, 0, 10000)
@@ -602,6 +602,13 @@ func TestLogs_BatchedOrderedAndDeduplicated(t *testing.T) {
 		if l.Seq != int64(i+1) {
 			t.Fatalf("line %d has seq %d", i, l.Seq)
 		}
+	}
+	stranger := f.newAgent(f.user.ID, "stranger")
+	if err := f.st.AppendAgentLogs(f.ctx, d.ID, stranger.ID, batch(601, 610)); err != nil {
+		t.Fatal(err)
+	}
+	if more, _ := f.st.Logs(f.ctx, d.ID, 600, 100); len(more) != 0 {
+		t.Fatalf("an agent the deployment was not dispatched to wrote %d lines", len(more))
 	}
 	if !all[0].TS.Equal(ts) || all[0].Line != batch(1, 1)[0].Line {
 		t.Fatalf("first line: %+v", all[0])

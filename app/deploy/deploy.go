@@ -56,7 +56,7 @@ type SecretOpener interface {
 	ForDeploy(ctx context.Context, projectID int64) ([]protocol.Secret, error)
 }
 
-// Metrics receives outcomes; nil-safe implementations are in the wiring.
+// Metrics receives deployment outcomes; nil means none are counted.
 type Metrics interface {
 	DeploymentFinished(status string, d time.Duration)
 }
