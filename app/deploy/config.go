@@ -7,18 +7,18 @@ import (
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 )
 
 type loadedConfig struct {
-	cfg         manifest.Config
+	cfg         stagelyyaml.Config
 	composePath string
 	job         protocol.JobConfig
 }
 
 // loadConfig reads stagely.yaml and the compose file at sha through GitHub (the control
 // plane never clones the repository) and validates them together.
-func loadConfig(ctx context.Context, gh GitHub, repo, sha, projectPublicID string) (loadedConfig, []manifest.Problem, error) {
+func loadConfig(ctx context.Context, gh GitHub, repo, sha, projectPublicID string) (loadedConfig, []stagelyyaml.Problem, error) {
 	files := map[string][]byte{}
 	read := func(path string) ([]byte, bool, error) {
 		if b, ok := files[path]; ok {
@@ -36,16 +36,16 @@ func loadConfig(ctx context.Context, gh GitHub, repo, sha, projectPublicID strin
 		return b, true, nil
 	}
 
-	raw, _, err := read(manifest.FileName)
+	raw, _, err := read(stagelyyaml.FileName)
 	if err != nil {
 		return loadedConfig{}, nil, err
 	}
-	cfg, problems := manifest.Parse(raw)
-	composePath, err := manifest.ResolveComposeFile(cfg, func(path string) (bool, error) {
+	cfg, problems := stagelyyaml.Parse(raw)
+	composePath, err := stagelyyaml.ResolveComposeFile(cfg, func(path string) (bool, error) {
 		_, ok, err := read(path)
 		return ok, err
 	})
-	var verr *manifest.ValidationError
+	var verr *stagelyyaml.ValidationError
 	if errors.As(err, &verr) {
 		return loadedConfig{}, append(problems, verr.Problems...), nil
 	}
@@ -56,19 +56,19 @@ func loadConfig(ctx context.Context, gh GitHub, repo, sha, projectPublicID strin
 	if err != nil {
 		return loadedConfig{}, problems, err
 	}
-	services, err := manifest.ParseComposeServices(composePath, composeData)
+	services, err := stagelyyaml.ParseComposeServices(composePath, composeData)
 	if errors.As(err, &verr) {
 		return loadedConfig{}, append(problems, verr.Problems...), nil
 	}
 	if err != nil {
 		return loadedConfig{}, problems, err
 	}
-	problems = append(problems, manifest.Validate(cfg, services, composePath, projectPublicID)...)
+	problems = append(problems, stagelyyaml.Validate(cfg, services, composePath, projectPublicID)...)
 	return loadedConfig{cfg: cfg, composePath: composePath, job: jobConfig(cfg, composePath)}, problems, nil
 }
 
 // jobConfig turns the parsed stagely.yaml into what the agent needs.
-func jobConfig(cfg manifest.Config, composePath string) protocol.JobConfig {
+func jobConfig(cfg stagelyyaml.Config, composePath string) protocol.JobConfig {
 	jc := protocol.JobConfig{
 		ComposeFile: composePath,
 		Strategy:    string(cfg.Deployment.Strategy),

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 	"github.com/stagely/stagely/store"
 )
 
@@ -70,7 +70,7 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	}
 	gh := o.opt.GitHub(in.GitHubID)
 	job, problems, err := o.prepare(ctx, gh, p, d)
-	if err != nil || manifest.HasFailure(problems) {
+	if err != nil || stagelyyaml.HasFailure(problems) {
 		msg := ""
 		if err != nil {
 			msg = err.Error()
@@ -112,9 +112,9 @@ func (o *Orchestrator) failQueued(ctx context.Context, p store.Project, d store.
 // prepare reads stagely.yaml and the compose file at the SHA, validates them, opens the
 // project's secrets and mints the agent's read-only token. Problems are the user's to fix;
 // an error is ours or GitHub's.
-func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, d store.Deployment) (protocol.Deploy, []manifest.Problem, error) {
+func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, d store.Deployment) (protocol.Deploy, []stagelyyaml.Problem, error) {
 	lc, problems, err := loadConfig(ctx, gh, p.RepoFullName, d.SHA, p.PublicID)
-	if err != nil || manifest.HasFailure(problems) {
+	if err != nil || stagelyyaml.HasFailure(problems) {
 		return protocol.Deploy{}, problems, err
 	}
 	secrets, err := o.opt.Secrets.ForDeploy(ctx, p.ID)
@@ -150,7 +150,7 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 	return job, problems, nil
 }
 
-func (o *Orchestrator) reportStarted(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, warnings []manifest.Problem) {
+func (o *Orchestrator) reportStarted(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, warnings []stagelyyaml.Problem) {
 	agent := fmt.Sprint(p.AgentID.Int64)
 	if a, err := o.opt.Store.AgentByID(ctx, p.AgentID.Int64); err == nil {
 		agent = a.Name
@@ -179,17 +179,17 @@ func (o *Orchestrator) reportStarted(ctx context.Context, gh GitHub, p store.Pro
 	}
 }
 
-func problemSummary(problems []manifest.Problem) string {
+func problemSummary(problems []stagelyyaml.Problem) string {
 	var lines []string
 	for _, p := range problems {
-		if p.Level == manifest.LevelFailure {
+		if p.Level == stagelyyaml.LevelFailure {
 			lines = append(lines, p.String())
 		}
 	}
 	return "configuration has problems: " + strings.Join(lines, "; ")
 }
 
-func annotations(problems []manifest.Problem) []github.Annotation {
+func annotations(problems []stagelyyaml.Problem) []github.Annotation {
 	var out []github.Annotation
 	for _, p := range problems {
 		line := p.Line

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 	"github.com/stagely/stagely/store"
 )
 
@@ -19,7 +19,7 @@ const logTailLines = 300
 
 // finish records a final status and reports it. The report is best effort here: a failed
 // report is retried by the sweeper, which finds the row through reported_status.
-func (o *Orchestrator) finish(ctx context.Context, p store.Project, id int64, status, errText string, services []protocol.ServiceStatus, problems []manifest.Problem) error {
+func (o *Orchestrator) finish(ctx context.Context, p store.Project, id int64, status, errText string, services []protocol.ServiceStatus, problems []stagelyyaml.Problem) error {
 	svc, err := json.Marshal(services)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func conclusion(status string) (check, commit, deployment string) {
 
 // reportFinal completes the check run, the commit status and the GitHub deployment of a
 // finished deployment, creating the check run and deployment if the queued report had failed.
-func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store.Deployment, problems []manifest.Problem) {
+func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) {
 	if err := o.reportFinalErr(ctx, p, d, problems); err != nil {
 		if !permanent(err) {
 			o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status, "err", err)
@@ -90,7 +90,7 @@ func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store
 	}
 }
 
-func (o *Orchestrator) reportFinalErr(ctx context.Context, p store.Project, d store.Deployment, problems []manifest.Problem) error {
+func (o *Orchestrator) reportFinalErr(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) error {
 	gh, err := o.githubFor(ctx, p)
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/stagely/stagely/app/github"
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
 )
@@ -37,7 +37,7 @@ func (o *Orchestrator) Validate(ctx context.Context, installationID int64, repo 
 	}
 	failures, warnings := 0, 0
 	for _, p := range problems {
-		if p.Level == manifest.LevelFailure {
+		if p.Level == stagelyyaml.LevelFailure {
 			failures++
 		} else {
 			warnings++
@@ -62,7 +62,7 @@ func (o *Orchestrator) Validate(ctx context.Context, installationID int64, repo 
 	return fmt.Sprintf("validated %s: %s", short(sha), res.Title), nil
 }
 
-func validateSummary(problems []manifest.Problem) string {
+func validateSummary(problems []stagelyyaml.Problem) string {
 	if len(problems) == 0 {
 		return "`stagely.yaml` and the compose file parse and agree with each other."
 	}

@@ -1,4 +1,4 @@
-package manifest_test
+package stagelyyaml_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 )
 
 // fuzzSeeds cover every branch of the schema; plain `go test` runs them as cases.
@@ -34,19 +34,19 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, problems := manifest.Parse(data)
-		checkProblems(t, problems, manifest.FileName)
-		if manifest.HasFailure(problems) {
+		cfg, problems := stagelyyaml.Parse(data)
+		checkProblems(t, problems, stagelyyaml.FileName)
+		if stagelyyaml.HasFailure(problems) {
 			return
 		}
 		// Without failures the config must be safe to deploy with.
-		if cfg.Version != manifest.Version {
+		if cfg.Version != stagelyyaml.Version {
 			t.Errorf("version %q accepted", cfg.Version)
 		}
-		if d := cfg.Deployment.Timeout; d < manifest.MinTimeout || d > manifest.MaxTimeout {
+		if d := cfg.Deployment.Timeout; d < stagelyyaml.MinTimeout || d > stagelyyaml.MaxTimeout {
 			t.Errorf("timeout %s accepted", d)
 		}
-		if s := cfg.Deployment.Strategy; s != manifest.StrategyRecreate && s != manifest.StrategyStopFirst {
+		if s := cfg.Deployment.Strategy; s != stagelyyaml.StrategyRecreate && s != stagelyyaml.StrategyStopFirst {
 			t.Errorf("strategy %q accepted", s)
 		}
 		if c := cfg.ComposeFile; strings.HasPrefix(c, "/") || c == ".." || strings.HasPrefix(c, "../") {
@@ -72,9 +72,9 @@ func FuzzParseComposeServices(f *testing.F) {
 	f.Add([]byte(composeFixture))
 	f.Add([]byte("x: &c {image: a}\nservices:\n  web:\n    <<: [*c, {build: .}]\n---\nservices:\n  web: {healthcheck: {test: [NONE]}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		services, err := manifest.ParseComposeServices("compose.yaml", data)
+		services, err := stagelyyaml.ParseComposeServices("compose.yaml", data)
 		if err != nil {
-			var verr *manifest.ValidationError
+			var verr *stagelyyaml.ValidationError
 			if !errors.As(err, &verr) {
 				t.Fatalf("error %v is not a *ValidationError", err)
 			}
@@ -94,13 +94,13 @@ func FuzzParseComposeServices(f *testing.F) {
 
 // checkProblems asserts what every consumer of a Problem relies on: a path, a level,
 // a message, and a position that is either a real line or the whole file.
-func checkProblems(t *testing.T, problems []manifest.Problem, path string) {
+func checkProblems(t *testing.T, problems []stagelyyaml.Problem, path string) {
 	t.Helper()
 	for _, p := range problems {
 		if p.Path != path {
 			t.Errorf("problem path %q, want %q: %s", p.Path, path, p)
 		}
-		if p.Level != manifest.LevelFailure && p.Level != manifest.LevelWarning {
+		if p.Level != stagelyyaml.LevelFailure && p.Level != stagelyyaml.LevelWarning {
 			t.Errorf("problem level %q: %s", p.Level, p)
 		}
 		if strings.TrimSpace(p.Message) == "" {

@@ -1,4 +1,4 @@
-package manifest_test
+package stagelyyaml_test
 
 import (
 	"reflect"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 )
 
 func TestParse_EmptyFileIsZeroConfig(t *testing.T) {
@@ -21,12 +21,12 @@ func TestParse_EmptyFileIsZeroConfig(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := manifest.Parse([]byte(input))
+			cfg, problems := stagelyyaml.Parse([]byte(input))
 			if len(problems) != 0 {
 				t.Fatalf("problems = %v, want none", problems)
 			}
-			if !reflect.DeepEqual(cfg, manifest.Default()) {
-				t.Fatalf("config = %+v, want Default() %+v", cfg, manifest.Default())
+			if !reflect.DeepEqual(cfg, stagelyyaml.Default()) {
+				t.Fatalf("config = %+v, want Default() %+v", cfg, stagelyyaml.Default())
 			}
 		})
 	}
@@ -34,11 +34,11 @@ func TestParse_EmptyFileIsZeroConfig(t *testing.T) {
 
 func TestDefault_DocumentedValues(t *testing.T) {
 	t.Parallel()
-	cfg := manifest.Default()
-	want := manifest.Config{
+	cfg := stagelyyaml.Default()
+	want := stagelyyaml.Config{
 		Version:    "1.0",
-		Deployment: manifest.Deployment{Timeout: 300 * time.Second, Strategy: manifest.StrategyRecreate},
-		Services:   map[string]manifest.ServiceConfig{},
+		Deployment: stagelyyaml.Deployment{Timeout: 300 * time.Second, Strategy: stagelyyaml.StrategyRecreate},
+		Services:   map[string]stagelyyaml.ServiceConfig{},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("Default() = %+v, want %+v", cfg, want)
@@ -69,40 +69,40 @@ services:
   worker:
     ignore: true
 `
-	cfg, problems := manifest.Parse([]byte(input))
+	cfg, problems := stagelyyaml.Parse([]byte(input))
 	if len(problems) != 0 {
 		t.Fatalf("problems = %v, want none", problems)
 	}
-	want := manifest.Config{
+	want := stagelyyaml.Config{
 		Version:        "1.0",
 		ProjectID:      "proj_abc123",
-		ProjectIDPos:   manifest.Pos{Line: 2, Column: 13},
+		ProjectIDPos:   stagelyyaml.Pos{Line: 2, Column: 13},
 		ComposeFile:    "deploy/docker-compose.prod.yml",
-		ComposeFilePos: manifest.Pos{Line: 3, Column: 15},
-		Deployment: manifest.Deployment{
+		ComposeFilePos: stagelyyaml.Pos{Line: 3, Column: 15},
+		Deployment: stagelyyaml.Deployment{
 			Timeout:    300 * time.Second,
-			TimeoutPos: manifest.Pos{Line: 5, Column: 12},
-			Strategy:   manifest.StrategyRecreate,
+			TimeoutPos: stagelyyaml.Pos{Line: 5, Column: 12},
+			Strategy:   stagelyyaml.StrategyRecreate,
 		},
-		Hooks: manifest.Hooks{
-			PreDeploy: []manifest.Hook{{
+		Hooks: stagelyyaml.Hooks{
+			PreDeploy: []stagelyyaml.Hook{{
 				Service: "backend", Command: "./migrate_db.sh",
-				Pos: manifest.Pos{Line: 9, Column: 7}, ServicePos: manifest.Pos{Line: 9, Column: 16},
+				Pos: stagelyyaml.Pos{Line: 9, Column: 7}, ServicePos: stagelyyaml.Pos{Line: 9, Column: 16},
 			}},
-			PostDeploy: []manifest.Hook{{
+			PostDeploy: []stagelyyaml.Hook{{
 				Service: "backend", Command: "curl -X POST https://hooks.slack.com/...", ContinueOnError: true,
-				Pos: manifest.Pos{Line: 13, Column: 7}, ServicePos: manifest.Pos{Line: 13, Column: 16},
+				Pos: stagelyyaml.Pos{Line: 13, Column: 7}, ServicePos: stagelyyaml.Pos{Line: 13, Column: 16},
 			}},
 		},
-		Services: map[string]manifest.ServiceConfig{
+		Services: map[string]stagelyyaml.ServiceConfig{
 			"backend": {
 				HealthCheckGracePeriod: time.Minute,
-				GracePeriodPos:         manifest.Pos{Line: 18, Column: 32},
-				Pos:                    manifest.Pos{Line: 17, Column: 3},
+				GracePeriodPos:         stagelyyaml.Pos{Line: 18, Column: 32},
+				Pos:                    stagelyyaml.Pos{Line: 17, Column: 3},
 			},
-			"worker": {Ignore: true, Pos: manifest.Pos{Line: 20, Column: 3}},
+			"worker": {Ignore: true, Pos: stagelyyaml.Pos{Line: 20, Column: 3}},
 		},
-		ServicesPos: manifest.Pos{Line: 16, Column: 1},
+		ServicesPos: stagelyyaml.Pos{Line: 16, Column: 1},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("config =\n%+v\nwant\n%+v", cfg, want)
@@ -114,49 +114,49 @@ func TestParse_AcceptedSpellings(t *testing.T) {
 	tests := []struct {
 		name  string
 		input string
-		check func(manifest.Config) bool
+		check func(stagelyyaml.Config) bool
 	}{
 		{"bare integer timeout is seconds", "deployment:\n  timeout: 90\n",
-			func(c manifest.Config) bool { return c.Deployment.Timeout == 90*time.Second }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Timeout == 90*time.Second }},
 		{"quoted integer timeout is seconds", "deployment:\n  timeout: \"90\"\n",
-			func(c manifest.Config) bool { return c.Deployment.Timeout == 90*time.Second }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Timeout == 90*time.Second }},
 		{"minutes duration", "deployment:\n  timeout: 5m\n",
-			func(c manifest.Config) bool { return c.Deployment.Timeout == 5*time.Minute }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Timeout == 5*time.Minute }},
 		{"compound duration", "deployment:\n  timeout: 1m30s\n",
-			func(c manifest.Config) bool { return c.Deployment.Timeout == 90*time.Second }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Timeout == 90*time.Second }},
 		{"one hour is the cap and allowed", "deployment:\n  timeout: 1h\n",
-			func(c manifest.Config) bool { return c.Deployment.Timeout == time.Hour }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Timeout == time.Hour }},
 		{"unquoted version 1.0", "version: 1.0\n",
-			func(c manifest.Config) bool { return c.Version == "1.0" }},
+			func(c stagelyyaml.Config) bool { return c.Version == "1.0" }},
 		{"stop-first strategy", "deployment:\n  strategy: stop-first\n",
-			func(c manifest.Config) bool { return c.Deployment.Strategy == manifest.StrategyStopFirst }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Strategy == stagelyyaml.StrategyStopFirst }},
 		{"strategy alone keeps default timeout", "deployment:\n  strategy: stop-first\n",
-			func(c manifest.Config) bool { return c.Deployment.Timeout == manifest.DefaultTimeout }},
+			func(c stagelyyaml.Config) bool { return c.Deployment.Timeout == stagelyyaml.DefaultTimeout }},
 		{"compose_file with ./ is cleaned", "compose_file: ./deploy/compose.yml\n",
-			func(c manifest.Config) bool { return c.ComposeFile == "deploy/compose.yml" }},
+			func(c stagelyyaml.Config) bool { return c.ComposeFile == "deploy/compose.yml" }},
 		{"compose_file with .. that stays inside", "compose_file: a/../b/compose.yml\n",
-			func(c manifest.Config) bool { return c.ComposeFile == "b/compose.yml" }},
+			func(c stagelyyaml.Config) bool { return c.ComposeFile == "b/compose.yml" }},
 		{"empty sections are allowed", "deployment:\nhooks:\n  pre_deploy:\nservices:\n",
-			func(c manifest.Config) bool {
-				return c.Deployment.Timeout == manifest.DefaultTimeout && len(c.Hooks.PreDeploy) == 0 && len(c.Services) == 0
+			func(c stagelyyaml.Config) bool {
+				return c.Deployment.Timeout == stagelyyaml.DefaultTimeout && len(c.Hooks.PreDeploy) == 0 && len(c.Services) == 0
 			}},
 		{"service without settings", "services:\n  web:\n",
-			func(c manifest.Config) bool { _, ok := c.Services["web"]; return ok }},
+			func(c stagelyyaml.Config) bool { _, ok := c.Services["web"]; return ok }},
 		{"zero grace period means agent default", "services:\n  web:\n    health_check_grace_period: 0\n",
-			func(c manifest.Config) bool { return c.Services["web"].HealthCheckGracePeriod == 0 }},
+			func(c stagelyyaml.Config) bool { return c.Services["web"].HealthCheckGracePeriod == 0 }},
 		{"aliases are followed", "hooks:\n  pre_deploy:\n    - &m {service: api, command: migrate}\n  post_deploy:\n    - *m\n",
-			func(c manifest.Config) bool {
+			func(c stagelyyaml.Config) bool {
 				return len(c.Hooks.PostDeploy) == 1 && c.Hooks.PostDeploy[0].Command == "migrate"
 			}},
 		{"multi-line command", "hooks:\n  pre_deploy:\n    - service: api\n      command: |\n        ./a\n        ./b\n",
-			func(c manifest.Config) bool { return c.Hooks.PreDeploy[0].Command == "./a\n./b\n" }},
+			func(c stagelyyaml.Config) bool { return c.Hooks.PreDeploy[0].Command == "./a\n./b\n" }},
 		{"leading document marker", "---\nversion: \"1.0\"\n",
-			func(c manifest.Config) bool { return c.Version == "1.0" }},
+			func(c stagelyyaml.Config) bool { return c.Version == "1.0" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := manifest.Parse([]byte(tt.input))
+			cfg, problems := stagelyyaml.Parse([]byte(tt.input))
 			if len(problems) != 0 {
 				t.Fatalf("problems = %v, want none", problems)
 			}
@@ -319,7 +319,7 @@ func TestParse_SyntaxErrorHasLineOnly(t *testing.T) {
 
 func TestParse_OversizedFileIsFileLevel(t *testing.T) {
 	t.Parallel()
-	input := "# " + strings.Repeat("x", manifest.MaxFileSize) + "\n"
+	input := "# " + strings.Repeat("x", stagelyyaml.MaxFileSize) + "\n"
 	runProblemCases(t, []problemCase{
 		{"too large", input, 0, 0, "more than the 262144-byte limit"},
 	})
@@ -328,7 +328,7 @@ func TestParse_OversizedFileIsFileLevel(t *testing.T) {
 func TestParse_ReportsEveryProblemInOnePass(t *testing.T) {
 	t.Parallel()
 	input := "deployment:\n  timeout: soon\n  strategy: fast\nhooks:\n  pre_deploy:\n    - command: ''\n"
-	_, problems := manifest.Parse([]byte(input))
+	_, problems := stagelyyaml.Parse([]byte(input))
 	var got []string
 	for _, p := range problems {
 		got = append(got, p.String())
@@ -349,13 +349,13 @@ func runProblemCases(t *testing.T, tests []problemCase) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, problems := manifest.Parse([]byte(tt.input))
-			assertOneProblem(t, problems, manifest.FileName, manifest.LevelFailure, tt.line, tt.column, tt.fragment)
+			_, problems := stagelyyaml.Parse([]byte(tt.input))
+			assertOneProblem(t, problems, stagelyyaml.FileName, stagelyyaml.LevelFailure, tt.line, tt.column, tt.fragment)
 		})
 	}
 }
 
-func assertOneProblem(t *testing.T, problems []manifest.Problem, path string, level manifest.Level, line, column int, fragment string) {
+func assertOneProblem(t *testing.T, problems []stagelyyaml.Problem, path string, level stagelyyaml.Level, line, column int, fragment string) {
 	t.Helper()
 	if len(problems) != 1 {
 		t.Fatalf("got %d problems, want 1:\n%s", len(problems), render(problems))
@@ -369,7 +369,7 @@ func assertOneProblem(t *testing.T, problems []manifest.Problem, path string, le
 	}
 }
 
-func render(problems []manifest.Problem) string {
+func render(problems []stagelyyaml.Problem) string {
 	lines := make([]string, len(problems))
 	for i, p := range problems {
 		lines[i] = "  " + p.String()
@@ -380,7 +380,7 @@ func render(problems []manifest.Problem) string {
 func TestParse_ProblemListIsCapped(t *testing.T) {
 	t.Parallel()
 	input := strings.Repeat("nope: 1\n", 150)
-	_, problems := manifest.Parse([]byte(input))
+	_, problems := stagelyyaml.Parse([]byte(input))
 	if len(problems) != 101 {
 		t.Fatalf("got %d problems, want 100 and a summary", len(problems))
 	}

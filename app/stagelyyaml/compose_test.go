@@ -1,4 +1,4 @@
-package manifest_test
+package stagelyyaml_test
 
 import (
 	"errors"
@@ -8,13 +8,13 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 )
 
 func TestComposeCandidates_ComposeOrderOfPreference(t *testing.T) {
 	t.Parallel()
 	want := []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"}
-	if got := manifest.ComposeCandidates(); !reflect.DeepEqual(got, want) {
+	if got := stagelyyaml.ComposeCandidates(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("ComposeCandidates() = %v, want %v", got, want)
 	}
 }
@@ -65,22 +65,22 @@ func TestResolveComposeFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := manifest.Parse([]byte(tt.config))
+			cfg, problems := stagelyyaml.Parse([]byte(tt.config))
 			if len(problems) != 0 {
 				t.Fatalf("parse: %v", problems)
 			}
-			got, err := manifest.ResolveComposeFile(cfg, existsIn(tt.repo))
+			got, err := stagelyyaml.ResolveComposeFile(cfg, existsIn(tt.repo))
 			if tt.fragment == "" {
 				if err != nil || got != tt.want {
 					t.Fatalf("ResolveComposeFile = %q, %v; want %q", got, err, tt.want)
 				}
 				return
 			}
-			var verr *manifest.ValidationError
+			var verr *stagelyyaml.ValidationError
 			if !errors.As(err, &verr) {
 				t.Fatalf("error = %v, want a *ValidationError", err)
 			}
-			assertOneProblem(t, verr.Problems, manifest.FileName, manifest.LevelFailure, tt.line, columnIf(tt.line, 15), tt.fragment)
+			assertOneProblem(t, verr.Problems, stagelyyaml.FileName, stagelyyaml.LevelFailure, tt.line, columnIf(tt.line, 15), tt.fragment)
 		})
 	}
 }
@@ -95,11 +95,11 @@ func columnIf(line, column int) int {
 func TestResolveComposeFile_LookupErrorIsWrapped(t *testing.T) {
 	t.Parallel()
 	broken := errors.New("contents API: 502")
-	_, err := manifest.ResolveComposeFile(manifest.Default(), func(string) (bool, error) { return false, broken })
+	_, err := stagelyyaml.ResolveComposeFile(stagelyyaml.Default(), func(string) (bool, error) { return false, broken })
 	if !errors.Is(err, broken) {
 		t.Fatalf("error = %v, want it to wrap %v", err, broken)
 	}
-	var verr *manifest.ValidationError
+	var verr *stagelyyaml.ValidationError
 	if errors.As(err, &verr) {
 		t.Fatalf("a lookup failure must not read as a validation problem: %v", err)
 	}
@@ -137,16 +137,16 @@ services:
 volumes:
   data: {}
 `
-	got, err := manifest.ParseComposeServices("deploy/compose.yml", []byte(input))
+	got, err := stagelyyaml.ParseComposeServices("deploy/compose.yml", []byte(input))
 	if err != nil {
 		t.Fatalf("ParseComposeServices: %v", err)
 	}
-	want := map[string]manifest.ComposeService{
-		"web":    {Name: "web", Pos: manifest.Pos{Line: 7, Column: 3}, Build: true, Healthcheck: true},
-		"db":     {Name: "db", Pos: manifest.Pos{Line: 11, Column: 3}, Image: "postgres:16", HealthcheckDisabled: true},
-		"worker": {Name: "worker", Pos: manifest.Pos{Line: 15, Column: 3}, Image: "${REGISTRY:-local}/worker", HealthcheckDisabled: true},
-		"api":    {Name: "api", Pos: manifest.Pos{Line: 19, Column: 3}, Image: "shop/api", Healthcheck: true},
-		"cron":   {Name: "cron", Pos: manifest.Pos{Line: 22, Column: 3}, Extends: true},
+	want := map[string]stagelyyaml.ComposeService{
+		"web":    {Name: "web", Pos: stagelyyaml.Pos{Line: 7, Column: 3}, Build: true, Healthcheck: true},
+		"db":     {Name: "db", Pos: stagelyyaml.Pos{Line: 11, Column: 3}, Image: "postgres:16", HealthcheckDisabled: true},
+		"worker": {Name: "worker", Pos: stagelyyaml.Pos{Line: 15, Column: 3}, Image: "${REGISTRY:-local}/worker", HealthcheckDisabled: true},
+		"api":    {Name: "api", Pos: stagelyyaml.Pos{Line: 19, Column: 3}, Image: "shop/api", Healthcheck: true},
+		"cron":   {Name: "cron", Pos: stagelyyaml.Pos{Line: 22, Column: 3}, Extends: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("services =\n%+v\nwant\n%+v", got, want)
@@ -156,7 +156,7 @@ volumes:
 func TestParseComposeServices_LaterDocumentOverridesEarlier(t *testing.T) {
 	t.Parallel()
 	input := "services:\n  web:\n    image: web:1\n---\nservices:\n  web:\n    healthcheck:\n      test: [CMD, 'true']\n  db:\n    image: postgres\n"
-	got, err := manifest.ParseComposeServices("compose.yaml", []byte(input))
+	got, err := stagelyyaml.ParseComposeServices("compose.yaml", []byte(input))
 	if err != nil {
 		t.Fatalf("ParseComposeServices: %v", err)
 	}
@@ -170,7 +170,7 @@ func TestParseComposeServices_LaterDocumentOverridesEarlier(t *testing.T) {
 
 func TestParseComposeServices_IncludeWithoutServicesIsAccepted(t *testing.T) {
 	t.Parallel()
-	got, err := manifest.ParseComposeServices("compose.yaml", []byte("include:\n  - ./db/compose.yaml\n"))
+	got, err := stagelyyaml.ParseComposeServices("compose.yaml", []byte("include:\n  - ./db/compose.yaml\n"))
 	if err != nil || len(got) != 0 {
 		t.Fatalf("ParseComposeServices = %v, %v; want no services and no error", got, err)
 	}
@@ -201,15 +201,15 @@ func TestParseComposeServices_RejectsWithPosition(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			services, err := manifest.ParseComposeServices("deploy/compose.yml", []byte(tt.input))
-			var verr *manifest.ValidationError
+			services, err := stagelyyaml.ParseComposeServices("deploy/compose.yml", []byte(tt.input))
+			var verr *stagelyyaml.ValidationError
 			if !errors.As(err, &verr) {
 				t.Fatalf("error = %v (services %v), want a *ValidationError", err, services)
 			}
 			if services != nil {
 				t.Errorf("services = %v, want nil alongside an error", services)
 			}
-			assertOneProblem(t, verr.Problems, "deploy/compose.yml", manifest.LevelFailure, tt.line, tt.column, tt.fragment)
+			assertOneProblem(t, verr.Problems, "deploy/compose.yml", stagelyyaml.LevelFailure, tt.line, tt.column, tt.fragment)
 		})
 	}
 }
@@ -230,8 +230,8 @@ func TestParseComposeServices_MergeBombIsBounded(t *testing.T) {
 		b.WriteString("]\n")
 	}
 	b.WriteString("services:\n  web:\n    <<: *a9\n")
-	_, err := manifest.ParseComposeServices("compose.yaml", []byte(b.String()))
-	var verr *manifest.ValidationError
+	_, err := stagelyyaml.ParseComposeServices("compose.yaml", []byte(b.String()))
+	var verr *stagelyyaml.ValidationError
 	if !errors.As(err, &verr) || !strings.Contains(verr.Error(), "merge keys (<<) in service web nest or repeat too much") {
 		t.Fatalf("error = %v, want the merge limit", err)
 	}

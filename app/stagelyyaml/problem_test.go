@@ -1,27 +1,27 @@
-package manifest_test
+package stagelyyaml_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/stagely/stagely/app/manifest"
+	"github.com/stagely/stagely/app/stagelyyaml"
 )
 
 func TestProblemString(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		problem manifest.Problem
+		problem stagelyyaml.Problem
 		want    string
 	}{
-		{"line and column", manifest.Problem{Path: "stagely.yaml", Line: 12, Column: 5, Level: manifest.LevelFailure, Message: "bad"},
+		{"line and column", stagelyyaml.Problem{Path: "stagely.yaml", Line: 12, Column: 5, Level: stagelyyaml.LevelFailure, Message: "bad"},
 			"stagely.yaml:12:5: bad"},
-		{"line only", manifest.Problem{Path: "stagely.yaml", Line: 3, Level: manifest.LevelFailure, Message: "bad"},
+		{"line only", stagelyyaml.Problem{Path: "stagely.yaml", Line: 3, Level: stagelyyaml.LevelFailure, Message: "bad"},
 			"stagely.yaml:3: bad"},
-		{"whole file", manifest.Problem{Path: "compose.yaml", Level: manifest.LevelFailure, Message: "bad"},
+		{"whole file", stagelyyaml.Problem{Path: "compose.yaml", Level: stagelyyaml.LevelFailure, Message: "bad"},
 			"compose.yaml: bad"},
-		{"warning is marked", manifest.Problem{Path: "stagely.yaml", Line: 1, Column: 1, Level: manifest.LevelWarning, Message: "odd"},
+		{"warning is marked", stagelyyaml.Problem{Path: "stagely.yaml", Line: 1, Column: 1, Level: stagelyyaml.LevelWarning, Message: "odd"},
 			"stagely.yaml:1:1: warning: odd"},
 	}
 	for _, tt := range tests {
@@ -37,7 +37,7 @@ func TestProblemString(t *testing.T) {
 func TestProblemString_TypoInDeploymentReadsLikeACompiler(t *testing.T) {
 	t.Parallel()
 	input := strings.Repeat("# comment\n", 10) + "deployment:\n    timeuot: 5m\n"
-	_, problems := manifest.Parse([]byte(input))
+	_, problems := stagelyyaml.Parse([]byte(input))
 	if len(problems) != 1 {
 		t.Fatalf("problems = %v, want one", problems)
 	}
@@ -49,16 +49,16 @@ func TestProblemString_TypoInDeploymentReadsLikeACompiler(t *testing.T) {
 
 func TestAsError_OnlyFailuresMakeAnError(t *testing.T) {
 	t.Parallel()
-	warning := manifest.Problem{Path: "stagely.yaml", Line: 1, Level: manifest.LevelWarning, Message: "w"}
-	failure := manifest.Problem{Path: "stagely.yaml", Line: 2, Level: manifest.LevelFailure, Message: "f"}
-	if err := manifest.AsError(nil); err != nil {
+	warning := stagelyyaml.Problem{Path: "stagely.yaml", Line: 1, Level: stagelyyaml.LevelWarning, Message: "w"}
+	failure := stagelyyaml.Problem{Path: "stagely.yaml", Line: 2, Level: stagelyyaml.LevelFailure, Message: "f"}
+	if err := stagelyyaml.AsError(nil); err != nil {
 		t.Errorf("AsError(nil) = %v, want nil", err)
 	}
-	if err := manifest.AsError([]manifest.Problem{warning}); err != nil {
+	if err := stagelyyaml.AsError([]stagelyyaml.Problem{warning}); err != nil {
 		t.Errorf("AsError(warning) = %v, want nil", err)
 	}
-	err := manifest.AsError([]manifest.Problem{warning, failure})
-	var verr *manifest.ValidationError
+	err := stagelyyaml.AsError([]stagelyyaml.Problem{warning, failure})
+	var verr *stagelyyaml.ValidationError
 	if !errors.As(err, &verr) || len(verr.Problems) != 2 {
 		t.Fatalf("AsError(warning, failure) = %v, want a *ValidationError with both", err)
 	}
