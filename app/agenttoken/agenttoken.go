@@ -46,6 +46,14 @@ func (m Minted) GoString() string { return m.String() }
 
 // Mint makes a new token for the agent with the given id.
 func Mint(agentID int64) (Minted, error) {
+	return MintCost(agentID, Cost)
+}
+
+// MintCost is Mint with the bcrypt cost chosen. Verify reads the cost from the hash, so a
+// token checks the same way whatever its cost. Tests mint with bcrypt.MinCost: under the
+// race detector one hash at Cost takes over a second of CPU, and a loaded machine stretches
+// that past any handshake deadline.
+func MintCost(agentID int64, cost int) (Minted, error) {
 	if agentID <= 0 {
 		return Minted{}, fmt.Errorf("mint agent token: agent id %d is not positive", agentID)
 	}
@@ -54,7 +62,7 @@ func Mint(agentID int64) (Minted, error) {
 		return Minted{}, fmt.Errorf("mint agent token: %w", err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(raw)
-	hash, err := bcrypt.GenerateFromPassword([]byte(secret), Cost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), cost)
 	if err != nil {
 		return Minted{}, fmt.Errorf("hash agent token: %w", err)
 	}

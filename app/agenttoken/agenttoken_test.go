@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stagely/stagely/app/agenttoken"
 )
 
@@ -30,6 +32,9 @@ func TestMint_TokenCarriesAgentIDAnd256RandomBits(t *testing.T) {
 	}
 	if !strings.HasPrefix(m.Hash, "$2") || strings.Contains(m.Hash, secret) {
 		t.Fatalf("hash %q is not a bcrypt hash of the secret", m.Hash)
+	}
+	if c, err := bcrypt.Cost([]byte(m.Hash)); err != nil || c != agenttoken.Cost {
+		t.Fatalf("cost of the hash = %d, %v; want %d", c, err, agenttoken.Cost)
 	}
 	if err := agenttoken.Verify(m.Token, m.Hash); err != nil {
 		t.Fatalf("Verify(own token) = %v", err)
@@ -105,5 +110,26 @@ func TestMint_RefusesNonPositiveAgentID(t *testing.T) {
 	t.Parallel()
 	if _, err := agenttoken.Mint(0); err == nil {
 		t.Fatal("Mint(0) succeeded")
+	}
+}
+
+func TestMintCost_HashCarriesTheCostAndVerifiesLikeMint(t *testing.T) {
+	t.Parallel()
+	cheap, err := agenttoken.MintCost(5, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := bcrypt.Cost([]byte(cheap.Hash)); err != nil || c != bcrypt.MinCost {
+		t.Fatalf("cost of the hash = %d, %v; want %d", c, err, bcrypt.MinCost)
+	}
+	if err := agenttoken.Verify(cheap.Token, cheap.Hash); err != nil {
+		t.Fatalf("Verify(own token) = %v", err)
+	}
+	other, err := agenttoken.MintCost(5, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agenttoken.Verify(cheap.Token, other.Hash); !errors.Is(err, agenttoken.ErrMismatch) {
+		t.Fatalf("token against another token's hash = %v, want ErrMismatch", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/store"
 )
@@ -75,7 +77,7 @@ func TestAuthenticate_StoreFailureIs503NotA401(t *testing.T) {
 	h := New(Options{Store: agentStore{AgentByIDFn: func(context.Context, int64) (store.Agent, error) {
 		return store.Agent{}, errors.New("connection refused")
 	}}})
-	m, err := agenttoken.Mint(3)
+	m, err := agenttoken.MintCost(3, bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,21 +6,14 @@ import (
 	"testing"
 
 	"github.com/stagely/stagely/agent/protocol"
-	"github.com/stagely/stagely/app/agenttoken"
 )
 
 func TestServeHTTP_RefusedTokensGet401BeforeUpgradeAndTouchNoAgent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
-	other, err := agenttoken.Mint(agent.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unknown, err := agenttoken.Mint(agent.ID + 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := mint(t, agent.ID)
+	unknown := mint(t, agent.ID+1000)
 	before := e.agentRow(agent.ID)
 
 	cases := []struct {
@@ -82,8 +75,8 @@ func TestServeHTTP_UnknownAgentAndWrongSecretLookAlike(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	agent, _ := e.newAgent("box")
-	wrong, _ := agenttoken.Mint(agent.ID)
-	unknown, _ := agenttoken.Mint(agent.ID + 1)
+	wrong := mint(t, agent.ID)
+	unknown := mint(t, agent.ID+1)
 	var bodies []string
 	for _, tok := range []string{wrong.Token, unknown.Token} {
 		_, resp, err := e.dial(tok)
@@ -112,10 +105,7 @@ func TestServeHTTP_VerifiedTokenSkipsBcryptUntilTheHashRotates(t *testing.T) {
 		t.Fatalf("two connections with one token ran bcrypt %d times, want 1", n)
 	}
 
-	rotated, err := agenttoken.Mint(agent.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rotated := mint(t, agent.ID)
 	if err := e.st.SetAgentTokenHash(e.ctx, agent.ID, rotated.Hash); err != nil {
 		t.Fatal(err)
 	}

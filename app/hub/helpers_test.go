@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/agenttoken"
@@ -207,12 +208,23 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 	return e
 }
 
+// mint makes an agent token with the cheapest bcrypt cost: the hub checks it with the real
+// bcrypt all the same, without seconds of race-detector CPU per handshake.
+func mint(t *testing.T, agentID int64) agenttoken.Minted {
+	t.Helper()
+	m, err := agenttoken.MintCost(agentID, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // newAgent creates an agent row and returns it with its token.
 func (e *env) newAgent(name string) (store.Agent, string) {
 	e.t.Helper()
 	var token string
 	a, err := e.st.CreateAgent(e.ctx, e.user.ID, name, func(id int64) (string, error) {
-		m, err := agenttoken.Mint(id)
+		m, err := agenttoken.MintCost(id, bcrypt.MinCost)
 		token = m.Token
 		return m.Hash, err
 	})
