@@ -132,8 +132,10 @@ func (s *countingStore) SetAgentStatus(ctx context.Context, id int64, status str
 	return s.Store.SetAgentStatus(ctx, id, status)
 }
 
+// AppendAgentLogs counts a call once it has returned, so a test that sees the count has
+// also seen the statement's effect.
 func (s *countingStore) AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error {
-	s.appendLogs.Add(1)
+	defer s.appendLogs.Add(1)
 	return s.Store.AppendAgentLogs(ctx, deploymentID, agentID, lines)
 }
 
