@@ -107,7 +107,7 @@ func startAgentWithJournal(t *testing.T, srv *agenttest.Server, runner conn.Runn
 		Backoff:        conn.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		RefusedBackoff: conn.Backoff{Base: 300 * time.Millisecond, Max: 300 * time.Millisecond, Min: 300 * time.Millisecond},
 		PingInterval:   time.Second,
-		PongTimeout:    time.Second,
+		PongTimeout:    30 * time.Second, // a pong may wait seconds behind a big frame on a loaded machine
 		ShutdownGrace:  5 * time.Second,
 		FlushTimeout:   2 * time.Second,
 	}
