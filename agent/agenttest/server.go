@@ -61,6 +61,10 @@ type Server struct {
 	srv  *httptest.Server
 	opts Options
 
+	// done is closed by Close; a stalled connection wakes on it.
+	done      chan struct{}
+	closeOnce sync.Once
+
 	mu        sync.Mutex
 	changed   chan struct{}
 	refuse    bool
@@ -76,7 +80,7 @@ type Server struct {
 // New starts a server and stops it when the test ends.
 func New(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s := &Server{opts: opts, changed: make(chan struct{}), conns: map[int]*websocket.Conn{}}
+	s := &Server{opts: opts, done: make(chan struct{}), changed: make(chan struct{}), conns: map[int]*websocket.Conn{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /agent/ws", s.handle)
 	s.srv = httptest.NewServer(mux)
@@ -89,6 +93,7 @@ func (s *Server) URL() string { return s.srv.URL }
 
 // Close drops every connection and stops the server.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
 	s.Drop()
 	s.srv.Close()
 }
@@ -108,8 +113,8 @@ func (s *Server) Restart(d time.Duration) {
 	s.closeAll(func(c *websocket.Conn) { _ = c.Close(websocket.StatusGoingAway, protocol.CloseReasonShutdown) })
 }
 
-// StallNext makes the next connection stop reading for d after its HELLO, so the
-// agent's pings go unanswered, as with a server that hangs or a half-open connection.
+// StallNext makes the next connection stop reading for d after its HELLO (or until Close),
+// so the agent's pings go unanswered, as with a server that hangs or a half-open connection.
 func (s *Server) StallNext(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,7 +229,10 @@ func (s *Server) serve(ctx context.Context, id int, c *websocket.Conn, stall tim
 		s.mu.Unlock()
 		if stall > 0 {
 			// Not reading means not answering pings either.
-			time.Sleep(stall)
+			select {
+			case <-time.After(stall):
+			case <-s.done:
+			}
 			stall = 0
 		}
 		if !s.opts.AutoAck {

@@ -492,18 +492,15 @@ func TestClient_BadServerFramesCloseWithReasonAndReconnect(t *testing.T) {
 func TestClient_MissingPongTearsConnectionDown(t *testing.T) {
 	t.Parallel()
 	srv := agenttest.New(t, agenttest.Options{Token: testToken})
-	srv.StallNext(3 * time.Second)
+	// Silent for the rest of the test: only the agent's pong timeout can end the connection.
+	srv.StallNext(time.Hour)
 	a := startAgent(t, srv, fakeRunner{}, func(o *conn.Options) {
 		o.PingInterval = 100 * time.Millisecond
 		o.PongTimeout = 200 * time.Millisecond
 	})
 	ctx := testCtx(t)
-	start := time.Now()
 	if _, err := srv.WaitConnected(ctx, 2); err != nil {
 		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 2500*time.Millisecond {
-		t.Fatalf("redial after a silent server took %v, want about ping interval + pong timeout", took)
 	}
 	a.logs.waitFor(t, "no pong within 200ms", 1)
 }
