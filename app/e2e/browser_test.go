@@ -44,7 +44,9 @@ func TestBrowser(t *testing.T) {
 	s.sim.SetAuthorizeAs("alice")
 	secretValue := "postgres://app:" + randomHex(t, 12) + "@db:5432/app"
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Each step of the script waits up to a minute; on a loaded machine the whole script can
+	// take minutes, and cutting it short kills Playwright mid-step with a confusing error.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", script)
 	cmd.Dir = filepath.Dir(filepath.Dir(script))

@@ -43,14 +43,16 @@ function check(ok, message) {
 
 await mkdir(outDir, { recursive: true });
 // launch() gives the browser a fresh, throw-away profile (user-data dir) of its own.
-const browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs, timeout: 30_000 });
+// Deadlines are generous: CI shares two cores with other work, and a wait ends as soon as
+// its condition holds, so only a broken page ever waits this long.
+const browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs, timeout: 120_000 });
 const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
 await context.tracing.start({ screenshots: true, snapshots: true });
 const page = await context.newPage();
 // The top bar's links; the empty states link to the same pages, so names alone are ambiguous.
 const nav = page.getByRole('navigation', { name: 'Main' });
-page.setDefaultTimeout(15_000);
-page.setDefaultNavigationTimeout(15_000);
+page.setDefaultTimeout(60_000);
+page.setDefaultNavigationTimeout(60_000);
 
 // Uncaught exceptions in the page fail the run; console output is kept for the failure report.
 const pageErrors = [];
