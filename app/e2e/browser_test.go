@@ -146,15 +146,19 @@ func TestBrowser(t *testing.T) {
 }
 
 // browserOutputDir is where screenshots (and, on failure, the page's HTML and a Playwright
-// trace) go: $STAGELY_TEST_OUTPUT, else a dated folder in the temporary directory. It is not a
+// trace) go: $STAGELY_TEST_OUTPUT, else a new dated folder in the temporary directory (unique,
+// so two runs started in the same second do not mix their screenshots). It is not a
 // t.TempDir, so it outlives the test for a person or CI to look at.
 func browserOutputDir(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("STAGELY_TEST_OUTPUT")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "stagely-browser-"+time.Now().Format("20060102-150405"))
+	if dir := os.Getenv("STAGELY_TEST_OUTPUT"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := os.MkdirTemp("", "stagely-browser-"+time.Now().Format("20060102-150405")+"-")
+	if err != nil {
 		t.Fatal(err)
 	}
 	return dir
