@@ -104,10 +104,15 @@ func TestPushToDeploy(t *testing.T) {
 		sha := s.push("main", fixed.files(), "version 3")
 		id := s.lastDelivery().DeliveryID
 		s.deployCheck(sha, 1, 3*time.Minute)
-		if _, err := s.sim.Redeliver(s.ctx, id); err != nil {
+		re, err := s.sim.Redeliver(s.ctx, id)
+		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second) // give a wrong second deployment the chance to appear
+		// The server answers a redelivery only once it has recognised it, and a duplicate is
+		// never processed: no deployment can appear after this answer.
+		if re.StatusCode != http.StatusOK || !strings.Contains(string(re.ResponseBody), "duplicate") {
+			t.Fatalf("redelivery answered %d %s, want 200 and a duplicate", re.StatusCode, re.ResponseBody)
+		}
 		if after := len(s.deployments()); after != before+1 {
 			t.Fatalf("a push delivered twice made %d deployments", after-before)
 		}
@@ -305,7 +310,10 @@ func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-s.server.done
-	time.Sleep(5 * time.Second) // the deploy finishes while no server listens
+	// The deploy finishes while no server listens: the result can only be journaled.
+	waitFor(t, 2*time.Minute, "the agent to finish the deploy", func() bool {
+		return strings.Contains(s.agent.out.String(), `msg="job finished"`)
+	})
 	s.startServer()
 	run := s.deployCheck(sha, 1, 2*time.Minute)
 	if run.Conclusion != "success" {
