@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +37,14 @@ func openAdmin(ctx context.Context, adminURL string) (*adminDB, error) {
 
 func (a *adminDB) Close() error { return a.db.Close() }
 
+// staleAfter is how old a demo database must be before another run may drop it. A demo
+// creates its database before its server connects to it; in between, nobody is connected,
+// and a demo starting at that moment (another checkout on the same machine) must not take
+// it for a leftover.
+const staleAfter = 10 * time.Minute
+
 // dropStale drops the demo databases of earlier runs that nobody is connected to; one that is
-// in use (another demo running right now) is left alone.
+// in use (another demo running right now) or younger than staleAfter is left alone.
 func (a *adminDB) dropStale(ctx context.Context) (dropped []string, err error) {
 	rows, err := a.db.QueryContext(ctx, `
 		SELECT datname FROM pg_database d
@@ -52,6 +59,10 @@ func (a *adminDB) dropStale(ctx context.Context) (dropped []string, err error) {
 		if err := rows.Scan(&n); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list old demo databases: %w", err)
+		}
+		// create names each database for the time it was made.
+		if nanos, err := strconv.ParseInt(strings.TrimPrefix(n, demoDBPrefix), 10, 64); err == nil && time.Since(time.Unix(0, nanos)) < staleAfter {
+			continue
 		}
 		names = append(names, n)
 	}
