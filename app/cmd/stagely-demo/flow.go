@@ -390,11 +390,8 @@ func (d *demo) follow(ctx context.Context, afterID int64, t0 time.Time) (store.D
 	if err != nil {
 		return dep, err
 	}
-	// Lines flushed together with the result may land a moment after it.
-	time.Sleep(300 * time.Millisecond)
-	if err := printLogs(); err != nil {
-		return dep, err
-	}
+	// The log is complete: the server stores a job's lines before its result, and the last
+	// poll printed them after it had read the finished deployment.
 	took := dep.FinishedAt.Time.Sub(dep.DispatchedAt.Time).Round(10 * time.Millisecond)
 	d.out.step("result", "deployment #%d %s in %s on the agent (+%s)", dep.ID, dep.Status, took, since(t0))
 	return dep, nil
