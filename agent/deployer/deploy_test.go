@@ -261,10 +261,14 @@ func TestDeploy_TimeoutRollsBack(t *testing.T) {
 	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 
-	cfg := protocol.JobConfig{Timeout: protocol.Duration(5 * time.Second)}
+	// The timeout must strike after the swap: 30s leaves a loaded machine ample time to get
+	// there (it takes seconds), and the unhealthy backend's hour of grace keeps verification
+	// waiting until the timeout does strike.
+	cfg := protocol.JobConfig{Timeout: protocol.Duration(30 * time.Second),
+		Services: map[string]protocol.ServiceConfig{"backend": {HealthCheckGracePeriod: protocol.Duration(time.Hour)}}}
 	res, rec = e.deploy(ctxFor(t), e.job(sha(2), threeServices(e.image, "v2", "fail"), cfg, nil, &protocol.Previous{SHA: sha(1)}))
 	requireStatus(t, res, protocol.StatusRolledBack, rec)
-	if !strings.Contains(res.Error, "timed out after 5s") {
+	if !strings.Contains(res.Error, "timed out after 30s") {
 		t.Errorf("error = %s, want the timeout named", res.Error)
 	}
 	if got := dockertest.ContainerEnv(t, e.containerIDs()["backend"])["VERSION"]; got != "v1" {
