@@ -284,7 +284,7 @@ func TestDeploy_TimeoutBeforeTheSwapIsTimedOut(t *testing.T) {
 	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), cfg, nil, nil))
 	requireStatus(t, res, protocol.StatusTimedOut, rec)
 	// An interrupted hook's one-off container ends at the job's deadline at the latest.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for len(e.containerIDs()) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("containers still running after the job timed out before the swap: %v", e.containerIDs())
