@@ -20,6 +20,7 @@ import (
 // (its token shown once), create a project linked to it, add a secret, sign out. The script checks
 // what the browser shows; this test then checks what the server stored.
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	script, err := filepath.Abs("../../web/e2e/browser.mjs")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 // TestPushToDeploy drives the whole loop in one installation, in order: each step builds on
 // the deployments of the ones before (a rollback needs an earlier good deploy).
 func TestPushToDeploy(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, stackOptions{})
 	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "version 1\n"}
 	s.putSecret("global", "GREETING", "hello $USER")
@@ -298,6 +299,7 @@ func (s *stack) lastDelivery() store.Delivery {
 // TestServerCrashMidDeployLosesNothing kills the server while the agent deploys; the agent
 // finishes, journals the result, and delivers it to the restarted server, which reports it.
 func TestServerCrashMidDeployLosesNothing(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, stackOptions{})
 	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "survived\n"}
 	repo.stagely = "version: \"1.0\"\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"sleep 4\"\n"
@@ -330,6 +332,7 @@ func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 // TestDeadAgentIsReportedOnGitHub pushes while the project's agent is not running: the
 // deployment waits for it, then fails with "agent offline" on the check run.
 func TestDeadAgentIsReportedOnGitHub(t *testing.T) {
+	t.Parallel()
 	s := newStack(t, stackOptions{noAgent: true, serverEnv: []string{"STAGELY_AGENT_OFFLINE_WAIT=3s"}})
 	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "never\n"}
 	sha := s.push("main", repo.files(), "nobody home")
