@@ -144,24 +144,6 @@ func (s *countingStore) TouchAgent(ctx context.Context, id int64, at time.Time) 
 	return s.Store.TouchAgent(ctx, id, at)
 }
 
-// clock is a time source that moves only when the test advances it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // syncBuffer is a log destination safe for concurrent writers.
 type syncBuffer struct {
 	mu  sync.Mutex
