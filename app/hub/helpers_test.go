@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
 )
@@ -141,24 +141,6 @@ func (s *countingStore) TouchAgent(ctx context.Context, id int64, at time.Time) 
 	return s.Store.TouchAgent(ctx, id, at)
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one hub on a fresh database behind a real HTTP server.
 type env struct {
 	t     *testing.T
@@ -167,7 +149,7 @@ type env struct {
 	sink  *fakeSink
 	hub   *hub.Hub
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	user  store.User
 	verif atomic.Int64 // VerifyToken calls
 }
@@ -178,7 +160,7 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 	if sink == nil {
 		sink = &fakeSink{}
 	}
-	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &syncBuffer{}}
+	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &logtest.Buffer{}}
 	u, err := e.st.UpsertUser(e.ctx, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
