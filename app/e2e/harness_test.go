@@ -102,6 +102,16 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// contains says whether s holds every one of parts.
+func contains(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
