@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagely/stagely/agent/dockertest/busybox"
 	"github.com/stagely/stagely/app/samplerepo"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/githubsim"
@@ -135,13 +136,13 @@ func (d *demo) cleanupLastRun(ctx context.Context) error {
 	}
 	d.out.step("cleanup", "%s; workdir %s", strings.Join(cleaned, ", "), d.opt.workdir)
 
-	image, imported, err := busyboxImage(ctx)
+	image, imported, err := busybox.Image(ctx, "stagely-demo/busybox")
 	if err != nil {
 		return err
 	}
 	how := "already present"
 	if imported {
-		how = "imported from /bin/busybox (no registry needed)"
+		how = "imported from " + busybox.Path + " (no registry needed)"
 	}
 	d.out.step("image", "%s %s", image, how)
 	port, err := freePort(0)
