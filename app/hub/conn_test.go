@@ -121,23 +121,14 @@ func TestRead_OversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	if err := e.hub.Cancel(agent.ID, "7"); err != nil {
 		t.Fatalf("the server is not fine after an oversized frame: %v", err)
 	}
-	if typ, _ := recv(t, c); typ != protocol.TypeCancel {
-		t.Fatalf("got %s, want CANCEL", typ)
-	}
+	expect(t, c, protocol.TypeCancel)
 }
 
 func TestCancel_FreesTheAgentForItsNextJob(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment(agent.ID)
-	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: jobID}); err != nil {
-		t.Fatal(err)
-	}
-	if typ, _ := recv(t, c); typ != protocol.TypeDeploy {
-		t.Fatalf("got %s, want DEPLOY", typ)
-	}
+	agent, c := e.connectNew("box")
+	jobID := e.dispatch(agent.ID, c)
 	if e.hub.Idle(agent.ID) {
 		t.Fatal("idle with a job in flight")
 	}
@@ -145,9 +136,7 @@ func TestCancel_FreesTheAgentForItsNextJob(t *testing.T) {
 	if err := e.hub.Cancel(agent.ID, jobID); err != nil {
 		t.Fatal(err)
 	}
-	if typ, _ := recv(t, c); typ != protocol.TypeCancel {
-		t.Fatalf("got %s, want CANCEL", typ)
-	}
+	expect(t, c, protocol.TypeCancel)
 	if !e.hub.Idle(agent.ID) {
 		t.Fatal("a cancelled job still keeps the agent busy")
 	}
@@ -170,8 +159,7 @@ func TestDispatch_OfflineAgentIsRefused(t *testing.T) {
 func TestDispatch_SendsDeployMarksBusyAndResultAcksAndFreesTheAgent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 	jobID := e.newDeployment(agent.ID)
 
 	job := protocol.Deploy{JobID: jobID, Repo: "alice/web", SHA: strings.Repeat("b", 40), Secrets: []protocol.Secret{{Key: "K", Value: "v", Scope: "global"}}}
@@ -208,8 +196,7 @@ func TestDispatch_SendsDeployMarksBusyAndResultAcksAndFreesTheAgent(t *testing.T
 func TestCancel_SendsCancelFrame(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 	if err := e.hub.Cancel(agent.ID, "42"); err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +215,7 @@ func TestJobResult_SinkErrorMeansNoAck(t *testing.T) {
 		return nil
 	}}
 	e := newEnv(t, sink, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "1", Status: protocol.StatusFailure})
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "2", Status: protocol.StatusSuccess})
@@ -291,13 +277,7 @@ func TestConnect_SecondConnectionReplacesTheFirst(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
 	first := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment(agent.ID)
-	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: jobID}); err != nil {
-		t.Fatal(err)
-	}
-	if typ, _ := recv(t, first); typ != protocol.TypeDeploy {
-		t.Fatalf("got %s, want DEPLOY", typ)
-	}
+	jobID := e.dispatch(agent.ID, first)
 	second := e.connect(agent.ID, token, protocol.Hello{AgentVersion: "v2", Protocol: protocol.Version})
 	if ce := closeOf(t, first); ce.Reason != protocol.CloseReasonReplaced {
 		t.Fatalf("first connection closed with %v, want %q", ce, protocol.CloseReasonReplaced)
@@ -311,24 +291,15 @@ func TestConnect_SecondConnectionReplacesTheFirst(t *testing.T) {
 		t.Fatalf("replacement counted as a disconnect: %v", e.sink.Events())
 	}
 	send(t, second, protocol.TypeJobResult, protocol.JobResult{JobID: jobID, Status: protocol.StatusSuccess})
-	if typ, _ := recv(t, second); typ != protocol.TypeResultAck {
-		t.Fatalf("got %s, want RESULT_ACK", typ)
-	}
+	expect(t, second, protocol.TypeResultAck)
 	e.waitStatus(agent.ID, "online")
 }
 
 func TestDisconnect_MarksOfflineAndReportsJobsInFlight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
-	jobID := e.newDeployment(agent.ID)
-	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: jobID}); err != nil {
-		t.Fatal(err)
-	}
-	if typ, _ := recv(t, c); typ != protocol.TypeDeploy {
-		t.Fatalf("got %s, want DEPLOY", typ)
-	}
+	agent, c := e.connectNew("box")
+	jobID := e.dispatch(agent.ID, c)
 	if err := c.Close(websocket.StatusGoingAway, "agent shutting down"); err != nil {
 		t.Fatal(err)
 	}
@@ -439,8 +410,7 @@ func TestLogs_StoredInOrderInFewBatchesBeforeTheResult(t *testing.T) {
 		return nil
 	}}
 	e = newEnv(t, sink, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 	jobID := e.newDeployment(agent.ID)
 
 	ts := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -449,9 +419,7 @@ func TestLogs_StoredInOrderInFewBatchesBeforeTheResult(t *testing.T) {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: int64(i), Stream: streams[i%3], Line: fmt.Sprintf("line %d", i), TS: ts.Add(time.Duration(i) * time.Millisecond)})
 	}
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: jobID, Status: protocol.StatusSuccess})
-	if typ, _ := recv(t, c); typ != protocol.TypeResultAck {
-		t.Fatalf("got %s, want RESULT_ACK", typ)
-	}
+	expect(t, c, protocol.TypeResultAck)
 	if n := storedAtResult.Load(); n != lines {
 		t.Fatalf("%d lines stored when the sink got the result, want all %d", n, lines)
 	}
@@ -483,8 +451,7 @@ func TestLogs_StoredInOrderInFewBatchesBeforeTheResult(t *testing.T) {
 func TestLogs_FlushedByTimeWithoutAResult(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, func(o *hub.Options) { o.LogFlushEvery = 20 * time.Millisecond })
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 	jobID := e.newDeployment(agent.ID)
 	for i := 1; i <= 3; i++ {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: int64(i), Stream: "stdout", Line: "building", TS: time.Now()})
@@ -519,15 +486,12 @@ func TestLogs_AnAgentCannotWriteIntoAnotherAgentsDeployment(t *testing.T) {
 func TestLogs_NonNumericJobIDIsDroppedWithAWarning(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 	for i := 1; i <= 5; i++ {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: "job-abc", Seq: int64(i), Stream: "stdout", Line: "x"})
 	}
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "job-abc", Status: protocol.StatusSuccess})
-	if typ, _ := recv(t, c); typ != protocol.TypeResultAck {
-		t.Fatalf("got %s, want RESULT_ACK", typ)
-	}
+	expect(t, c, protocol.TypeResultAck)
 	if n := strings.Count(e.logs.String(), "job id is not a deployment id"); n != 1 {
 		t.Fatalf("%d warnings about the job id, want exactly 1:\n%s", n, e.logs.String())
 	}
@@ -542,8 +506,7 @@ func TestLogs_NonNumericJobIDIsDroppedWithAWarning(t *testing.T) {
 func TestLogs_LeftoverLinesStoredWhenTheAgentDisconnects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, func(o *hub.Options) { o.LogFlushEvery = time.Hour })
-	agent, token := e.newAgent("box")
-	c := e.connect(agent.ID, token, helloV1())
+	agent, c := e.connectNew("box")
 	jobID := e.newDeployment(agent.ID)
 	for i := 1; i <= 7; i++ {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: int64(i), Stream: "stdout", Line: "x", TS: time.Now()})

@@ -277,6 +277,25 @@ func (e *env) connect(agentID int64, token string, hello protocol.Hello) *websoc
 	return c
 }
 
+// connectNew creates an agent named name and connects it with helloV1.
+func (e *env) connectNew(name string) (store.Agent, *websocket.Conn) {
+	e.t.Helper()
+	agent, token := e.newAgent(name)
+	return agent, e.connect(agent.ID, token, helloV1())
+}
+
+// dispatch creates a deployment for the agent, dispatches it, and reads the DEPLOY the
+// agent's connection c receives; it returns the job id.
+func (e *env) dispatch(agentID int64, c *websocket.Conn) string {
+	e.t.Helper()
+	jobID := e.newDeployment(agentID)
+	if err := e.hub.Dispatch(e.ctx, agentID, protocol.Deploy{JobID: jobID}); err != nil {
+		e.t.Fatal(err)
+	}
+	expect(e.t, c, protocol.TypeDeploy)
+	return jobID
+}
+
 func helloV1() protocol.Hello {
 	return protocol.Hello{AgentVersion: "v1.2.3", Protocol: protocol.Version, Hostname: "box-1", Docker: "27.1.0", Compose: "2.40.3"}
 }
@@ -313,6 +332,17 @@ func recv(t *testing.T, c *websocket.Conn) (string, any) {
 		t.Fatalf("decode frame %s: %v", b, err)
 	}
 	return typ, v
+}
+
+// expect reads the next frame from the server and fails unless it is of type typ; it
+// returns the payload.
+func expect(t *testing.T, c *websocket.Conn, typ string) any {
+	t.Helper()
+	got, v := recv(t, c)
+	if got != typ {
+		t.Fatalf("got %s %+v, want %s", got, v, typ)
+	}
+	return v
 }
 
 // closeOf reads until the server closes the connection and returns its close status.
