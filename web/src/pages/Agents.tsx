@@ -3,7 +3,13 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiError, type Agent, type AgentCredentials } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
-import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, StatusBadge, Time } from '../components/common';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { CopyButton } from '../components/CopyButton';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { StatusBadge } from '../components/StatusBadge';
+import { Time } from '../components/Time';
 import { Field } from '../components/Field';
 import { agentNameProblem } from '../validation';
 

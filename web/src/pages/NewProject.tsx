@@ -4,7 +4,9 @@ import { ApiError, type Project, type Repository } from '../api';
 import { useApi } from '../context';
 import { Link } from '../router';
 import { useResource } from '../resource';
-import { Empty, ErrorMessage, Loading } from '../components/common';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
 import { Field } from '../components/Field';
 import { projectNameProblem } from '../validation';
 

@@ -4,7 +4,10 @@ import { ApiError, type Project } from '../api';
 import { useApi } from '../context';
 import { navigate } from '../router';
 import { useResource } from '../resource';
-import { ConfirmButton, ErrorMessage, Loading, StatusBadge } from '../components/common';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { StatusBadge } from '../components/StatusBadge';
 import { SecretsSection } from './Secrets';
 import { DeploymentsSection } from './Deployments';
 

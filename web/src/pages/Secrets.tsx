@@ -4,7 +4,11 @@ import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { ApiError, type Secret } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
-import { ConfirmButton, Empty, ErrorMessage, Loading, Time } from '../components/common';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { Time } from '../components/Time';
 import { Field } from '../components/Field';
 import { secretKeyProblem, secretScopeProblem, secretValueProblem } from '../validation';
 
