@@ -1,6 +1,6 @@
 // Creating a project: installation -> repository, then optional name, branch and agent.
 import { useState, type FormEvent } from 'react';
-import { ApiError, type Project, type Repository } from '../api';
+import { asApiError, type ApiError, type Project, type Repository } from '../api';
 import { useApi } from '../context';
 import { Link } from '../router';
 import { useResource } from '../resource';
@@ -62,8 +62,7 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
       })
       .then(onCreated, (err: unknown) => {
         setSaving(false);
-        if (err instanceof ApiError) setError(err);
-        else setError(new ApiError(0, String(err)));
+        setError(asApiError(err));
       });
   };
 

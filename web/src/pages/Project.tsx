@@ -1,6 +1,6 @@
 // One project: which agent deploys it, its secrets by scope, and its recent deployments.
 import { useState } from 'react';
-import { ApiError, type Project } from '../api';
+import { asApiError, type ApiError, type Project } from '../api';
 import { useApi } from '../context';
 import { navigate } from '../router';
 import { useResource } from '../resource';
@@ -24,7 +24,7 @@ export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; depl
     setDeleteError(null);
     api.deleteProject(p.id).then(
       () => navigate('/projects'),
-      (e: unknown) => setDeleteError(e instanceof ApiError ? e : new ApiError(0, String(e))),
+      (e: unknown) => setDeleteError(asApiError(e)),
     );
   };
 
@@ -81,7 +81,7 @@ export function AgentLink({ project }: { project: Project }) {
       },
       (e: unknown) => {
         setSaving(false);
-        setError(e instanceof ApiError ? e : new ApiError(0, String(e)));
+        setError(asApiError(e));
       },
     );
   };
