@@ -79,12 +79,8 @@ func extractTarball(r io.Reader, dir string, limit int64) ([]string, error) {
 	}
 	defer gz.Close()
 	tr := tar.NewReader(gz)
-	var (
-		top     string
-		total   int64
-		entries int
-		files   []string
-	)
+	x := extractor{dir: dir, limit: limit}
+	entries := 0
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -100,100 +96,141 @@ func extractTarball(r io.Reader, dir string, limit int64) ([]string, error) {
 		if entries > maxEntries {
 			return nil, fmt.Errorf("%w: more than %d entries", errUnsafeTarball, maxEntries)
 		}
-		name := h.Name
-		if strings.ContainsAny(name, "\n\r\x00") {
-			return nil, fmt.Errorf("%w: entry %q has a control character in its name", errUnsafeTarball, name)
-		}
-		if strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
-			return nil, fmt.Errorf("%w: entry %q has an absolute or Windows path", errUnsafeTarball, name)
-		}
-		for _, part := range strings.Split(name, "/") {
-			if part == ".." {
-				return nil, fmt.Errorf("%w: entry %q uses .. to climb out of the tree", errUnsafeTarball, name)
-			}
-		}
-		first, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean(name), "./"), "/")
-		if top == "" {
-			top = first
-		} else if first != top {
-			return nil, fmt.Errorf("%w: entry %q is outside the top-level folder %q", errUnsafeTarball, name, top)
+		rest, err := x.relative(h.Name)
+		if err != nil {
+			return nil, err
 		}
 		if rest == "" {
 			continue // the top-level folder itself
 		}
-		if !filepath.IsLocal(rest) {
-			return nil, fmt.Errorf("%w: entry %q is not a local path", errUnsafeTarball, name)
-		}
-		target := filepath.Join(dir, filepath.FromSlash(rest))
-		if err := noLinkInParents(dir, rest); err != nil {
+		if err := x.extract(h, tr, rest); err != nil {
 			return nil, err
 		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-		case tar.TypeReg:
-			total += h.Size
-			if h.Size < 0 || total > limit {
-				return nil, fmt.Errorf("%w: content exceeds the %d byte limit", errUnsafeTarball, limit)
-			}
-			if err := writeEntry(target, tr, h); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			files = append(files, rest)
-		case tar.TypeSymlink:
-			if err := checkLinkTarget(rest, h.Linkname); err != nil {
-				return nil, err
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			files = append(files, rest)
-		case tar.TypeLink:
-			// A hard link names another entry of the archive, top folder included.
-			lfirst, lrest, _ := strings.Cut(path.Clean(h.Linkname), "/")
-			if lfirst != top || lrest == "" || !filepath.IsLocal(lrest) {
-				return nil, fmt.Errorf("%w: hard link %q points out of the tree to %q", errUnsafeTarball, name, h.Linkname)
-			}
-			if err := noLinkInParents(dir, lrest); err != nil {
-				return nil, err
-			}
-			src := filepath.Join(dir, filepath.FromSlash(lrest))
-			fi, err := os.Lstat(src)
-			if err != nil || !fi.Mode().IsRegular() {
-				return nil, fmt.Errorf("%w: hard link %q to %q, which is not an earlier regular file", errUnsafeTarball, name, h.Linkname)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			// A copy, not a link: the release tree must not share inodes with the working directory.
-			in, err := os.Open(src)
-			if err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			total += fi.Size()
-			if total > limit {
-				in.Close()
-				return nil, fmt.Errorf("%w: content exceeds the %d byte limit", errUnsafeTarball, limit)
-			}
-			err = writeEntry(target, in, &tar.Header{Mode: int64(fi.Mode().Perm()), Size: fi.Size()})
-			in.Close()
-			if err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			files = append(files, rest)
-		default:
-			return nil, fmt.Errorf("%w: entry %q is a %s, not a file, folder or link", errUnsafeTarball, name, typeName(h.Typeflag))
-		}
 	}
-	if top == "" {
+	if x.top == "" {
 		return nil, fmt.Errorf("%w: the archive is empty", errUnsafeTarball)
 	}
-	return files, nil
+	return x.files, nil
+}
+
+// extractor is the state of one extractTarball.
+type extractor struct {
+	dir   string
+	limit int64
+	// top is the archive's top-level folder, set by its first entry.
+	top string
+	// total is the bytes of content written so far.
+	total int64
+	// files are the relative slash paths of every file and link extracted.
+	files []string
+}
+
+// relative checks an entry's name and returns its path below the top-level folder: empty
+// for the folder itself.
+func (x *extractor) relative(name string) (string, error) {
+	if strings.ContainsAny(name, "\n\r\x00") {
+		return "", fmt.Errorf("%w: entry %q has a control character in its name", errUnsafeTarball, name)
+	}
+	if strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
+		return "", fmt.Errorf("%w: entry %q has an absolute or Windows path", errUnsafeTarball, name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: entry %q uses .. to climb out of the tree", errUnsafeTarball, name)
+		}
+	}
+	first, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean(name), "./"), "/")
+	if x.top == "" {
+		x.top = first
+	} else if first != x.top {
+		return "", fmt.Errorf("%w: entry %q is outside the top-level folder %q", errUnsafeTarball, name, x.top)
+	}
+	if rest != "" && !filepath.IsLocal(rest) {
+		return "", fmt.Errorf("%w: entry %q is not a local path", errUnsafeTarball, name)
+	}
+	return rest, nil
+}
+
+// extract writes the entry h, at rest below the top-level folder, with its content from tr.
+func (x *extractor) extract(h *tar.Header, tr io.Reader, rest string) error {
+	target := filepath.Join(x.dir, filepath.FromSlash(rest))
+	if err := noLinkInParents(x.dir, rest); err != nil {
+		return err
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return fmt.Errorf("extract %s: %w", rest, err)
+		}
+		return nil
+	case tar.TypeReg:
+		if err := x.count(h.Size); err != nil {
+			return err
+		}
+		if err := writeEntry(target, tr, h); err != nil {
+			return fmt.Errorf("extract %s: %w", rest, err)
+		}
+	case tar.TypeSymlink:
+		if err := checkLinkTarget(rest, h.Linkname); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return fmt.Errorf("extract %s: %w", rest, err)
+		}
+		if err := os.Symlink(h.Linkname, target); err != nil {
+			return fmt.Errorf("extract %s: %w", rest, err)
+		}
+	case tar.TypeLink:
+		if err := x.hardLink(h, rest, target); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: entry %q is a %s, not a file, folder or link", errUnsafeTarball, h.Name, typeName(h.Typeflag))
+	}
+	x.files = append(x.files, rest)
+	return nil
+}
+
+// count adds size bytes of content to the total, refusing them past the limit.
+func (x *extractor) count(size int64) error {
+	x.total += size
+	if size < 0 || x.total > x.limit {
+		return fmt.Errorf("%w: content exceeds the %d byte limit", errUnsafeTarball, x.limit)
+	}
+	return nil
+}
+
+// hardLink extracts a hard link as a copy of the earlier regular file it names: the release
+// tree must not share inodes with the working directory.
+func (x *extractor) hardLink(h *tar.Header, rest, target string) error {
+	// A hard link names another entry of the archive, top folder included.
+	lfirst, lrest, _ := strings.Cut(path.Clean(h.Linkname), "/")
+	if lfirst != x.top || lrest == "" || !filepath.IsLocal(lrest) {
+		return fmt.Errorf("%w: hard link %q points out of the tree to %q", errUnsafeTarball, h.Name, h.Linkname)
+	}
+	if err := noLinkInParents(x.dir, lrest); err != nil {
+		return err
+	}
+	src := filepath.Join(x.dir, filepath.FromSlash(lrest))
+	fi, err := os.Lstat(src)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: hard link %q to %q, which is not an earlier regular file", errUnsafeTarball, h.Name, h.Linkname)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("extract %s: %w", rest, err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", rest, err)
+	}
+	defer in.Close()
+	if err := x.count(fi.Size()); err != nil {
+		return err
+	}
+	if err := writeEntry(target, in, &tar.Header{Mode: int64(fi.Mode().Perm()), Size: fi.Size()}); err != nil {
+		return fmt.Errorf("extract %s: %w", rest, err)
+	}
+	return nil
 }
 
 func writeEntry(target string, r io.Reader, h *tar.Header) error {
