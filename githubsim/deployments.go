@@ -83,24 +83,7 @@ func (s *Sim) createDeployment(w http.ResponseWriter, r *http.Request, a repoAcc
 		writeError(w, http.StatusUnprocessableEntity, "No ref found for: "+*req.Ref, docsCreateDeployment)
 		return
 	}
-	// "If you omit this parameter, GitHub verifies all unique contexts ... pass an empty array" to bypass.
-	var required []string
-	if req.RequiredContexts == nil {
-		required = s.st.contextsOf(a.repo, c.sha)
-	} else {
-		required = *req.RequiredContexts
-	}
-	var failing []contextState
-	states := s.st.contextStates(a.repo, c.sha)
-	for _, name := range required {
-		if st := states[name]; st != "success" {
-			if st == "" {
-				st = "missing"
-			}
-			failing = append(failing, contextState{Context: name, State: st})
-		}
-	}
-	if len(failing) > 0 {
+	if failing := s.st.failingContexts(a.repo, c.sha, req.RequiredContexts); len(failing) > 0 {
 		writeJSON(w, http.StatusConflict, obj{
 			"message": fmt.Sprintf("Conflict: Commit status checks failed for %s.", *req.Ref),
 			"errors": []any{obj{
@@ -115,6 +98,34 @@ func (s *Sim) createDeployment(w http.ResponseWriter, r *http.Request, a repoAcc
 		ID: s.st.id(), Ref: *req.Ref, SHA: c.sha, Task: "deploy", Environment: "production",
 		Payload: obj{}, CreatedAt: s.now().UTC().Truncate(time.Second),
 	}}
+	req.applyTo(&d.Deployment)
+	s.st.deployments[d.ID] = d
+	writeJSON(w, http.StatusCreated, s.st.deploymentJSON(a.repo, d))
+}
+
+// failingContexts lists the required contexts of a commit that are not successful. required
+// nil means the request omitted the field: "If you omit this parameter, GitHub verifies all
+// unique contexts ... pass an empty array" to bypass.
+func (st *state) failingContexts(rp *repo, sha string, required *[]string) []contextState {
+	names := st.contextsOf(rp, sha)
+	if required != nil {
+		names = *required
+	}
+	var failing []contextState
+	states := st.contextStates(rp, sha)
+	for _, name := range names {
+		if st := states[name]; st != "success" {
+			if st == "" {
+				st = "missing"
+			}
+			failing = append(failing, contextState{Context: name, State: st})
+		}
+	}
+	return failing
+}
+
+// applyTo sets what the request gives of a new deployment; the rest keeps GitHub's defaults.
+func (req *deploymentRequest) applyTo(d *Deployment) {
 	if req.RequiredContexts != nil {
 		d.RequiredContexts = append([]string{}, *req.RequiredContexts...)
 	}
@@ -147,8 +158,6 @@ func (s *Sim) createDeployment(w http.ResponseWriter, r *http.Request, a repoAcc
 			d.Payload = p
 		}
 	}
-	s.st.deployments[d.ID] = d
-	writeJSON(w, http.StatusCreated, s.st.deploymentJSON(a.repo, d))
 }
 
 // contextsOf lists the unique status contexts and check-run names of a commit.
