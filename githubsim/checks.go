@@ -309,15 +309,21 @@ func (s *Sim) applyCheckRun(run *checkRun, req *checkRunRequest) {
 }
 
 func (st *state) runIn(rp *repo, id string) *checkRun {
+	return inRepo(st.checkRuns, rp, id, func(run *checkRun) int64 { return run.repoID })
+}
+
+// inRepo returns the item of byID whose id is the decimal id, or nil when there is none or
+// it belongs to another repository than rp: GitHub answers 404 either way.
+func inRepo[T any](byID map[int64]*T, rp *repo, id string, repoID func(*T) int64) *T {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
 		return nil
 	}
-	run := st.checkRuns[n]
-	if run == nil || run.repoID != rp.id {
+	item := byID[n]
+	if item == nil || repoID(item) != rp.id {
 		return nil
 	}
-	return run
+	return item
 }
 
 func branchOf(rp *repo, sha string) string {

@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
-	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 const (
@@ -237,15 +234,7 @@ type deploymentStatusRequest struct {
 }
 
 func (st *state) deploymentIn(rp *repo, id string) *deployment {
-	n, err := strconv.ParseInt(id, 10, 64)
-	if err != nil {
-		return nil
-	}
-	d := st.deployments[n]
-	if d == nil || d.repoID != rp.id {
-		return nil
-	}
-	return d
+	return inRepo(st.deployments, rp, id, func(d *deployment) int64 { return d.repoID })
 }
 
 func (s *Sim) createDeploymentStatus(w http.ResponseWriter, r *http.Request, a repoAccess) {
@@ -260,18 +249,7 @@ func (s *Sim) createDeploymentStatus(w http.ResponseWriter, r *http.Request, a r
 		writeError(w, http.StatusNotFound, "Not Found", docsCreateDeploymentStatus)
 		return
 	}
-	var errs []fieldError
-	switch {
-	case req.State == nil:
-		errs = append(errs, fieldError{Resource: "DeploymentStatus", Field: "state", Code: "missing_field"})
-	case !slices.Contains(deploymentStates, *req.State):
-		errs = append(errs, fieldError{Resource: "DeploymentStatus", Field: "state", Code: "invalid"})
-	}
-	if req.Description != nil && utf8.RuneCountInString(*req.Description) > maxDescription {
-		errs = append(errs, fieldError{Resource: "DeploymentStatus", Field: "description", Code: "custom",
-			Message: fmt.Sprintf("description is too long (maximum is %d characters)", maxDescription)})
-	}
-	if len(errs) > 0 {
+	if errs := validateStateAndDescription("DeploymentStatus", req.State, deploymentStates, req.Description); len(errs) > 0 {
 		writeValidation(w, docsCreateDeploymentStatus, errs...)
 		return
 	}
