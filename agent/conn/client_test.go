@@ -374,14 +374,7 @@ func TestClient_ShutdownLetsRunningJobFinishAndRefusesNewJobs(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	close(runner.release)
-	select {
-	case <-r.done:
-		if r.err != nil {
-			t.Fatalf("Run = %v, want nil after a clean shutdown", r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the job finished")
-	}
+	r.returned()
 	if got := resultsFor(r.srv, "job-1"); len(got) != 1 || got[0].Status != protocol.StatusSuccess {
 		t.Fatalf("job-1 results = %+v, want its success delivered before exit", got)
 	}
@@ -402,14 +395,7 @@ func TestClient_ShutdownCancelsJobAfterGrace(t *testing.T) {
 	<-runner.started
 	start := time.Now()
 	r.stop()
-	select {
-	case <-r.done:
-		if r.err != nil {
-			t.Fatalf("Run = %v, want nil", r.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	r.returned()
 	if took := time.Since(start); took < 200*time.Millisecond || took > 5*time.Second {
 		t.Fatalf("shutdown took %v, want the 200ms grace plus a flush", took)
 	}

@@ -156,6 +156,20 @@ func (r *rig) result(id string) *protocol.JobResult {
 	return r.frame(protocol.TypeJobResult, id).Payload.(*protocol.JobResult)
 }
 
+// returned waits for the agent's Run to return after stop, and fails unless it returned nil:
+// a clean shutdown.
+func (r *rig) returned() {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			r.t.Fatalf("Run = %v, want nil after a clean shutdown", r.err)
+		}
+	case <-time.After(10 * time.Second):
+		r.t.Fatal("Run did not return after the shutdown")
+	}
+}
+
 // wait waits until cond holds for the server.
 func (r *rig) wait(cond func(*agenttest.Server) bool) {
 	r.t.Helper()
