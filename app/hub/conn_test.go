@@ -208,12 +208,7 @@ func TestCancel_SendsCancelFrame(t *testing.T) {
 
 func TestJobResult_SinkErrorMeansNoAck(t *testing.T) {
 	t.Parallel()
-	sink := &fakeSink{JobResultFn: func(_ context.Context, _ int64, res protocol.JobResult) error {
-		if res.JobID == "1" {
-			return errors.New("database down")
-		}
-		return nil
-	}}
+	sink := sinkRefusing("1")
 	e := newEnv(t, sink, nil)
 	agent, c := e.connectNew("box")
 
@@ -232,12 +227,7 @@ func TestJobResult_SinkErrorMeansNoAck(t *testing.T) {
 
 func TestHello_UnackedResultsGoToTheSinkAndEachIsAcked(t *testing.T) {
 	t.Parallel()
-	sink := &fakeSink{JobResultFn: func(_ context.Context, _ int64, res protocol.JobResult) error {
-		if res.JobID == "12" {
-			return errors.New("not now")
-		}
-		return nil
-	}}
+	sink := sinkRefusing("12")
 	e := newEnv(t, sink, nil)
 	agent, token := e.newAgent("box")
 	hello := helloV1()

@@ -141,6 +141,17 @@ func (s *countingStore) TouchAgent(ctx context.Context, id int64, at time.Time) 
 	return s.Store.TouchAgent(ctx, id, at)
 }
 
+// sinkRefusing is a sink that fails to record the result of job jobID alone, as a
+// database that is down for a moment.
+func sinkRefusing(jobID string) *fakeSink {
+	return &fakeSink{JobResultFn: func(_ context.Context, _ int64, res protocol.JobResult) error {
+		if res.JobID == jobID {
+			return errors.New("database down")
+		}
+		return nil
+	}}
+}
+
 // env is one hub on a fresh database behind a real HTTP server.
 type env struct {
 	t     *testing.T
