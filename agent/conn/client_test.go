@@ -332,7 +332,10 @@ func TestClient_BadServerFramesCloseWithReasonAndReconnect(t *testing.T) {
 			_ = r.srv.SendRaw(r.ctx, tt.frame) // the agent may cut an oversized frame short
 			r.wait(func(s *agenttest.Server) bool { return len(s.Closures()) >= 1 })
 			cl := r.srv.Closures()[0]
-			if cl.Code != tt.code || (tt.reason != "" && cl.Reason != tt.reason) {
+			// An agent that stops reading mid-frame closes its socket with unread data, so
+			// TCP may reset the connection before the server reads the close frame.
+			cutShort := tt.code == websocket.StatusMessageTooBig && cl.Code == -1
+			if !cutShort && (cl.Code != tt.code || (tt.reason != "" && cl.Reason != tt.reason)) {
 				t.Fatalf("agent closed with %d %q (%v), want %d %q", cl.Code, cl.Reason, cl.Err, tt.code, tt.reason)
 			}
 			r.connected(2) // the agent reconnects
