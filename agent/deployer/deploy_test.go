@@ -260,9 +260,7 @@ func TestDeploy_TimeoutRollsBack(t *testing.T) {
 	if !strings.Contains(res.Error, "timed out after 5s") {
 		t.Errorf("error = %s, want the timeout named", res.Error)
 	}
-	if got := dockertest.ContainerEnv(t, e.containerIDs()["backend"])["VERSION"]; got != "v1" {
-		t.Errorf("backend runs %s after rollback, want v1", got)
-	}
+	e.requireVersion("backend", "v1")
 }
 
 func TestDeploy_TimeoutBeforeTheSwapIsTimedOut(t *testing.T) {
@@ -307,9 +305,7 @@ func TestDeploy_CancelStopsTheJobAndRollsBack(t *testing.T) {
 	if !strings.Contains(res.Error, "cancelled") || !strings.Contains(res.Error, "Rolled back") {
 		t.Errorf("error = %s", res.Error)
 	}
-	if got := dockertest.ContainerEnv(t, e.containerIDs()["backend"])["VERSION"]; got != "v1" {
-		t.Errorf("backend runs %s after cancel, want v1", got)
-	}
+	e.requireVersion("backend", "v1")
 }
 
 func TestDeploy_DataBindMountSurvivesAndDeletedFilesGo(t *testing.T) {
@@ -415,13 +411,8 @@ func buildFailureLeavesTheRunningVersion(t *testing.T, backend svc, extraFiles m
 		t.Errorf("error = %s", res.Error)
 	}
 	// The running ones: same IDs, still running, web still on v1 although the commit changes it.
-	after := e.containerIDs()
-	if fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("containers changed: %v -> %v", before, after)
-	}
-	if got := dockertest.ContainerEnv(t, after["web"])["VERSION"]; got != "v1" {
-		t.Errorf("web runs %s, want v1 still", got)
-	}
+	e.requireUnchanged(before)
+	e.requireVersion("web", "v1")
 	if b, _ := os.ReadFile(e.src("README.md")); string(b) != "shop\n" {
 		t.Errorf("working directory not restored to the running version: README.md = %q", b)
 	}

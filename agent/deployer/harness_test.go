@@ -223,6 +223,14 @@ func (e *env) requireUnchanged(before map[string]string) {
 	}
 }
 
+// requireVersion reports an error unless the running container of service has VERSION want.
+func (e *env) requireVersion(service, want string) {
+	e.t.Helper()
+	if got := dockertest.ContainerEnv(e.t, e.containerIDs()[service])["VERSION"]; got != want {
+		e.t.Errorf("%s runs %q, want %q", service, got, want)
+	}
+}
+
 func (e *env) checkAfterJob(job protocol.Deploy, res protocol.JobResult, rec *recorder) {
 	e.t.Helper()
 	if res.JobID != job.JobID || res.Status == "" {
