@@ -330,6 +330,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &secs); err != nil {
 		return fmt.Errorf("duration %s: want a string like \"300s\" or seconds", s)
 	}
+	// Converting a float past the int64 range gives an arbitrary value, not an error.
+	const limit = float64(1 << 63)
+	if ns := secs * float64(time.Second); ns >= limit || ns < -limit {
+		return fmt.Errorf("duration %s: more seconds than a duration holds", s)
+	}
 	*d = Duration(time.Duration(secs * float64(time.Second)))
 	return nil
 }
