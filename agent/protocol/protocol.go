@@ -65,8 +65,12 @@ func Encode(typ string, payload any) ([]byte, error) {
 }
 
 // Decode parses a frame and returns its type and a pointer to the typed payload
-// (*Hello, *Deploy, ...). Unknown types yield ErrUnknownType.
+// (*Hello, *Deploy, ...). Unknown types yield ErrUnknownType. A frame over MaxFrameBytes
+// is refused whatever read limit the transport set.
 func Decode(frame []byte) (string, any, error) {
+	if len(frame) > MaxFrameBytes {
+		return "", nil, fmt.Errorf("%s: %d bytes, over the %d byte limit", CloseReasonBadFrame, len(frame), MaxFrameBytes)
+	}
 	var env Envelope
 	if err := json.Unmarshal(frame, &env); err != nil {
 		return "", nil, fmt.Errorf("%s: %w", CloseReasonBadFrame, err)
