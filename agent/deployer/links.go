@@ -26,65 +26,98 @@ var (
 	errLinkBudget   = fmt.Errorf("the archive's symlinks take more than %d path components to resolve", maxResolveSteps)
 )
 
-// linkSet holds the symlinks of an archive, by slash path inside the tree, and resolves
-// their targets as the kernel would: component by component, following every link met on
-// the way, so a chain that climbs out of the tree through other links is seen for what it is.
+// linkSet holds the symlinks of an archive and resolves their targets as the kernel would:
+// component by component, following every link met on the way, so a chain that climbs out
+// of the tree through other links is seen for what it is.
+//
+// The links sit in a trie of path components. A walk is at a trie node plus a count of
+// components below it that no link lies under: their names cannot matter, only how many
+// `..` it takes to climb back. So each step costs one component, however deep the path.
 type linkSet struct {
-	targets map[string]string
-	order   []string // in extraction order, for error messages that match the archive
-	steps   int      // path components walked so far, across the archive
+	targets map[string]string // slash path inside the tree → target
+	order   []string          // in extraction order, for error messages that match the archive
+	root    *node
+	steps   int // path components walked so far, across the archive
 }
 
-func newLinkSet() *linkSet { return &linkSet{targets: map[string]string{}} }
+// node is a folder on the way to a link, or a link.
+type node struct {
+	parent   *node
+	children map[string]*node
+	name     string // slash path inside the tree
+	link     bool
+}
+
+func newLinkSet() *linkSet {
+	return &linkSet{targets: map[string]string{}, root: &node{}}
+}
 
 // add records the symlink name → target and checks it against the links recorded so far,
 // itself included, so a link that points at itself is a loop.
 func (s *linkSet) add(name, target string) error {
 	s.targets[name] = target
 	s.order = append(s.order, name)
-	return s.check(name, &resolver{set: s, memo: map[string]resolved{}})
+	n := s.root
+	for comp := range strings.SplitSeq(name, "/") {
+		child := n.children[comp]
+		if child == nil {
+			child = &node{parent: n, name: path.Join(n.name, comp)}
+			if n.children == nil {
+				n.children = map[string]*node{}
+			}
+			n.children[comp] = child
+		}
+		n = child
+	}
+	n.link = true
+	return s.check(n, &resolver{set: s, memo: map[*node]resolved{}})
 }
 
 // checkAll checks every link again against all the others. A link can lead out through a
 // link extracted after it (c/l2 → ../a/b/l1/.. before a/b/l1 → ../..), which add could
 // not see; with every link known, the answer is final.
 func (s *linkSet) checkAll() error {
-	r := &resolver{set: s, memo: map[string]resolved{}}
+	r := &resolver{set: s, memo: map[*node]resolved{}}
 	for _, name := range s.order {
-		if err := s.check(name, r); err != nil {
+		n := s.root
+		for comp := range strings.SplitSeq(name, "/") {
+			n = n.children[comp]
+		}
+		if err := s.check(n, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *linkSet) check(name string, r *resolver) error {
-	target := s.targets[name]
-	res := r.resolve(name)
+func (s *linkSet) check(n *node, r *resolver) error {
+	res := r.resolve(n)
 	switch {
 	case res.err == nil && 1+res.follows > maxLinkFollows:
 		res.err = errLinkLoop
 	case res.err == nil:
 		return nil
 	}
-	msg := fmt.Sprintf("symlink %q points to %q", clip(name), clip(target))
+	msg := fmt.Sprintf("symlink %q points to %q", clip(n.name), clip(s.targets[n.name]))
 	if errors.Is(res.err, errLinkAbove) || errors.Is(res.err, errLinkAbsolute) {
 		msg += ", outside the tree"
 	} else {
 		msg += ": " + res.err.Error()
 	}
-	if res.via != "" {
-		msg += fmt.Sprintf(" (through the symlink %q)", clip(res.via))
+	if res.via != nil {
+		msg += fmt.Sprintf(" (through the symlink %q)", clip(res.via.name))
 	}
 	return fmt.Errorf("%w: %s", errUnsafeTarball, msg)
 }
 
-// resolved is where a link leads: at is a slash path inside the tree ("" for the tree
-// itself), follows the number of links followed to get there, not counting the link itself.
+// resolved is where a link leads: below is the number of components under the trie node
+// at that no link lies under. follows counts the links followed to get there, not the
+// link itself.
 type resolved struct {
-	at      string
+	at      *node
+	below   int
 	follows int
-	via     string // the link through which the walk failed, if it went through one
+	via     *node // the link through which the walk failed, if it went through one
 	err     error
 }
 
@@ -92,29 +125,29 @@ type resolved struct {
 // inProgress catches loops.
 type resolver struct {
 	set        *linkSet
-	memo       map[string]resolved
-	inProgress map[string]bool
+	memo       map[*node]resolved
+	inProgress map[*node]bool
 }
 
-func (r *resolver) resolve(name string) resolved {
-	if res, ok := r.memo[name]; ok {
+func (r *resolver) resolve(link *node) resolved {
+	if res, ok := r.memo[link]; ok {
 		return res
 	}
-	if r.inProgress[name] {
+	if r.inProgress[link] {
 		return resolved{err: errLinkLoop}
 	}
 	if r.inProgress == nil {
-		r.inProgress = map[string]bool{}
+		r.inProgress = map[*node]bool{}
 	}
-	r.inProgress[name] = true
-	res := r.walk(parentDir(name), r.set.targets[name])
-	delete(r.inProgress, name)
-	r.memo[name] = res
+	r.inProgress[link] = true
+	res := r.walk(link.parent, r.set.targets[link.name])
+	delete(r.inProgress, link)
+	r.memo[link] = res
 	return res
 }
 
 // walk follows target from the folder from, component by component.
-func (r *resolver) walk(from, target string) resolved {
+func (r *resolver) walk(from *node, target string) resolved {
 	if strings.HasPrefix(target, "/") {
 		return resolved{err: errLinkAbsolute}
 	}
@@ -125,24 +158,22 @@ func (r *resolver) walk(from, target string) resolved {
 			res.err = errLinkBudget
 			return res
 		}
-		switch comp {
-		case "", ".":
-		case "..":
-			if res.at == "" {
+		switch {
+		case comp == "" || comp == ".":
+		case comp == ".." && res.below > 0:
+			res.below--
+		case comp == "..":
+			if res.at.parent == nil {
 				res.err = errLinkAbove
 				return res
 			}
-			res.at = parentDir(res.at)
+			res.at = res.at.parent
+		case res.below > 0 || res.at.children[comp] == nil:
+			res.below++ // no link lies under this path
+		case !res.at.children[comp].link:
+			res.at = res.at.children[comp]
 		default:
-			if res.at == "" {
-				res.at = comp
-			} else {
-				res.at += "/" + comp
-			}
-			if _, ok := r.set.targets[res.at]; !ok {
-				continue
-			}
-			link := res.at
+			link := res.at.children[comp]
 			next := r.resolve(link)
 			res.via = link
 			if next.err != nil {
@@ -154,18 +185,10 @@ func (r *resolver) walk(from, target string) resolved {
 				res.err = errLinkLoop
 				return res
 			}
-			res.at = next.at
+			res.at, res.below = next.at, next.below
 		}
 	}
 	return res
-}
-
-// parentDir is path.Dir with "" for the tree itself.
-func parentDir(name string) string {
-	if d := path.Dir(name); d != "." {
-		return d
-	}
-	return ""
 }
 
 // clip cuts a name an archive controls to a length fit for an error message.

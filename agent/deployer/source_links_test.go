@@ -294,3 +294,44 @@ func TestExtractTarball_KeepsLinkChainsThatStayInside(t *testing.T) {
 func namesEntry(err error, top, entry string) bool {
 	return strings.Contains(err.Error(), `"`+entry+`"`) || strings.Contains(err.Error(), `"`+top+entry+`"`)
 }
+
+// BenchmarkLinkSet_WorstCase measures the most CPU an archive can make the link checks
+// spend: links whose targets are as long as allowed and all walked, until the per-archive
+// budget refuses the archive.
+func BenchmarkLinkSet_WorstCase(b *testing.B) {
+	target := strings.Repeat("a/", maxLinkTarget/2)
+	for b.Loop() {
+		s := newLinkSet()
+		var err error
+		for i := 0; err == nil; i++ {
+			err = s.add(fmt.Sprintf("l%d", i), target)
+		}
+		if !strings.Contains(err.Error(), "path components to resolve") {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLinkSet_Repository measures the checks for a repository with 10 000 links, each
+// through two others, as a monorepo of node_modules/.bin links might have.
+func BenchmarkLinkSet_Repository(b *testing.B) {
+	for b.Loop() {
+		s := newLinkSet()
+		for i := range 10_000 {
+			name := fmt.Sprintf("pkg%d/node_modules/.bin/tool", i)
+			target := "../../../shared/current/bin/tool"
+			if err := s.add(name, target); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.add("shared/current", "../releases/v2"); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.add("releases/v2/bin", "../../tools/bin"); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.checkAll(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
