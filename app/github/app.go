@@ -69,9 +69,9 @@ func newConn(opts Options) (*conn, error) {
 	if raw == "" {
 		raw = DefaultAPIURL
 	}
-	apiURL, err := url.Parse(raw)
-	if err != nil || (apiURL.Scheme != "http" && apiURL.Scheme != "https") || apiURL.Host == "" {
-		return nil, fmt.Errorf("github api url %q: want an absolute http(s) URL", raw)
+	apiURL, err := absoluteURL("github api url", raw)
+	if err != nil {
+		return nil, err
 	}
 	// go-github resolves paths against BaseURL, which must end in a slash.
 	if !strings.HasSuffix(apiURL.Path, "/") {
@@ -229,6 +229,15 @@ func parsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 	default:
 		return nil, fmt.Errorf("PEM block is %q; want an RSA private key", block.Type)
 	}
+}
+
+// absoluteURL parses raw and refuses anything but an http(s) URL with a host.
+func absoluteURL(what, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s %q: want an absolute http(s) URL", what, raw)
+	}
+	return u, nil
 }
 
 // splitRepo turns "owner/name" into its parts.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 )
@@ -33,8 +32,8 @@ func NewClient(opts Options) (*Client, error) {
 	if web == "" {
 		web = DefaultWebURL
 	}
-	if !strings.HasPrefix(web, "http://") && !strings.HasPrefix(web, "https://") {
-		return nil, fmt.Errorf("github web url %q: want an absolute http(s) URL", web)
+	if _, err := absoluteURL("github web url", web); err != nil {
+		return nil, err
 	}
 	appKey := opts.AppKey
 	if appKey == nil {

@@ -108,8 +108,8 @@ func TestClientInstallation_AnswersTheAppKeyErrorUntilThereIsAnAppThenActsAsIt(t
 	if mints := f.sim.CallsMatching(http.MethodPost, "/app/installations/*/access_tokens"); len(mints) != 1 {
 		t.Fatalf("%d token mints, want 1 shared by every handle of the installation", len(mints))
 	}
-	if !strings.Contains(f.logs.String(), "acting as GitHub App") {
-		t.Fatal("the switch to the App was not logged")
+	if n := strings.Count(f.logs.String(), "acting as GitHub App"); n != 1 {
+		t.Fatalf("the switch to the App was logged %d times, want once", n)
 	}
 }
 
@@ -206,7 +206,7 @@ func TestConvertManifest_HandsOverTheNewAppAndNeverShowsTheCode(t *testing.T) {
 
 func TestNewClient_RefusesURLsThatAreNotHTTP(t *testing.T) {
 	t.Parallel()
-	for _, opts := range []github.Options{{APIURL: "api.github.com"}, {WebURL: "github.com"}} {
+	for _, opts := range []github.Options{{APIURL: "api.github.com"}, {WebURL: "github.com"}, {WebURL: "https://"}} {
 		if _, err := github.NewClient(opts); err == nil || !strings.Contains(err.Error(), "absolute http(s) URL") {
 			t.Errorf("NewClient(%+v): err = %v, want a refusal", opts, err)
 		}
