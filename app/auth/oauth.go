@@ -129,6 +129,7 @@ func (a *Auth) clientCredentials(c *gin.Context) (appcreds.Credentials, bool) {
 	return creds, true
 }
 
+// oauthClient is the App's OAuth client as app/github takes it.
 func oauthClient(creds appcreds.Credentials) github.OAuthClient {
 	return github.OAuthClient{ID: creds.ClientID, Secret: creds.ClientSecret}
 }
