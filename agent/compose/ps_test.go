@@ -75,7 +75,8 @@ func TestParsePS_EmptyOutputMeansNoContainers(t *testing.T) {
 
 func TestParsePS_GarbageIsAnError(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{"[{", "{\"ID\":1}", "not json", "{not json"} {
+	// null and other non-objects used to read as a container with no name (found by FuzzParsePS).
+	for _, in := range []string{"[{", "{\"ID\":1}", "not json", "{not json", "null", "[null]", "{}\nnull", "[{}, 1]", "\"web\""} {
 		if _, err := compose.ParsePS([]byte(in)); err == nil {
 			t.Errorf("ParsePS(%q) succeeded; want an error", in)
 		}

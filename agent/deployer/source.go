@@ -71,16 +71,24 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 
 // extractTarball extracts a gzip tar whose entries all sit under one top-level folder
 // (GitHub's owner-repo-sha/) into dir, stripping that folder. It refuses absolute paths,
-// `..`, links that point out of the tree, device files and archives past the size limit.
+// `..`, links that lead out of the tree (through other links too), entries that replace
+// or write through earlier ones, device files and archives past the size limit. Every write
+// goes through an os.Root, so even a mistake in these checks cannot write outside dir, and
+// symlinks are created last, once every one of them is known to stay inside: until then no
+// entry can be written through one, and no link that leads out is ever on disk.
 func extractTarball(r io.Reader, dir string, limit int64) ([]string, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("read tarball: %w", err)
 	}
 	defer gz.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open the extraction directory: %w", err)
+	}
+	defer root.Close()
+	x := &extractor{root: root, limit: limit, links: newLinkSet()}
 	tr := tar.NewReader(gz)
-	x := extractor{dir: dir, limit: limit}
-	entries := 0
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -89,109 +97,133 @@ func extractTarball(r io.Reader, dir string, limit int64) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read tarball: %w", err)
 		}
-		if h.Typeflag == tar.TypeXGlobalHeader {
-			continue // GitHub puts the commit SHA in a pax global header.
-		}
-		entries++
-		if entries > maxEntries {
-			return nil, fmt.Errorf("%w: more than %d entries", errUnsafeTarball, maxEntries)
-		}
-		rest, err := x.relative(h.Name)
-		if err != nil {
-			return nil, err
-		}
-		if rest == "" {
-			continue // the top-level folder itself
-		}
-		if err := x.extract(h, tr, rest); err != nil {
+		if err := x.extract(h, tr); err != nil {
 			return nil, err
 		}
 	}
 	if x.top == "" {
 		return nil, fmt.Errorf("%w: the archive is empty", errUnsafeTarball)
 	}
+	if err := x.links.checkAll(); err != nil {
+		return nil, err
+	}
+	for _, name := range x.links.order {
+		if err := root.Symlink(x.links.targets[name], name); err != nil {
+			return nil, fmt.Errorf("extract %q: %w", clip(name), err)
+		}
+	}
 	return x.files, nil
 }
 
-// extractor is the state of one extractTarball.
+// extractor holds the state of one extraction.
 type extractor struct {
-	dir   string
-	limit int64
-	// top is the archive's top-level folder, set by its first entry.
-	top string
-	// total is the bytes of content written so far.
-	total int64
-	// files are the relative slash paths of every file and link extracted.
-	files []string
+	root    *os.Root
+	limit   int64
+	top     string // the top-level folder every entry sits under
+	total   int64  // bytes of content written
+	entries int
+	files   []string // slash paths of the files and links extracted
+	links   *linkSet
 }
 
-// relative checks an entry's name and returns its path below the top-level folder: empty
-// for the folder itself.
-func (x *extractor) relative(name string) (string, error) {
-	if strings.ContainsAny(name, "\n\r\x00") {
-		return "", fmt.Errorf("%w: entry %q has a control character in its name", errUnsafeTarball, name)
+func (x *extractor) extract(h *tar.Header, r io.Reader) error {
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return nil // GitHub puts the commit SHA in a pax global header.
 	}
-	if strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
-		return "", fmt.Errorf("%w: entry %q has an absolute or Windows path", errUnsafeTarball, name)
+	x.entries++
+	if x.entries > maxEntries {
+		return fmt.Errorf("%w: more than %d entries", errUnsafeTarball, maxEntries)
 	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return "", fmt.Errorf("%w: entry %q uses .. to climb out of the tree", errUnsafeTarball, name)
-		}
+	rest, err := x.localName(h.Name)
+	if err != nil || rest == "" {
+		return err // rest is empty for the top-level folder itself
 	}
-	first, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean(name), "./"), "/")
-	if x.top == "" {
-		x.top = first
-	} else if first != x.top {
-		return "", fmt.Errorf("%w: entry %q is outside the top-level folder %q", errUnsafeTarball, name, x.top)
-	}
-	if rest != "" && !filepath.IsLocal(rest) {
-		return "", fmt.Errorf("%w: entry %q is not a local path", errUnsafeTarball, name)
-	}
-	return rest, nil
-}
-
-// extract writes the entry h, at rest below the top-level folder, with its content from tr.
-func (x *extractor) extract(h *tar.Header, tr io.Reader, rest string) error {
-	target := filepath.Join(x.dir, filepath.FromSlash(rest))
-	if err := noLinkInParents(x.dir, rest); err != nil {
-		return err
+	if via := x.linkInParents(rest); via != "" {
+		return fmt.Errorf("%w: entry %q goes through the symlink %q", errUnsafeTarball, clip(rest), clip(via))
 	}
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return fmt.Errorf("extract %s: %w", rest, err)
-		}
-		return nil
+		return x.mkdir(rest)
 	case tar.TypeReg:
+		if err := x.unused(rest); err != nil {
+			return err
+		}
 		if err := x.count(h.Size); err != nil {
 			return err
 		}
-		if err := writeEntry(target, tr, h); err != nil {
-			return fmt.Errorf("extract %s: %w", rest, err)
+		if err := x.writeFile(rest, r, h.Size, h.Mode); err != nil {
+			return fmt.Errorf("extract %q: %w", clip(rest), err)
 		}
 	case tar.TypeSymlink:
-		if err := checkLinkTarget(rest, h.Linkname); err != nil {
+		if err := x.symlink(rest, h.Linkname); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return fmt.Errorf("extract %s: %w", rest, err)
-		}
-		if err := os.Symlink(h.Linkname, target); err != nil {
-			return fmt.Errorf("extract %s: %w", rest, err)
-		}
 	case tar.TypeLink:
-		if err := x.hardLink(h, rest, target); err != nil {
+		if err := x.hardLink(rest, h.Linkname); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("%w: entry %q is a %s, not a file, folder or link", errUnsafeTarball, h.Name, typeName(h.Typeflag))
+		return fmt.Errorf("%w: entry %q is a %s, not a file, folder or link", errUnsafeTarball, clip(h.Name), typeName(h.Typeflag))
 	}
 	x.files = append(x.files, rest)
 	return nil
 }
 
-// count adds size bytes of content to the total, refusing them past the limit.
+// localName checks an entry's name and returns its slash path below the top-level folder.
+func (x *extractor) localName(name string) (string, error) {
+	if strings.ContainsAny(name, "\n\r\x00") {
+		return "", fmt.Errorf("%w: entry %q has a control character in its name", errUnsafeTarball, clip(name))
+	}
+	if strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
+		return "", fmt.Errorf("%w: entry %q has an absolute or Windows path", errUnsafeTarball, clip(name))
+	}
+	if hasDotDot(name) {
+		return "", fmt.Errorf("%w: entry %q uses .. to climb out of the tree", errUnsafeTarball, clip(name))
+	}
+	first, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean(name), "./"), "/")
+	if x.top == "" {
+		x.top = first
+	} else if first != x.top {
+		return "", fmt.Errorf("%w: entry %q is outside the top-level folder %q", errUnsafeTarball, clip(name), clip(x.top))
+	}
+	if rest != "" && !filepath.IsLocal(rest) {
+		return "", fmt.Errorf("%w: entry %q is not a local path", errUnsafeTarball, clip(name))
+	}
+	return rest, nil
+}
+
+func hasDotDot(name string) bool {
+	for part := range strings.SplitSeq(name, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// unused refuses an entry whose path an earlier entry already took: replacing a folder by
+// a link, or a link by a folder or file, would change where earlier or later entries lead.
+func (x *extractor) unused(rest string) error {
+	if _, ok := x.links.targets[rest]; ok {
+		return fmt.Errorf("%w: entry %q is already in the archive as a symlink", errUnsafeTarball, clip(rest))
+	}
+	fi, err := x.root.Lstat(rest)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
+	}
+	kind := "file"
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		kind = "symlink"
+	case fi.IsDir():
+		kind = "folder"
+	}
+	return fmt.Errorf("%w: entry %q is already in the archive as a %s", errUnsafeTarball, clip(rest), kind)
+}
+
 func (x *extractor) count(size int64) error {
 	x.total += size
 	if size < 0 || x.total > x.limit {
@@ -200,69 +232,109 @@ func (x *extractor) count(size int64) error {
 	return nil
 }
 
-// hardLink extracts a hard link as a copy of the earlier regular file it names: the release
-// tree must not share inodes with the working directory.
-func (x *extractor) hardLink(h *tar.Header, rest, target string) error {
-	// A hard link names another entry of the archive, top folder included.
-	lfirst, lrest, _ := strings.Cut(path.Clean(h.Linkname), "/")
-	if lfirst != x.top || lrest == "" || !filepath.IsLocal(lrest) {
-		return fmt.Errorf("%w: hard link %q points out of the tree to %q", errUnsafeTarball, h.Name, h.Linkname)
+// mkdir creates a folder; one that already exists as a folder (named twice, or made for
+// an earlier file) is fine.
+func (x *extractor) mkdir(rest string) error {
+	if fi, err := x.root.Lstat(rest); err == nil && fi.IsDir() {
+		return nil
 	}
-	if err := noLinkInParents(x.dir, lrest); err != nil {
+	if err := x.unused(rest); err != nil {
 		return err
 	}
-	src := filepath.Join(x.dir, filepath.FromSlash(lrest))
-	fi, err := os.Lstat(src)
-	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: hard link %q to %q, which is not an earlier regular file", errUnsafeTarball, h.Name, h.Linkname)
-	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return fmt.Errorf("extract %s: %w", rest, err)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("extract %s: %w", rest, err)
-	}
-	defer in.Close()
-	if err := x.count(fi.Size()); err != nil {
-		return err
-	}
-	if err := writeEntry(target, in, &tar.Header{Mode: int64(fi.Mode().Perm()), Size: fi.Size()}); err != nil {
-		return fmt.Errorf("extract %s: %w", rest, err)
+	if err := x.root.MkdirAll(rest, 0o755); err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
 	}
 	return nil
 }
 
-func writeEntry(target string, r io.Reader, h *tar.Header) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+func (x *extractor) writeFile(rest string, r io.Reader, size, mode int64) error {
+	if err := x.root.MkdirAll(path.Dir(rest), 0o755); err != nil {
 		return err
 	}
-	mode := os.FileMode(0o644)
-	if h.Mode&0o111 != 0 {
-		mode = 0o755
+	perm := os.FileMode(0o644)
+	if mode&0o111 != 0 {
+		perm = 0o755
 	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := x.root.OpenFile(rest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyN(f, r, h.Size); err != nil {
+	if _, err := io.CopyN(f, r, size); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// checkLinkTarget refuses a symlink at rel whose target, resolved from the link's folder,
-// leaves the tree or is absolute.
-func checkLinkTarget(rel, target string) error {
-	if target == "" || path.IsAbs(target) || strings.Contains(target, `\`) {
-		return fmt.Errorf("%w: symlink %q points to %q, outside the tree", errUnsafeTarball, rel, target)
+// symlink records a link after following its target through the links recorded so far;
+// extractTarball checks it again once every link is known, then creates it.
+func (x *extractor) symlink(rest, target string) error {
+	if err := x.unused(rest); err != nil {
+		return err
 	}
-	resolved := path.Join(path.Dir(rel), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return fmt.Errorf("%w: symlink %q points to %q, outside the tree", errUnsafeTarball, rel, target)
+	if target == "" || strings.Contains(target, `\`) || strings.ContainsAny(target, "\x00") {
+		return fmt.Errorf("%w: symlink %q points to %q, outside the tree", errUnsafeTarball, clip(rest), clip(target))
+	}
+	if len(target) > maxLinkTarget {
+		return fmt.Errorf("%w: symlink %q has a target longer than %d bytes", errUnsafeTarball, clip(rest), maxLinkTarget)
+	}
+	if err := x.links.add(rest, target); err != nil {
+		return err
+	}
+	if err := x.root.MkdirAll(path.Dir(rest), 0o755); err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
 	}
 	return nil
+}
+
+// hardLink copies an earlier regular file of the archive: a copy, not a link, because the
+// release tree must not share inodes with the working directory.
+func (x *extractor) hardLink(rest, linkname string) error {
+	if err := x.unused(rest); err != nil {
+		return err
+	}
+	if hasDotDot(linkname) {
+		return fmt.Errorf("%w: hard link %q to %q uses .. to climb out of the tree", errUnsafeTarball, clip(rest), clip(linkname))
+	}
+	// A hard link names another entry of the archive, top folder included.
+	lfirst, lrest, _ := strings.Cut(path.Clean(linkname), "/")
+	if lfirst != x.top || lrest == "" || !filepath.IsLocal(lrest) || strings.Contains(linkname, `\`) {
+		return fmt.Errorf("%w: hard link %q points out of the tree to %q", errUnsafeTarball, clip(rest), clip(linkname))
+	}
+	if via := x.linkInParents(lrest); via != "" {
+		return fmt.Errorf("%w: hard link %q to %q goes through the symlink %q", errUnsafeTarball, clip(rest), clip(linkname), clip(via))
+	}
+	_, isLink := x.links.targets[lrest]
+	fi, err := x.root.Lstat(lrest)
+	if isLink || err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: hard link %q to %q, which is not an earlier regular file", errUnsafeTarball, clip(rest), clip(linkname))
+	}
+	if err := x.count(fi.Size()); err != nil {
+		return err
+	}
+	in, err := x.root.Open(lrest)
+	if err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
+	}
+	defer in.Close()
+	if err := x.writeFile(rest, in, fi.Size(), int64(fi.Mode().Perm())); err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
+	}
+	return nil
+}
+
+// linkInParents returns the first folder on the way to rest that is a symlink of the
+// archive, or "". The links are not on disk yet, so the set is the whole truth.
+func (x *extractor) linkInParents(rest string) string {
+	for i := range len(rest) {
+		if rest[i] != '/' {
+			continue
+		}
+		if _, ok := x.links.targets[rest[:i]]; ok {
+			return rest[:i]
+		}
+	}
+	return ""
 }
 
 // noLinkInParents refuses writing through a symlinked folder, which could lead anywhere.
@@ -279,7 +351,7 @@ func noLinkInParents(root, rel string) error {
 			return fmt.Errorf("check %s: %w", rel, err)
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("%w: entry %q goes through the symlink %q", errUnsafeTarball, rel, strings.TrimPrefix(cur, root+string(filepath.Separator)))
+			return fmt.Errorf("%w: entry %q goes through the symlink %q", errUnsafeTarball, clip(rel), clip(strings.TrimPrefix(cur, root+string(filepath.Separator))))
 		}
 	}
 	return nil

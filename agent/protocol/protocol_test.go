@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -135,6 +136,11 @@ func TestDuration_AcceptsStringsAndSeconds(t *testing.T) {
 		{`null`, 0, false},
 		{`"five minutes"`, 0, true},
 		{`true`, 0, true},
+		// Seconds past what a time.Duration holds used to wrap to a negative timeout.
+		{`1e300`, 0, true},
+		{`-1e300`, 0, true},
+		{`9223372036.854775808`, 0, true},
+		{`-9223372036.854775808`, time.Duration(math.MinInt64), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

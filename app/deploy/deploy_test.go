@@ -263,7 +263,6 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	}
 	// The agent's server loses power: the hub marks it offline, its last heartbeat ages.
 	_ = e.st.SetAgentStatus(e.ctx, a.ID, store.AgentOffline)
-	e.orch.AgentDisconnected(e.ctx, a.ID, []string{"1"})
 	e.advance(time.Minute)
 	e.orch.Sweep(e.ctx)
 	if d := e.latest(p); d.Finished() {

@@ -93,16 +93,6 @@ func newFixtureWith(t *testing.T, tweak func(*github.Options)) *fixture {
 
 func (f *fixture) installation() *github.Installation { return f.app.Installation(f.inst) }
 
-// repoID is the numeric id of a repository in the Sim, read through the client under test.
-func (f *fixture) repoID(t *testing.T, repo string) int64 {
-	t.Helper()
-	r, err := f.installation().GetRepository(context.Background(), repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.ID
-}
-
 // injector answers matching requests with a canned failure a set number of times and passes
 // everything else to the Sim; it remembers every request it saw, body included.
 type injector struct {

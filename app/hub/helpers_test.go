@@ -29,16 +29,13 @@ var githubIDs atomic.Int64
 
 // fakeSink records every call and delegates to the …Fn field when set.
 type fakeSink struct {
-	AgentConnectedFn    func(ctx context.Context, agentID int64, hello protocol.Hello)
-	AgentDisconnectedFn func(ctx context.Context, agentID int64, activeJobIDs []string)
-	JobAcceptedFn       func(ctx context.Context, agentID int64, jobID string)
-	JobPhaseFn          func(ctx context.Context, agentID int64, jobID, phase string)
-	JobLogsFn           func(ctx context.Context, jobID string, lines []protocol.LogChunk)
-	JobResultFn         func(ctx context.Context, agentID int64, res protocol.JobResult) error
+	AgentConnectedFn func(ctx context.Context, agentID int64, hello protocol.Hello)
+	JobAcceptedFn    func(ctx context.Context, agentID int64, jobID string)
+	JobPhaseFn       func(ctx context.Context, agentID int64, jobID, phase string)
+	JobResultFn      func(ctx context.Context, agentID int64, res protocol.JobResult) error
 
 	mu     sync.Mutex
 	events []string
-	logs   []protocol.LogChunk
 }
 
 func (s *fakeSink) record(format string, args ...any) {
@@ -52,13 +49,6 @@ func (s *fakeSink) Events() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.events...)
-}
-
-// Logs returns every line passed to JobLogs, in call order.
-func (s *fakeSink) Logs() []protocol.LogChunk {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]protocol.LogChunk(nil), s.logs...)
 }
 
 func (s *fakeSink) has(event string) bool {
@@ -77,13 +67,6 @@ func (s *fakeSink) AgentConnected(ctx context.Context, agentID int64, hello prot
 	}
 }
 
-func (s *fakeSink) AgentDisconnected(ctx context.Context, agentID int64, activeJobIDs []string) {
-	s.record("AgentDisconnected %d %v", agentID, activeJobIDs)
-	if s.AgentDisconnectedFn != nil {
-		s.AgentDisconnectedFn(ctx, agentID, activeJobIDs)
-	}
-}
-
 func (s *fakeSink) JobAccepted(ctx context.Context, agentID int64, jobID string) {
 	s.record("JobAccepted %d %s", agentID, jobID)
 	if s.JobAcceptedFn != nil {
@@ -98,21 +81,31 @@ func (s *fakeSink) JobPhase(ctx context.Context, agentID int64, jobID, phase str
 	}
 }
 
-func (s *fakeSink) JobLogs(ctx context.Context, jobID string, lines []protocol.LogChunk) {
-	s.mu.Lock()
-	s.logs = append(s.logs, lines...)
-	s.mu.Unlock()
-	if s.JobLogsFn != nil {
-		s.JobLogsFn(ctx, jobID, lines)
-	}
-}
-
 func (s *fakeSink) JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error {
 	s.record("JobResult %d %s %s", agentID, res.JobID, res.Status)
 	if s.JobResultFn != nil {
 		return s.JobResultFn(ctx, agentID, res)
 	}
 	return nil
+}
+
+// logIndex is the number of the first line of the hub's log that holds every part, or -1.
+func (e *env) logIndex(parts ...string) int {
+	for i, line := range strings.Split(e.logs.String(), "\n") {
+		found := true
+		for _, p := range parts {
+			found = found && strings.Contains(line, p)
+		}
+		if found {
+			return i
+		}
+	}
+	return -1
+}
+
+// disconnectedLine is how the hub logs that an agent's last connection ended.
+func disconnectedLine(agentID int64) string {
+	return fmt.Sprintf(`msg="agent disconnected" agent_id=%d`, agentID)
 }
 
 // countingStore is the real store with its calls counted.
