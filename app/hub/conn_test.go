@@ -289,7 +289,7 @@ func TestDisconnect_MarksOfflineAndReportsJobsInFlight(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	agent, c := e.connectNew("box")
-	jobID := e.dispatch(agent.ID, c)
+	e.dispatch(agent.ID, c)
 	if err := c.Close(websocket.StatusGoingAway, "agent shutting down"); err != nil {
 		t.Fatal(err)
 	}
