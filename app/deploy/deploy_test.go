@@ -54,22 +54,34 @@ func (h *fakeHub) jobs() []protocol.Deploy {
 	return append([]protocol.Deploy(nil), h.dispatched...)
 }
 
-// flakyGitHub is the real client with a switch that makes completing check runs fail.
+// flakyGitHub is the real client with switches that make creating or completing check runs fail.
 type flakyGitHub struct {
 	*github.Installation
-	mu   *sync.Mutex
-	fail *bool
+	env *env
+}
+
+// errGitHubDown is what GitHub answers while it is down.
+var errGitHubDown = &github.APIError{StatusCode: 502, Message: "Server Error"}
+
+func (f flakyGitHub) CreateCheckRun(ctx context.Context, repo string, cr github.NewCheckRun) (int64, error) {
+	if f.env.failing(failCreateCheckRun) {
+		return 0, errGitHubDown
+	}
+	return f.Installation.CreateCheckRun(ctx, repo, cr)
 }
 
 func (f flakyGitHub) CompleteCheckRun(ctx context.Context, repo string, id int64, res github.CheckRunResult) error {
-	f.mu.Lock()
-	fail := *f.fail
-	f.mu.Unlock()
-	if fail {
-		return &github.APIError{StatusCode: 502, Message: "Server Error"}
+	if f.env.failing(failCompleteCheckRun) {
+		return errGitHubDown
 	}
 	return f.Installation.CompleteCheckRun(ctx, repo, id, res)
 }
+
+// The calls flakyGitHub can make fail.
+const (
+	failCreateCheckRun = 1 << iota
+	failCompleteCheckRun
+)
 
 type env struct {
 	t       *testing.T
@@ -81,7 +93,7 @@ type env struct {
 	now     time.Time
 	nowMu   sync.Mutex
 	failMu  sync.Mutex
-	failGH  bool
+	failGH  int
 	user    store.User
 	inst    store.Installation
 	instGH  int64
@@ -105,7 +117,7 @@ func newEnv(t *testing.T) *env {
 	e.orch = deploy.New(deploy.Options{
 		Store: e.st, Hub: e.hub, Secrets: secrets.New(e.st, keys), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub {
-			return flakyGitHub{Installation: app.Installation(id), mu: &e.failMu, fail: &e.failGH}
+			return flakyGitHub{Installation: app.Installation(id), env: e}
 		},
 		Now:              e.clock,
 		AgentOfflineWait: 10 * time.Minute,
@@ -126,7 +138,14 @@ func (e *env) advance(d time.Duration) {
 	e.now = e.now.Add(d)
 	e.nowMu.Unlock()
 }
-func (e *env) failGitHub(v bool) { e.failMu.Lock(); e.failGH = v; e.failMu.Unlock() }
+
+// failGitHub makes the calls in the mask fail until the next failGitHub.
+func (e *env) failGitHub(mask int) { e.failMu.Lock(); e.failGH = mask; e.failMu.Unlock() }
+func (e *env) failing(call int) bool {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	return e.failGH&call != 0
+}
 
 // project makes a repository with a valid configuration and a project for it on agent.
 func (e *env) project(agent *store.Agent) (store.Project, string) {
@@ -329,7 +348,7 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	e.hub.setIdle(a.ID, true)
 	p, sha := e.project(&a)
 	e.push(p, sha)
-	e.failGitHub(true)
+	e.failGitHub(failCompleteCheckRun)
 	if err := e.orch.JobResult(e.ctx, a.ID, protocol.JobResult{JobID: jobIDOf(e.latest(p)), Status: protocol.StatusSuccess}); err != nil {
 		t.Fatalf("a GitHub outage must not refuse the agent's result: %v", err)
 	}
@@ -339,7 +358,7 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("check run completed although GitHub refused")
 	}
-	e.failGitHub(false)
+	e.failGitHub(0)
 	e.orch.Sweep(e.ctx)
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("the sweeper reported a deployment that had only just finished")
