@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +106,7 @@ func TestIntake_EveryPublishedPayloadIsAcceptedAndDecided(t *testing.T) {
 			t.Fatalf("%s/%s: %d %s", pl.Event, pl.Name, rec.Code, rec.Body)
 		}
 	}
+	var got strings.Builder
 	for i, pl := range payloads {
 		d := p.decided(t, ids[i])
 		if d.Status != store.DeliveryDone || d.Decision == "" {
@@ -112,7 +115,14 @@ func TestIntake_EveryPublishedPayloadIsAcceptedAndDecided(t *testing.T) {
 		if pl.Event == "push" && !strings.HasPrefix(d.Decision, "ignored: ") {
 			t.Errorf("%s/%s deployed without a project: %q", pl.Event, pl.Name, d.Decision)
 		}
-		t.Logf("%-26s %-55s %s", pl.Event, pl.Name, d.Decision)
+		fmt.Fprintf(&got, "%s/%s: %s\n", pl.Event, pl.Name, d.Decision)
+	}
+	// The decisions are pinned, so moving a handler cannot change what a delivery decides.
+	golden := filepath.Join("testdata", "decisions.golden")
+	want, err := os.ReadFile(golden)
+	if err != nil || string(want) != got.String() {
+		_ = os.WriteFile(golden+".actual", []byte(got.String()), 0o644)
+		t.Fatalf("decisions differ from %s (%v); actual written to %s.actual", golden, err, golden)
 	}
 }
 
