@@ -2,7 +2,6 @@ package intake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,15 +142,11 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // orderKey names what a delivery must stay in order with: its repository, or, for events
-// about no repository (installation), its installation.
+// about no repository (installation), its installation. Both were read from the payload
+// when the delivery was recorded.
 func orderKey(d store.Delivery) string {
-	var head struct {
-		Repository *struct {
-			ID int64 `json:"id"`
-		} `json:"repository"`
-	}
-	if json.Unmarshal(d.Payload, &head) == nil && head.Repository != nil && head.Repository.ID != 0 {
-		return fmt.Sprintf("repo:%d", head.Repository.ID)
+	if d.RepositoryID.Valid {
+		return fmt.Sprintf("repo:%d", d.RepositoryID.Int64)
 	}
 	return fmt.Sprintf("installation:%d", d.InstallationID.Int64)
 }
