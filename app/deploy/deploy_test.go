@@ -185,7 +185,7 @@ func (e *env) agent(name string) store.Agent {
 
 func (e *env) push(p store.Project, sha string) string {
 	e.t.Helper()
-	decision, err := e.orch.HandlePush(e.ctx, 0, webhook.Push{
+	decision, err := deploy.NewPushHandler(e.orch).Handle(e.ctx, 0, webhook.Push{
 		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
 	})
 	if err != nil {

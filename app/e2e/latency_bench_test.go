@@ -107,7 +107,9 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 	h := hub.New(hub.Options{Store: st, Sink: orch, Logger: quiet})
 	defer h.Close()
 	ref.h = h
-	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Logger: quiet})
+	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: quiet, Handlers: []intake.EventHandler{
+		deploy.NewPushHandler(orch), deploy.NewPullRequestHandler(orch), deploy.NewCheckRunHandler(orch), deploy.NewCheckSuiteHandler(orch),
+	}})
 	go func() { _ = worker.Run(ctx) }()
 	secret := []byte(sim.WebhookSecret())
 	mux := http.NewServeMux()

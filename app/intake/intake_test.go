@@ -18,6 +18,7 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
@@ -59,7 +60,10 @@ func newPipeline(t *testing.T) *pipeline {
 	keys, _ := seal.NewKeyring(key)
 	orch := deploy.New(deploy.Options{Store: st, Hub: offlineHub{}, Secrets: secrets.New(st, keys), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub { return app.Installation(id) }})
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Poll: 50 * time.Millisecond})
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Poll: 50 * time.Millisecond, Handlers: []intake.EventHandler{
+		deploy.NewPushHandler(orch), deploy.NewPullRequestHandler(orch), deploy.NewCheckRunHandler(orch), deploy.NewCheckSuiteHandler(orch),
+		installations.NewHandler(st, nil), installations.NewRepositoriesHandler(st),
+	}})
 	secret := []byte("conformance-secret")
 	h := intake.NewHandler(st, func(context.Context) ([]byte, error) { return secret, nil }, w.Poke, discard(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -216,12 +220,13 @@ func TestIntake_DeliveryRecordedBeforeACrashIsProcessedOnRestart(t *testing.T) {
 
 // flakyHandlers fails the first pushes it sees, then decides.
 type flakyHandlers struct {
-	intake.Handlers
 	mu       sync.Mutex
 	failures int
 }
 
-func (f *flakyHandlers) HandlePush(context.Context, int64, webhook.Push) (string, error) {
+func (f *flakyHandlers) Handles() string { return webhook.EventPush }
+
+func (f *flakyHandlers) Handle(context.Context, int64, webhook.Event) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failures > 0 {
@@ -251,7 +256,7 @@ func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
 	// Each look at the clock is a minute later, so back-offs pass at once.
 	var ticks atomic.Int64
 	base := time.Now()
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: &flakyHandlers{failures: 2}, Poll: 20 * time.Millisecond,
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{&flakyHandlers{failures: 2}}, Poll: 20 * time.Millisecond,
 		Now: func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Minute) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

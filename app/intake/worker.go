@@ -12,14 +12,15 @@ import (
 	"github.com/stagely/stagely/webhook"
 )
 
-// Handlers act on decoded events and return the delivery's one-line decision.
-type Handlers interface {
-	HandlePush(ctx context.Context, deliveryID int64, ev webhook.Push) (string, error)
-	HandlePullRequest(ctx context.Context, ev webhook.PullRequest) (string, error)
-	HandleCheckRun(ctx context.Context, ev webhook.CheckRun) (string, error)
-	HandleCheckSuite(ctx context.Context, ev webhook.CheckSuite) (string, error)
-	HandleInstallation(ctx context.Context, ev webhook.Installation) (string, error)
-	HandleInstallationRepositories(ctx context.Context, ev webhook.InstallationRepositories) (string, error)
+// EventHandler acts on the deliveries of one webhook event. It switches on the action and
+// returns the delivery's one-line decision ("deployed as #12", "ignored: tag push"); an
+// error means the delivery is tried again after a back-off.
+type EventHandler interface {
+	// Handles is the X-GitHub-Event name the handler acts on.
+	Handles() string
+	// Handle acts on one decoded delivery of that event; deliveryID is its
+	// webhook_deliveries row.
+	Handle(ctx context.Context, deliveryID int64, ev webhook.Event) (string, error)
 }
 
 // Queue is the delivery table as the worker sees it.
@@ -31,8 +32,10 @@ type Queue interface {
 
 // WorkerOptions configures a Worker.
 type WorkerOptions struct {
-	Queue    Queue
-	Handlers Handlers
+	Queue Queue
+	// Handlers has at most one handler per event; events without one are decided
+	// "ignored", as are events Stagely does not decode.
+	Handlers []EventHandler
 	Logger   *slog.Logger
 	Metrics  Metrics
 	// Workers bounds how many deliveries are processed at once.
@@ -53,9 +56,10 @@ type WorkerOptions struct {
 // pushes the newer one is queued last and supersedes the older; different repositories
 // proceed in parallel, up to Workers at once.
 type Worker struct {
-	opt  WorkerOptions
-	wake chan struct{}
-	sem  chan struct{}
+	opt      WorkerOptions
+	handlers map[string]EventHandler
+	wake     chan struct{}
+	sem      chan struct{}
 
 	mu sync.Mutex
 	// queues holds, per ordering key, deliveries claimed and not yet processed; a key is
@@ -67,8 +71,16 @@ type Worker struct {
 	inflight map[int64]bool
 }
 
-// NewWorker builds a Worker, filling defaults.
+// NewWorker builds a Worker, filling defaults. Two handlers for one event are a wiring
+// mistake, and panic.
 func NewWorker(opt WorkerOptions) *Worker {
+	handlers := map[string]EventHandler{}
+	for _, h := range opt.Handlers {
+		if _, dup := handlers[h.Handles()]; dup {
+			panic(fmt.Sprintf("intake: two handlers for %s events", h.Handles()))
+		}
+		handlers[h.Handles()] = h
+	}
 	if opt.Workers <= 0 {
 		opt.Workers = 4
 	}
@@ -93,6 +105,7 @@ func NewWorker(opt WorkerOptions) *Worker {
 	}
 	return &Worker{
 		opt:      opt,
+		handlers: handlers,
 		wake:     make(chan struct{}, 1),
 		sem:      make(chan struct{}, opt.Workers),
 		queues:   map[string][]store.Delivery{},
@@ -239,30 +252,17 @@ func (w *Worker) decide(ctx context.Context, d store.Delivery) (string, error) {
 	if err != nil {
 		return "", &badPayloadError{err}
 	}
-	h := w.opt.Handlers
-	switch ev := ev.(type) {
-	case webhook.Push:
-		return h.HandlePush(ctx, d.ID, ev)
-	case webhook.PullRequest:
-		return h.HandlePullRequest(ctx, ev)
-	case webhook.CheckRun:
-		return h.HandleCheckRun(ctx, ev)
-	case webhook.CheckSuite:
-		return h.HandleCheckSuite(ctx, ev)
-	case webhook.Installation:
-		return h.HandleInstallation(ctx, ev)
-	case webhook.InstallationRepositories:
-		return h.HandleInstallationRepositories(ctx, ev)
-	case webhook.Ping:
-		return fmt.Sprintf("pong: %s", ev.Zen), nil
-	case webhook.Unhandled:
-		if ev.Action != "" {
-			return fmt.Sprintf("ignored: Stagely does not act on %s %s", ev.Event, ev.Action), nil
-		}
-		return fmt.Sprintf("ignored: Stagely does not act on %s", ev.Event), nil
-	default:
-		return fmt.Sprintf("ignored: %s", d.Event), nil
+	if ping, ok := ev.(webhook.Ping); ok {
+		return fmt.Sprintf("pong: %s", ping.Zen), nil
 	}
+	h, ok := w.handlers[ev.EventName()]
+	if !ok {
+		if d.Action != "" {
+			return fmt.Sprintf("ignored: Stagely does not act on %s %s", d.Event, d.Action), nil
+		}
+		return fmt.Sprintf("ignored: Stagely does not act on %s", d.Event), nil
+	}
+	return h.Handle(ctx, d.ID, ev)
 }
 
 func outcome(status, decision string) string {

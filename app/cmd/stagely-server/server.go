@@ -22,6 +22,7 @@ import (
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/metrics"
 	"github.com/stagely/stagely/app/seal"
@@ -101,7 +102,10 @@ func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *s
 	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger})
 	ref.h = h
 
-	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Logger: logger, Metrics: met})
+	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
+		deploy.NewPushHandler(orch), deploy.NewPullRequestHandler(orch), deploy.NewCheckRunHandler(orch), deploy.NewCheckSuiteHandler(orch),
+		installations.NewHandler(st, nil), installations.NewRepositoriesHandler(st),
+	}})
 	webhookSecret := func(ctx context.Context) ([]byte, error) {
 		c, ok, err := creds.Current(ctx)
 		if err != nil {
