@@ -196,23 +196,31 @@ func (w *Worker) drain(ctx context.Context, wg *sync.WaitGroup, key string) {
 		w.mu.Unlock()
 
 		w.sem <- struct{}{}
-		w.process(ctx, d)
+		backOff := w.process(ctx, d)
 		<-w.sem
 
 		w.mu.Lock()
 		w.pending--
 		delete(w.inflight, d.ID)
 		w.mu.Unlock()
+		// The back-off is written only once the delivery is no longer held here: a claim that
+		// comes after it has passed must find the delivery free, or the attempt it counts
+		// would never run.
+		if backOff > 0 {
+			w.delay(ctx, d, backOff)
+		}
 		w.Poke()
 	}
 }
 
 // process handles one delivery with its own bounded context, detached from Run's, so a
-// shutdown lets the delivery finish rather than leaving it half done.
-func (w *Worker) process(parent context.Context, d store.Delivery) {
+// shutdown lets the delivery finish rather than leaving it half done. A delivery whose
+// processing erred and may be tried again is left claimed, and process returns how long it
+// waits before the next attempt.
+func (w *Worker) process(parent context.Context, d store.Delivery) (backOff time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.opt.Timeout)
 	defer cancel()
-	log := w.opt.Logger.With("delivery", d.DeliveryID, "event", d.Event, "action", d.Action, "attempt", d.Attempts)
+	log := w.logger(d)
 
 	decision, err := w.decide(ctx, d)
 	status := store.DeliveryDone
@@ -222,25 +230,35 @@ func (w *Worker) process(parent context.Context, d store.Delivery) {
 		case errors.As(err, &bad):
 			status, decision = store.DeliveryFailed, "rejected: "+bad.Error()
 		case d.Attempts < w.opt.MaxAttempts:
-			// Left claimed until a short back-off has passed; then a worker tries it again.
-			retry := min(5*time.Second<<(d.Attempts-1), 2*time.Minute)
-			log.Warn("process webhook delivery; will retry", "err", err, "retry_in", retry)
-			if err := w.opt.Queue.DelayDelivery(ctx, d.ID, w.opt.Now().Add(retry)); err != nil {
-				log.Error("delay webhook delivery; it is retried when its lease ends", "err", err)
-			}
-			return
+			backOff = min(5*time.Second<<(d.Attempts-1), 2*time.Minute)
+			log.Warn("process webhook delivery; will retry", "err", err, "retry_in", backOff)
+			return backOff
 		default:
 			status, decision = store.DeliveryFailed, fmt.Sprintf("failed after %d attempts: %v", d.Attempts, err)
 		}
 	}
 	if err := w.opt.Queue.FinishDelivery(ctx, d.ID, status, decision, w.opt.Now()); err != nil {
 		log.Error("record webhook decision", "err", err)
-		return
+		return 0
 	}
 	if w.opt.Metrics != nil {
 		w.opt.Metrics.Webhook(d.Event, outcome(status, decision))
 	}
 	log.Info("webhook processed", "decision", decision)
+	return 0
+}
+
+// delay keeps a claimed delivery until its back-off has passed; then a claim takes it again.
+func (w *Worker) delay(parent context.Context, d store.Delivery, backOff time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.opt.Timeout)
+	defer cancel()
+	if err := w.opt.Queue.DelayDelivery(ctx, d.ID, w.opt.Now().Add(backOff)); err != nil {
+		w.logger(d).Error("delay webhook delivery; it is retried when its lease ends", "err", err)
+	}
+}
+
+func (w *Worker) logger(d store.Delivery) *slog.Logger {
+	return w.opt.Logger.With("delivery", d.DeliveryID, "event", d.Event, "action", d.Action, "attempt", d.Attempts)
 }
 
 type badPayloadError struct{ err error }
