@@ -228,11 +228,12 @@ func TestOrchestrator_DeploymentWaitsForAnOfflineAgentThenFailsWithAgentOffline(
 	if run := e.checkRun(p, sha); run.Status != "queued" {
 		t.Fatalf("check run %s, want queued while waiting", run.Status)
 	}
+	e.advance(9 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	if d := e.latest(p); d.Status != store.DeploymentQueued {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
-	e.advance(11 * time.Minute)
+	e.advance(2 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "agent offline") {

@@ -11,7 +11,9 @@ import (
 // it to GitHub as queued, and starts it if the project is idle and its agent online.
 func (o *Orchestrator) Enqueue(ctx context.Context, p store.Project, sha, ref, trigger string, deliveryID *int64) (store.Deployment, error) {
 	st := o.opt.Store
-	d, err := st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: sha, Ref: ref, Trigger: trigger, DeliveryID: deliveryID})
+	// Stamped on the orchestrator's clock, like every later step: the sweeper measures how long
+	// it has waited against that clock.
+	d, err := st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: sha, Ref: ref, Trigger: trigger, DeliveryID: deliveryID, CreatedAt: o.opt.Now()})
 	if err != nil {
 		return store.Deployment{}, fmt.Errorf("queue deployment of %s: %w", short(sha), err)
 	}
