@@ -39,14 +39,16 @@ func TestSweeperQueries_FindWaitingLostAndOverdueDeployments(t *testing.T) {
 	}
 
 	qOn, qOff, qNone := f.newDeployment(pOn.ID, 1), f.newDeployment(pOff.ID, 2), f.newDeployment(pNone.ID, 3)
-	stale, err := f.st.StaleQueued(f.ctx, now.Add(time.Minute))
+	// The cutoffs are taken from the deployments' own creation times, which the database
+	// stamps: however slowly the test runs, the first is after all three, the second before.
+	stale, err := f.st.StaleQueued(f.ctx, qNone.CreatedAt.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := depIDs(stale); len(got) != 2 || got[0] != qOff.ID || got[1] != qNone.ID {
 		t.Fatalf("StaleQueued = %v, want the offline and agentless ones %d %d (not %d)", got, qOff.ID, qNone.ID, qOn.ID)
 	}
-	if stale, _ := f.st.StaleQueued(f.ctx, now.Add(-time.Minute)); len(stale) != 0 {
+	if stale, _ := f.st.StaleQueued(f.ctx, qOn.CreatedAt.Add(-time.Minute)); len(stale) != 0 {
 		t.Fatalf("deployments younger than the cutoff counted as stale: %v", depIDs(stale))
 	}
 	waiting, _ := f.st.ProjectsWithQueued(f.ctx)
