@@ -15,16 +15,9 @@ type CheckRunHandler struct{ o *Orchestrator }
 // NewCheckRunHandler returns the handler of check_run webhooks.
 func NewCheckRunHandler(o *Orchestrator) CheckRunHandler { return CheckRunHandler{o: o} }
 
-// Handles returns "check_run".
-func (CheckRunHandler) Handles() string { return webhook.EventCheckRun }
-
 // Handle re-runs a check run (rerequested) or does what its pressed button says
 // (requested_action).
-func (h CheckRunHandler) Handle(ctx context.Context, _ int64, e webhook.Event) (string, error) {
-	ev, ok := e.(webhook.CheckRun)
-	if !ok {
-		return "", wrongEvent(h, e)
-	}
+func (h CheckRunHandler) Handle(ctx context.Context, _ int64, ev webhook.CheckRun) (string, error) {
 	switch ev.Action {
 	case "rerequested":
 		if ev.Name == CheckValidate {

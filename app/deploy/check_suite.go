@@ -14,15 +14,8 @@ type CheckSuiteHandler struct{ o *Orchestrator }
 // NewCheckSuiteHandler returns the handler of check_suite webhooks.
 func NewCheckSuiteHandler(o *Orchestrator) CheckSuiteHandler { return CheckSuiteHandler{o: o} }
 
-// Handles returns "check_suite".
-func (CheckSuiteHandler) Handles() string { return webhook.EventCheckSuite }
-
 // Handle deploys the suite's commit again to every project that deploys its branch.
-func (h CheckSuiteHandler) Handle(ctx context.Context, _ int64, e webhook.Event) (string, error) {
-	ev, ok := e.(webhook.CheckSuite)
-	if !ok {
-		return "", wrongEvent(h, e)
-	}
+func (h CheckSuiteHandler) Handle(ctx context.Context, _ int64, ev webhook.CheckSuite) (string, error) {
 	switch ev.Action {
 	case "rerequested":
 		deployed, why, err := h.o.deployBranch(ctx, ev.Repo, ev.HeadBranch, ev.HeadSHA, "refs/heads/"+ev.HeadBranch, store.TriggerRerunAll, nil)

@@ -13,16 +13,9 @@ type PullRequestHandler struct{ o *Orchestrator }
 // NewPullRequestHandler returns the handler of pull_request webhooks.
 func NewPullRequestHandler(o *Orchestrator) PullRequestHandler { return PullRequestHandler{o: o} }
 
-// Handles returns "pull_request".
-func (PullRequestHandler) Handles() string { return webhook.EventPullRequest }
-
 // Handle checks stagely.yaml and the compose file of a pull request's head whenever the head
 // changes, as the `Stagely / validate` check run.
-func (h PullRequestHandler) Handle(ctx context.Context, _ int64, e webhook.Event) (string, error) {
-	ev, ok := e.(webhook.PullRequest)
-	if !ok {
-		return "", wrongEvent(h, e)
-	}
+func (h PullRequestHandler) Handle(ctx context.Context, _ int64, ev webhook.PullRequest) (string, error) {
 	switch ev.Action {
 	case "opened", "synchronize", "reopened":
 		return h.o.Validate(ctx, ev.InstallationID, ev.Repo, ev.HeadSHA)

@@ -15,17 +15,10 @@ type PushHandler struct{ o *Orchestrator }
 // NewPushHandler returns the handler of push webhooks.
 func NewPushHandler(o *Orchestrator) PushHandler { return PushHandler{o: o} }
 
-// Handles returns "push".
-func (PushHandler) Handles() string { return webhook.EventPush }
-
 // Handle deploys the pushed commit to every project that deploys the pushed branch and says,
 // in one line, what it decided: the answer to "why didn't this deploy?". deliveryID is the
 // webhook_deliveries row the push came in as, or 0.
-func (h PushHandler) Handle(ctx context.Context, deliveryID int64, e webhook.Event) (string, error) {
-	ev, ok := e.(webhook.Push)
-	if !ok {
-		return "", wrongEvent(h, e)
-	}
+func (h PushHandler) Handle(ctx context.Context, deliveryID int64, ev webhook.Push) (string, error) {
 	switch {
 	case ev.IsTag():
 		return fmt.Sprintf("ignored: tag push (%s)", strings.TrimPrefix(ev.Ref, "refs/tags/")), nil
@@ -101,8 +94,3 @@ func (o *Orchestrator) whyNoProject(ctx context.Context, repo webhook.Repo, bran
 }
 
 func isZeroSHA(sha string) bool { return strings.Trim(sha, "0") == "" }
-
-// wrongEvent reports a handler given another event than the one it handles: a wiring mistake.
-func wrongEvent(h interface{ Handles() string }, e webhook.Event) error {
-	return fmt.Errorf("the %s handler was given a %s event", h.Handles(), e.EventName())
-}

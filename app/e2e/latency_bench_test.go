@@ -108,7 +108,8 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 	defer h.Close()
 	ref.h = h
 	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: quiet, Handlers: []intake.EventHandler{
-		deploy.NewPushHandler(orch), deploy.NewPullRequestHandler(orch), deploy.NewCheckRunHandler(orch), deploy.NewCheckSuiteHandler(orch),
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
 	}})
 	go func() { _ = worker.Run(ctx) }()
 	secret := []byte(sim.WebhookSecret())

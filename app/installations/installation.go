@@ -36,15 +36,8 @@ func NewHandler(st Store, now func() time.Time) Handler {
 	return Handler{st: st, now: now}
 }
 
-// Handles returns "installation".
-func (Handler) Handles() string { return webhook.EventInstallation }
-
 // Handle records an installation created, changed, suspended, unsuspended or deleted.
-func (h Handler) Handle(ctx context.Context, _ int64, e webhook.Event) (string, error) {
-	ev, ok := e.(webhook.Installation)
-	if !ok {
-		return "", fmt.Errorf("the installation handler was given a %s event", e.EventName())
-	}
+func (h Handler) Handle(ctx context.Context, _ int64, ev webhook.Installation) (string, error) {
 	rec := store.Installation{GitHubID: ev.ID, AccountLogin: ev.AccountLogin, AccountID: ev.AccountID, AccountType: accountType(ev.AccountType)}
 	switch ev.Action {
 	case "created", "new_permissions_accepted", "unsuspend":

@@ -14,17 +14,10 @@ type RepositoriesHandler struct{ st Store }
 // NewRepositoriesHandler returns the handler of installation_repositories webhooks.
 func NewRepositoriesHandler(st Store) RepositoriesHandler { return RepositoriesHandler{st: st} }
 
-// Handles returns "installation_repositories".
-func (RepositoriesHandler) Handles() string { return webhook.EventInstallationRepositories }
-
 // Handle says what changed, naming the projects whose repository the App can no longer
 // read: they cannot deploy until the repository is granted again. Nothing is stored: GitHub
 // is asked for the repositories whenever they are listed.
-func (h RepositoriesHandler) Handle(ctx context.Context, _ int64, e webhook.Event) (string, error) {
-	ev, ok := e.(webhook.InstallationRepositories)
-	if !ok {
-		return "", fmt.Errorf("the installation_repositories handler was given a %s event", e.EventName())
-	}
+func (h RepositoriesHandler) Handle(ctx context.Context, _ int64, ev webhook.InstallationRepositories) (string, error) {
 	var removed []string
 	for _, r := range ev.Removed {
 		ps, err := h.st.ProjectsByRepo(ctx, r.ID)

@@ -61,8 +61,9 @@ func newPipeline(t *testing.T) *pipeline {
 	orch := deploy.New(deploy.Options{Store: st, Hub: offlineHub{}, Secrets: secrets.New(st, keys), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub { return app.Installation(id) }})
 	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Poll: 50 * time.Millisecond, Handlers: []intake.EventHandler{
-		deploy.NewPushHandler(orch), deploy.NewPullRequestHandler(orch), deploy.NewCheckRunHandler(orch), deploy.NewCheckSuiteHandler(orch),
-		installations.NewHandler(st, nil), installations.NewRepositoriesHandler(st),
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
+		intake.On(installations.NewHandler(st, nil).Handle), intake.On(installations.NewRepositoriesHandler(st).Handle),
 	}})
 	secret := []byte("conformance-secret")
 	h := intake.NewHandler(st, func(context.Context) ([]byte, error) { return secret, nil }, w.Poke, discard(), nil)
@@ -208,9 +209,7 @@ type flakyHandlers struct {
 	calls    int
 }
 
-func (f *flakyHandlers) Handles() string { return webhook.EventPush }
-
-func (f *flakyHandlers) Handle(context.Context, int64, webhook.Event) (string, error) {
+func (f *flakyHandlers) Handle(context.Context, int64, webhook.Push) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -245,7 +244,7 @@ func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
 	var elapsed atomic.Int64
 	now := func() time.Time { return base.Add(time.Duration(elapsed.Load())) }
 	h := &flakyHandlers{failures: 2}
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{h}, Poll: 20 * time.Millisecond, Now: now})
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{intake.On(h.Handle)}, Poll: 20 * time.Millisecond, Now: now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -295,10 +294,8 @@ type orderedHandlers struct {
 	seen    []string
 }
 
-func (o *orderedHandlers) Handles() string { return webhook.EventPush }
-
-func (o *orderedHandlers) Handle(_ context.Context, _ int64, e webhook.Event) (string, error) {
-	name := e.(webhook.Push).HeadCommit.Message
+func (o *orderedHandlers) Handle(_ context.Context, _ int64, ev webhook.Push) (string, error) {
+	name := ev.HeadCommit.Message
 	if name == o.block {
 		close(o.started)
 		<-o.release
@@ -334,7 +331,7 @@ func TestWorker_KeepsOneRepositorysDeliveriesInOrderAndOthersInParallel(t *testi
 		}
 	}
 	handlers := &orderedHandlers{block: "first to acme/a", started: make(chan struct{}), release: make(chan struct{})}
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{handlers}, Poll: 20 * time.Millisecond})
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{intake.On(handlers.Handle)}, Poll: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -357,4 +354,31 @@ func TestWorker_KeepsOneRepositorysDeliveriesInOrderAndOthersInParallel(t *testi
 	if got := handlers.decided(); strings.Join(got, ", ") != "only to acme/b, first to acme/a, second to acme/a" {
 		t.Fatalf("decided in the order %q", got)
 	}
+}
+
+func TestOn_HandlesOneEventTypeAndRefusesAnother(t *testing.T) {
+	t.Parallel()
+	h := intake.On(func(_ context.Context, id int64, ev webhook.CheckSuite) (string, error) {
+		return fmt.Sprintf("suite %d of delivery %d", ev.ID, id), nil
+	})
+	if h.Handles() != webhook.EventCheckSuite {
+		t.Fatalf("Handles() = %q", h.Handles())
+	}
+	if got, err := h.Handle(context.Background(), 7, webhook.CheckSuite{ID: 3}); err != nil || got != "suite 3 of delivery 7" {
+		t.Fatalf("a check_suite: %q, %v", got, err)
+	}
+	if _, err := h.Handle(context.Background(), 7, webhook.Ping{}); err == nil || !strings.Contains(err.Error(), "given a ping event") {
+		t.Fatalf("a ping: %v", err)
+	}
+}
+
+func TestNewWorker_TwoHandlersForOneEventAreAWiringMistake(t *testing.T) {
+	t.Parallel()
+	push := func(context.Context, int64, webhook.Push) (string, error) { return "", nil }
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "two handlers for push") {
+			t.Fatalf("recovered %v, want a panic naming push", r)
+		}
+	}()
+	intake.NewWorker(intake.WorkerOptions{Handlers: []intake.EventHandler{intake.On(push), intake.On(push)}})
 }

@@ -23,6 +23,29 @@ type EventHandler interface {
 	Handle(ctx context.Context, deliveryID int64, ev webhook.Event) (string, error)
 }
 
+// On is the EventHandler of the events of type E, made of a function that takes them, e.g.
+// intake.On(deploy.NewPushHandler(o).Handle): the handler itself never sees another event.
+func On[E webhook.Event](handle func(ctx context.Context, deliveryID int64, ev E) (string, error)) EventHandler {
+	return typedHandler[E](handle)
+}
+
+type typedHandler[E webhook.Event] func(ctx context.Context, deliveryID int64, ev E) (string, error)
+
+// Handles returns the event name of E.
+func (typedHandler[E]) Handles() string {
+	var zero E
+	return zero.EventName()
+}
+
+// Handle passes ev on if it is an E; the worker only ever gives it one.
+func (h typedHandler[E]) Handle(ctx context.Context, deliveryID int64, ev webhook.Event) (string, error) {
+	e, ok := ev.(E)
+	if !ok {
+		return "", fmt.Errorf("the %s handler was given a %s event", h.Handles(), ev.EventName())
+	}
+	return h(ctx, deliveryID, e)
+}
+
 // Queue is the delivery table as the worker sees it.
 type Queue interface {
 	ClaimDeliveries(ctx context.Context, n int, lease time.Duration, now time.Time) ([]store.Delivery, error)

@@ -103,8 +103,9 @@ func newServer(cfg config.Config, st *store.Store, keys *seal.Keyring, logger *s
 	ref.h = h
 
 	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
-		deploy.NewPushHandler(orch), deploy.NewPullRequestHandler(orch), deploy.NewCheckRunHandler(orch), deploy.NewCheckSuiteHandler(orch),
-		installations.NewHandler(st, nil), installations.NewRepositoriesHandler(st),
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
+		intake.On(installations.NewHandler(st, nil).Handle), intake.On(installations.NewRepositoriesHandler(st).Handle),
 	}})
 	webhookSecret := func(ctx context.Context) ([]byte, error) {
 		c, ok, err := creds.Current(ctx)
