@@ -32,8 +32,7 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 			e.push(p, second)
 		}},
 		{"started_with_a_warning_then_succeeded", func(e *env) {
-			a := e.agent("box")
-			e.hub.setIdle(a.ID, true)
+			a := e.idleAgent("box")
 			p, _ := e.project(&a)
 			sha := e.commitFiles(p, map[string][]byte{
 				"compose.yaml": []byte("services:\n  web:\n    image: busybox\n"),
@@ -44,8 +43,7 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 				Services: []protocol.ServiceStatus{{Name: "web", State: "running", Health: "healthy", ContainerID: "0123456789abcdef"}}})
 		}},
 		{"rolled_back_to_the_previous_good", func(e *env) {
-			a := e.agent("box")
-			e.hub.setIdle(a.ID, true)
+			a := e.idleAgent("box")
 			p, good := e.project(&a)
 			e.push(p, good)
 			e.run(a, p, 3*time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
@@ -56,8 +54,7 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 				Services: []protocol.ServiceStatus{{Name: "web", State: "running", Health: "unhealthy", ContainerID: "abc", LogTail: []string{"panic"}}}})
 		}},
 		{"timed_out_and_cancelled", func(e *env) {
-			a := e.agent("box")
-			e.hub.setIdle(a.ID, true)
+			a := e.idleAgent("box")
 			p, first := e.project(&a)
 			e.push(p, first)
 			e.run(a, p, 61*time.Second, protocol.JobResult{Status: protocol.StatusTimedOut, Error: "deployment.timeout (60s) passed"})
@@ -67,8 +64,7 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 			e.run(a, p, 2*time.Second, protocol.JobResult{Status: protocol.StatusCancelled})
 		}},
 		{"configuration_problems_fail_with_annotations", func(e *env) {
-			a := e.agent("box")
-			e.hub.setIdle(a.ID, true)
+			a := e.idleAgent("box")
 			p, _ := e.project(&a)
 			e.push(p, e.commitFiles(p, map[string][]byte{
 				"compose.yaml": []byte("services:\n  web:\n    image: busybox\n"),
@@ -89,8 +85,7 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 			e.orch.Sweep(e.ctx)
 		}},
 		{"installation_deleted_gives_up_and_records_it", func(e *env) {
-			a := e.agent("box")
-			e.hub.setIdle(a.ID, true)
+			a := e.idleAgent("box")
 			p, sha := e.project(&a)
 			e.push(p, sha)
 			if err := e.st.MarkInstallationDeleted(e.ctx, e.instGH, e.clock()); err != nil {
