@@ -18,6 +18,7 @@ import (
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/metrics"
 	"github.com/stagely/stagely/app/seal"
@@ -74,7 +75,11 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	})
 	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger})
 	ref.h = h
-	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Logger: logger, Metrics: met})
+	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
+		intake.On(installations.NewHandler(st, nil).Handle), intake.On(installations.NewRepositoriesHandler(st).Handle),
+	}})
 
 	p := parts{
 		store: st, log: logger, metrics: met, hub: h,
