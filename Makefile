@@ -8,11 +8,11 @@ GO_PACKAGES := ./... ./agent/...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test browser-test build demo clean
+.PHONY: test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test fuzz browser-test build demo clean
 
 # go-test includes the end-to-end tests: the browser test (app/e2e TestBrowser), the demo in
 # non-interactive mode (app/cmd/stagely-demo) and the push-to-deploy loop on the real Docker engine.
-test: deps web fmt-check vet staticcheck build-check web-test go-test
+test: deps web fmt-check vet staticcheck build-check web-test go-test fuzz
 	@echo "make test: all checks passed"
 
 # PostgreSQL, the Docker engine and compose plugin, Go tools, Node, cloud-init and Chromium.
@@ -56,6 +56,32 @@ build-check: web
 # and a deadline they can reach would fail a good change.
 go-test: web
 	go test -race -count=1 -timeout 40m -parallel 4 $(GO_PACKAGES)
+
+# Every fuzz target runs briefly, one after the other: go test -fuzz takes one target of one
+# package per run, and each run builds an instrumented test binary. The seeds alone already
+# run with go-test. A failing input is written to the package's testdata/fuzz/<Target>/;
+# commit it with the fix, and it stays a regression case. FUZZMINIMIZETIME bounds the time
+# spent shrinking each new input, which would otherwise eat a short run.
+FUZZTIME ?= 6s
+FUZZMINIMIZETIME ?= 100x
+FUZZ_TARGETS := \
+	./app/stagelyyaml:FuzzParse \
+	./app/stagelyyaml:FuzzParseComposeServices \
+	./webhook:FuzzDecode \
+	./webhook:FuzzVerify \
+	./agent/protocol:FuzzDecode \
+	./agent/deployer:FuzzExtract \
+	./agent/compose:FuzzParsePS
+
+fuzz:
+	@found=$$(grep -rhE --include='*_test.go' --exclude-dir=node_modules '^func Fuzz[A-Za-z0-9_]*\(' . | wc -l); \
+	if [ "$$found" -ne $(words $(FUZZ_TARGETS)) ]; then \
+		echo "fuzz: the repository has $$found fuzz targets, FUZZ_TARGETS lists $(words $(FUZZ_TARGETS)); list them all"; exit 1; fi
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; start=$$SECONDS; \
+		go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) -parallel=2 $$pkg; \
+		echo "fuzz: $$pkg $$name took $$((SECONDS - start))s"; \
+	done
 
 # Only the browser test, for working on the SPA (make test runs it with the other Go tests).
 browser-test: web

@@ -165,30 +165,12 @@ func (s *Sim) createAccessToken(w http.ResponseWriter, r *http.Request) {
 	selection := inst.selection
 	var repos []any
 	if len(req.Repositories) > 0 || len(req.RepositoryIDs) > 0 {
+		chosen, ok := s.st.chooseRepos(id, req.Repositories, req.RepositoryIDs)
+		if !ok {
+			writeError(w, http.StatusUnprocessableEntity, "There is at least one repository that does not exist or is not accessible to the parent installation.", docsREST)
+			return
+		}
 		t.repoIDs = map[int64]bool{}
-		byName := map[string]*repo{}
-		byID := map[int64]*repo{}
-		for _, rp := range s.st.reposOf(id) {
-			byName[strings.ToLower(rp.name)] = rp
-			byID[rp.id] = rp
-		}
-		var chosen []*repo
-		for _, name := range req.Repositories {
-			rp := byName[strings.ToLower(name)]
-			if rp == nil {
-				writeError(w, http.StatusUnprocessableEntity, "There is at least one repository that does not exist or is not accessible to the parent installation.", docsREST)
-				return
-			}
-			chosen = append(chosen, rp)
-		}
-		for _, rid := range req.RepositoryIDs {
-			rp := byID[rid]
-			if rp == nil {
-				writeError(w, http.StatusUnprocessableEntity, "There is at least one repository that does not exist or is not accessible to the parent installation.", docsREST)
-				return
-			}
-			chosen = append(chosen, rp)
-		}
 		for _, rp := range chosen {
 			if !t.repoIDs[rp.id] {
 				t.repoIDs[rp.id] = true
@@ -209,6 +191,32 @@ func (s *Sim) createAccessToken(w http.ResponseWriter, r *http.Request) {
 		body["repositories"] = repos
 	}
 	writeJSON(w, http.StatusCreated, body)
+}
+
+// chooseRepos finds the repositories of an installation a token request names, by name
+// (case-insensitive) and by id; ok is false when one of them is not the installation's.
+func (st *state) chooseRepos(instID int64, names []string, ids []int64) (chosen []*repo, ok bool) {
+	byName := map[string]*repo{}
+	byID := map[int64]*repo{}
+	for _, rp := range st.reposOf(instID) {
+		byName[strings.ToLower(rp.name)] = rp
+		byID[rp.id] = rp
+	}
+	for _, name := range names {
+		rp := byName[strings.ToLower(name)]
+		if rp == nil {
+			return nil, false
+		}
+		chosen = append(chosen, rp)
+	}
+	for _, id := range ids {
+		rp := byID[id]
+		if rp == nil {
+			return nil, false
+		}
+		chosen = append(chosen, rp)
+	}
+	return chosen, true
 }
 
 // paginate applies GitHub's page/per_page (default 30, max 100) and sets the Link header.

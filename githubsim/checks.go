@@ -95,88 +95,107 @@ var (
 	annotationLevels = []string{"notice", "warning", "failure"}
 )
 
+// checkRunErrors collects what is wrong with one check run request.
+type checkRunErrors []fieldError
+
+func (e *checkRunErrors) bad(field, code, msg string) {
+	*e = append(*e, fieldError{Resource: "CheckRun", Field: field, Code: code, Message: msg})
+}
+
 // validateCheckRun applies the published limits of the create and update operations.
 func validateCheckRun(req *checkRunRequest, create bool) []fieldError {
-	var errs []fieldError
-	bad := func(field, code, msg string) {
-		errs = append(errs, fieldError{Resource: "CheckRun", Field: field, Code: code, Message: msg})
-	}
+	var errs checkRunErrors
 	if create {
 		if req.Name == nil || *req.Name == "" {
-			bad("name", "missing_field", "")
+			errs.bad("name", "missing_field", "")
 		}
 		if req.HeadSHA == nil || *req.HeadSHA == "" {
-			bad("head_sha", "missing_field", "")
+			errs.bad("head_sha", "missing_field", "")
 		}
 	}
 	if req.Status != nil && !slices.Contains(checkStatuses, *req.Status) {
-		bad("status", "invalid", fmt.Sprintf("%s is not a member of %v", *req.Status, checkStatuses))
+		errs.bad("status", "invalid", fmt.Sprintf("%s is not a member of %v", *req.Status, checkStatuses))
 	} else if req.Status != nil && (*req.Status == "waiting" || *req.Status == "requested" || *req.Status == "pending") {
-		bad("status", "custom", "Only GitHub Actions can set a status of waiting, pending, or requested.")
+		errs.bad("status", "custom", "Only GitHub Actions can set a status of waiting, pending, or requested.")
 	}
 	if req.Conclusion != nil {
 		switch {
 		case !slices.Contains(checkConclusions, *req.Conclusion):
-			bad("conclusion", "invalid", fmt.Sprintf("%s is not a member of %v", *req.Conclusion, checkConclusions))
+			errs.bad("conclusion", "invalid", fmt.Sprintf("%s is not a member of %v", *req.Conclusion, checkConclusions))
 		case *req.Conclusion == "stale":
-			bad("conclusion", "custom", "You cannot change a check run conclusion to stale, only GitHub can set this.")
+			errs.bad("conclusion", "custom", "You cannot change a check run conclusion to stale, only GitHub can set this.")
 		}
 	}
 	if req.Conclusion == nil && ((req.Status != nil && *req.Status == "completed") || req.CompletedAt != nil) {
-		bad("conclusion", "missing_field", "conclusion is required when status is completed or completed_at is given")
+		errs.bad("conclusion", "missing_field", "conclusion is required when status is completed or completed_at is given")
 	}
 	for field, v := range map[string]*string{"started_at": req.StartedAt, "completed_at": req.CompletedAt} {
 		if v != nil {
 			if _, err := time.Parse(time.RFC3339, *v); err != nil {
-				bad(field, "invalid", field+" must be an ISO 8601 timestamp: YYYY-MM-DDTHH:MM:SSZ")
+				errs.bad(field, "invalid", field+" must be an ISO 8601 timestamp: YYYY-MM-DDTHH:MM:SSZ")
 			}
 		}
 	}
-	if o := req.Output; o != nil {
-		if create && (o.Title == nil || *o.Title == "") {
-			bad("output.title", "missing_field", "")
-		}
-		if o.Summary == nil {
-			bad("output.summary", "missing_field", "")
-		}
-		if o.Summary != nil && utf8.RuneCountInString(*o.Summary) > maxOutputChars {
-			bad("output.summary", "custom", fmt.Sprintf("summary is too long (maximum is %d characters)", maxOutputChars))
-		}
-		if o.Text != nil && utf8.RuneCountInString(*o.Text) > maxOutputChars {
-			bad("output.text", "custom", fmt.Sprintf("text is too long (maximum is %d characters)", maxOutputChars))
-		}
-		if len(o.Annotations) > maxAnnotations {
-			bad("output.annotations", "custom", fmt.Sprintf("annotations exceed the maximum of %d per request", maxAnnotations))
-		}
-		for i, a := range o.Annotations {
-			f := fmt.Sprintf("output.annotations[%d]", i)
-			if a.Path == "" || a.StartLine == nil || a.EndLine == nil || a.AnnotationLevel == "" || a.Message == "" {
-				bad(f, "missing_field", "path, start_line, end_line, annotation_level and message are required")
-				continue
-			}
-			if !slices.Contains(annotationLevels, a.AnnotationLevel) {
-				bad(f+".annotation_level", "invalid", fmt.Sprintf("%s is not a member of %v", a.AnnotationLevel, annotationLevels))
-			}
-			if (a.StartColumn != nil || a.EndColumn != nil) && *a.StartLine != *a.EndLine {
-				bad(f, "custom", "start_column and end_column are only supported on the same line")
-			}
-			if len(a.Message) > 64*1024 || (a.RawDetails != nil && len(*a.RawDetails) > 64*1024) {
-				bad(f+".message", "custom", "message is too long (maximum is 64 KB)")
-			}
-			if a.Title != nil && utf8.RuneCountInString(*a.Title) > 255 {
-				bad(f+".title", "custom", "title is too long (maximum is 255 characters)")
-			}
-		}
-		for i, img := range o.Images {
-			if img.Alt == nil || img.ImageURL == nil {
-				bad(fmt.Sprintf("output.images[%d]", i), "missing_field", "alt and image_url are required")
-			}
+	if req.Output != nil {
+		errs.output(req.Output, create)
+	}
+	errs.actions(req.Actions)
+	return errs
+}
+
+// output checks a check run's output: title, summary, text, annotations and images.
+func (e *checkRunErrors) output(o *checkRunOutput, create bool) {
+	if create && (o.Title == nil || *o.Title == "") {
+		e.bad("output.title", "missing_field", "")
+	}
+	if o.Summary == nil {
+		e.bad("output.summary", "missing_field", "")
+	}
+	if o.Summary != nil && utf8.RuneCountInString(*o.Summary) > maxOutputChars {
+		e.bad("output.summary", "custom", fmt.Sprintf("summary is too long (maximum is %d characters)", maxOutputChars))
+	}
+	if o.Text != nil && utf8.RuneCountInString(*o.Text) > maxOutputChars {
+		e.bad("output.text", "custom", fmt.Sprintf("text is too long (maximum is %d characters)", maxOutputChars))
+	}
+	if len(o.Annotations) > maxAnnotations {
+		e.bad("output.annotations", "custom", fmt.Sprintf("annotations exceed the maximum of %d per request", maxAnnotations))
+	}
+	for i, a := range o.Annotations {
+		e.annotation(fmt.Sprintf("output.annotations[%d]", i), a)
+	}
+	for i, img := range o.Images {
+		if img.Alt == nil || img.ImageURL == nil {
+			e.bad(fmt.Sprintf("output.images[%d]", i), "missing_field", "alt and image_url are required")
 		}
 	}
-	if len(req.Actions) > maxActions {
-		bad("actions", "custom", fmt.Sprintf("A maximum of %d actions are accepted", maxActions))
+}
+
+// annotation checks one annotation, named f in the errors.
+func (e *checkRunErrors) annotation(f string, a Annotation) {
+	if a.Path == "" || a.StartLine == nil || a.EndLine == nil || a.AnnotationLevel == "" || a.Message == "" {
+		e.bad(f, "missing_field", "path, start_line, end_line, annotation_level and message are required")
+		return
 	}
-	for i, a := range req.Actions {
+	if !slices.Contains(annotationLevels, a.AnnotationLevel) {
+		e.bad(f+".annotation_level", "invalid", fmt.Sprintf("%s is not a member of %v", a.AnnotationLevel, annotationLevels))
+	}
+	if (a.StartColumn != nil || a.EndColumn != nil) && *a.StartLine != *a.EndLine {
+		e.bad(f, "custom", "start_column and end_column are only supported on the same line")
+	}
+	if len(a.Message) > 64*1024 || (a.RawDetails != nil && len(*a.RawDetails) > 64*1024) {
+		e.bad(f+".message", "custom", "message is too long (maximum is 64 KB)")
+	}
+	if a.Title != nil && utf8.RuneCountInString(*a.Title) > 255 {
+		e.bad(f+".title", "custom", "title is too long (maximum is 255 characters)")
+	}
+}
+
+// actions checks the requested-action buttons: how many, and each one's text lengths.
+func (e *checkRunErrors) actions(actions []Action) {
+	if len(actions) > maxActions {
+		e.bad("actions", "custom", fmt.Sprintf("A maximum of %d actions are accepted", maxActions))
+	}
+	for i, a := range actions {
 		f := fmt.Sprintf("actions[%d]", i)
 		for _, lim := range []struct {
 			name string
@@ -185,13 +204,12 @@ func validateCheckRun(req *checkRunRequest, create bool) []fieldError {
 		}{{"label", a.Label, 20}, {"description", a.Description, 40}, {"identifier", a.Identifier, 20}} {
 			switch n := utf8.RuneCountInString(lim.v); {
 			case n == 0:
-				bad(f+"."+lim.name, "missing_field", "")
+				e.bad(f+"."+lim.name, "missing_field", "")
 			case n > lim.max:
-				bad(f+"."+lim.name, "custom", fmt.Sprintf("%s is too long (maximum is %d characters)", lim.name, lim.max))
+				e.bad(f+"."+lim.name, "custom", fmt.Sprintf("%s is too long (maximum is %d characters)", lim.name, lim.max))
 			}
 		}
 	}
-	return errs
 }
 
 func (s *Sim) createCheckRun(w http.ResponseWriter, r *http.Request, a repoAccess) {
@@ -291,15 +309,21 @@ func (s *Sim) applyCheckRun(run *checkRun, req *checkRunRequest) {
 }
 
 func (st *state) runIn(rp *repo, id string) *checkRun {
+	return inRepo(st.checkRuns, rp, id, func(run *checkRun) int64 { return run.repoID })
+}
+
+// inRepo returns the item of byID whose id is the decimal id, or nil when there is none or
+// it belongs to another repository than rp: GitHub answers 404 either way.
+func inRepo[T any](byID map[int64]*T, rp *repo, id string, repoID func(*T) int64) *T {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
 		return nil
 	}
-	run := st.checkRuns[n]
-	if run == nil || run.repoID != rp.id {
+	item := byID[n]
+	if item == nil || repoID(item) != rp.id {
 		return nil
 	}
-	return run
+	return item
 }
 
 func branchOf(rp *repo, sha string) string {

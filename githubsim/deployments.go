@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
-	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 const (
@@ -83,24 +80,7 @@ func (s *Sim) createDeployment(w http.ResponseWriter, r *http.Request, a repoAcc
 		writeError(w, http.StatusUnprocessableEntity, "No ref found for: "+*req.Ref, docsCreateDeployment)
 		return
 	}
-	// "If you omit this parameter, GitHub verifies all unique contexts ... pass an empty array" to bypass.
-	var required []string
-	if req.RequiredContexts == nil {
-		required = s.st.contextsOf(a.repo, c.sha)
-	} else {
-		required = *req.RequiredContexts
-	}
-	var failing []contextState
-	states := s.st.contextStates(a.repo, c.sha)
-	for _, name := range required {
-		if st := states[name]; st != "success" {
-			if st == "" {
-				st = "missing"
-			}
-			failing = append(failing, contextState{Context: name, State: st})
-		}
-	}
-	if len(failing) > 0 {
+	if failing := s.st.failingContexts(a.repo, c.sha, req.RequiredContexts); len(failing) > 0 {
 		writeJSON(w, http.StatusConflict, obj{
 			"message": fmt.Sprintf("Conflict: Commit status checks failed for %s.", *req.Ref),
 			"errors": []any{obj{
@@ -115,6 +95,34 @@ func (s *Sim) createDeployment(w http.ResponseWriter, r *http.Request, a repoAcc
 		ID: s.st.id(), Ref: *req.Ref, SHA: c.sha, Task: "deploy", Environment: "production",
 		Payload: obj{}, CreatedAt: s.now().UTC().Truncate(time.Second),
 	}}
+	req.applyTo(&d.Deployment)
+	s.st.deployments[d.ID] = d
+	writeJSON(w, http.StatusCreated, s.st.deploymentJSON(a.repo, d))
+}
+
+// failingContexts lists the required contexts of a commit that are not successful. required
+// nil means the request omitted the field: "If you omit this parameter, GitHub verifies all
+// unique contexts ... pass an empty array" to bypass.
+func (st *state) failingContexts(rp *repo, sha string, required *[]string) []contextState {
+	names := st.contextsOf(rp, sha)
+	if required != nil {
+		names = *required
+	}
+	var failing []contextState
+	states := st.contextStates(rp, sha)
+	for _, name := range names {
+		if st := states[name]; st != "success" {
+			if st == "" {
+				st = "missing"
+			}
+			failing = append(failing, contextState{Context: name, State: st})
+		}
+	}
+	return failing
+}
+
+// applyTo sets what the request gives of a new deployment; the rest keeps GitHub's defaults.
+func (req *deploymentRequest) applyTo(d *Deployment) {
 	if req.RequiredContexts != nil {
 		d.RequiredContexts = append([]string{}, *req.RequiredContexts...)
 	}
@@ -147,8 +155,6 @@ func (s *Sim) createDeployment(w http.ResponseWriter, r *http.Request, a repoAcc
 			d.Payload = p
 		}
 	}
-	s.st.deployments[d.ID] = d
-	writeJSON(w, http.StatusCreated, s.st.deploymentJSON(a.repo, d))
 }
 
 // contextsOf lists the unique status contexts and check-run names of a commit.
@@ -228,15 +234,7 @@ type deploymentStatusRequest struct {
 }
 
 func (st *state) deploymentIn(rp *repo, id string) *deployment {
-	n, err := strconv.ParseInt(id, 10, 64)
-	if err != nil {
-		return nil
-	}
-	d := st.deployments[n]
-	if d == nil || d.repoID != rp.id {
-		return nil
-	}
-	return d
+	return inRepo(st.deployments, rp, id, func(d *deployment) int64 { return d.repoID })
 }
 
 func (s *Sim) createDeploymentStatus(w http.ResponseWriter, r *http.Request, a repoAccess) {
@@ -251,18 +249,7 @@ func (s *Sim) createDeploymentStatus(w http.ResponseWriter, r *http.Request, a r
 		writeError(w, http.StatusNotFound, "Not Found", docsCreateDeploymentStatus)
 		return
 	}
-	var errs []fieldError
-	switch {
-	case req.State == nil:
-		errs = append(errs, fieldError{Resource: "DeploymentStatus", Field: "state", Code: "missing_field"})
-	case !slices.Contains(deploymentStates, *req.State):
-		errs = append(errs, fieldError{Resource: "DeploymentStatus", Field: "state", Code: "invalid"})
-	}
-	if req.Description != nil && utf8.RuneCountInString(*req.Description) > maxDescription {
-		errs = append(errs, fieldError{Resource: "DeploymentStatus", Field: "description", Code: "custom",
-			Message: fmt.Sprintf("description is too long (maximum is %d characters)", maxDescription)})
-	}
-	if len(errs) > 0 {
+	if errs := validateStateAndDescription("DeploymentStatus", req.State, deploymentStates, req.Description); len(errs) > 0 {
 		writeValidation(w, docsCreateDeploymentStatus, errs...)
 		return
 	}

@@ -68,27 +68,25 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	ctx := context.Background()
-	sha1, err := sim.Commit(ctx, repoWeb, "main", map[string][]byte{
+	commit := func(repo string, files map[string][]byte, msg string) string {
+		sha, err := sim.Commit(context.Background(), repo, "main", files, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha
+	}
+	sha1 := commit(repoWeb, map[string][]byte{
 		"stagely.yaml":       []byte("compose_file: compose.yaml\n"),
 		"compose.yaml":       []byte("services:\n  web:\n    image: nginx\n"),
 		"app/static/a.txt":   []byte("first"),
 		"app/static/b/c.txt": []byte("deep"),
 	}, "Initial commit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sha2, err := sim.Commit(ctx, repoWeb, "main", map[string][]byte{
+	sha2 := commit(repoWeb, map[string][]byte{
 		"stagely.yaml":       []byte("compose_file: compose.yaml\n"),
 		"compose.yaml":       []byte("services:\n  web:\n    image: nginx:1.27\n"),
 		"app/static/b/c.txt": []byte("deep"),
 	}, "Pin nginx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sim.Commit(ctx, repoOther, "main", map[string][]byte{"README.md": []byte("other")}, "init"); err != nil {
-		t.Fatal(err)
-	}
+	commit(repoOther, map[string][]byte{"README.md": []byte("other")}, "init")
 	return &fixture{sim: sim, clock: clk, ep: ep, inst: inst, sha1: sha1, sha2: sha2}
 }
 

@@ -68,42 +68,6 @@ func (st *state) repository(r *repo, full bool) obj {
 		"description":                 nil,
 		"fork":                        false,
 		"url":                         api,
-		"forks_url":                   api + "/forks",
-		"keys_url":                    api + "/keys{/key_id}",
-		"collaborators_url":           api + "/collaborators{/collaborator}",
-		"teams_url":                   api + "/teams",
-		"hooks_url":                   api + "/hooks",
-		"issue_events_url":            api + "/issues/events{/number}",
-		"events_url":                  api + "/events",
-		"assignees_url":               api + "/assignees{/user}",
-		"branches_url":                api + "/branches{/branch}",
-		"tags_url":                    api + "/tags",
-		"blobs_url":                   api + "/git/blobs{/sha}",
-		"git_tags_url":                api + "/git/tags{/sha}",
-		"git_refs_url":                api + "/git/refs{/sha}",
-		"trees_url":                   api + "/git/trees{/sha}",
-		"statuses_url":                api + "/statuses/{sha}",
-		"languages_url":               api + "/languages",
-		"stargazers_url":              api + "/stargazers",
-		"contributors_url":            api + "/contributors",
-		"subscribers_url":             api + "/subscribers",
-		"subscription_url":            api + "/subscription",
-		"commits_url":                 api + "/commits{/sha}",
-		"git_commits_url":             api + "/git/commits{/sha}",
-		"comments_url":                api + "/comments{/number}",
-		"issue_comment_url":           api + "/issues/comments{/number}",
-		"contents_url":                api + "/contents/{+path}",
-		"compare_url":                 api + "/compare/{base}...{head}",
-		"merges_url":                  api + "/merges",
-		"archive_url":                 api + "/{archive_format}{/ref}",
-		"downloads_url":               api + "/downloads",
-		"issues_url":                  api + "/issues{/number}",
-		"pulls_url":                   api + "/pulls{/number}",
-		"milestones_url":              api + "/milestones{/number}",
-		"notifications_url":           api + "/notifications{?since,all,participating}",
-		"labels_url":                  api + "/labels{/name}",
-		"releases_url":                api + "/releases{/id}",
-		"deployments_url":             api + "/deployments",
 		"created_at":                  iso(r.createdAt),
 		"updated_at":                  iso(r.pushedAt),
 		"pushed_at":                   iso(r.pushedAt),
@@ -139,12 +103,57 @@ func (st *state) repository(r *repo, full bool) obj {
 		"watchers":                    0,
 		"default_branch":              r.defaultBranch,
 	}
+	repositoryLinks(o, api)
 	if full {
 		o["network_count"] = 0
 		o["subscribers_count"] = 0
 		o["permissions"] = obj{"admin": false, "maintain": false, "push": false, "triage": false, "pull": true}
 	}
 	return o
+}
+
+// repositoryLinks adds a repository's URL templates of its sub-resources, below its API URL.
+func repositoryLinks(o obj, api string) {
+	for _, l := range [...]struct{ key, path string }{
+		{"forks_url", "/forks"},
+		{"keys_url", "/keys{/key_id}"},
+		{"collaborators_url", "/collaborators{/collaborator}"},
+		{"teams_url", "/teams"},
+		{"hooks_url", "/hooks"},
+		{"issue_events_url", "/issues/events{/number}"},
+		{"events_url", "/events"},
+		{"assignees_url", "/assignees{/user}"},
+		{"branches_url", "/branches{/branch}"},
+		{"tags_url", "/tags"},
+		{"blobs_url", "/git/blobs{/sha}"},
+		{"git_tags_url", "/git/tags{/sha}"},
+		{"git_refs_url", "/git/refs{/sha}"},
+		{"trees_url", "/git/trees{/sha}"},
+		{"statuses_url", "/statuses/{sha}"},
+		{"languages_url", "/languages"},
+		{"stargazers_url", "/stargazers"},
+		{"contributors_url", "/contributors"},
+		{"subscribers_url", "/subscribers"},
+		{"subscription_url", "/subscription"},
+		{"commits_url", "/commits{/sha}"},
+		{"git_commits_url", "/git/commits{/sha}"},
+		{"comments_url", "/comments{/number}"},
+		{"issue_comment_url", "/issues/comments{/number}"},
+		{"contents_url", "/contents/{+path}"},
+		{"compare_url", "/compare/{base}...{head}"},
+		{"merges_url", "/merges"},
+		{"archive_url", "/{archive_format}{/ref}"},
+		{"downloads_url", "/downloads"},
+		{"issues_url", "/issues{/number}"},
+		{"pulls_url", "/pulls{/number}"},
+		{"milestones_url", "/milestones{/number}"},
+		{"notifications_url", "/notifications{?since,all,participating}"},
+		{"labels_url", "/labels{/name}"},
+		{"releases_url", "/releases{/id}"},
+		{"deployments_url", "/deployments"},
+	} {
+		o[l.key] = api + l.path
+	}
 }
 
 // repositoryForPush is the repository object as push deliveries carry it: integer timestamps and the

@@ -333,6 +333,16 @@ func TestDeployment_RequiredContextsAsGitHubChecksThem(t *testing.T) {
 	}
 }
 
+// receive makes a receiver answering status the Sim's webhook URL until the test ends.
+func (f *fixture) receive(t *testing.T, status int) *receiver {
+	t.Helper()
+	rc := &receiver{status: status}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	f.sim.SetWebhookURL(srv.URL)
+	return rc
+}
+
 // receiver is a webhook endpoint that keeps what it got.
 type receiver struct {
 	mu     sync.Mutex
@@ -354,10 +364,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestWebhook_SignedDeliveriesVerifyWithTheSecretAndRedeliverSameBytes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	rc := &receiver{status: http.StatusAccepted}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-	f.sim.SetWebhookURL(srv.URL)
+	rc := f.receive(t, http.StatusAccepted)
 	ctx := context.Background()
 	sha, err := f.sim.Commit(ctx, repoWeb, "main", map[string][]byte{"compose.yaml": []byte("services: {}\n")}, "Empty")
 	if err != nil {
@@ -417,10 +424,7 @@ func TestWebhook_SignedDeliveriesVerifyWithTheSecretAndRedeliverSameBytes(t *tes
 func TestWebhookPayloads_CarryTheKeysOfGitHubsExamples(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	rc := &receiver{status: http.StatusOK}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-	f.sim.SetWebhookURL(srv.URL)
+	f.receive(t, http.StatusOK)
 	ctx := context.Background()
 	auth := "Bearer " + f.installationToken(t, nil)
 	resp, b := f.do(t, http.MethodPost, "repos/acme/web/check-runs", auth, map[string]any{

@@ -42,24 +42,30 @@ type statusRequest struct {
 	Context     *string `json:"context"`
 }
 
+// validateStateAndDescription checks the two fields commit statuses and deployment statuses
+// share: a state from states, and a description of at most maxDescription characters.
+func validateStateAndDescription(resource string, state *string, states []string, description *string) []fieldError {
+	var errs []fieldError
+	switch {
+	case state == nil:
+		errs = append(errs, fieldError{Resource: resource, Field: "state", Code: "missing_field"})
+	case !slices.Contains(states, *state):
+		errs = append(errs, fieldError{Resource: resource, Field: "state", Code: "invalid"})
+	}
+	if description != nil && utf8.RuneCountInString(*description) > maxDescription {
+		// The exact body GitHub answers with (quoted in github-limits.md).
+		errs = append(errs, fieldError{Resource: resource, Field: "description", Code: "custom",
+			Message: fmt.Sprintf("description is too long (maximum is %d characters)", maxDescription)})
+	}
+	return errs
+}
+
 func (s *Sim) createStatus(w http.ResponseWriter, r *http.Request, a repoAccess) {
 	var req statusRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	var errs []fieldError
-	switch {
-	case req.State == nil:
-		errs = append(errs, fieldError{Resource: "Status", Field: "state", Code: "missing_field"})
-	case !slices.Contains(statusStates, *req.State):
-		errs = append(errs, fieldError{Resource: "Status", Field: "state", Code: "invalid"})
-	}
-	if req.Description != nil && utf8.RuneCountInString(*req.Description) > maxDescription {
-		// The exact body GitHub answers with (quoted in github-limits.md).
-		errs = append(errs, fieldError{Resource: "Status", Field: "description", Code: "custom",
-			Message: fmt.Sprintf("description is too long (maximum is %d characters)", maxDescription)})
-	}
-	if len(errs) > 0 {
+	if errs := validateStateAndDescription("Status", req.State, statusStates, req.Description); len(errs) > 0 {
 		writeValidation(w, docsCreateStatus, errs...)
 		return
 	}

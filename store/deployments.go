@@ -65,14 +65,18 @@ type NewDeployment struct {
 	Ref        string
 	Trigger    string
 	DeliveryID *int64
+	// CreatedAt is when it was queued, on the clock of the code that times its other steps;
+	// zero takes the database's clock.
+	CreatedAt time.Time
 }
 
 // CreateDeployment queues a deployment.
 func (s *Store) CreateDeployment(ctx context.Context, d NewDeployment) (Deployment, error) {
 	var out Deployment
 	err := s.get(ctx, &out, "deployment of", d.SHA, `
-		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id)
-		VALUES ($1, $2, $3, $4, $5) RETURNING *`, d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID)
+		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, COALESCE($6, now())) RETURNING *`,
+		d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID, sql.NullTime{Time: d.CreatedAt, Valid: !d.CreatedAt.IsZero()})
 	return out, err
 }
 

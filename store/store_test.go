@@ -17,11 +17,7 @@ import (
 func TestMigrations_ApplyFromEmptyThenNoOp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sql.Open("postgres", storetest.NewEmptyDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := emptyDatabase(t)
 	first, err := migrations.Up(ctx, db)
 	if err != nil {
 		t.Fatalf("first Up: %v", err)
@@ -355,103 +351,6 @@ func TestSecrets_UniquePerProjectScopeKeyAndUpsert(t *testing.T) {
 	_, err = f.st.DB().ExecContext(f.ctx, `INSERT INTO secrets (project_id, scope, key, value_encrypted, nonce, key_id) VALUES ($1, 'global', 'DB', '\x00', $2, 'k')`, p.ID, make([]byte, 12))
 	if err == nil {
 		t.Fatal("a second (project, scope, key) row was accepted")
-	}
-}
-
-func TestDeliveries_RecordedOnce(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	d := store.NewDelivery{DeliveryID: "72d3162e-cc78-11e3-81ab-4c9367dc0958", Event: "push", Payload: []byte(`{"a":1}`)}
-	first, created, err := f.st.RecordDelivery(f.ctx, d)
-	if err != nil || !created {
-		t.Fatalf("first record: created=%v, %v", created, err)
-	}
-	d.Payload = []byte(`{"a":2}`)
-	again, created, err := f.st.RecordDelivery(f.ctx, d)
-	if err != nil || created || again.ID != first.ID || string(again.Payload) != `{"a":1}` {
-		t.Fatalf("redelivery: created=%v id %d/%d payload %s, %v", created, again.ID, first.ID, again.Payload, err)
-	}
-}
-
-func TestDeliveries_ClaimLeasesAndRecoversAfterCrash(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	for _, id := range []string{"d1", "d2", "d3"} {
-		if _, _, err := f.st.RecordDelivery(f.ctx, store.NewDelivery{DeliveryID: id, Event: "push", Payload: []byte("{}")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now()
-	got, err := f.st.ClaimDeliveries(f.ctx, 2, time.Minute, now)
-	if err != nil || len(got) != 2 || got[0].DeliveryID != "d1" || got[0].Attempts != 1 {
-		t.Fatalf("first claim: %+v, %v", got, err)
-	}
-	rest, err := f.st.ClaimDeliveries(f.ctx, 10, time.Minute, now)
-	if err != nil || len(rest) != 1 || rest[0].DeliveryID != "d3" {
-		t.Fatalf("second claim took leased rows: %+v, %v", rest, err)
-	}
-	if err := f.st.FinishDelivery(f.ctx, got[0].ID, store.DeliveryDone, "deployed as #1", now); err != nil {
-		t.Fatal(err)
-	}
-	// The worker holding d2 "crashed": after its lease runs out, d2 is claimed again.
-	later, err := f.st.ClaimDeliveries(f.ctx, 10, time.Minute, now.Add(2*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reclaimed []string
-	for _, d := range later {
-		reclaimed = append(reclaimed, d.DeliveryID)
-	}
-	if len(later) != 2 || later[0].DeliveryID != "d2" || later[0].Attempts != 2 {
-		t.Fatalf("after lease expiry claimed %v, want d2 (attempt 2) and d3", reclaimed)
-	}
-	done, _ := f.st.DeliveryByDeliveryID(f.ctx, "d1")
-	if done.Status != store.DeliveryDone || done.Decision != "deployed as #1" || !done.ProcessedAt.Valid {
-		t.Fatalf("finished delivery: %+v", done)
-	}
-}
-
-func TestDeliveries_ConcurrentWorkersNeverShareARow(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	const n = 40
-	for i := 0; i < n; i++ {
-		if _, _, err := f.st.RecordDelivery(f.ctx, store.NewDelivery{DeliveryID: sha(i), Event: "push", Payload: []byte("{}")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				got, err := f.st.ClaimDeliveries(context.Background(), 3, time.Minute, time.Now())
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if len(got) == 0 {
-					return
-				}
-				mu.Lock()
-				for _, d := range got {
-					seen[d.DeliveryID]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(seen) != n {
-		t.Fatalf("claimed %d distinct deliveries, want %d", len(seen), n)
-	}
-	for id, c := range seen {
-		if c != 1 {
-			t.Fatalf("delivery %s claimed %d times", id, c)
-		}
 	}
 }
 

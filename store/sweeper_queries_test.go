@@ -39,14 +39,16 @@ func TestSweeperQueries_FindWaitingLostAndOverdueDeployments(t *testing.T) {
 	}
 
 	qOn, qOff, qNone := f.newDeployment(pOn.ID, 1), f.newDeployment(pOff.ID, 2), f.newDeployment(pNone.ID, 3)
-	stale, err := f.st.StaleQueued(f.ctx, now.Add(time.Minute))
+	// The cutoffs are taken from the deployments' own creation times, which the database
+	// stamps: however slowly the test runs, the first is after all three, the second before.
+	stale, err := f.st.StaleQueued(f.ctx, qNone.CreatedAt.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := depIDs(stale); len(got) != 2 || got[0] != qOff.ID || got[1] != qNone.ID {
 		t.Fatalf("StaleQueued = %v, want the offline and agentless ones %d %d (not %d)", got, qOff.ID, qNone.ID, qOn.ID)
 	}
-	if stale, _ := f.st.StaleQueued(f.ctx, now.Add(-time.Minute)); len(stale) != 0 {
+	if stale, _ := f.st.StaleQueued(f.ctx, qOn.CreatedAt.Add(-time.Minute)); len(stale) != 0 {
 		t.Fatalf("deployments younger than the cutoff counted as stale: %v", depIDs(stale))
 	}
 	waiting, _ := f.st.ProjectsWithQueued(f.ctx)
@@ -119,5 +121,23 @@ func TestDeployments_ConfigAndReportState(t *testing.T) {
 	}
 	if _, err := f.st.PreviousGood(f.ctx, p.ID, d.ID, sha(1)); !store.IsNotFound(err) {
 		t.Fatalf("PreviousGood excluding the only good SHA = %v", err)
+	}
+}
+
+func TestDeployments_CreatedOnTheCallersClockOrElseTheDatabases(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	p := f.newProject("web", 500, "main")
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	d, err := f.st.CreateDeployment(f.ctx, store.NewDeployment{ProjectID: p.ID, SHA: sha(1), Ref: "refs/heads/main", Trigger: store.TriggerPush, CreatedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.CreatedAt.Equal(at) {
+		t.Fatalf("created at %v, want the caller's %v", d.CreatedAt, at)
+	}
+	before := time.Now().Add(-time.Minute)
+	if d := f.newDeployment(p.ID, 2); d.CreatedAt.Before(before) || d.CreatedAt.After(at) {
+		t.Fatalf("created at %v without a time, want the database's now", d.CreatedAt)
 	}
 }

@@ -21,13 +21,16 @@ type Delivery struct {
 	Event          string        `db:"event"`
 	Action         string        `db:"action"`
 	InstallationID sql.NullInt64 `db:"installation_id"`
-	Payload        []byte        `db:"payload"`
-	Status         string        `db:"status"`
-	Decision       string        `db:"decision"`
-	Attempts       int           `db:"attempts"`
-	LockedUntil    sql.NullTime  `db:"locked_until"`
-	ReceivedAt     time.Time     `db:"received_at"`
-	ProcessedAt    sql.NullTime  `db:"processed_at"`
+	// RepositoryID is the repository the delivery is about; NULL for events about none
+	// (installation events) and for deliveries that had finished before the column existed.
+	RepositoryID sql.NullInt64 `db:"repository_id"`
+	Payload      []byte        `db:"payload"`
+	Status       string        `db:"status"`
+	Decision     string        `db:"decision"`
+	Attempts     int           `db:"attempts"`
+	LockedUntil  sql.NullTime  `db:"locked_until"`
+	ReceivedAt   time.Time     `db:"received_at"`
+	ProcessedAt  sql.NullTime  `db:"processed_at"`
 }
 
 // NewDelivery is what the webhook endpoint records before answering GitHub.
@@ -36,17 +39,19 @@ type NewDelivery struct {
 	Event          string
 	Action         string
 	InstallationID *int64
-	Payload        []byte
+	// RepositoryID is nil for events about no single repository.
+	RepositoryID *int64
+	Payload      []byte
 }
 
 // RecordDelivery stores a delivery once. A redelivery of the same X-GitHub-Delivery id is
 // not stored again: it returns the first record and created=false.
 func (s *Store) RecordDelivery(ctx context.Context, d NewDelivery) (rec Delivery, created bool, err error) {
 	err = s.q.GetContext(ctx, &rec, `
-		INSERT INTO webhook_deliveries (delivery_id, event, action, installation_id, payload)
-		VALUES ($1, $2, $3, $4, $5)
+		INSERT INTO webhook_deliveries (delivery_id, event, action, installation_id, repository_id, payload)
+		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (delivery_id) DO NOTHING
-		RETURNING *`, d.DeliveryID, d.Event, d.Action, d.InstallationID, d.Payload)
+		RETURNING *`, d.DeliveryID, d.Event, d.Action, d.InstallationID, d.RepositoryID, d.Payload)
 	if err == nil {
 		return rec, true, nil
 	}

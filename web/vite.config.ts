@@ -17,5 +17,8 @@ export default defineConfig({
     include: ['src/**/*.test.{ts,tsx}'],
     restoreMocks: true,
     setupFiles: ['src/test/setup.ts'],
+    // CI is a loaded 2-core machine where a whole user flow in jsdom can take several seconds;
+    // a test that hangs still fails, but one that is merely slow does not.
+    testTimeout: 60_000,
   },
 });

@@ -58,7 +58,17 @@ func TestConformance_EveryPublishedPayloadIsReadAndDecoded(t *testing.T) {
 				t.Fatalf("Decode: %v", err)
 			}
 			check(t, "EventName()", ev.EventName(), f.Event)
-			assertMatchesPayload(t, ev, parseDoc(t, body))
+			p := parseDoc(t, body)
+			assertMatchesPayload(t, ev, p)
+
+			route, err := d.Route()
+			if err != nil {
+				t.Fatalf("Route: %v", err)
+			}
+			check(t, "Route()", route, webhook.Route{
+				Event: f.Event, Action: p.get("action").str(), InstallationID: p.get("installation.id").int(t),
+				RepoID: p.get("repository.id").int(t), RepoFullName: p.get("repository.full_name").str(),
+			})
 		})
 	}
 }

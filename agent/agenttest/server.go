@@ -1,7 +1,8 @@
-// Package agenttest is an in-process server that speaks the agent protocol, for tests of
-// the agent and of anything that needs a scriptable peer: it checks the bearer token,
-// records every connection attempt, HELLO and frame, lets the test send DEPLOY, CANCEL
-// and RESULT_ACK, and can drop connections or play a restarting server.
+// Package agenttest is what tests of the agent share. Server is an in-process server that
+// speaks the agent protocol, for tests of the agent and of anything that needs a scriptable
+// peer: it checks the bearer token, records every connection attempt, HELLO and frame, lets
+// the test send DEPLOY, CANCEL and RESULT_ACK, and can drop connections or play a restarting
+// server. LogBuffer captures the agent's log and waits for a message in it.
 package agenttest
 
 import (

@@ -21,16 +21,23 @@ type Container struct {
 
 // ParsePS reads `docker compose ps --format json` output in either of its two shapes:
 // one JSON array (compose before v2.21.0) or one JSON object per line (v2.21.0 and later).
-// Empty output means no containers.
+// Empty output means no containers; a value that is not an object (null, say) is refused
+// rather than read as a container with no name, service or state.
 func ParsePS(out []byte) ([]Container, error) {
 	trimmed := bytes.TrimSpace(out)
 	if len(trimmed) == 0 {
 		return nil, nil
 	}
 	if trimmed[0] == '[' {
-		var cs []Container
-		if err := json.Unmarshal(trimmed, &cs); err != nil {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
 			return nil, fmt.Errorf("parse compose ps array: %w", err)
+		}
+		cs := make([]Container, len(raws))
+		for i, raw := range raws {
+			if err := decodeContainer(raw, &cs[i]); err != nil {
+				return nil, fmt.Errorf("parse compose ps array item %d: %w", i+1, err)
+			}
 		}
 		return cs, nil
 	}
@@ -38,13 +45,24 @@ func ParsePS(out []byte) ([]Container, error) {
 	var cs []Container
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	for dec.More() {
+		var raw json.RawMessage
 		var c Container
-		if err := dec.Decode(&c); err != nil {
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("parse compose ps line %d: %w", len(cs)+1, err)
+		}
+		if err := decodeContainer(raw, &c); err != nil {
 			return nil, fmt.Errorf("parse compose ps line %d: %w", len(cs)+1, err)
 		}
 		cs = append(cs, c)
 	}
 	return cs, nil
+}
+
+func decodeContainer(raw json.RawMessage, c *Container) error {
+	if len(raw) == 0 || raw[0] != '{' {
+		return fmt.Errorf("want a JSON object, got %.20s", raw)
+	}
+	return json.Unmarshal(raw, c)
 }
 
 // PS lists every container of the project, stopped ones included.

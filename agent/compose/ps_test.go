@@ -65,7 +65,7 @@ func TestParsePS_BothOutputFormats(t *testing.T) {
 
 func TestParsePS_EmptyOutputMeansNoContainers(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{"", "\n", "[]"} {
+	for _, in := range []string{"", "\n", "  \n", "[]"} {
 		got, err := compose.ParsePS([]byte(in))
 		if err != nil || len(got) != 0 {
 			t.Errorf("ParsePS(%q) = %v, %v; want no containers", in, got, err)
@@ -75,9 +75,23 @@ func TestParsePS_EmptyOutputMeansNoContainers(t *testing.T) {
 
 func TestParsePS_GarbageIsAnError(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{"[{", "{\"ID\":1}", "not json"} {
+	// null and other non-objects used to read as a container with no name (found by FuzzParsePS).
+	for _, in := range []string{"[{", "{\"ID\":1}", "not json", "{not json", "null", "[null]", "{}\nnull", "[{}, 1]", "\"web\""} {
 		if _, err := compose.ParsePS([]byte(in)); err == nil {
 			t.Errorf("ParsePS(%q) succeeded; want an error", in)
 		}
+	}
+}
+
+func TestParsePS_SkipsBlankLinesBetweenObjects(t *testing.T) {
+	t.Parallel()
+	out := "{\"ID\":\"a1\",\"Service\":\"web\",\"State\":\"running\"}\n\n{\"ID\":\"b2\",\"Service\":\"worker\",\"State\":\"running\"}\n"
+	got, err := compose.ParsePS([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []compose.Container{{ID: "a1", Service: "web", State: "running"}, {ID: "b2", Service: "worker", State: "running"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("parsed %+v, want %+v", got, want)
 	}
 }

@@ -147,33 +147,11 @@ func (r *Runner) run(ctx context.Context, p Project, sub string, args []string, 
 		defer func() { r.observe(sub, args, time.Since(start), err) }()
 	}
 	bin, argv, env := r.command(ctx)
-	// The one-token forms keep every global flag's value attached to it: standalone compose
-	// rewrites its arguments up to the first one without a leading dash.
-	if p.Name != "" {
-		argv = append(argv, "--project-name="+p.Name)
-	}
-	for _, f := range p.Files {
-		argv = append(argv, "--file="+f)
-	}
-	argv = append(argv, sub)
-	argv = append(argv, args...)
-
-	cmd := exec.CommandContext(ctx, bin, argv...)
+	cmd := exec.CommandContext(ctx, bin, append(argv, composeArgs(p, sub, args)...)...)
 	cmd.Dir = p.Dir
 	cmd.Env = env
-	// The docker CLI starts the compose plugin as a child process, and compose may start
-	// helpers of its own: only a signal to the whole group reaches them all.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var killTimer *time.Timer
-	var timerMu sync.Mutex
-	cmd.Cancel = func() error {
-		pgid := cmd.Process.Pid
-		timerMu.Lock()
-		killTimer = time.AfterFunc(r.killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
-		timerMu.Unlock()
-		return syscall.Kill(-pgid, syscall.SIGTERM)
-	}
-	cmd.WaitDelay = r.killGrace + 2*time.Second
+	disarm := r.signalGroupOnCancel(cmd)
+	defer disarm()
 
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -186,7 +164,71 @@ func (r *Runner) run(ctx context.Context, p Project, sub string, args []string, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start docker compose %s: %w", sub, err)
 	}
+	// Pipes must be drained before Wait closes them.
+	out := drain(stdout, stderr, keep, onLine)
+	werr := cmd.Wait()
+	disarm()
 
+	if werr != nil {
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("docker compose %s: %w", sub, context.Cause(ctx))
+		}
+		var ee *exec.ExitError
+		if errors.As(werr, &ee) {
+			return out, &ExitError{Args: append([]string{sub}, args...), Code: ee.ExitCode()}
+		}
+		return out, fmt.Errorf("docker compose %s: %w", sub, werr)
+	}
+	return out, nil
+}
+
+// composeArgs are the arguments after the compose binary (or `docker compose`): the
+// project's global flags, then the subcommand and its arguments. The one-token forms keep
+// every global flag's value attached to it: standalone compose rewrites its arguments up to
+// the first one without a leading dash.
+func composeArgs(p Project, sub string, args []string) []string {
+	var argv []string
+	if p.Name != "" {
+		argv = append(argv, "--project-name="+p.Name)
+	}
+	for _, f := range p.Files {
+		argv = append(argv, "--file="+f)
+	}
+	argv = append(argv, sub)
+	return append(argv, args...)
+}
+
+// signalGroupOnCancel makes the end of cmd's context send SIGTERM to cmd's whole process
+// group, then SIGKILL after the kill grace. The docker CLI starts the compose plugin as a
+// child process, and compose may start helpers of its own: only a signal to the whole group
+// reaches them all. disarm cancels a pending SIGKILL once cmd has exited; it may be called
+// more than once.
+func (r *Runner) signalGroupOnCancel(cmd *exec.Cmd) (disarm func()) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var (
+		mu        sync.Mutex
+		killTimer *time.Timer
+	)
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		mu.Lock()
+		killTimer = time.AfterFunc(r.killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		mu.Unlock()
+		return syscall.Kill(-pgid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = r.killGrace + 2*time.Second
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if killTimer != nil {
+			killTimer.Stop()
+		}
+	}
+}
+
+// drain hands every line of stdout and stderr to onLine (which may be nil), one call at a
+// time, until both end; with keep it also returns stdout's lines.
+func drain(stdout, stderr io.Reader, keep bool, onLine LineFunc) []byte {
 	var (
 		mu  sync.Mutex
 		out bytes.Buffer
@@ -206,26 +248,8 @@ func (r *Runner) run(ctx context.Context, p Project, sub string, args []string, 
 	wg.Add(2)
 	go func() { defer wg.Done(); readLines(stdout, StreamStdout, emit) }()
 	go func() { defer wg.Done(); readLines(stderr, StreamStderr, emit) }()
-	// Pipes must be drained before Wait closes them.
 	wg.Wait()
-	werr := cmd.Wait()
-	timerMu.Lock()
-	if killTimer != nil {
-		killTimer.Stop()
-	}
-	timerMu.Unlock()
-
-	if werr != nil {
-		if ctx.Err() != nil {
-			return out.Bytes(), fmt.Errorf("docker compose %s: %w", sub, context.Cause(ctx))
-		}
-		var ee *exec.ExitError
-		if errors.As(werr, &ee) {
-			return out.Bytes(), &ExitError{Args: append([]string{sub}, args...), Code: ee.ExitCode()}
-		}
-		return out.Bytes(), fmt.Errorf("docker compose %s: %w", sub, werr)
-	}
-	return out.Bytes(), nil
+	return out.Bytes()
 }
 
 // readLines splits r into lines (without the newline) and hands each to emit; a line

@@ -20,22 +20,14 @@ import (
 
 func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken})
-	a := startAgent(t, srv, fakeRunner{}, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	r := connect(t, false, fakeRunner{}, nil)
 	// A result journaled as by an earlier run of the agent.
-	if err := a.journal.Put(success("job-old")); err != nil {
+	if err := r.journal.Put(success("job-old")); err != nil {
 		t.Fatal(err)
 	}
-	srv.Drop()
-	h, err := srv.WaitConnected(ctx, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	frames := srv.Frames()
+	r.srv.Drop()
+	h := r.connected(2)
+	frames := r.srv.Frames()
 	for _, f := range frames {
 		if f.Conn == 2 {
 			if f.Type != protocol.TypeHello {
@@ -55,30 +47,23 @@ func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("HELLO = %+v, want %+v", h, want)
 	}
-	if first := srv.Hellos()[0]; first.UnackedResults == nil || len(first.UnackedResults) != 0 {
+	if first := r.srv.Hellos()[0]; first.UnackedResults == nil || len(first.UnackedResults) != 0 {
 		t.Fatalf("HELLO without results has unacked_results %#v, want an empty list", first.UnackedResults)
 	}
 }
 
 func TestClient_ReconnectsAfterServerDropWithJitteredCappedBackoff(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken})
 	draws := []float64{0.9, 0.2, 0.99, 0.6, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99}
 	var n atomic.Int64
 	backoff := conn.Backoff{Base: 60 * time.Millisecond, Max: 200 * time.Millisecond}
-	a := startAgent(t, srv, fakeRunner{}, func(o *conn.Options) {
+	r := connect(t, false, fakeRunner{}, func(o *conn.Options) {
 		o.Backoff = backoff
 		o.Rand = func() float64 { return draws[int(n.Add(1)-1)%len(draws)] }
 	})
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	srv.Restart(900 * time.Millisecond)
-	if _, err := srv.WaitConnected(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	atts := srv.Attempts()
+	r.srv.Restart(900 * time.Millisecond)
+	r.connected(2)
+	atts := r.srv.Attempts()
 	if len(atts) < 4 {
 		t.Fatalf("got %d attempts, want the first connection and several redials", len(atts))
 	}
@@ -87,7 +72,7 @@ func TestClient_ReconnectsAfterServerDropWithJitteredCappedBackoff(t *testing.T)
 	}
 	// The delays the agent chose, from its log; how long a redial then takes on top of the
 	// delay depends on the machine, so real gaps are only checked from below.
-	waits := retryDelays(t, a.logs.String())
+	waits := retryDelays(t, r.logs.String())
 	if len(waits) != len(atts)-1 {
 		t.Fatalf("%d redial delays logged for %d redials", len(waits), len(atts)-1)
 	}
@@ -133,14 +118,11 @@ func retryDelays(t *testing.T, log string) []time.Duration {
 
 func TestClient_RefusedTokenRetriedSlowlyLoggedWithoutToken(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken})
-	srv.SetRefuse(true)
-	a := startAgent(t, srv, fakeRunner{}, nil)
-	ctx := testCtx(t)
-	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Attempts()) >= 3 }); err != nil {
-		t.Fatal(err)
-	}
-	atts := srv.Attempts()
+	r := newRig(t, false)
+	r.srv.SetRefuse(true)
+	r.start(fakeRunner{}, nil)
+	r.wait(func(s *agenttest.Server) bool { return len(s.Attempts()) >= 3 })
+	atts := r.srv.Attempts()
 	for i := 1; i < 3; i++ {
 		if atts[i].Status != 401 {
 			t.Fatalf("attempt %d status %d, want 401", i, atts[i].Status)
@@ -150,32 +132,26 @@ func TestClient_RefusedTokenRetriedSlowlyLoggedWithoutToken(t *testing.T) {
 			t.Fatalf("refused token retried after %v, want at least the 300ms slow floor", gap)
 		}
 	}
-	a.logs.waitFor(t, "token refused: check STAGELY_TOKEN or rotate it in the dashboard", 2)
-	srv.SetRefuse(false)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	r.logs.WaitFor(t, "token refused: check STAGELY_TOKEN or rotate it in the dashboard", 2)
+	r.srv.SetRefuse(false)
+	r.connected(1)
 	// The cleanup of startAgent asserts the token never reached the log.
 }
 
-// blockingRunner runs jobs that log, then wait for release (or cancellation).
+// blockingRunner runs jobs that report a phase, then wait for release (or cancellation).
 type blockingRunner struct {
 	started chan string
 	release chan struct{}
 	calls   atomic.Int64
-	before  int
 }
 
-func newBlockingRunner(before int) *blockingRunner {
-	return &blockingRunner{started: make(chan string, 10), release: make(chan struct{}), before: before}
+func newBlockingRunner() *blockingRunner {
+	return &blockingRunner{started: make(chan string, 10), release: make(chan struct{})}
 }
 
 func (b *blockingRunner) Deploy(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
 	b.calls.Add(1)
 	ev.Phase(protocol.PhaseFetching)
-	for i := 1; i <= b.before; i++ {
-		ev.Log(protocol.StreamStdout, fmt.Sprintf("line %d", i))
-	}
 	b.started <- job.JobID
 	select {
 	case <-b.release:
@@ -187,51 +163,35 @@ func (b *blockingRunner) Deploy(ctx context.Context, job protocol.Deploy, ev dep
 
 func TestClient_ResultFinishedWhileDisconnectedDeliveredOnceAfterReconnect(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken})
-	r := newBlockingRunner(0)
-	a := startAgent(t, srv, r, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	<-r.started
-	if _, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobPhase, "job-1")); err != nil {
-		t.Fatal(err)
-	}
-	srv.Restart(time.Hour)
-	a.logs.waitFor(t, "disconnected from server", 1)
-	close(r.release) // the job ends while the agent cannot reach the server
-	a.logs.waitFor(t, `"msg":"job finished"`, 1)
-	if _, ok, _ := a.journal.Get("job-1"); !ok {
+	runner := newBlockingRunner()
+	r := connect(t, false, runner, nil)
+	r.deploy("job-1")
+	<-runner.started
+	r.frame(protocol.TypeJobPhase, "job-1")
+	r.srv.Restart(time.Hour)
+	r.logs.WaitFor(t, "disconnected from server", 1)
+	close(runner.release) // the job ends while the agent cannot reach the server
+	r.logs.WaitFor(t, `"msg":"job finished"`, 1)
+	if _, ok, _ := r.journal.Get("job-1"); !ok {
 		t.Fatal("result not journaled while disconnected")
 	}
-	srv.Restart(0)
-	h, err := srv.WaitConnected(ctx, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.srv.Restart(0)
+	h := r.connected(2)
 	if len(h.UnackedResults) != 1 || h.UnackedResults[0].JobID != "job-1" || h.UnackedResults[0].Status != protocol.StatusSuccess {
 		t.Fatalf("HELLO after reconnect carries %+v, want job-1's success", h.UnackedResults)
 	}
-	if err := srv.Ack(ctx, "job-1"); err != nil {
+	if err := r.srv.Ack(r.ctx, "job-1"); err != nil {
 		t.Fatal(err)
 	}
-	a.logs.waitFor(t, `"msg":"result acknowledged"`, 1)
-	if _, ok, _ := a.journal.Get("job-1"); ok {
+	r.logs.WaitFor(t, `"msg":"result acknowledged"`, 1)
+	if _, ok, _ := r.journal.Get("job-1"); ok {
 		t.Fatal("result still journaled after RESULT_ACK")
 	}
-	srv.Drop()
-	h3, err := srv.WaitConnected(ctx, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(h3.UnackedResults) != 0 {
+	r.srv.Drop()
+	if h3 := r.connected(3); len(h3.UnackedResults) != 0 {
 		t.Fatalf("HELLO after ack carries %+v, want none", h3.UnackedResults)
 	}
-	if got := resultsFor(srv, "job-1"); len(got) != 1 {
+	if got := resultsFor(r.srv, "job-1"); len(got) != 1 {
 		t.Fatalf("job-1 delivered %d times, want exactly once: %+v", len(got), got)
 	}
 }
@@ -245,43 +205,29 @@ func TestClient_DuplicateDeployOfFinishedJobNotRerun(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			srv := agenttest.New(t, agenttest.Options{Token: testToken})
 			var calls atomic.Int64
-			a := startAgent(t, srv, fakeRunner{DeployFn: func(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
+			r := connect(t, false, fakeRunner{DeployFn: func(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
 				calls.Add(1)
 				return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "compose up: exit 1", Services: []protocol.ServiceStatus{}, DurationMS: 7}
 			}}, nil)
-			ctx := testCtx(t)
-			if _, err := srv.WaitConnected(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-				t.Fatal(err)
-			}
-			first, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r.deploy("job-1")
+			first := r.frame(protocol.TypeJobResult, "job-1")
 			if acked {
-				if err := srv.Ack(ctx, "job-1"); err != nil {
+				if err := r.srv.Ack(r.ctx, "job-1"); err != nil {
 					t.Fatal(err)
 				}
-				a.logs.waitFor(t, `"msg":"result acknowledged"`, 1)
+				r.logs.WaitFor(t, `"msg":"result acknowledged"`, 1)
 			}
-			if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(resultsFor(s, "job-1")) == 2 }); err != nil {
-				t.Fatal(err)
-			}
-			got := resultsFor(srv, "job-1")
+			r.deploy("job-1")
+			r.wait(func(s *agenttest.Server) bool { return len(resultsFor(s, "job-1")) == 2 })
+			got := resultsFor(r.srv, "job-1")
 			if !reflect.DeepEqual(got[1], *first.Payload.(*protocol.JobResult)) {
 				t.Fatalf("repeated result %+v differs from the first %+v", got[1], got[0])
 			}
 			if n := calls.Load(); n != 1 {
 				t.Fatalf("runner called %d times, want 1", n)
 			}
-			for _, f := range srv.Frames() {
+			for _, f := range r.srv.Frames() {
 				if f.Type == protocol.TypeJobAccepted && f.At.After(first.At) {
 					t.Fatal("repeated DEPLOY of a finished job was accepted again")
 				}
@@ -292,99 +238,53 @@ func TestClient_DuplicateDeployOfFinishedJobNotRerun(t *testing.T) {
 
 func TestClient_CancelCancelsRunningJobContext(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	r := newBlockingRunner(0)
-	startAgent(t, srv, r, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
+	runner := newBlockingRunner()
+	r := connect(t, true, runner, nil)
+	r.deploy("job-1")
+	<-runner.started
+	if err := r.srv.Cancel(r.ctx, "job-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	<-r.started
-	if err := srv.Cancel(ctx, "job-1"); err != nil {
-		t.Fatal(err)
-	}
-	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := f.Payload.(*protocol.JobResult)
-	if res.Status != protocol.StatusCancelled || res.Error != "cancelled by the server" {
+	if res := r.result("job-1"); res.Status != protocol.StatusCancelled || res.Error != "cancelled by the server" {
 		t.Fatalf("result = %+v, want cancelled by the server", res)
 	}
 }
 
 func TestClient_CancelOfQueuedJobNeverRunsIt(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	r := newBlockingRunner(0)
-	startAgent(t, srv, r, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	runner := newBlockingRunner()
+	r := connect(t, true, runner, nil)
 	for _, id := range []string{"job-1", "job-2"} {
-		if err := srv.Deploy(ctx, deploy(id)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobAccepted, id)); err != nil {
-			t.Fatal(err)
-		}
+		r.deploy(id)
+		r.frame(protocol.TypeJobAccepted, id)
 	}
-	<-r.started
-	if err := srv.Cancel(ctx, "job-2"); err != nil {
+	<-runner.started
+	if err := r.srv.Cancel(r.ctx, "job-2"); err != nil {
 		t.Fatal(err)
 	}
-	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusCancelled {
+	if res := r.result("job-2"); res.Status != protocol.StatusCancelled {
 		t.Fatalf("queued job result = %+v, want cancelled", res)
 	}
-	close(r.release)
-	if _, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1")); err != nil {
-		t.Fatal(err)
-	}
-	if n := r.calls.Load(); n != 1 {
+	close(runner.release)
+	r.result("job-1")
+	if n := runner.calls.Load(); n != 1 {
 		t.Fatalf("runner called %d times, want only job-1", n)
 	}
 }
 
 func TestClient_FullQueueRefusesDeployAsBusy(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	r := newBlockingRunner(0)
-	startAgent(t, srv, r, func(o *conn.Options) { o.MaxQueuedJobs = 1 })
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	<-r.started
-	for _, id := range []string{"job-2", "job-3"} {
-		if err := srv.Deploy(ctx, deploy(id)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "agent busy") {
+	runner := newBlockingRunner()
+	r := connect(t, true, runner, func(o *conn.Options) { o.MaxQueuedJobs = 1 })
+	r.deploy("job-1")
+	<-runner.started
+	r.deploy("job-2", "job-3")
+	if res := r.result("job-3"); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "agent busy") {
 		t.Fatalf("result of the job past the queue = %+v, want failure 'agent busy'", res)
 	}
-	close(r.release)
+	close(runner.release)
 	for _, id := range []string{"job-1", "job-2"} {
-		f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusSuccess {
+		if res := r.result(id); res.Status != protocol.StatusSuccess {
 			t.Fatalf("%s = %+v, want success", id, res)
 		}
 	}
@@ -392,9 +292,8 @@ func TestClient_FullQueueRefusesDeployAsBusy(t *testing.T) {
 
 func TestClient_LogSeqOrderedAndGapFreeAcrossReconnect(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
 	phase2 := make(chan struct{})
-	a := startAgent(t, srv, fakeRunner{DeployFn: func(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
+	r := connect(t, true, fakeRunner{DeployFn: func(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult {
 		for i := 1; i <= 50; i++ {
 			ev.Log(protocol.StreamStdout, fmt.Sprintf("line %d", i))
 		}
@@ -404,25 +303,15 @@ func TestClient_LogSeqOrderedAndGapFreeAcrossReconnect(t *testing.T) {
 		}
 		return success(job.JobID)
 	}}, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Logs("job-1")) == 50 }); err != nil {
-		t.Fatal(err)
-	}
-	srv.Restart(time.Hour)
-	a.logs.waitFor(t, "disconnected from server", 1)
+	r.deploy("job-1")
+	r.wait(func(s *agenttest.Server) bool { return len(s.Logs("job-1")) == 50 })
+	r.srv.Restart(time.Hour)
+	r.logs.WaitFor(t, "disconnected from server", 1)
 	close(phase2)
-	a.logs.waitFor(t, `"msg":"job finished"`, 1)
-	srv.Restart(0)
-	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(resultsFor(s, "job-1")) == 1 }); err != nil {
-		t.Fatal(err)
-	}
-	logs := srv.Logs("job-1")
+	r.logs.WaitFor(t, `"msg":"job finished"`, 1)
+	r.srv.Restart(0)
+	r.wait(func(s *agenttest.Server) bool { return len(resultsFor(s, "job-1")) == 1 })
+	logs := r.srv.Logs("job-1")
 	if len(logs) != 120 {
 		t.Fatalf("server got %d lines, want 120", len(logs))
 	}
@@ -433,7 +322,7 @@ func TestClient_LogSeqOrderedAndGapFreeAcrossReconnect(t *testing.T) {
 	}
 	// The result follows its last line instead of jumping ahead of it in HELLO.
 	var lastLog, result time.Time
-	for _, f := range srv.Frames() {
+	for _, f := range r.srv.Frames() {
 		switch v := f.Payload.(type) {
 		case *protocol.LogChunk:
 			lastLog = f.At
@@ -468,131 +357,86 @@ func TestClient_BadServerFramesCloseWithReasonAndReconnect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := agenttest.New(t, agenttest.Options{Token: testToken})
-			startAgent(t, srv, fakeRunner{}, nil)
-			ctx := testCtx(t)
-			if _, err := srv.WaitConnected(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			_ = srv.SendRaw(ctx, tt.frame) // the agent may cut an oversized frame short
-			if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Closures()) >= 1 }); err != nil {
-				t.Fatal(err)
-			}
-			cl := srv.Closures()[0]
-			if cl.Code != tt.code || (tt.reason != "" && cl.Reason != tt.reason) {
+			r := connect(t, false, fakeRunner{}, nil)
+			_ = r.srv.SendRaw(r.ctx, tt.frame) // the agent may cut an oversized frame short
+			r.wait(func(s *agenttest.Server) bool { return len(s.Closures()) >= 1 })
+			cl := r.srv.Closures()[0]
+			// An agent that stops reading mid-frame closes its socket with unread data, so
+			// TCP may reset the connection before the server reads the close frame.
+			cutShort := tt.code == websocket.StatusMessageTooBig && cl.Code == -1
+			if !cutShort && (cl.Code != tt.code || (tt.reason != "" && cl.Reason != tt.reason)) {
 				t.Fatalf("agent closed with %d %q (%v), want %d %q", cl.Code, cl.Reason, cl.Err, tt.code, tt.reason)
 			}
-			if _, err := srv.WaitConnected(ctx, 2); err != nil {
-				t.Fatalf("agent did not reconnect: %v", err)
-			}
+			r.connected(2) // the agent reconnects
 		})
 	}
 }
 
 func TestClient_MissingPongTearsConnectionDown(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken})
+	r := newRig(t, false)
 	// Silent for the rest of the test: only the agent's pong timeout can end the connection.
-	srv.StallNext(time.Hour)
-	a := startAgent(t, srv, fakeRunner{}, func(o *conn.Options) {
+	r.srv.StallNext(time.Hour)
+	r.start(fakeRunner{}, func(o *conn.Options) {
 		o.PingInterval = 100 * time.Millisecond
 		o.PongTimeout = 200 * time.Millisecond
 	})
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
-	a.logs.waitFor(t, "no pong within 200ms", 1)
+	r.connected(2)
+	r.logs.WaitFor(t, "no pong within 200ms", 1)
 }
 
 func TestClient_ShutdownLetsRunningJobFinishAndRefusesNewJobs(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	r := newBlockingRunner(0)
+	runner := newBlockingRunner()
 	// The result must be flushed, not left to the journal because a busy machine took longer
 	// than a short FlushTimeout to acknowledge it.
-	a := startAgent(t, srv, r, func(o *conn.Options) { o.FlushTimeout = time.Hour })
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	<-r.started
-	a.stop() // SIGTERM
-	a.logs.waitFor(t, "shutting down: waiting for the running job", 1)
-	if err := srv.Deploy(ctx, deploy("job-2")); err != nil {
-		t.Fatal(err)
-	}
-	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "agent shutting down") {
+	r := connect(t, true, runner, func(o *conn.Options) { o.FlushTimeout = time.Hour })
+	r.deploy("job-1")
+	<-runner.started
+	r.stop() // SIGTERM
+	r.logs.WaitFor(t, "shutting down: waiting for the running job", 1)
+	r.deploy("job-2")
+	if res := r.result("job-2"); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "agent shutting down") {
 		t.Fatalf("deploy during shutdown = %+v, want a failure saying the agent is shutting down", res)
 	}
 	select {
-	case <-a.done:
-		t.Fatalf("Run returned %v while a job was still running", a.err)
+	case <-r.done:
+		t.Fatalf("Run returned %v while a job was still running", r.err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(r.release)
-	select {
-	case <-a.done:
-		if a.err != nil {
-			t.Fatalf("Run = %v, want nil after a clean shutdown", a.err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Run did not return after the job finished")
-	}
-	if got := resultsFor(srv, "job-1"); len(got) != 1 || got[0].Status != protocol.StatusSuccess {
+	close(runner.release)
+	r.returned()
+	if got := resultsFor(r.srv, "job-1"); len(got) != 1 || got[0].Status != protocol.StatusSuccess {
 		t.Fatalf("job-1 results = %+v, want its success delivered before exit", got)
 	}
-	if entries, _ := a.journal.List(); len(entries) != 0 {
+	if entries, _ := r.journal.List(); len(entries) != 0 {
 		t.Fatalf("journal holds %d results after a flushed shutdown, want 0", len(entries))
 	}
-	if err := srv.Wait(ctx, func(s *agenttest.Server) bool { return len(s.Closures()) == 1 }); err != nil {
-		t.Fatal(err)
-	}
-	if cl := srv.Closures()[0]; cl.Code != websocket.StatusGoingAway {
+	r.wait(func(s *agenttest.Server) bool { return len(s.Closures()) == 1 })
+	if cl := r.srv.Closures()[0]; cl.Code != websocket.StatusGoingAway {
 		t.Fatalf("agent closed with %d %q, want going away", cl.Code, cl.Reason)
 	}
 }
 
 func TestClient_ShutdownCancelsJobAfterGrace(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	r := newBlockingRunner(0)
-	a := startAgent(t, srv, r, func(o *conn.Options) {
+	runner := newBlockingRunner()
+	r := connect(t, true, runner, func(o *conn.Options) {
 		o.ShutdownGrace = 200 * time.Millisecond
 		// A shutdown that waited on either of these would outlast the test: Run must return
 		// once the cancelled job has returned and its result is acknowledged.
 		o.CancelWait = time.Hour
 		o.FlushTimeout = time.Hour
 	})
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	<-r.started
+	r.deploy("job-1")
+	<-runner.started
 	start := time.Now()
-	a.stop()
-	select {
-	case <-a.done:
-		if a.err != nil {
-			t.Fatalf("Run = %v, want nil", a.err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Run did not return once the job was cancelled and its result acknowledged")
-	}
+	r.stop()
+	r.returned()
 	if took := time.Since(start); took < 200*time.Millisecond {
 		t.Fatalf("shutdown took %v, want at least the 200ms grace", took)
 	}
-	got := resultsFor(srv, "job-1")
+	got := resultsFor(r.srv, "job-1")
 	if len(got) != 1 || got[0].Status != protocol.StatusCancelled || !strings.Contains(got[0].Error, "shutdown grace") {
 		t.Fatalf("job-1 results = %+v, want one cancelled result naming the shutdown grace", got)
 	}
@@ -600,43 +444,25 @@ func TestClient_ShutdownCancelsJobAfterGrace(t *testing.T) {
 
 func TestClient_RunnerPanicBecomesFailedResult(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	startAgent(t, srv, fakeRunner{DeployFn: func(context.Context, protocol.Deploy, deployer.Events) protocol.JobResult {
+	r := connect(t, true, fakeRunner{DeployFn: func(context.Context, protocol.Deploy, deployer.Events) protocol.JobResult {
 		panic("boom")
 	}}, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	f, err := srv.WaitFrame(ctx, frameIs(protocol.TypeJobResult, "job-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res := f.Payload.(*protocol.JobResult); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "boom") {
+	r.deploy("job-1")
+	if res := r.result("job-1"); res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "boom") {
 		t.Fatalf("result = %+v, want failure naming the panic", res)
 	}
 }
 
 func TestClient_DeployNeverLogsSourceTokenOrSecrets(t *testing.T) {
 	t.Parallel()
-	srv := agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: true})
-	a := startAgent(t, srv, fakeRunner{DeployFn: func(_ context.Context, job protocol.Deploy, _ deployer.Events) protocol.JobResult {
+	r := connect(t, true, fakeRunner{DeployFn: func(_ context.Context, job protocol.Deploy, _ deployer.Events) protocol.JobResult {
 		return success(job.JobID)
 	}}, nil)
-	ctx := testCtx(t)
-	if _, err := srv.WaitConnected(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Deploy(ctx, deploy("job-1")); err != nil {
-		t.Fatal(err)
-	}
-	a.logs.waitFor(t, `"msg":"result acknowledged"`, 1)
+	r.deploy("job-1")
+	r.logs.WaitFor(t, `"msg":"result acknowledged"`, 1)
 	for _, secret := range []string{"ghs_sourceTOKEN", "hunter2-secret"} {
-		if strings.Contains(a.logs.String(), secret) {
-			t.Fatalf("agent log contains %q:\n%s", secret, a.logs.String())
+		if strings.Contains(r.logs.String(), secret) {
+			t.Fatalf("agent log contains %q:\n%s", secret, r.logs.String())
 		}
 	}
 }

@@ -1,12 +1,10 @@
 package conn_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,54 +26,10 @@ func (f fakeRunner) Deploy(ctx context.Context, job protocol.Deploy, ev deployer
 	return f.DeployFn(ctx, job, ev)
 }
 
-// logBuffer captures slog output and lets a test wait for a message.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, err := l.buf.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return n, err
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor blocks until s occurs n times in the log.
-func (l *logBuffer) waitFor(t *testing.T, s string, n int) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		l.mu.Lock()
-		ch := l.changed
-		got := strings.Count(l.buf.String(), s)
-		l.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("log never said %q %d times; log:\n%s", s, n, l.String())
-		}
-	}
-}
-
+// agent is a running Client and what a test reads of it.
 type agent struct {
-	client  *conn.Client
 	journal *journal.Journal
-	logs    *logBuffer
+	logs    *agenttest.LogBuffer
 	stop    context.CancelFunc
 	// done is closed when Run returns; err is then its result.
 	done chan struct{}
@@ -89,12 +43,7 @@ func startAgent(t *testing.T, srv *agenttest.Server, runner conn.Runner, tweak f
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startAgentWithJournal(t, srv, runner, j, tweak)
-}
-
-func startAgentWithJournal(t *testing.T, srv *agenttest.Server, runner conn.Runner, j *journal.Journal, tweak func(*conn.Options)) *agent {
-	t.Helper()
-	logs := newLogBuffer()
+	logs := &agenttest.LogBuffer{}
 	opts := conn.Options{
 		ServerURL:      srv.URL(),
 		Token:          testToken,
@@ -119,7 +68,7 @@ func startAgentWithJournal(t *testing.T, srv *agenttest.Server, runner conn.Runn
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agent{client: c, journal: j, logs: logs, stop: cancel, done: make(chan struct{})}
+	a := &agent{journal: j, logs: logs, stop: cancel, done: make(chan struct{})}
 	go func() {
 		a.err = c.Run(ctx)
 		close(a.done)
@@ -136,6 +85,98 @@ func startAgentWithJournal(t *testing.T, srv *agenttest.Server, runner conn.Runn
 		}
 	})
 	return a
+}
+
+// rig is an agent under test, the protocol server it talks to and the test's context; its
+// methods fail the test when the server cannot do what they ask.
+type rig struct {
+	t   *testing.T
+	ctx context.Context
+	srv *agenttest.Server
+	// agent is nil until start.
+	*agent
+}
+
+// newRig starts a protocol server that accepts testToken and, with autoAck, acknowledges
+// every result.
+func newRig(t *testing.T, autoAck bool) *rig {
+	t.Helper()
+	return &rig{t: t, ctx: testCtx(t), srv: agenttest.New(t, agenttest.Options{Token: testToken, AutoAck: autoAck})}
+}
+
+// connect starts a server and an agent (see newRig and start) and waits for the agent's
+// first connection.
+func connect(t *testing.T, autoAck bool, runner conn.Runner, tweak func(*conn.Options)) *rig {
+	t.Helper()
+	r := newRig(t, autoAck)
+	r.start(runner, tweak)
+	r.connected(1)
+	return r
+}
+
+// start runs the agent against the rig's server (see startAgent).
+func (r *rig) start(runner conn.Runner, tweak func(*conn.Options)) {
+	r.t.Helper()
+	r.agent = startAgent(r.t, r.srv, runner, tweak)
+}
+
+// connected waits for the agent's nth connection and returns its HELLO.
+func (r *rig) connected(n int) protocol.Hello {
+	r.t.Helper()
+	h, err := r.srv.WaitConnected(r.ctx, n)
+	if err != nil {
+		r.t.Fatalf("waiting for connection %d: %v", n, err)
+	}
+	return h
+}
+
+// deploy sends a DEPLOY of deploy(id) for each id, in order.
+func (r *rig) deploy(ids ...string) {
+	r.t.Helper()
+	for _, id := range ids {
+		if err := r.srv.Deploy(r.ctx, deploy(id)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// frame waits for the agent's frame of type typ about job id.
+func (r *rig) frame(typ, id string) agenttest.Frame {
+	r.t.Helper()
+	f, err := r.srv.WaitFrame(r.ctx, frameIs(typ, id))
+	if err != nil {
+		r.t.Fatalf("waiting for %s of %s: %v", typ, id, err)
+	}
+	return f
+}
+
+// result waits for the JOB_RESULT of job id.
+func (r *rig) result(id string) *protocol.JobResult {
+	r.t.Helper()
+	return r.frame(protocol.TypeJobResult, id).Payload.(*protocol.JobResult)
+}
+
+// returned waits for the agent's Run to return after stop, and fails unless it returned nil:
+// a clean shutdown. The minute is generous: the shutdown tests set their own timeouts far
+// longer, so a shutdown that waited on one would still be caught.
+func (r *rig) returned() {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			r.t.Fatalf("Run = %v, want nil after a clean shutdown", r.err)
+		}
+	case <-time.After(time.Minute):
+		r.t.Fatal("Run did not return after the shutdown")
+	}
+}
+
+// wait waits until cond holds for the server.
+func (r *rig) wait(cond func(*agenttest.Server) bool) {
+	r.t.Helper()
+	if err := r.srv.Wait(r.ctx, cond); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -107,7 +107,7 @@ func TestDeploy_ChangingABackendSecretRecreatesOnlyBackend(t *testing.T) {
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 	before := e.containerIDs()
 
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), files, protocol.JobConfig{}, secrets("second-key-2"), &protocol.Previous{SHA: sha(1)}))
+	res, rec = e.redeploy(files, protocol.JobConfig{}, secrets("second-key-2"))
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 	after := e.containerIDs()
 	for _, s := range []string{"web", "worker"} {
@@ -163,12 +163,10 @@ func TestDeploy_PreDeployHook(t *testing.T) {
 	t.Run("a failing hook aborts before anything is swapped", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-		requireStatus(t, res, protocol.StatusSuccess, rec)
-		before := e.containerIDs()
+		before := e.deployV1()
 
 		cfg := protocol.JobConfig{Hooks: protocol.Hooks{PreDeploy: []protocol.Hook{{Service: "backend", Command: "echo migrating; exit 3"}}}}
-		res, rec = e.deploy(ctxFor(t), e.job(sha(2), threeServices(e.image, "v2", ""), cfg, nil, &protocol.Previous{SHA: sha(1)}))
+		res, rec := e.redeploy(threeServices(e.image, "v2", ""), cfg, nil)
 		requireStatus(t, res, protocol.StatusFailure, rec)
 		if !strings.Contains(res.Error, "pre_deploy hook") || !strings.Contains(res.Error, "untouched") {
 			t.Errorf("error = %q, want it to name the hook and say nothing was swapped", res.Error)
@@ -176,16 +174,12 @@ func TestDeploy_PreDeployHook(t *testing.T) {
 		if !strings.Contains(rec.text(), "migrating") {
 			t.Error("hook output not in the log")
 		}
-		if after := e.containerIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
-			t.Errorf("containers changed: %v -> %v", before, after)
-		}
+		e.requireUnchanged(before)
 	})
 	t.Run("continue_on_error goes on and the hook sees the new config", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-		requireStatus(t, res, protocol.StatusSuccess, rec)
-		before := e.containerIDs()
+		before := e.deployV1()
 
 		cfg := protocol.JobConfig{Hooks: protocol.Hooks{
 			PreDeploy: []protocol.Hook{
@@ -194,7 +188,7 @@ func TestDeploy_PreDeployHook(t *testing.T) {
 			},
 			PostDeploy: []protocol.Hook{{Service: "web", Command: "echo post deploy ran"}},
 		}}
-		res, rec = e.deploy(ctxFor(t), e.job(sha(2), threeServices(e.image, "v2", ""), cfg, nil, &protocol.Previous{SHA: sha(1)}))
+		res, rec := e.redeploy(threeServices(e.image, "v2", ""), cfg, nil)
 		requireStatus(t, res, protocol.StatusSuccess, rec)
 		for _, want := range []string{"hook sees v2", "post deploy ran", "continue_on_error"} {
 			if !strings.Contains(rec.text(), want) {
@@ -216,7 +210,7 @@ func TestDeploy_UnhealthyServiceRollsBackToPreviousSHA(t *testing.T) {
 	before := e.containerIDs()
 
 	cfg := protocol.JobConfig{Services: map[string]protocol.ServiceConfig{"backend": {HealthCheckGracePeriod: protocol.Duration(4 * time.Second)}}}
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), threeServices(e.image, "v2", "fail"), cfg, secrets, &protocol.Previous{SHA: sha(1)}))
+	res, rec = e.redeploy(threeServices(e.image, "v2", "fail"), cfg, secrets)
 	requireStatus(t, res, protocol.StatusRolledBack, rec)
 	for _, want := range []string{"backend", "healthy", "booting v2", "Rolled back to " + sha(1)[:7]} {
 		if !strings.Contains(res.Error, want) {
@@ -258,22 +252,19 @@ func TestDeploy_FirstDeployFailureIsReportedWithoutRollback(t *testing.T) {
 func TestDeploy_TimeoutRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-	requireStatus(t, res, protocol.StatusSuccess, rec)
+	e.deployV1()
 
 	// The timeout must strike after the swap: 30s leaves a loaded machine ample time to get
 	// there (it takes seconds), and the unhealthy backend's hour of grace keeps verification
 	// waiting until the timeout does strike.
 	cfg := protocol.JobConfig{Timeout: protocol.Duration(30 * time.Second),
 		Services: map[string]protocol.ServiceConfig{"backend": {HealthCheckGracePeriod: protocol.Duration(time.Hour)}}}
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), threeServices(e.image, "v2", "fail"), cfg, nil, &protocol.Previous{SHA: sha(1)}))
+	res, rec := e.redeploy(threeServices(e.image, "v2", "fail"), cfg, nil)
 	requireStatus(t, res, protocol.StatusRolledBack, rec)
 	if !strings.Contains(res.Error, "timed out after 30s") {
 		t.Errorf("error = %s, want the timeout named", res.Error)
 	}
-	if got := dockertest.ContainerEnv(t, e.containerIDs()["backend"])["VERSION"]; got != "v1" {
-		t.Errorf("backend runs %s after rollback, want v1", got)
-	}
+	e.requireVersion("backend", "v1")
 }
 
 func TestDeploy_TimeoutBeforeTheSwapIsTimedOut(t *testing.T) {
@@ -299,30 +290,27 @@ func TestDeploy_TimeoutBeforeTheSwapIsTimedOut(t *testing.T) {
 func TestDeploy_CancelStopsTheJobAndRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-	requireStatus(t, res, protocol.StatusSuccess, rec)
+	e.deployV1()
 
 	// The unhealthy backend may take an hour, so verification can end only by the cancel or
 	// by the job's own timeout, which would say timed_out: no deadline of the test's context
 	// may stand in for the cancel, and the machine's speed does not matter.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	rec = &recorder{onPh: func(p string) {
+	rec := &recorder{onPh: func(p string) {
 		if p == protocol.PhaseVerifying {
 			time.AfterFunc(time.Second, cancel)
 		}
 	}}
 	cfg := protocol.JobConfig{Services: map[string]protocol.ServiceConfig{"backend": {HealthCheckGracePeriod: protocol.Duration(time.Hour)}}}
 	job := e.job(sha(2), threeServices(e.image, "v2", "fail"), cfg, nil, &protocol.Previous{SHA: sha(1)})
-	res = e.d.Deploy(ctx, job, rec)
+	res := e.d.Deploy(ctx, job, rec)
 	e.checkAfterJob(job, res, rec)
 	requireStatus(t, res, protocol.StatusCancelled, rec)
 	if !strings.Contains(res.Error, "cancelled") || !strings.Contains(res.Error, "Rolled back") {
 		t.Errorf("error = %s", res.Error)
 	}
-	if got := dockertest.ContainerEnv(t, e.containerIDs()["backend"])["VERSION"]; got != "v1" {
-		t.Errorf("backend runs %s after cancel, want v1", got)
-	}
+	e.requireVersion("backend", "v1")
 }
 
 func TestDeploy_DataBindMountSurvivesAndDeletedFilesGo(t *testing.T) {
@@ -351,7 +339,7 @@ func TestDeploy_DataBindMountSurvivesAndDeletedFilesGo(t *testing.T) {
 		"conf/keep.conf": "a=2\n",
 		"new.txt":        "new\n",
 	}
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), files2, protocol.JobConfig{}, nil, &protocol.Previous{SHA: sha(1)}))
+	res, rec = e.redeploy(files2, protocol.JobConfig{}, nil)
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 
 	if b, err := os.ReadFile(e.src("data/db.bin")); err != nil || string(b) != "precious\n" {
@@ -412,9 +400,7 @@ func TestDeploy_BuildFailureOrMissingImageLeavesTheRunningVersion(t *testing.T) 
 func buildFailureLeavesTheRunningVersion(t *testing.T, backend svc, extraFiles map[string]string, want string, hooks []protocol.Hook) {
 	t.Helper()
 	e := newEnv(t)
-	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-	requireStatus(t, res, protocol.StatusSuccess, rec)
-	before := e.containerIDs()
+	before := e.deployV1()
 
 	// The backend gets its image (or build) from the given svc alone.
 	compose := strings.Replace(composeFile(e.image, svc{name: "web", version: "v2"}, backend, svc{name: "worker", version: "v1"}),
@@ -424,19 +410,14 @@ func buildFailureLeavesTheRunningVersion(t *testing.T, backend svc, extraFiles m
 		files[k] = fmt.Sprintf(v, e.image)
 	}
 	cfg := protocol.JobConfig{Hooks: protocol.Hooks{PreDeploy: hooks}}
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), files, cfg, nil, &protocol.Previous{SHA: sha(1)}))
+	res, rec := e.redeploy(files, cfg, nil)
 	requireStatus(t, res, protocol.StatusFailure, rec)
 	if !strings.Contains(res.Error, want) || !strings.Contains(res.Error, "untouched") {
 		t.Errorf("error = %s", res.Error)
 	}
 	// The running ones: same IDs, still running, web still on v1 although the commit changes it.
-	after := e.containerIDs()
-	if fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("containers changed: %v -> %v", before, after)
-	}
-	if got := dockertest.ContainerEnv(t, after["web"])["VERSION"]; got != "v1" {
-		t.Errorf("web runs %s, want v1 still", got)
-	}
+	e.requireUnchanged(before)
+	e.requireVersion("web", "v1")
 	if b, _ := os.ReadFile(e.src("README.md")); string(b) != "shop\n" {
 		t.Errorf("working directory not restored to the running version: README.md = %q", b)
 	}
@@ -448,20 +429,16 @@ func buildFailureLeavesTheRunningVersion(t *testing.T, backend svc, extraFiles m
 func TestDeploy_UnsafeTarballIsRefusedBeforeAnythingChanges(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-	requireStatus(t, res, protocol.StatusSuccess, rec)
-	before := e.containerIDs()
+	before := e.deployV1()
 
 	job := e.job(sha(2), nil, protocol.JobConfig{}, nil, &protocol.Previous{SHA: sha(1)})
 	e.gh.publishRaw(sha(2), repoTarball(t, "acme-shop-x", map[string]string{"../../escape.txt": "boom"}))
-	res, rec = e.deploy(ctxFor(t), job)
+	res, rec := e.deploy(ctxFor(t), job)
 	requireStatus(t, res, protocol.StatusFailure, rec)
 	if !strings.Contains(res.Error, "unsafe tarball") || !strings.Contains(res.Error, "untouched") {
 		t.Errorf("error = %s", res.Error)
 	}
-	if after := e.containerIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("containers changed: %v -> %v", before, after)
-	}
+	e.requireUnchanged(before)
 	if _, err := os.Stat(e.src("README.md")); err != nil {
 		t.Errorf("working directory damaged: %v", err)
 	}

@@ -199,6 +199,38 @@ func (e *env) deploy(ctx context.Context, job protocol.Deploy) (protocol.JobResu
 	return res, rec
 }
 
+// deployV1 deploys sha(1), threeServices at v1 without health checks: the running version
+// a test's next deploy replaces. It fails the test unless the deploy succeeds and returns
+// the running containers by service.
+func (e *env) deployV1() map[string]string {
+	e.t.Helper()
+	res, rec := e.deploy(ctxFor(e.t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
+	requireStatus(e.t, res, protocol.StatusSuccess, rec)
+	return e.containerIDs()
+}
+
+// redeploy deploys files as sha(2) over sha(1) (see deploy).
+func (e *env) redeploy(files map[string]string, cfg protocol.JobConfig, secrets []protocol.Secret) (protocol.JobResult, *recorder) {
+	e.t.Helper()
+	return e.deploy(ctxFor(e.t), e.job(sha(2), files, cfg, secrets, &protocol.Previous{SHA: sha(1)}))
+}
+
+// requireUnchanged reports an error unless the running containers are still before's.
+func (e *env) requireUnchanged(before map[string]string) {
+	e.t.Helper()
+	if after := e.containerIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
+		e.t.Errorf("containers changed: %v -> %v", before, after)
+	}
+}
+
+// requireVersion reports an error unless the running container of service has VERSION want.
+func (e *env) requireVersion(service, want string) {
+	e.t.Helper()
+	if got := dockertest.ContainerEnv(e.t, e.containerIDs()[service])["VERSION"]; got != want {
+		e.t.Errorf("%s runs %q, want %q", service, got, want)
+	}
+}
+
 func (e *env) checkAfterJob(job protocol.Deploy, res protocol.JobResult, rec *recorder) {
 	e.t.Helper()
 	if res.JobID != job.JobID || res.Status == "" {

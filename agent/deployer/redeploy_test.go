@@ -21,7 +21,7 @@ func TestDeploy_ServiceAddedOnARedeployGetsItsSecrets(t *testing.T) {
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 	before := e.containerIDs()
 
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), threeServices(e.image, "v1", ""), protocol.JobConfig{}, secrets, &protocol.Previous{SHA: sha(1)}))
+	res, rec = e.redeploy(threeServices(e.image, "v1", ""), protocol.JobConfig{}, secrets)
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 	after := e.containerIDs()
 	for _, s := range []string{"web", "backend"} {
@@ -38,13 +38,11 @@ func TestDeploy_ServiceAddedOnARedeployGetsItsSecrets(t *testing.T) {
 func TestDeploy_IgnoredServiceIsLeftAloneOnARedeploy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-	requireStatus(t, res, protocol.StatusSuccess, rec)
-	before := e.containerIDs()
+	before := e.deployV1()
 
 	files := map[string]string{"compose.yaml": composeFile(e.image, svc{name: "web", version: "v1"}, svc{name: "backend", version: "v2"}, svc{name: "worker", version: "v2"})}
 	cfg := protocol.JobConfig{Services: map[string]protocol.ServiceConfig{"worker": {Ignore: true}}}
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), files, cfg, nil, &protocol.Previous{SHA: sha(1)}))
+	res, rec := e.redeploy(files, cfg, nil)
 	requireStatus(t, res, protocol.StatusSuccess, rec)
 	after := e.containerIDs()
 	if before["worker"] != after["worker"] || before["web"] != after["web"] {
@@ -65,17 +63,13 @@ func TestDeploy_IgnoredServiceIsLeftAloneOnARedeploy(t *testing.T) {
 func TestDeploy_BrokenComposeFileOnARedeployLeavesTheRunningVersion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	res, rec := e.deploy(ctxFor(t), e.job(sha(1), threeServices(e.image, "v1", ""), protocol.JobConfig{}, nil, nil))
-	requireStatus(t, res, protocol.StatusSuccess, rec)
-	before := e.containerIDs()
+	before := e.deployV1()
 
 	files := map[string]string{"compose.yaml": composeFile(e.image, svc{name: "web", version: "v2"}) + "  backend:\n    image: [unclosed\n"}
-	res, rec = e.deploy(ctxFor(t), e.job(sha(2), files, protocol.JobConfig{}, nil, &protocol.Previous{SHA: sha(1)}))
+	res, rec := e.redeploy(files, protocol.JobConfig{}, nil)
 	requireStatus(t, res, protocol.StatusFailure, rec)
 	if !strings.Contains(res.Error, "read the compose file") || !strings.Contains(res.Error, "untouched") {
 		t.Errorf("error = %s, want the compose file's problem and an untouched version", res.Error)
 	}
-	if after := e.containerIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("containers changed: %v -> %v", before, after)
-	}
+	e.requireUnchanged(before)
 }

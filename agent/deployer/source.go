@@ -71,20 +71,24 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 
 // extractTarball extracts a gzip tar whose entries all sit under one top-level folder
 // (GitHub's owner-repo-sha/) into dir, stripping that folder. It refuses absolute paths,
-// `..`, links that point out of the tree, device files and archives past the size limit.
+// `..`, links that lead out of the tree (through other links too), entries that replace
+// or write through earlier ones, device files and archives past the size limit. Every write
+// goes through an os.Root, so even a mistake in these checks cannot write outside dir, and
+// symlinks are created last, once every one of them is known to stay inside: until then no
+// entry can be written through one, and no link that leads out is ever on disk.
 func extractTarball(r io.Reader, dir string, limit int64) ([]string, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("read tarball: %w", err)
 	}
 	defer gz.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open the extraction directory: %w", err)
+	}
+	defer root.Close()
+	x := &extractor{root: root, limit: limit, links: newLinkSet()}
 	tr := tar.NewReader(gz)
-	var (
-		top     string
-		total   int64
-		entries int
-		files   []string
-	)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -93,139 +97,244 @@ func extractTarball(r io.Reader, dir string, limit int64) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read tarball: %w", err)
 		}
-		if h.Typeflag == tar.TypeXGlobalHeader {
-			continue // GitHub puts the commit SHA in a pax global header.
-		}
-		entries++
-		if entries > maxEntries {
-			return nil, fmt.Errorf("%w: more than %d entries", errUnsafeTarball, maxEntries)
-		}
-		name := h.Name
-		if strings.ContainsAny(name, "\n\r\x00") {
-			return nil, fmt.Errorf("%w: entry %q has a control character in its name", errUnsafeTarball, name)
-		}
-		if strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
-			return nil, fmt.Errorf("%w: entry %q has an absolute or Windows path", errUnsafeTarball, name)
-		}
-		for _, part := range strings.Split(name, "/") {
-			if part == ".." {
-				return nil, fmt.Errorf("%w: entry %q uses .. to climb out of the tree", errUnsafeTarball, name)
-			}
-		}
-		first, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean(name), "./"), "/")
-		if top == "" {
-			top = first
-		} else if first != top {
-			return nil, fmt.Errorf("%w: entry %q is outside the top-level folder %q", errUnsafeTarball, name, top)
-		}
-		if rest == "" {
-			continue // the top-level folder itself
-		}
-		if !filepath.IsLocal(rest) {
-			return nil, fmt.Errorf("%w: entry %q is not a local path", errUnsafeTarball, name)
-		}
-		target := filepath.Join(dir, filepath.FromSlash(rest))
-		if err := noLinkInParents(dir, rest); err != nil {
+		if err := x.extract(h, tr); err != nil {
 			return nil, err
 		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-		case tar.TypeReg:
-			total += h.Size
-			if h.Size < 0 || total > limit {
-				return nil, fmt.Errorf("%w: content exceeds the %d byte limit", errUnsafeTarball, limit)
-			}
-			if err := writeEntry(target, tr, h); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			files = append(files, rest)
-		case tar.TypeSymlink:
-			if err := checkLinkTarget(rest, h.Linkname); err != nil {
-				return nil, err
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			files = append(files, rest)
-		case tar.TypeLink:
-			// A hard link names another entry of the archive, top folder included.
-			lfirst, lrest, _ := strings.Cut(path.Clean(h.Linkname), "/")
-			if lfirst != top || lrest == "" || !filepath.IsLocal(lrest) {
-				return nil, fmt.Errorf("%w: hard link %q points out of the tree to %q", errUnsafeTarball, name, h.Linkname)
-			}
-			if err := noLinkInParents(dir, lrest); err != nil {
-				return nil, err
-			}
-			src := filepath.Join(dir, filepath.FromSlash(lrest))
-			fi, err := os.Lstat(src)
-			if err != nil || !fi.Mode().IsRegular() {
-				return nil, fmt.Errorf("%w: hard link %q to %q, which is not an earlier regular file", errUnsafeTarball, name, h.Linkname)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			// A copy, not a link: the release tree must not share inodes with the working directory.
-			in, err := os.Open(src)
-			if err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			total += fi.Size()
-			if total > limit {
-				in.Close()
-				return nil, fmt.Errorf("%w: content exceeds the %d byte limit", errUnsafeTarball, limit)
-			}
-			err = writeEntry(target, in, &tar.Header{Mode: int64(fi.Mode().Perm()), Size: fi.Size()})
-			in.Close()
-			if err != nil {
-				return nil, fmt.Errorf("extract %s: %w", rest, err)
-			}
-			files = append(files, rest)
-		default:
-			return nil, fmt.Errorf("%w: entry %q is a %s, not a file, folder or link", errUnsafeTarball, name, typeName(h.Typeflag))
-		}
 	}
-	if top == "" {
+	if x.top == "" {
 		return nil, fmt.Errorf("%w: the archive is empty", errUnsafeTarball)
 	}
-	return files, nil
+	if err := x.links.checkAll(); err != nil {
+		return nil, err
+	}
+	for _, name := range x.links.order {
+		if err := root.Symlink(x.links.targets[name], name); err != nil {
+			return nil, fmt.Errorf("extract %q: %w", clip(name), err)
+		}
+	}
+	return x.files, nil
 }
 
-func writeEntry(target string, r io.Reader, h *tar.Header) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+// extractor holds the state of one extraction.
+type extractor struct {
+	root    *os.Root
+	limit   int64
+	top     string // the top-level folder every entry sits under
+	total   int64  // bytes of content written
+	entries int
+	files   []string // slash paths of the files and links extracted
+	links   *linkSet
+}
+
+func (x *extractor) extract(h *tar.Header, r io.Reader) error {
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return nil // GitHub puts the commit SHA in a pax global header.
+	}
+	x.entries++
+	if x.entries > maxEntries {
+		return fmt.Errorf("%w: more than %d entries", errUnsafeTarball, maxEntries)
+	}
+	rest, err := x.localName(h.Name)
+	if err != nil || rest == "" {
+		return err // rest is empty for the top-level folder itself
+	}
+	if via := x.linkInParents(rest); via != "" {
+		return fmt.Errorf("%w: entry %q goes through the symlink %q", errUnsafeTarball, clip(rest), clip(via))
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return x.mkdir(rest)
+	case tar.TypeReg:
+		if err := x.unused(rest); err != nil {
+			return err
+		}
+		if err := x.count(h.Size); err != nil {
+			return err
+		}
+		if err := x.writeFile(rest, r, h.Size, h.Mode); err != nil {
+			return fmt.Errorf("extract %q: %w", clip(rest), err)
+		}
+	case tar.TypeSymlink:
+		if err := x.symlink(rest, h.Linkname); err != nil {
+			return err
+		}
+	case tar.TypeLink:
+		if err := x.hardLink(rest, h.Linkname); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: entry %q is a %s, not a file, folder or link", errUnsafeTarball, clip(h.Name), typeName(h.Typeflag))
+	}
+	x.files = append(x.files, rest)
+	return nil
+}
+
+// localName checks an entry's name and returns its slash path below the top-level folder.
+func (x *extractor) localName(name string) (string, error) {
+	if strings.ContainsAny(name, "\n\r\x00") {
+		return "", fmt.Errorf("%w: entry %q has a control character in its name", errUnsafeTarball, clip(name))
+	}
+	if strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
+		return "", fmt.Errorf("%w: entry %q has an absolute or Windows path", errUnsafeTarball, clip(name))
+	}
+	if hasDotDot(name) {
+		return "", fmt.Errorf("%w: entry %q uses .. to climb out of the tree", errUnsafeTarball, clip(name))
+	}
+	first, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean(name), "./"), "/")
+	if x.top == "" {
+		x.top = first
+	} else if first != x.top {
+		return "", fmt.Errorf("%w: entry %q is outside the top-level folder %q", errUnsafeTarball, clip(name), clip(x.top))
+	}
+	if rest != "" && !filepath.IsLocal(rest) {
+		return "", fmt.Errorf("%w: entry %q is not a local path", errUnsafeTarball, clip(name))
+	}
+	return rest, nil
+}
+
+func hasDotDot(name string) bool {
+	for part := range strings.SplitSeq(name, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// unused refuses an entry whose path an earlier entry already took: replacing a folder by
+// a link, or a link by a folder or file, would change where earlier or later entries lead.
+func (x *extractor) unused(rest string) error {
+	if _, ok := x.links.targets[rest]; ok {
+		return fmt.Errorf("%w: entry %q is already in the archive as a symlink", errUnsafeTarball, clip(rest))
+	}
+	fi, err := x.root.Lstat(rest)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
+	}
+	kind := "file"
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		kind = "symlink"
+	case fi.IsDir():
+		kind = "folder"
+	}
+	return fmt.Errorf("%w: entry %q is already in the archive as a %s", errUnsafeTarball, clip(rest), kind)
+}
+
+func (x *extractor) count(size int64) error {
+	x.total += size
+	if size < 0 || x.total > x.limit {
+		return fmt.Errorf("%w: content exceeds the %d byte limit", errUnsafeTarball, x.limit)
+	}
+	return nil
+}
+
+// mkdir creates a folder; one that already exists as a folder (named twice, or made for
+// an earlier file) is fine.
+func (x *extractor) mkdir(rest string) error {
+	if fi, err := x.root.Lstat(rest); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := x.unused(rest); err != nil {
 		return err
 	}
-	mode := os.FileMode(0o644)
-	if h.Mode&0o111 != 0 {
-		mode = 0o755
+	if err := x.root.MkdirAll(rest, 0o755); err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
 	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	return nil
+}
+
+func (x *extractor) writeFile(rest string, r io.Reader, size, mode int64) error {
+	if err := x.root.MkdirAll(path.Dir(rest), 0o755); err != nil {
+		return err
+	}
+	perm := os.FileMode(0o644)
+	if mode&0o111 != 0 {
+		perm = 0o755
+	}
+	f, err := x.root.OpenFile(rest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyN(f, r, h.Size); err != nil {
+	if _, err := io.CopyN(f, r, size); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// checkLinkTarget refuses a symlink at rel whose target, resolved from the link's folder,
-// leaves the tree or is absolute.
-func checkLinkTarget(rel, target string) error {
-	if target == "" || path.IsAbs(target) || strings.Contains(target, `\`) {
-		return fmt.Errorf("%w: symlink %q points to %q, outside the tree", errUnsafeTarball, rel, target)
+// symlink records a link after following its target through the links recorded so far;
+// extractTarball checks it again once every link is known, then creates it.
+func (x *extractor) symlink(rest, target string) error {
+	if err := x.unused(rest); err != nil {
+		return err
 	}
-	resolved := path.Join(path.Dir(rel), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return fmt.Errorf("%w: symlink %q points to %q, outside the tree", errUnsafeTarball, rel, target)
+	if target == "" || strings.Contains(target, `\`) || strings.ContainsAny(target, "\x00") {
+		return fmt.Errorf("%w: symlink %q points to %q, outside the tree", errUnsafeTarball, clip(rest), clip(target))
+	}
+	if len(target) > maxLinkTarget {
+		return fmt.Errorf("%w: symlink %q has a target longer than %d bytes", errUnsafeTarball, clip(rest), maxLinkTarget)
+	}
+	if err := x.links.add(rest, target); err != nil {
+		return err
+	}
+	if err := x.root.MkdirAll(path.Dir(rest), 0o755); err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
 	}
 	return nil
+}
+
+// hardLink copies an earlier regular file of the archive: a copy, not a link, because the
+// release tree must not share inodes with the working directory.
+func (x *extractor) hardLink(rest, linkname string) error {
+	if err := x.unused(rest); err != nil {
+		return err
+	}
+	if hasDotDot(linkname) {
+		return fmt.Errorf("%w: hard link %q to %q uses .. to climb out of the tree", errUnsafeTarball, clip(rest), clip(linkname))
+	}
+	// A hard link names another entry of the archive, top folder included.
+	lfirst, lrest, _ := strings.Cut(path.Clean(linkname), "/")
+	if lfirst != x.top || lrest == "" || !filepath.IsLocal(lrest) || strings.Contains(linkname, `\`) {
+		return fmt.Errorf("%w: hard link %q points out of the tree to %q", errUnsafeTarball, clip(rest), clip(linkname))
+	}
+	if via := x.linkInParents(lrest); via != "" {
+		return fmt.Errorf("%w: hard link %q to %q goes through the symlink %q", errUnsafeTarball, clip(rest), clip(linkname), clip(via))
+	}
+	_, isLink := x.links.targets[lrest]
+	fi, err := x.root.Lstat(lrest)
+	if isLink || err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: hard link %q to %q, which is not an earlier regular file", errUnsafeTarball, clip(rest), clip(linkname))
+	}
+	if err := x.count(fi.Size()); err != nil {
+		return err
+	}
+	in, err := x.root.Open(lrest)
+	if err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
+	}
+	defer in.Close()
+	if err := x.writeFile(rest, in, fi.Size(), int64(fi.Mode().Perm())); err != nil {
+		return fmt.Errorf("extract %q: %w", clip(rest), err)
+	}
+	return nil
+}
+
+// linkInParents returns the first folder on the way to rest that is a symlink of the
+// archive, or "". The links are not on disk yet, so the set is the whole truth.
+func (x *extractor) linkInParents(rest string) string {
+	for i := range len(rest) {
+		if rest[i] != '/' {
+			continue
+		}
+		if _, ok := x.links.targets[rest[:i]]; ok {
+			return rest[:i]
+		}
+	}
+	return ""
 }
 
 // noLinkInParents refuses writing through a symlinked folder, which could lead anywhere.
@@ -242,7 +351,7 @@ func noLinkInParents(root, rel string) error {
 			return fmt.Errorf("check %s: %w", rel, err)
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("%w: entry %q goes through the symlink %q", errUnsafeTarball, rel, strings.TrimPrefix(cur, root+string(filepath.Separator)))
+			return fmt.Errorf("%w: entry %q goes through the symlink %q", errUnsafeTarball, clip(rel), clip(strings.TrimPrefix(cur, root+string(filepath.Separator))))
 		}
 	}
 	return nil

@@ -19,11 +19,25 @@ type entry struct {
 	body string
 }
 
-func tarball(t *testing.T, entries ...entry) []byte {
+// tarball builds a gzip tar of the entries, as GitHub serves one.
+func tarball(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
+	if _, err := gz.Write(rawTar(t, entries...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rawTar builds an uncompressed tar of the entries.
+func rawTar(t testing.TB, entries ...entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := e.hdr
 		if h.Typeflag == tar.TypeReg {
@@ -40,9 +54,6 @@ func tarball(t *testing.T, entries ...entry) []byte {
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

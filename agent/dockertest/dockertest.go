@@ -3,79 +3,25 @@
 package dockertest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stagely/stagely/agent/dockertest/busybox"
 )
 
-const busyboxPath = "/bin/busybox"
-
 // BusyboxImage returns the tag of a local image holding Debian's static busybox with every
-// applet linked into /bin. It imports the image once; the tag carries a hash of the
-// content, so a changed busybox gives a new tag and repeated calls are cheap.
+// applet linked into /bin (see busybox.Image), importing it once.
 func BusyboxImage(tb testing.TB) string {
 	tb.Helper()
-	bin, err := os.ReadFile(busyboxPath)
+	tag, _, err := busybox.Image(context.Background(), "stagely-test/busybox")
 	if err != nil {
-		tb.Fatalf("read %s (apt-get install busybox-static): %v", busyboxPath, err)
-	}
-	out, err := exec.Command(busyboxPath, "--list").Output()
-	if err != nil {
-		tb.Fatalf("list busybox applets: %v", err)
-	}
-	applets := strings.Fields(string(out))
-	sort.Strings(applets)
-	sum := sha256.New()
-	sum.Write(bin)
-	sum.Write([]byte(strings.Join(applets, ",")))
-	tag := "stagely-test/busybox:" + hex.EncodeToString(sum.Sum(nil))[:12]
-
-	if exec.Command("docker", "image", "inspect", tag).Run() == nil {
-		return tag
-	}
-	var rootfs bytes.Buffer
-	tw := tar.NewWriter(&rootfs)
-	now := time.Unix(0, 0)
-	dirs := []string{"bin/", "tmp/", "etc/", "out/"}
-	for _, d := range dirs {
-		mode := int64(0o755)
-		if d == "tmp/" {
-			mode = 0o1777
-		}
-		must(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: mode, ModTime: now}))
-	}
-	must(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(bin)), ModTime: now}))
-	_, err = tw.Write(bin)
-	must(tb, err)
-	for _, a := range applets {
-		if a == "busybox" {
-			continue
-		}
-		must(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", ModTime: now}))
-	}
-	passwd := []byte("root:x:0:0:root:/:/bin/sh\n")
-	must(tb, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644, Size: int64(len(passwd)), ModTime: now}))
-	_, err = tw.Write(passwd)
-	must(tb, err)
-	must(tb, tw.Close())
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", "import", "--change", "ENV PATH=/bin", "-", tag)
-	cmd.Stdin = &rootfs
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("docker import %s: %v: %s", tag, err, out)
+		tb.Fatal(err)
 	}
 	return tag
 }
@@ -122,11 +68,4 @@ func ContainerEnv(tb testing.TB, id string) map[string]string {
 		env[k] = v
 	}
 	return env
-}
-
-func must(tb testing.TB, err error) {
-	tb.Helper()
-	if err != nil {
-		tb.Fatal(fmt.Errorf("build busybox rootfs: %w", err))
-	}
 }

@@ -10,6 +10,24 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 )
 
+// open opens the journal in dir, failing the test if it cannot.
+func open(t *testing.T, dir string) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// put journals res, failing the test if it cannot.
+func put(t *testing.T, j *journal.Journal, res protocol.JobResult) {
+	t.Helper()
+	if err := j.Put(res); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func result(id, status string) protocol.JobResult {
 	return protocol.JobResult{
 		JobID:      id,
@@ -21,14 +39,9 @@ func result(id, status string) protocol.JobResult {
 
 func TestJournal_PutGetRemoveRoundTrip(t *testing.T) {
 	t.Parallel()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := open(t, filepath.Join(t.TempDir(), "journal"))
 	want := result("job-1", protocol.StatusSuccess)
-	if err := j.Put(want); err != nil {
-		t.Fatal(err)
-	}
+	put(t, j, want)
 	got, ok, err := j.Get("job-1")
 	if err != nil || !ok {
 		t.Fatalf("Get = %v, %v; want the result", ok, err)
@@ -50,19 +63,11 @@ func TestJournal_PutGetRemoveRoundTrip(t *testing.T) {
 func TestJournal_SurvivesReopenOldestFirst(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "journal")
-	j, err := journal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := open(t, dir)
 	for _, id := range []string{"c", "a", "b"} {
-		if err := j.Put(result(id, protocol.StatusFailure)); err != nil {
-			t.Fatal(err)
-		}
+		put(t, j, result(id, protocol.StatusFailure))
 	}
-	j2, err := journal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j2 := open(t, dir)
 	entries, err := j2.List()
 	if err != nil {
 		t.Fatal(err)
@@ -80,14 +85,9 @@ func TestJournal_FilesAre0600AndStayInsideDirectory(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "journal")
-	j, err := journal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := open(t, dir)
 	hostile := "../../etc/passwd"
-	if err := j.Put(result(hostile, protocol.StatusFailure)); err != nil {
-		t.Fatal(err)
-	}
+	put(t, j, result(hostile, protocol.StatusFailure))
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -113,13 +113,8 @@ func TestJournal_FilesAre0600AndStayInsideDirectory(t *testing.T) {
 func TestJournal_CorruptEntrySkippedOthersListed(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "journal")
-	j, err := journal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Put(result("good", protocol.StatusSuccess)); err != nil {
-		t.Fatal(err)
-	}
+	j := open(t, dir)
+	put(t, j, result("good", protocol.StatusSuccess))
 	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -142,10 +137,7 @@ func TestJournal_InterruptedWriteCleanedOnOpen(t *testing.T) {
 	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j, err := journal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := open(t, dir)
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Fatalf("temporary file left after Open: %v", err)
 	}

@@ -31,7 +31,7 @@
 //
 // # Limits
 //
-// Each side sets a read limit (MaxFrameBytes). A frame of an unknown type, or one larger
-// than the limit, closes the connection with a reason that says so; it never crashes
-// the peer.
+// Each side sets a read limit (MaxFrameBytes), and Decode refuses a larger frame too. A
+// frame of an unknown type, or one larger than the limit, closes the connection with a
+// reason that says so; it never crashes the peer (FuzzDecode holds Decode to that).
 package protocol

@@ -65,8 +65,12 @@ func Encode(typ string, payload any) ([]byte, error) {
 }
 
 // Decode parses a frame and returns its type and a pointer to the typed payload
-// (*Hello, *Deploy, ...). Unknown types yield ErrUnknownType.
+// (*Hello, *Deploy, ...). Unknown types yield ErrUnknownType. A frame over MaxFrameBytes
+// is refused whatever read limit the transport set.
 func Decode(frame []byte) (string, any, error) {
+	if len(frame) > MaxFrameBytes {
+		return "", nil, fmt.Errorf("%s: %d bytes, over the %d byte limit", CloseReasonBadFrame, len(frame), MaxFrameBytes)
+	}
 	var env Envelope
 	if err := json.Unmarshal(frame, &env); err != nil {
 		return "", nil, fmt.Errorf("%s: %w", CloseReasonBadFrame, err)
@@ -329,6 +333,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	var secs float64
 	if err := json.Unmarshal(b, &secs); err != nil {
 		return fmt.Errorf("duration %s: want a string like \"300s\" or seconds", s)
+	}
+	// Converting a float past the int64 range gives an arbitrary value, not an error.
+	const limit = float64(1 << 63)
+	if ns := secs * float64(time.Second); ns >= limit || ns < -limit {
+		return fmt.Errorf("duration %s: more seconds than a duration holds", s)
 	}
 	*d = Duration(time.Duration(secs * float64(time.Second)))
 	return nil

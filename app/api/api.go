@@ -5,16 +5,14 @@
 package api
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/store"
 )
@@ -22,31 +20,35 @@ import (
 // DefaultAgentImage is the agent container image the cloud-init runs unless configured otherwise.
 const DefaultAgentImage = "ghcr.io/stagely/agent:latest"
 
+// GitHub is what the API asks GitHub, always with the signed-in user's own token, so GitHub
+// decides what the user may see (github.Client does).
+type GitHub interface {
+	UserInstallations(ctx context.Context, token string) ([]github.UserInstallation, error)
+	UserRepositories(ctx context.Context, token string, installationID int64) ([]github.Repository, error)
+}
+
 // Revoker cuts an agent off at once: it closes the agent's connection and forgets cached tokens.
 type Revoker interface {
 	Revoke(agentID int64)
 }
 
-// Options configures the API; Store, Secrets, Revoker, CurrentUser, GitHubToken and
+// Options configures the API; Store, Secrets, Revoker, GitHub, CurrentUser, GitHubToken and
 // ServerURL are required.
 type Options struct {
 	Store   *store.Store
 	Secrets *secrets.Service
 	Revoker Revoker
+	GitHub  GitHub
 	// CurrentUser returns the signed-in user of the request (set by the auth middleware).
 	CurrentUser func(*gin.Context) (store.User, bool)
 	// GitHubToken returns the signed-in user's GitHub user-to-server token.
 	GitHubToken func(*gin.Context) (string, bool)
-	// GitHubAPIURL is GitHub's REST base (default https://api.github.com/).
-	GitHubAPIURL string
 	// GitHubURL is GitHub's web base, for check run links (default https://github.com).
 	GitHubURL string
 	// ServerURL is the public URL agents dial, written into each agent's cloud-init.
 	ServerURL string
 	// AgentImage is the agent container image (default DefaultAgentImage).
 	AgentImage string
-	// HTTPClient calls GitHub (default: a client with a 30 s timeout).
-	HTTPClient *http.Client
 	// Logger receives one line per failed request; never bodies, secrets or tokens.
 	Logger *slog.Logger
 }
@@ -56,13 +58,12 @@ type API struct {
 	st          *store.Store
 	secrets     *secrets.Service
 	revoker     Revoker
+	github      GitHub
 	currentUser func(*gin.Context) (store.User, bool)
 	githubToken func(*gin.Context) (string, bool)
-	apiURL      *url.URL
 	githubURL   string
 	serverURL   string
 	agentImage  string
-	http        *http.Client
 	log         *slog.Logger
 }
 
@@ -78,6 +79,9 @@ func New(opts Options) (*API, error) {
 	if opts.Revoker == nil {
 		missing = append(missing, "Revoker")
 	}
+	if opts.GitHub == nil {
+		missing = append(missing, "GitHub")
+	}
 	if opts.CurrentUser == nil {
 		missing = append(missing, "CurrentUser")
 	}
@@ -90,35 +94,20 @@ func New(opts Options) (*API, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("api: options %s are required", strings.Join(missing, ", "))
 	}
-	if opts.GitHubAPIURL == "" {
-		opts.GitHubAPIURL = "https://api.github.com/"
-	}
 	if opts.GitHubURL == "" {
 		opts.GitHubURL = "https://github.com"
 	}
 	if opts.AgentImage == "" {
 		opts.AgentImage = DefaultAgentImage
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	apiURL, err := url.Parse(opts.GitHubAPIURL)
-	if err != nil || apiURL.Host == "" {
-		return nil, errors.New("api: GitHubAPIURL must be an absolute URL like https://api.github.com/")
-	}
-	// go-github resolves paths against BaseURL, which must end in a slash.
-	if !strings.HasSuffix(apiURL.Path, "/") {
-		apiURL.Path += "/"
-	}
 	return &API{
-		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker,
+		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, github: opts.GitHub,
 		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
-		apiURL: apiURL, githubURL: strings.TrimRight(opts.GitHubURL, "/"),
-		serverURL: opts.ServerURL, agentImage: opts.AgentImage,
-		http: opts.HTTPClient, log: opts.Logger,
+		githubURL: strings.TrimRight(opts.GitHubURL, "/"),
+		serverURL: opts.ServerURL, agentImage: opts.AgentImage, log: opts.Logger,
 	}, nil
 }
 

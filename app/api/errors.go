@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/store"
 )
 
@@ -101,7 +102,26 @@ func classify(err error) *Error {
 	if errors.As(err, &nf) {
 		return &Error{code: codeNotFound, Message: nf.Error(), cause: err}
 	}
+	var ge *github.APIError
+	if errors.As(err, &ge) {
+		return fromGitHub(ge, err)
+	}
 	return &Error{code: codeInternal, Message: "internal error: try again, and tell the operator if it keeps happening", cause: err}
+}
+
+// fromGitHub maps GitHub's refusal of a call made with the user's token to our answer: a
+// refused token means signing in again, a hidden or missing thing is our 404 (GitHub answers
+// 403 or 404 for what the user may not see), anything else is GitHub's fault (502, logged).
+func fromGitHub(ge *github.APIError, err error) *Error {
+	switch {
+	case errors.Is(ge, github.ErrRateLimited):
+		return &Error{code: codeGitHub, Message: "GitHub is limiting requests right now: try again in a minute", cause: err}
+	case ge.StatusCode == http.StatusUnauthorized:
+		return &Error{code: codeUnauthenticated, Message: "GitHub no longer accepts your sign-in: sign in again", cause: err}
+	case ge.StatusCode == http.StatusForbidden, ge.StatusCode == http.StatusNotFound:
+		return &Error{code: codeNotFound, Message: "the installation or repository was not found on GitHub, or you cannot see it", cause: err}
+	}
+	return &Error{code: codeGitHub, Message: "GitHub did not answer as expected: try again", cause: err}
 }
 
 // fail writes err in the one error shape. Internal errors are logged with a reference the

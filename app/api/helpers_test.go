@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/app/api"
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
@@ -111,8 +112,13 @@ func newEnv(t *testing.T) *env {
 		t: t, st: st, sim: sim, revoker: &recordingRevoker{}, logs: &syncBuffer{},
 		sessions: map[string]session{},
 	}
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gh, err := github.NewClient(github.Options{APIURL: ep.API, WebURL: ep.Web, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := api.New(api.Options{
-		Store: st, Secrets: secrets.New(st, keys), Revoker: e.revoker,
+		Store: st, Secrets: secrets.New(st, keys), Revoker: e.revoker, GitHub: gh,
 		CurrentUser: func(c *gin.Context) (store.User, bool) {
 			s, ok := e.session(c.GetHeader(userHeader))
 			return s.user, ok
@@ -121,8 +127,7 @@ func newEnv(t *testing.T) *env {
 			s, ok := e.session(c.GetHeader(userHeader))
 			return s.token, ok && s.token != ""
 		},
-		GitHubAPIURL: ep.API, GitHubURL: ep.Web, ServerURL: serverURL,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		GitHubURL: ep.Web, ServerURL: serverURL, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

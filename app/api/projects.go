@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/store"
 )
 
@@ -176,11 +178,8 @@ type createProjectRequest struct {
 	AgentID        *int64  `json:"agent_id"`
 }
 
-func (a *API) createProject(c *gin.Context, u store.User) error {
-	var req createProjectRequest
-	if err := decode(c, &req); err != nil {
-		return err
-	}
+// check names every field of the request that cannot work, before GitHub is asked anything.
+func (req createProjectRequest) check() error {
 	var vs []Validation
 	if req.InstallationID <= 0 {
 		vs = append(vs, Validation{Field: "installation_id", Message: "is required: the id of one of your GitHub installations (GET /api/installations)"})
@@ -204,41 +203,49 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 	if len(vs) > 0 {
 		return invalid("the project cannot be created as sent", vs...)
 	}
+	return nil
+}
 
-	// GitHub, asked with the user's own token, decides whether the user may use this
-	// installation and repository; the repository's facts come from GitHub, never the request.
+// visibleRepository asks GitHub, with the user's own token, for the installation and the
+// repository the request names, so GitHub decides whether the user may use them and the
+// repository's facts come from GitHub, never from the request.
+func (a *API) visibleRepository(c *gin.Context, req createProjectRequest) (github.UserInstallation, github.Repository, error) {
 	ctx := c.Request.Context()
-	g, err := a.userGitHub(c)
+	tok, err := a.userToken(c)
 	if err != nil {
-		return err
+		return github.UserInstallation{}, github.Repository{}, err
 	}
-	ins, err := g.installations(ctx)
+	ins, err := a.github.UserInstallations(ctx, tok)
 	if err != nil {
-		return err
+		return github.UserInstallation{}, github.Repository{}, err
 	}
-	var inst *installation
-	for i := range ins {
-		if ins[i].ID == req.InstallationID {
-			inst = &ins[i]
-		}
+	i := slices.IndexFunc(ins, func(in github.UserInstallation) bool { return in.ID == req.InstallationID })
+	if i < 0 {
+		return github.UserInstallation{}, github.Repository{}, notFound("installation %d not found on GitHub, or you cannot see it", req.InstallationID)
 	}
-	if inst == nil {
-		return notFound("installation %d not found on GitHub, or you cannot see it", req.InstallationID)
-	}
-	repos, err := g.repositories(ctx, inst.ID)
+	repos, err := a.github.UserRepositories(ctx, tok, ins[i].ID)
 	if err != nil {
-		return err
+		return github.UserInstallation{}, github.Repository{}, err
 	}
-	var repo *repository
-	for i := range repos {
-		if repos[i].ID == req.RepoID {
-			repo = &repos[i]
-		}
+	j := slices.IndexFunc(repos, func(r github.Repository) bool { return r.ID == req.RepoID })
+	if j < 0 {
+		return github.UserInstallation{}, github.Repository{}, notFound("repository %d not found in installation %d, or you cannot see it", req.RepoID, ins[i].ID)
 	}
-	if repo == nil {
-		return notFound("repository %d not found in installation %d, or you cannot see it", req.RepoID, inst.ID)
-	}
+	return ins[i], repos[j], nil
+}
 
+func (a *API) createProject(c *gin.Context, u store.User) error {
+	var req createProjectRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if err := req.check(); err != nil {
+		return err
+	}
+	inst, repo, err := a.visibleRepository(c, req)
+	if err != nil {
+		return err
+	}
 	name := defaultProjectName(repo.Name)
 	if req.Name != nil {
 		name = *req.Name
@@ -251,11 +258,12 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 		return invalid(fmt.Sprintf("the default branch of %s cannot be deployed: pass deploy_branch", repo.FullName), *v)
 	}
 
+	ctx := c.Request.Context()
 	var created store.Project
 	err = a.st.InTx(ctx, func(tx *store.Store) error {
 		row := store.Installation{GitHubID: inst.ID, AccountLogin: inst.AccountLogin, AccountID: inst.AccountID, AccountType: inst.AccountType}
-		if inst.Suspended != nil {
-			row.SuspendedAt.Time, row.SuspendedAt.Valid = inst.Suspended.Time, true
+		if !inst.SuspendedAt.IsZero() {
+			row.SuspendedAt.Time, row.SuspendedAt.Valid = inst.SuspendedAt, true
 		}
 		stored, err := tx.UpsertInstallation(ctx, row)
 		if err != nil {

@@ -12,16 +12,37 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
-	"github.com/stagely/stagely/app/config"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/store"
 )
 
 // ErrAlreadyConfigured is returned by Store when the server already has an App.
 var ErrAlreadyConfigured = errors.New("a GitHub App is already configured")
+
+// ErrNoApp is what everything that needs the App answers until there is one.
+var ErrNoApp = errors.New("no GitHub App is configured: finish /setup or set STAGELY_GITHUB_APP_ID, STAGELY_GITHUB_APP_PRIVATE_KEY and STAGELY_GITHUB_WEBHOOK_SECRET")
+
+// Credentials identify the GitHub App.
+type Credentials struct {
+	AppID         int64
+	PrivateKeyPEM []byte
+	WebhookSecret string
+	ClientID      string
+	ClientSecret  string
+}
+
+// Configured reports whether these credentials name an App at all.
+func (c Credentials) Configured() bool { return c.AppID != 0 }
+
+// String keeps credentials out of logs.
+func (c Credentials) String() string {
+	return fmt.Sprintf("Credentials{AppID: %d, ClientID: %q, secrets: [redacted]}", c.AppID, c.ClientID)
+}
+
+// GoString keeps credentials out of %#v output.
+func (c Credentials) GoString() string { return c.String() }
 
 // Source says where the credentials came from.
 type Source string
@@ -34,7 +55,7 @@ const (
 
 // App is the GitHub App's identity and secrets with what GitHub told us about it.
 type App struct {
-	Credentials config.AppCredentials
+	Credentials Credentials
 	// Slug and HTMLURL are known for Apps registered through /setup; empty for the environment.
 	Slug    string
 	HTMLURL string
@@ -53,15 +74,14 @@ var _ Store = (*store.Store)(nil)
 type Provider struct {
 	st   Store
 	keys *seal.Keyring
-	env  config.AppCredentials
+	env  Credentials
 
 	mu     sync.Mutex
 	cached *App // nil until the row has been read and found
-	subs   []func(config.AppCredentials)
 }
 
 // New builds a Provider. env is the configuration's App; when it names one, it always wins.
-func New(st Store, keys *seal.Keyring, env config.AppCredentials) *Provider {
+func New(st Store, keys *seal.Keyring, env Credentials) *Provider {
 	return &Provider{st: st, keys: keys, env: env}
 }
 
@@ -73,9 +93,34 @@ type sealedSecrets struct {
 }
 
 // Current returns the App's credentials; ok is false while no App is configured.
-func (p *Provider) Current(ctx context.Context) (config.AppCredentials, bool, error) {
+func (p *Provider) Current(ctx context.Context) (Credentials, bool, error) {
 	app, ok, err := p.App(ctx)
 	return app.Credentials, ok, err
+}
+
+// AppKey returns the App's id and private key, or ErrNoApp while there is none; a
+// github.Client asks it on every installation call, so it acts as a new App at once.
+func (p *Provider) AppKey(ctx context.Context) (int64, []byte, error) {
+	c, ok, err := p.Current(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, ErrNoApp
+	}
+	return c.AppID, c.PrivateKeyPEM, nil
+}
+
+// WebhookSecret returns the secret GitHub signs webhook deliveries with, or ErrNoApp.
+func (p *Provider) WebhookSecret(ctx context.Context) ([]byte, error) {
+	c, ok, err := p.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || c.WebhookSecret == "" {
+		return nil, ErrNoApp
+	}
+	return []byte(c.WebhookSecret), nil
 }
 
 // App returns the App with its slug and page URL when known; ok is false while none is configured.
@@ -151,27 +196,11 @@ func (p *Provider) Store(ctx context.Context, app App) error {
 	return nil
 }
 
-// Subscribe registers fn to be called with the new credentials whenever this Provider learns of
-// an App it did not have (after Store, or when the row first appears). fn runs synchronously
-// on the caller's goroutine, outside the Provider's lock; it must not block for long.
-func (p *Provider) Subscribe(fn func(config.AppCredentials)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.subs = append(p.subs, fn)
-}
-
-// remember caches app and tells subscribers if it is news.
+// remember caches app.
 func (p *Provider) remember(app App) {
 	p.mu.Lock()
-	changed := p.cached == nil || p.cached.Credentials.AppID != app.Credentials.AppID
+	defer p.mu.Unlock()
 	p.cached = &app
-	subs := slices.Clone(p.subs)
-	p.mu.Unlock()
-	if changed {
-		for _, fn := range subs {
-			fn(app.Credentials)
-		}
-	}
 }
 
 // open unseals a stored row.
@@ -188,7 +217,7 @@ func (p *Provider) open(row store.GitHubApp) (App, error) {
 		return App{}, fmt.Errorf("decode stored GitHub App credentials (App id %d): %w", row.AppID, err)
 	}
 	return App{
-		Credentials: config.AppCredentials{
+		Credentials: Credentials{
 			AppID: row.AppID, PrivateKeyPEM: []byte(sec.PEM), WebhookSecret: sec.WebhookSecret,
 			ClientID: row.ClientID, ClientSecret: sec.ClientSecret,
 		},
@@ -197,7 +226,7 @@ func (p *Provider) open(row store.GitHubApp) (App, error) {
 }
 
 // validate checks that GitHub handed us a usable App before anything is stored.
-func validate(c config.AppCredentials) error {
+func validate(c Credentials) error {
 	switch {
 	case c.AppID <= 0:
 		return errors.New("App id is missing")
@@ -206,9 +235,17 @@ func validate(c config.AppCredentials) error {
 	case c.ClientID == "" || c.ClientSecret == "":
 		return errors.New("OAuth client id or secret is missing")
 	}
-	block, _ := pem.Decode(c.PrivateKeyPEM)
+	if err := CheckPrivateKey(c.PrivateKeyPEM); err != nil {
+		return fmt.Errorf("private key: %w", err)
+	}
+	return nil
+}
+
+// CheckPrivateKey accepts the PKCS#1 RSA key GitHub hands out, and PKCS#8 RSA keys.
+func CheckPrivateKey(b []byte) error {
+	block, _ := pem.Decode(b)
 	if block == nil {
-		return errors.New("private key is not PEM")
+		return errors.New("not PEM: paste the whole .pem file GitHub gave you, BEGIN and END lines included")
 	}
 	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
 		return nil
@@ -218,5 +255,5 @@ func validate(c config.AppCredentials) error {
 			return nil
 		}
 	}
-	return errors.New("private key is not an RSA key")
+	return errors.New("not an RSA key: generate a new private key in the App's settings")
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/stagely/stagely/app/appcreds"
-	"github.com/stagely/stagely/app/config"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/store/storetest"
 )
@@ -43,7 +42,7 @@ var pemKey = sync.OnceValue(func() []byte {
 
 func registered() appcreds.App {
 	return appcreds.App{
-		Credentials: config.AppCredentials{
+		Credentials: appcreds.Credentials{
 			AppID: 424242, PrivateKeyPEM: pemKey(), WebhookSecret: "whsec-0123456789abcdef",
 			ClientID: "Iv1.abcdef0123456789", ClientSecret: "clientsecret-fedcba9876543210",
 		},
@@ -53,7 +52,7 @@ func registered() appcreds.App {
 
 func TestCurrent_NothingConfiguredIsNotAnError(t *testing.T) {
 	t.Parallel()
-	p := appcreds.New(storetest.NewStore(t), newKeyring(t), config.AppCredentials{})
+	p := appcreds.New(storetest.NewStore(t), newKeyring(t), appcreds.Credentials{})
 	creds, ok, err := p.Current(context.Background())
 	if err != nil || ok || creds.AppID != 0 {
 		t.Fatalf("Current = %v, %v, %v; want empty, false, nil", creds, ok, err)
@@ -64,10 +63,10 @@ func TestCurrent_EnvironmentWinsOverStoredApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, keys := storetest.NewStore(t), newKeyring(t)
-	if err := appcreds.New(st, keys, config.AppCredentials{}).Store(ctx, registered()); err != nil {
+	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 		t.Fatal(err)
 	}
-	env := config.AppCredentials{AppID: 7, PrivateKeyPEM: pemKey(), WebhookSecret: "env-secret", ClientID: "Iv1.env", ClientSecret: "env-cs"}
+	env := appcreds.Credentials{AppID: 7, PrivateKeyPEM: pemKey(), WebhookSecret: "env-secret", ClientID: "Iv1.env", ClientSecret: "env-cs"}
 	p := appcreds.New(st, keys, env)
 	app, ok, err := p.App(ctx)
 	if err != nil || !ok {
@@ -85,11 +84,15 @@ func TestStore_SealsSecretsAndCurrentReturnsThemAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, keys := storetest.NewStore(t), newKeyring(t)
-	p := appcreds.New(st, keys, config.AppCredentials{})
-	var notified []int64
-	p.Subscribe(func(c config.AppCredentials) { notified = append(notified, c.AppID) })
+	p := appcreds.New(st, keys, appcreds.Credentials{})
 	if _, ok, _ := p.Current(ctx); ok {
 		t.Fatal("an App before Store")
+	}
+	if _, _, err := p.AppKey(ctx); !errors.Is(err, appcreds.ErrNoApp) {
+		t.Fatalf("AppKey before Store: err = %v, want ErrNoApp", err)
+	}
+	if _, err := p.WebhookSecret(ctx); !errors.Is(err, appcreds.ErrNoApp) {
+		t.Fatalf("WebhookSecret before Store: err = %v, want ErrNoApp", err)
 	}
 	want := registered()
 	if err := p.Store(ctx, want); err != nil {
@@ -100,8 +103,11 @@ func TestStore_SealsSecretsAndCurrentReturnsThemAtOnce(t *testing.T) {
 		t.Fatalf("App after Store: ok=%v err=%v", ok, err)
 	}
 	assertSameApp(t, got, want)
-	if len(notified) != 1 || notified[0] != want.Credentials.AppID {
-		t.Fatalf("subscriber calls = %v, want one for App %d", notified, want.Credentials.AppID)
+	if id, key, err := p.AppKey(ctx); err != nil || id != want.Credentials.AppID || !bytes.Equal(key, want.Credentials.PrivateKeyPEM) {
+		t.Fatalf("AppKey after Store = %d, %d key bytes, %v; want the stored App's", id, len(key), err)
+	}
+	if secret, err := p.WebhookSecret(ctx); err != nil || string(secret) != want.Credentials.WebhookSecret {
+		t.Fatalf("WebhookSecret after Store: err = %v, or not the stored App's", err)
 	}
 
 	// The row holds none of the secrets in the clear.
@@ -120,7 +126,7 @@ func TestStore_SealsSecretsAndCurrentReturnsThemAtOnce(t *testing.T) {
 	}
 
 	// Another process (a new Provider) opens the same row.
-	again, ok, err := appcreds.New(st, keys, config.AppCredentials{}).App(ctx)
+	again, ok, err := appcreds.New(st, keys, appcreds.Credentials{}).App(ctx)
 	if err != nil || !ok {
 		t.Fatalf("fresh provider: ok=%v err=%v", ok, err)
 	}
@@ -131,16 +137,16 @@ func TestStore_RefusesASecondApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, keys := storetest.NewStore(t), newKeyring(t)
-	if err := appcreds.New(st, keys, config.AppCredentials{}).Store(ctx, registered()); err != nil {
+	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 		t.Fatal(err)
 	}
 	other := registered()
 	other.Credentials.AppID = 99
 	// A provider that never read the row still meets it in the transaction.
-	if err := appcreds.New(st, keys, config.AppCredentials{}).Store(ctx, other); !errors.Is(err, appcreds.ErrAlreadyConfigured) {
+	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, other); !errors.Is(err, appcreds.ErrAlreadyConfigured) {
 		t.Fatalf("second Store: err = %v, want ErrAlreadyConfigured", err)
 	}
-	got, _, _ := appcreds.New(st, keys, config.AppCredentials{}).Current(ctx)
+	got, _, _ := appcreds.New(st, keys, appcreds.Credentials{}).Current(ctx)
 	if got.AppID != registered().Credentials.AppID {
 		t.Fatalf("stored App id = %d, want the first App's", got.AppID)
 	}
@@ -149,17 +155,17 @@ func TestStore_RefusesASecondApp(t *testing.T) {
 func TestStore_RefusesUnusableCredentials(t *testing.T) {
 	t.Parallel()
 	st, keys := storetest.NewStore(t), newKeyring(t)
-	p := appcreds.New(st, keys, config.AppCredentials{})
+	p := appcreds.New(st, keys, appcreds.Credentials{})
 	tests := []struct {
 		name   string
-		change func(*config.AppCredentials)
+		change func(*appcreds.Credentials)
 		want   string
 	}{
-		{"no app id", func(c *config.AppCredentials) { c.AppID = 0 }, "App id is missing"},
-		{"no webhook secret", func(c *config.AppCredentials) { c.WebhookSecret = "" }, "webhook secret"},
-		{"no client secret", func(c *config.AppCredentials) { c.ClientSecret = "" }, "client id or secret"},
-		{"key not PEM", func(c *config.AppCredentials) { c.PrivateKeyPEM = []byte("hello") }, "not PEM"},
-		{"key not RSA", func(c *config.AppCredentials) {
+		{"no app id", func(c *appcreds.Credentials) { c.AppID = 0 }, "App id is missing"},
+		{"no webhook secret", func(c *appcreds.Credentials) { c.WebhookSecret = "" }, "webhook secret"},
+		{"no client secret", func(c *appcreds.Credentials) { c.ClientSecret = "" }, "client id or secret"},
+		{"key not PEM", func(c *appcreds.Credentials) { c.PrivateKeyPEM = []byte("hello") }, "not PEM"},
+		{"key not RSA", func(c *appcreds.Credentials) {
 			c.PrivateKeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("junk")})
 		}, "not an RSA key"},
 	}
@@ -192,13 +198,13 @@ func TestCurrent_TamperedRowFailsToOpen(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			st, keys := storetest.NewStore(t), newKeyring(t)
-			if err := appcreds.New(st, keys, config.AppCredentials{}).Store(ctx, registered()); err != nil {
+			if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := st.DB().ExecContext(ctx, tt.update); err != nil {
 				t.Fatal(err)
 			}
-			_, ok, err := appcreds.New(st, keys, config.AppCredentials{}).Current(ctx)
+			_, ok, err := appcreds.New(st, keys, appcreds.Credentials{}).Current(ctx)
 			if !errors.Is(err, seal.ErrOpen) || ok {
 				t.Fatalf("Current: ok=%v err=%v; want seal.ErrOpen", ok, err)
 			}
@@ -213,10 +219,10 @@ func TestCurrent_WrongMasterKeySaysSo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := storetest.NewStore(t)
-	if err := appcreds.New(st, newKeyring(t), config.AppCredentials{}).Store(ctx, registered()); err != nil {
+	if err := appcreds.New(st, newKeyring(t), appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := appcreds.New(st, newKeyring(t), config.AppCredentials{}).Current(ctx)
+	_, _, err := appcreds.New(st, newKeyring(t), appcreds.Credentials{}).Current(ctx)
 	if !errors.Is(err, seal.ErrUnknownKey) {
 		t.Fatalf("Current under another key: err = %v, want seal.ErrUnknownKey", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,7 +16,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/store"
 )
@@ -49,23 +49,27 @@ var _ Store = (*store.Store)(nil)
 
 // Credentials gives the App's current OAuth client credentials (appcreds.Provider does).
 type Credentials interface {
-	Current(ctx context.Context) (config.AppCredentials, bool, error)
+	Current(ctx context.Context) (appcreds.Credentials, bool, error)
+}
+
+// GitHub is the OAuth web flow and the one user call sign-in needs (github.Client does).
+type GitHub interface {
+	AuthorizeURL(clientID, redirectURI, state string) string
+	ExchangeCode(ctx context.Context, oc github.OAuthClient, code, redirectURI string) (github.UserToken, error)
+	RefreshUserToken(ctx context.Context, oc github.OAuthClient, refreshToken string) (github.UserToken, error)
+	UserProfile(ctx context.Context, token string) (github.Profile, error)
 }
 
 // Options are Auth's dependencies.
 type Options struct {
-	Store Store
-	Keys  *seal.Keyring
-	Creds Credentials
-	// GitHubURL is github.com (authorize and access_token live there).
-	GitHubURL string
-	// APIURL is the REST API base (GET /user).
-	APIURL string
+	Store  Store
+	Keys   *seal.Keyring
+	Creds  Credentials
+	GitHub GitHub
 	// PublicURL is where browsers reach this server; it decides the callback URL, the origin
 	// accepted by SameOrigin and whether cookies are Secure.
-	PublicURL  string
-	HTTPClient *http.Client
-	Now        func() time.Time
+	PublicURL string
+	Now       func() time.Time
 	// SessionTTL is how long a sign-in lasts (default DefaultSessionTTL).
 	SessionTTL time.Duration
 	Logger     *slog.Logger
@@ -76,12 +80,10 @@ type Auth struct {
 	st        Store
 	keys      *seal.Keyring
 	creds     Credentials
-	githubURL string
-	apiURL    string
+	github    GitHub
 	publicURL string
 	origin    string // scheme://host[:port] of publicURL
 	secure    bool
-	client    *http.Client
 	now       func() time.Time
 	ttl       time.Duration
 	log       *slog.Logger
@@ -93,23 +95,12 @@ type Auth struct {
 
 // New checks the options and builds an Auth.
 func New(o Options) (*Auth, error) {
-	if o.Store == nil || o.Keys == nil || o.Creds == nil {
-		return nil, errors.New("auth: Store, Keys and Creds are required")
+	if o.Store == nil || o.Keys == nil || o.Creds == nil || o.GitHub == nil {
+		return nil, errors.New("auth: Store, Keys, Creds and GitHub are required")
 	}
 	pub, err := parseBase("public URL", o.PublicURL)
 	if err != nil {
 		return nil, err
-	}
-	gh, err := parseBase("GitHub URL", o.GitHubURL)
-	if err != nil {
-		return nil, err
-	}
-	api, err := parseBase("GitHub API URL", o.APIURL)
-	if err != nil {
-		return nil, err
-	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 15 * time.Second}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -121,13 +112,11 @@ func New(o Options) (*Auth, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Auth{
-		st: o.Store, keys: o.Keys, creds: o.Creds,
-		githubURL: strings.TrimRight(gh.String(), "/"),
-		apiURL:    strings.TrimRight(api.String(), "/"),
+		st: o.Store, keys: o.Keys, creds: o.Creds, github: o.GitHub,
 		publicURL: strings.TrimRight(pub.String(), "/"),
 		origin:    originOf(pub),
 		secure:    pub.Scheme == "https",
-		client:    o.HTTPClient, now: o.Now, ttl: o.SessionTTL, log: o.Logger,
+		now:       o.Now, ttl: o.SessionTTL, log: o.Logger,
 	}, nil
 }
 

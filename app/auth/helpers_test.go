@@ -20,7 +20,7 @@ import (
 
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/auth"
-	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
@@ -146,19 +146,24 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := config.AppCredentials{
+	env := appcreds.Credentials{
 		AppID: sim.AppID(), PrivateKeyPEM: sim.PrivateKeyPEM(), WebhookSecret: sim.WebhookSecret(),
 		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
 	}
 	if opts.noApp {
-		env = config.AppCredentials{}
+		env = appcreds.Credentials{}
 	}
 	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gh, err := github.NewClient(github.Options{
+		APIURL: ep.API, WebURL: ep.Web, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := auth.New(auth.Options{
-		Store: st, Keys: keys, Creds: appcreds.New(st, keys, env),
-		GitHubURL: ep.Web, APIURL: ep.API, PublicURL: publicURL,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second}, Now: clk.Now,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Store: st, Keys: keys, Creds: appcreds.New(st, keys, env), GitHub: gh,
+		PublicURL: publicURL, Now: clk.Now, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

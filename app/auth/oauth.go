@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,12 +14,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/store"
 )
-
-// maxGitHubBody bounds what we read from GitHub's OAuth and /user answers.
-const maxGitHubBody = 1 << 20
 
 // login starts the OAuth web flow: a random state bound to this browser by a short-lived
 // cookie, then GitHub's authorize page.
@@ -43,8 +39,7 @@ func (a *Auth) login(c *gin.Context) {
 		Path: "/auth/github", MaxAge: int(stateTTL / time.Second),
 		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode,
 	})
-	q := url.Values{"client_id": {creds.ClientID}, "redirect_uri": {a.callbackURL()}, "state": {state}}
-	c.Redirect(http.StatusFound, a.githubURL+"/login/oauth/authorize?"+q.Encode())
+	c.Redirect(http.StatusFound, a.github.AuthorizeURL(creds.ClientID, a.callbackURL(), state))
 }
 
 // callback finishes the flow: state check, code exchange, GET /user, user upsert, new session.
@@ -79,22 +74,25 @@ func (a *Auth) callback(c *gin.Context) {
 	if !ok {
 		return
 	}
-	tok, err := a.exchange(ctx, creds, url.Values{"code": {code}, "redirect_uri": {a.callbackURL()}})
+	granted, err := a.github.ExchangeCode(ctx, oauthClient(creds), code, a.callbackURL())
 	if err != nil {
 		a.log.Warn("exchange OAuth code", "err", err)
 		status, pg := exchangeErrorPage(err, a.callbackURL())
 		renderPage(c, status, pg)
 		return
 	}
-	profile, err := a.fetchUser(ctx, tok.AccessToken)
+	tok := a.userToken(granted)
+	profile, err := a.github.UserProfile(ctx, tok.AccessToken)
 	if err != nil {
 		a.log.Warn("read GitHub user", "err", err)
 		renderPage(c, http.StatusBadGateway, page{Title: "Sign-in failed", Message: "GitHub did not tell Stagely who you are. Try again in a moment.", LinkURL: "/auth/github/login", LinkText: "Sign in again"})
 		return
 	}
-	user, err := a.st.UpsertUser(ctx, profile)
+	user, err := a.st.UpsertUser(ctx, store.User{
+		GitHubID: profile.ID, Login: profile.Login, Name: profile.Name, Email: profile.Email, AvatarURL: profile.AvatarURL,
+	})
 	if err != nil {
-		a.log.Error("save user", "github_id", profile.GitHubID, "err", err)
+		a.log.Error("save user", "github_id", profile.ID, "err", err)
 		renderPage(c, http.StatusInternalServerError, page{Title: "Sign-in failed", Message: "Stagely could not save your account. Try again."})
 		return
 	}
@@ -114,7 +112,7 @@ func (a *Auth) callback(c *gin.Context) {
 }
 
 // clientCredentials returns the App's OAuth client, or answers with a page saying what is missing.
-func (a *Auth) clientCredentials(c *gin.Context) (config.AppCredentials, bool) {
+func (a *Auth) clientCredentials(c *gin.Context) (appcreds.Credentials, bool) {
 	creds, ok, err := a.creds.Current(c.Request.Context())
 	switch {
 	case err != nil:
@@ -131,64 +129,23 @@ func (a *Auth) clientCredentials(c *gin.Context) (config.AppCredentials, bool) {
 	return creds, true
 }
 
-// oauthError is GitHub's refusal of a code or refresh token (sent with HTTP 200).
-type oauthError struct {
-	Code        string
-	Description string
+// oauthClient is the App's OAuth client as app/github takes it.
+func oauthClient(creds appcreds.Credentials) github.OAuthClient {
+	return github.OAuthClient{ID: creds.ClientID, Secret: creds.ClientSecret}
 }
 
-func (e *oauthError) Error() string {
-	return fmt.Sprintf("GitHub refused: %s (%s)", e.Code, e.Description)
-}
-
-// tokenResponse is GitHub's answer at /login/oauth/access_token with Accept: application/json.
-type tokenResponse struct {
-	AccessToken           string `json:"access_token"`
-	ExpiresIn             int64  `json:"expires_in"`
-	RefreshToken          string `json:"refresh_token"`
-	RefreshTokenExpiresIn int64  `json:"refresh_token_expires_in"`
-	TokenType             string `json:"token_type"`
-	Error                 string `json:"error"`
-	ErrorDescription      string `json:"error_description"`
-}
-
-// exchange posts params (a code, or a refresh token) with the client credentials for a user token.
-func (a *Auth) exchange(ctx context.Context, creds config.AppCredentials, params url.Values) (userToken, error) {
-	params.Set("client_id", creds.ClientID)
-	params.Set("client_secret", creds.ClientSecret)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.githubURL+"/login/oauth/access_token", strings.NewReader(params.Encode()))
-	if err != nil {
-		return userToken{}, fmt.Errorf("build token request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return userToken{}, fmt.Errorf("post to GitHub's token endpoint: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return userToken{}, fmt.Errorf("GitHub's token endpoint answered %s", resp.Status)
-	}
-	var tr tokenResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxGitHubBody)).Decode(&tr); err != nil {
-		return userToken{}, fmt.Errorf("decode GitHub's token answer: %w", err)
-	}
-	if tr.Error != "" {
-		return userToken{}, &oauthError{Code: tr.Error, Description: tr.ErrorDescription}
-	}
-	if tr.AccessToken == "" {
-		return userToken{}, errors.New("GitHub's token answer holds no access_token")
-	}
+// userToken is what the session keeps of a token GitHub granted: its lifetimes as instants on
+// this server's clock.
+func (a *Auth) userToken(g github.UserToken) userToken {
 	now := a.now()
-	tok := userToken{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken}
-	if tr.ExpiresIn > 0 {
-		tok.ExpiresAt = now.Add(time.Duration(tr.ExpiresIn) * time.Second)
+	tok := userToken{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken}
+	if g.ExpiresIn > 0 {
+		tok.ExpiresAt = now.Add(g.ExpiresIn)
 	}
-	if tr.RefreshTokenExpiresIn > 0 {
-		tok.RefreshExpiresAt = now.Add(time.Duration(tr.RefreshTokenExpiresIn) * time.Second)
+	if g.RefreshTokenExpiresIn > 0 {
+		tok.RefreshExpiresAt = now.Add(g.RefreshTokenExpiresIn)
 	}
-	return tok, nil
+	return tok
 }
 
 // refresh renews an expired user token with its refresh token.
@@ -200,44 +157,11 @@ func (a *Auth) refresh(ctx context.Context, refreshToken string) (userToken, err
 	if !ok || creds.ClientID == "" {
 		return userToken{}, errors.New("no GitHub App OAuth client is configured")
 	}
-	tok, err := a.exchange(ctx, creds, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
+	granted, err := a.github.RefreshUserToken(ctx, oauthClient(creds), refreshToken)
 	if err != nil {
-		return userToken{}, fmt.Errorf("renew GitHub token: %w", err)
+		return userToken{}, err
 	}
-	return tok, nil
-}
-
-// fetchUser reads the token's owner from GET /user.
-func (a *Auth) fetchUser(ctx context.Context, token string) (store.User, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.apiURL+"/user", nil)
-	if err != nil {
-		return store.User{}, fmt.Errorf("build /user request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return store.User{}, fmt.Errorf("get /user: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return store.User{}, fmt.Errorf("get /user: GitHub answered %s", resp.Status)
-	}
-	var u struct {
-		ID        int64  `json:"id"`
-		Login     string `json:"login"`
-		Name      string `json:"name"`
-		Email     string `json:"email"`
-		AvatarURL string `json:"avatar_url"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxGitHubBody)).Decode(&u); err != nil {
-		return store.User{}, fmt.Errorf("decode /user: %w", err)
-	}
-	if u.ID == 0 || u.Login == "" {
-		return store.User{}, errors.New("/user answer has no id or login")
-	}
-	return store.User{GitHubID: u.ID, Login: u.Login, Name: u.Name, Email: u.Email, AvatarURL: u.AvatarURL}, nil
+	return a.userToken(granted), nil
 }
 
 // safeNext keeps only same-site relative paths, so the sign-in cannot become an open redirect.
@@ -290,7 +214,7 @@ func authorizeErrorPage(code, callback string) (int, page) {
 
 // exchangeErrorPage explains why the code exchange failed.
 func exchangeErrorPage(err error, callback string) (int, page) {
-	var oe *oauthError
+	var oe *github.OAuthError
 	if !errors.As(err, &oe) {
 		return http.StatusBadGateway, page{Title: "Sign-in failed", Message: "Stagely could not reach GitHub to finish the sign-in. Try again in a moment.", LinkURL: "/auth/github/login", LinkText: "Sign in again"}
 	}

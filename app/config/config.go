@@ -3,9 +3,6 @@
 package config
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/seal"
 )
 
@@ -35,7 +33,7 @@ type Config struct {
 	GitHubAPIURL *url.URL
 	GitHubURL    *url.URL
 	// App holds credentials from the environment; empty when /setup stores them instead.
-	App AppCredentials
+	App appcreds.Credentials
 	// AgentImage is the image cloud-init runs agents from; empty means the API's default.
 	AgentImage string
 	// Deploy bounds; zero means the orchestrator's defaults.
@@ -43,26 +41,6 @@ type Config struct {
 	AgentLostAfter   time.Duration
 	SweepInterval    time.Duration
 }
-
-// AppCredentials identify the GitHub App.
-type AppCredentials struct {
-	AppID         int64
-	PrivateKeyPEM []byte
-	WebhookSecret string
-	ClientID      string
-	ClientSecret  string
-}
-
-// Configured reports whether the environment names an App at all.
-func (a AppCredentials) Configured() bool { return a.AppID != 0 }
-
-// String keeps credentials out of logs.
-func (a AppCredentials) String() string {
-	return fmt.Sprintf("AppCredentials{AppID: %d, ClientID: %q, secrets: [redacted]}", a.AppID, a.ClientID)
-}
-
-// GoString keeps credentials out of %#v output.
-func (a AppCredentials) GoString() string { return a.String() }
 
 // Needs says which settings a command requires.
 type Needs struct {
@@ -109,6 +87,34 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		}
 	}
 
+	loadURLs(getenv, &cfg, bad)
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
+		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
+		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+	} {
+		if v := getenv(d.env); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				bad("%s %q is not a positive duration like 10m or 30s", d.env, v)
+				continue
+			}
+			*d.dst = dur
+		}
+	}
+
+	cfg.App, problems = loadApp(getenv, problems)
+	if len(problems) > 0 {
+		return Config{}, errors.New("configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return cfg, nil
+}
+
+// loadURLs reads the public URL (default: localhost on the listen port) and GitHub's two bases.
+func loadURLs(getenv func(string) string, cfg *Config, bad func(format string, args ...any)) {
 	publicURL := getenv("STAGELY_PUBLIC_URL")
 	if publicURL == "" {
 		publicURL = "http://localhost" + listenPort(cfg.Listen)
@@ -136,34 +142,10 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		}
 		*s.dst = u
 	}
-
-	for _, d := range []struct {
-		env string
-		dst *time.Duration
-	}{
-		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
-		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
-		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
-	} {
-		if v := getenv(d.env); v != "" {
-			dur, err := time.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				bad("%s %q is not a positive duration like 10m or 30s", d.env, v)
-				continue
-			}
-			*d.dst = dur
-		}
-	}
-
-	cfg.App, problems = loadApp(getenv, problems)
-	if len(problems) > 0 {
-		return Config{}, errors.New("configuration:\n  " + strings.Join(problems, "\n  "))
-	}
-	return cfg, nil
 }
 
-func loadApp(getenv func(string) string, problems []string) (AppCredentials, []string) {
-	var app AppCredentials
+func loadApp(getenv func(string) string, problems []string) (appcreds.Credentials, []string) {
+	var app appcreds.Credentials
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if v := getenv("STAGELY_GITHUB_APP_ID"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
@@ -185,7 +167,7 @@ func loadApp(getenv func(string) string, problems []string) (AppCredentials, []s
 		pemText = string(b)
 	}
 	if pemText != "" {
-		if err := checkPrivateKey([]byte(pemText)); err != nil {
+		if err := appcreds.CheckPrivateKey([]byte(pemText)); err != nil {
 			bad("GitHub App private key: %v", err)
 		}
 		app.PrivateKeyPEM = []byte(pemText)
@@ -211,23 +193,6 @@ func loadApp(getenv func(string) string, problems []string) (AppCredentials, []s
 		}
 	}
 	return app, problems
-}
-
-// checkPrivateKey accepts the PKCS#1 RSA key GitHub hands out (and PKCS#8).
-func checkPrivateKey(b []byte) error {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return errors.New("not PEM: paste the whole .pem file GitHub gave you, BEGIN and END lines included")
-	}
-	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return nil
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		if _, ok := k.(*rsa.PrivateKey); ok {
-			return nil
-		}
-	}
-	return errors.New("not an RSA private key: generate a new private key in the App's settings")
 }
 
 func parseHTTPURL(v string) (*url.URL, error) {

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
@@ -54,22 +56,34 @@ func (h *fakeHub) jobs() []protocol.Deploy {
 	return append([]protocol.Deploy(nil), h.dispatched...)
 }
 
-// flakyGitHub is the real client with a switch that makes completing check runs fail.
+// flakyGitHub is the real client with switches that make creating or completing check runs fail.
 type flakyGitHub struct {
 	*github.Installation
-	mu   *sync.Mutex
-	fail *bool
+	env *env
+}
+
+// errGitHubDown is what GitHub answers while it is down.
+var errGitHubDown = &github.APIError{StatusCode: 502, Message: "Server Error"}
+
+func (f flakyGitHub) CreateCheckRun(ctx context.Context, repo string, cr github.NewCheckRun) (int64, error) {
+	if f.env.failing(failCreateCheckRun) {
+		return 0, errGitHubDown
+	}
+	return f.Installation.CreateCheckRun(ctx, repo, cr)
 }
 
 func (f flakyGitHub) CompleteCheckRun(ctx context.Context, repo string, id int64, res github.CheckRunResult) error {
-	f.mu.Lock()
-	fail := *f.fail
-	f.mu.Unlock()
-	if fail {
-		return &github.APIError{StatusCode: 502, Message: "Server Error"}
+	if f.env.failing(failCompleteCheckRun) {
+		return errGitHubDown
 	}
 	return f.Installation.CompleteCheckRun(ctx, repo, id, res)
 }
+
+// The calls flakyGitHub can make fail.
+const (
+	failCreateCheckRun = 1 << iota
+	failCompleteCheckRun
+)
 
 type env struct {
 	t       *testing.T
@@ -81,7 +95,7 @@ type env struct {
 	now     time.Time
 	nowMu   sync.Mutex
 	failMu  sync.Mutex
-	failGH  bool
+	failGH  int
 	user    store.User
 	inst    store.Installation
 	instGH  int64
@@ -105,7 +119,7 @@ func newEnv(t *testing.T) *env {
 	e.orch = deploy.New(deploy.Options{
 		Store: e.st, Hub: e.hub, Secrets: secrets.New(e.st, keys), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub {
-			return flakyGitHub{Installation: app.Installation(id), mu: &e.failMu, fail: &e.failGH}
+			return flakyGitHub{Installation: app.Installation(id), env: e}
 		},
 		Now:              e.clock,
 		AgentOfflineWait: 10 * time.Minute,
@@ -126,7 +140,14 @@ func (e *env) advance(d time.Duration) {
 	e.now = e.now.Add(d)
 	e.nowMu.Unlock()
 }
-func (e *env) failGitHub(v bool) { e.failMu.Lock(); e.failGH = v; e.failMu.Unlock() }
+
+// failGitHub makes the calls in the mask fail until the next failGitHub.
+func (e *env) failGitHub(mask int) { e.failMu.Lock(); e.failGH = mask; e.failMu.Unlock() }
+func (e *env) failing(call int) bool {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	return e.failGH&call != 0
+}
 
 // project makes a repository with a valid configuration and a project for it on agent.
 func (e *env) project(agent *store.Agent) (store.Project, string) {
@@ -155,6 +176,14 @@ func (e *env) project(agent *store.Agent) (store.Project, string) {
 	return p, sha
 }
 
+// idleAgent makes an agent that is online with no job in flight.
+func (e *env) idleAgent(name string) store.Agent {
+	e.t.Helper()
+	a := e.agent(name)
+	e.hub.setIdle(a.ID, true)
+	return a
+}
+
 func (e *env) agent(name string) store.Agent {
 	e.t.Helper()
 	a, err := e.st.CreateAgent(e.ctx, e.user.ID, name, func(int64) (string, error) { return "$2a$10$test", nil })
@@ -166,7 +195,7 @@ func (e *env) agent(name string) store.Agent {
 
 func (e *env) push(p store.Project, sha string) string {
 	e.t.Helper()
-	decision, err := e.orch.HandlePush(e.ctx, 0, webhook.Push{
+	decision, err := deploy.NewPushHandler(e.orch).Handle(e.ctx, 0, webhook.Push{
 		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
 	})
 	if err != nil {
@@ -209,11 +238,12 @@ func TestOrchestrator_DeploymentWaitsForAnOfflineAgentThenFailsWithAgentOffline(
 	if run := e.checkRun(p, sha); run.Status != "queued" {
 		t.Fatalf("check run %s, want queued while waiting", run.Status)
 	}
+	e.advance(9 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	if d := e.latest(p); d.Status != store.DeploymentQueued {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
-	e.advance(11 * time.Minute)
+	e.advance(2 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "agent offline") {
@@ -263,7 +293,6 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	}
 	// The agent's server loses power: the hub marks it offline, its last heartbeat ages.
 	_ = e.st.SetAgentStatus(e.ctx, a.ID, store.AgentOffline)
-	e.orch.AgentDisconnected(e.ctx, a.ID, []string{"1"})
 	e.advance(time.Minute)
 	e.orch.Sweep(e.ctx)
 	if d := e.latest(p); d.Finished() {
@@ -296,8 +325,7 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 func TestOrchestrator_ResultTwiceIsRecordedAndReportedOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.agent("box")
-	e.hub.setIdle(a.ID, true)
+	a := e.idleAgent("box")
 	p, sha := e.project(&a)
 	e.push(p, sha)
 	d := e.latest(p)
@@ -325,11 +353,10 @@ func TestOrchestrator_ResultTwiceIsRecordedAndReportedOnce(t *testing.T) {
 func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.agent("box")
-	e.hub.setIdle(a.ID, true)
+	a := e.idleAgent("box")
 	p, sha := e.project(&a)
 	e.push(p, sha)
-	e.failGitHub(true)
+	e.failGitHub(failCompleteCheckRun)
 	if err := e.orch.JobResult(e.ctx, a.ID, protocol.JobResult{JobID: jobIDOf(e.latest(p)), Status: protocol.StatusSuccess}); err != nil {
 		t.Fatalf("a GitHub outage must not refuse the agent's result: %v", err)
 	}
@@ -339,7 +366,7 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("check run completed although GitHub refused")
 	}
-	e.failGitHub(false)
+	e.failGitHub(0)
 	e.orch.Sweep(e.ctx)
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("the sweeper reported a deployment that had only just finished")
@@ -368,8 +395,7 @@ func TestOrchestrator_ProjectWithoutAgentFailsSayingWhatToDo(t *testing.T) {
 func TestOrchestrator_OneAgentRunsItsProjectsOneAtATime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.agent("box")
-	e.hub.setIdle(a.ID, true)
+	a := e.idleAgent("box")
 	p1, sha1 := e.project(&a)
 	p2, sha2 := e.project(&a)
 	e.push(p1, sha1)
@@ -392,8 +418,7 @@ func TestOrchestrator_OneAgentRunsItsProjectsOneAtATime(t *testing.T) {
 func TestOrchestrator_BrokenConfigFailsWithAnnotations(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.agent("box")
-	e.hub.setIdle(a.ID, true)
+	a := e.idleAgent("box")
 	p, _ := e.project(&a)
 	sha, err := e.sim.Commit(e.ctx, p.RepoFullName, "main", map[string][]byte{
 		"compose.yaml": []byte("services:\n  web:\n    image: busybox\n"),
@@ -438,3 +463,61 @@ func TestOrchestrator_ResultFromAnotherAgentChangesNothing(t *testing.T) {
 }
 
 func (e *env) latestSHA(p store.Project) string { return e.sim.Branch(p.RepoFullName, "main") }
+
+// TestHandlers_DecideEveryActionInOneLine walks one project through the webhooks its users
+// cause after a push: Re-run, the deploy check run's buttons, Re-run all, pull requests.
+func TestHandlers_DecideEveryActionInOneLine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.idleAgent("box")
+	p, good := e.project(&a)
+	e.push(p, good)
+	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	bad := e.commit(p, "bad")
+	e.hub.setIdle(a.ID, true)
+	e.push(p, bad)
+	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusFailure})
+	goodRun, badRun := e.checkRun(p, good).ID, e.checkRun(p, bad).ID
+	repo := webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}
+	checkRun := func(action, button string, id int64) webhook.CheckRun {
+		return webhook.CheckRun{Action: action, RequestedActionIdentifier: button, CheckRunID: id, Name: deploy.CheckDeploy,
+			HeadSHA: good, Repo: repo, InstallationID: e.instGH}
+	}
+	pr := func(action, sha string) webhook.PullRequest {
+		return webhook.PullRequest{Action: action, Number: 7, HeadSHA: sha, Repo: repo, InstallationID: e.instGH}
+	}
+	suite := func(action, branch string) webhook.CheckSuite {
+		return webhook.CheckSuite{Action: action, HeadSHA: bad, HeadBranch: branch, Repo: repo, InstallationID: e.instGH}
+	}
+	runs := intake.On(deploy.NewCheckRunHandler(e.orch).Handle)
+	suites := intake.On(deploy.NewCheckSuiteHandler(e.orch).Handle)
+	prs := intake.On(deploy.NewPullRequestHandler(e.orch).Handle)
+	steps := []struct {
+		h    intake.EventHandler
+		ev   webhook.Event
+		want string
+	}{
+		{runs, checkRun("created", "", goodRun), "ignored: check_run created"},
+		{runs, checkRun("rerequested", "", 999), "ignored: check run 999 is not a Stagely deployment"},
+		{runs, checkRun("requested_action", "deploy-everything", 999), "ignored: check run 999 is not a Stagely deployment"},
+		{runs, checkRun("requested_action", "deploy-everything", goodRun), `ignored: unknown check run action "deploy-everything"`},
+		{runs, checkRun("requested_action", deploy.ActionRollback, goodRun), "ignored: roll back from #1: no earlier successful deployment of another commit"},
+		{runs, checkRun("requested_action", deploy.ActionRollback, badRun), fmt.Sprintf("roll back from #2: deploying %s (last good, #1) as #3", good[:7])},
+		{runs, checkRun("requested_action", deploy.ActionRedeploy, goodRun), fmt.Sprintf("redeploy of #1: deploying %s as #4", good[:7])},
+		{runs, checkRun("rerequested", "", badRun), fmt.Sprintf("re-run of #2: deploying %s as #5", bad[:7])},
+		{runs, webhook.CheckRun{Action: "rerequested", CheckRunID: 998, Name: deploy.CheckValidate, HeadSHA: good, Repo: repo, InstallationID: e.instGH},
+			fmt.Sprintf("validated %s: Configuration is valid", good[:7])},
+		{suites, suite("requested", "main"), "ignored: check_suite requested"},
+		{suites, suite("rerequested", "dev"), "ignored: push to dev, project " + p.Name + " deploys main"},
+		{suites, suite("rerequested", "main"), fmt.Sprintf("re-run all: deploying %s as #6 (%s)", bad[:7], p.Name)},
+		{prs, pr("closed", good), "ignored: pull_request closed"},
+		{prs, pr("opened", good), fmt.Sprintf("validated %s: Configuration is valid", good[:7])},
+		{prs, pr("synchronize", bad), fmt.Sprintf("validated %s: Configuration is valid", bad[:7])},
+	}
+	for _, s := range steps {
+		got, err := s.h.Handle(e.ctx, 0, s.ev)
+		if err != nil || got != s.want {
+			t.Fatalf("%s %+v:\n decided %q, %v\n want    %q", s.h.Handles(), s.ev, got, err, s.want)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	if err := st.SetDeploymentConfig(ctx, d.ID, cfg); err != nil {
 		return false, err
 	}
-	o.reportStarted(ctx, gh, p, d, problems)
+	o.reportProgress(ctx, stageStarted, p, &d, problems)
 	if err := o.opt.Hub.Dispatch(ctx, agentID, job); err != nil {
 		o.log.Warn("hand deployment to agent; it waits for the agent", "deployment", d.ID, "agent", agentID, "err", err)
 		if rerr := st.Requeue(ctx, d.ID); rerr != nil {
@@ -148,35 +148,6 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		job.Previous = &protocol.Previous{SHA: prev.SHA, Config: pc}
 	}
 	return job, problems, nil
-}
-
-func (o *Orchestrator) reportStarted(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, warnings []stagelyyaml.Problem) {
-	agent := fmt.Sprint(p.AgentID.Int64)
-	if a, err := o.opt.Store.AgentByID(ctx, p.AgentID.Int64); err == nil {
-		agent = a.Name
-	}
-	title := fmt.Sprintf("Deploying %s to %s", short(d.SHA), agent)
-	if d.CheckRunID.Valid {
-		summary := fmt.Sprintf("Deployment #%d of `%s` is running on agent **%s**.", d.ID, short(d.SHA), agent)
-		if len(warnings) > 0 {
-			summary += "\n\nWarnings:\n"
-			for _, w := range warnings {
-				summary += "- `" + w.String() + "`\n"
-			}
-		}
-		if err := gh.UpdateCheckRun(ctx, p.RepoFullName, d.CheckRunID.Int64, github.CheckRunUpdate{
-			Status: "in_progress", Title: title, Summary: summary,
-		}); err != nil {
-			o.log.Warn("mark check run in progress", "deployment", d.ID, "err", err)
-		}
-	}
-	if d.GitHubDeploymentID.Valid {
-		if err := gh.CreateDeploymentStatus(ctx, p.RepoFullName, d.GitHubDeploymentID.Int64, github.DeploymentStatus{
-			State: "in_progress", Description: title, LogURL: o.deploymentURL(d),
-		}); err != nil {
-			o.log.Warn("mark GitHub deployment in progress", "deployment", d.ID, "err", err)
-		}
-	}
 }
 
 func problemSummary(problems []stagelyyaml.Problem) string {

@@ -31,10 +31,6 @@ func (o *Orchestrator) kickAgent(ctx context.Context, agentID int64) {
 	}
 }
 
-// AgentDisconnected does nothing at once: the agent journals its result and sends it on
-// reconnect. The sweeper fails the job only if the agent stays away past AgentLostAfter.
-func (o *Orchestrator) AgentDisconnected(context.Context, int64, []string) {}
-
 // JobAccepted marks the deployment running.
 func (o *Orchestrator) JobAccepted(ctx context.Context, agentID int64, job string) {
 	id, err := strconv.ParseInt(job, 10, 64)
@@ -51,9 +47,6 @@ func (o *Orchestrator) JobAccepted(ctx context.Context, agentID int64, job strin
 func (o *Orchestrator) JobPhase(_ context.Context, agentID int64, job, phase string) {
 	o.log.Debug("job phase", "agent", agentID, "job", job, "phase", phase)
 }
-
-// JobLogs needs nothing here: the hub stores log lines itself.
-func (o *Orchestrator) JobLogs(context.Context, string, []protocol.LogChunk) {}
 
 // JobResult records a job's outcome, reports it to GitHub and starts the project's next
 // deployment. It is idempotent: a result sent twice (after a reconnect) changes nothing

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/agent/dockertest"
+	"github.com/stagely/stagely/app/samplerepo"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 )
@@ -18,12 +19,12 @@ import (
 func TestPushToDeploy(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "version 1\n"}
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
 	s.putSecret("global", "GREETING", "hello $USER")
 
 	var goodSHA string
 	t.Run("push to the deploy branch deploys and reports success", func(t *testing.T) {
-		goodSHA = s.push("main", repo.files(), "first")
+		goodSHA = s.push("main", repo.Files(), "first")
 		run := s.deployCheck(goodSHA, 1, 3*time.Minute)
 		if run.Conclusion != "success" {
 			t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, run.Text)
@@ -35,7 +36,7 @@ func TestPushToDeploy(t *testing.T) {
 		if !strings.Contains(run.Text, "migrating the database") {
 			t.Fatalf("log tail lacks the pre_deploy hook's output:\n%s", run.Text)
 		}
-		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.port)); got != "version 1\n" {
+		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 1\n" {
 			t.Fatalf("service answered %q", got)
 		}
 		assertStatus(t, s, goodSHA, "success")
@@ -50,8 +51,8 @@ func TestPushToDeploy(t *testing.T) {
 
 	t.Run("push with a failing health check rolls back and says which service", func(t *testing.T) {
 		bad := repo
-		bad.page, bad.healthPort, bad.grace = "version 2\n", 9999, "6s"
-		sha := s.push("main", bad.files(), "break health")
+		bad.Page, bad.HealthPort, bad.Grace = "version 2\n", 9999, "6s"
+		sha := s.push("main", bad.Files(), "break health")
 		run := s.deployCheck(sha, 1, 3*time.Minute)
 		if run.Conclusion != "failure" || !strings.Contains(run.Title, "web") {
 			t.Fatalf("check run %q %q\n%s", run.Conclusion, run.Title, run.Summary)
@@ -61,7 +62,7 @@ func TestPushToDeploy(t *testing.T) {
 		if ds[0].SHA != sha || ds[0].Status != store.DeploymentRolledBack {
 			t.Fatalf("deployment of the broken commit: %s %q", ds[0].Status, ds[0].Error)
 		}
-		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.port)); got != "version 1\n" {
+		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 1\n" {
 			t.Fatalf("after rollback the service answered %q, want the previous version", got)
 		}
 		assertStatus(t, s, sha, "failure")
@@ -76,7 +77,7 @@ func TestPushToDeploy(t *testing.T) {
 
 	t.Run("other branches, tags and branch deletions deploy nothing", func(t *testing.T) {
 		before := len(s.deployments())
-		s.push("feature/x", repo.files(), "feature work")
+		s.push("feature/x", repo.Files(), "feature work")
 		d := s.lastDelivery()
 		if !strings.Contains(d.Decision, "ignored: push to feature/x, project web deploys main") {
 			t.Fatalf("decision %q", d.Decision)
@@ -101,8 +102,8 @@ func TestPushToDeploy(t *testing.T) {
 	t.Run("a redelivery is not run twice and a bad signature is refused", func(t *testing.T) {
 		before := len(s.deployments())
 		fixed := repo
-		fixed.page = "version 3\n"
-		sha := s.push("main", fixed.files(), "version 3")
+		fixed.Page = "version 3\n"
+		sha := s.push("main", fixed.Files(), "version 3")
 		id := s.lastDelivery().DeliveryID
 		s.deployCheck(sha, 1, 3*time.Minute)
 		re, err := s.sim.Redeliver(s.ctx, id)
@@ -148,9 +149,9 @@ func TestPushToDeploy(t *testing.T) {
 			return a.Status == store.AgentOffline
 		})
 		a, b := repo, repo
-		a.page, b.page = "version 4a\n", "version 4b\n"
-		older := s.push("main", a.files(), "4a")
-		newer := s.push("main", b.files(), "4b")
+		a.Page, b.Page = "version 4a\n", "version 4b\n"
+		older := s.push("main", a.Files(), "4a")
+		newer := s.push("main", b.Files(), "4b")
 		s.startAgent()
 		skipped := s.deployCheck(older, 1, time.Minute)
 		if skipped.Conclusion != "skipped" || !strings.Contains(skipped.Title, newer[:7]) {
@@ -160,7 +161,7 @@ func TestPushToDeploy(t *testing.T) {
 		if run.Conclusion != "success" {
 			t.Fatalf("newer check run: %q %s", run.Conclusion, run.Summary)
 		}
-		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.port)); got != "version 4b\n" {
+		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 4b\n" {
 			t.Fatalf("service answered %q", got)
 		}
 		goodSHA = newer
@@ -204,7 +205,7 @@ func TestPushToDeploy(t *testing.T) {
 		if d := s.deployments()[0]; d.SHA != v3 || d.Status != store.DeploymentSuccess {
 			t.Fatalf("roll back deployed %s (%s), want %s", d.SHA[:7], d.Status, v3[:7])
 		}
-		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.port)); got != "version 3\n" {
+		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 3\n" {
 			t.Fatalf("after roll back the service answered %q", got)
 		}
 	})
@@ -234,8 +235,8 @@ func TestPushToDeploy(t *testing.T) {
 
 	t.Run("a pull request with a broken stagely.yaml fails validation on the right line", func(t *testing.T) {
 		broken := repo
-		broken.stagely = "version: \"1.0\"\ndeployment:\n  timeout: 30s\n  strategy: sideways\n"
-		sha := s.push("fix/config", broken.files(), "broken config")
+		broken.StagelyYAML = "version: \"1.0\"\ndeployment:\n  timeout: 30s\n  strategy: sideways\n"
+		sha := s.push("fix/config", broken.Files(), "broken config")
 		if _, err := s.sim.SendPullRequest(s.ctx, s.repo, "opened", githubsim.PullRequest{Number: 7, Title: "Fix config", Head: "fix/config"}); err != nil {
 			t.Fatal(err)
 		}
@@ -301,9 +302,9 @@ func (s *stack) lastDelivery() store.Delivery {
 func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
-	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "survived\n"}
-	repo.stagely = "version: \"1.0\"\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"sleep 4\"\n"
-	sha := s.push("main", repo.files(), "slow deploy")
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "survived\n"}
+	repo.StagelyYAML = "version: \"1.0\"\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"sleep 4\"\n"
+	sha := s.push("main", repo.Files(), "slow deploy")
 	waitFor(t, time.Minute, "deployment running on the agent", func() bool {
 		ds := s.deployments()
 		return len(ds) > 0 && ds[0].Status == store.DeploymentRunning
@@ -321,7 +322,7 @@ func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 	if run.Conclusion != "success" {
 		t.Fatalf("after the restart the check run is %q: %s", run.Conclusion, run.Summary)
 	}
-	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.port)); got != "survived\n" {
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "survived\n" {
 		t.Fatalf("service answered %q", got)
 	}
 	if !strings.Contains(s.agent.out.String(), "disconnected from server") {
@@ -334,8 +335,8 @@ func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 func TestDeadAgentIsReportedOnGitHub(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{noAgent: true, serverEnv: []string{"STAGELY_AGENT_OFFLINE_WAIT=3s"}})
-	repo := sampleRepo{image: dockertest.BusyboxImage(t), port: freePort(t), page: "never\n"}
-	sha := s.push("main", repo.files(), "nobody home")
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "never\n"}
+	sha := s.push("main", repo.Files(), "nobody home")
 	run := s.deployCheck(sha, 1, time.Minute)
 	if run.Conclusion != "failure" || !strings.Contains(run.Title+run.Summary, "agent offline") {
 		t.Fatalf("check run %q %q\n%s", run.Conclusion, run.Title, run.Summary)

@@ -107,7 +107,10 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 	h := hub.New(hub.Options{Store: st, Sink: orch, Logger: quiet})
 	defer h.Close()
 	ref.h = h
-	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Logger: quiet})
+	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: quiet, Handlers: []intake.EventHandler{
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
+	}})
 	go func() { _ = worker.Run(ctx) }()
 	secret := []byte(sim.WebhookSecret())
 	mux := http.NewServeMux()

@@ -21,17 +21,27 @@ import (
 // DefaultAPIURL is GitHub's REST API base, used when Options.APIURL is empty.
 const DefaultAPIURL = "https://api.github.com/"
 
+// DefaultWebURL is GitHub's web base, used when Options.WebURL is empty.
+const DefaultWebURL = "https://github.com"
+
 // userAgent names us to GitHub, which asks every client to send one.
 const userAgent = "stagely"
 
-// Options are the explicit dependencies of an App.
+// Options are the explicit dependencies of an App (New) or a Client (NewClient).
 type Options struct {
-	// AppID is the GitHub App's numeric id (the JWT `iss`).
+	// AppID is the GitHub App's numeric id (the JWT `iss`); New only.
 	AppID int64
-	// PrivateKeyPEM is the App's private key as GitHub hands it out (PKCS#1), or PKCS#8.
+	// PrivateKeyPEM is the App's private key as GitHub hands it out (PKCS#1), or PKCS#8; New only.
 	PrivateKeyPEM []byte
+	// AppKey says which App a Client acts as, asked again on every installation call, so an App
+	// that appears later (stored by /setup) is used from the next call on; NewClient only. Its
+	// error (appcreds says "no GitHub App is configured") is what installation calls return then.
+	AppKey func(ctx context.Context) (appID int64, privateKeyPEM []byte, err error)
 	// APIURL is the REST API base (STAGELY_GITHUB_API_URL); empty means DefaultAPIURL.
 	APIURL string
+	// WebURL is GitHub's web base (STAGELY_GITHUB_URL), home of the OAuth endpoints; empty means
+	// DefaultWebURL; NewClient only.
+	WebURL string
 	// HTTPClient supplies the base transport and timeout; nil means http.DefaultTransport, no timeout.
 	HTTPClient *http.Client
 	// Logger receives one debug line per call and one warning per retry; never credentials.
@@ -44,39 +54,24 @@ type Options struct {
 	Now func() time.Time
 }
 
-// App is the GitHub App: it signs JWTs and hands out one cached client per installation.
-type App struct {
-	appID  int64
-	key    *rsa.PrivateKey
-	apiURL *url.URL
-	// wire is the retrying, logging transport every request ends on, JWT and installation alike.
+// conn is what every call shares, the App's, a user's and the anonymous ones: the API base and
+// the one retrying, logging transport on the wire.
+type conn struct {
+	apiURL  *url.URL
 	wire    http.RoundTripper
 	timeout time.Duration
 	log     *slog.Logger
 	now     func() time.Time
-	// appClient authenticates with the App JWT, for the endpoints that "must use a JWT".
-	appClient *gh.Client
-
-	mu            sync.Mutex
-	installations map[int64]*Installation
 }
 
-// New checks the options and builds an App; a key that is not an RSA private key in PEM is an error.
-func New(opts Options) (*App, error) {
-	if opts.AppID <= 0 {
-		return nil, errors.New("github app: app id must be a positive number")
-	}
-	key, err := parsePrivateKey(opts.PrivateKeyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("github app private key: %w", err)
-	}
+func newConn(opts Options) (*conn, error) {
 	raw := opts.APIURL
 	if raw == "" {
 		raw = DefaultAPIURL
 	}
-	apiURL, err := url.Parse(raw)
-	if err != nil || (apiURL.Scheme != "http" && apiURL.Scheme != "https") || apiURL.Host == "" {
-		return nil, fmt.Errorf("github api url %q: want an absolute http(s) URL", raw)
+	apiURL, err := absoluteURL("github api url", raw)
+	if err != nil {
+		return nil, err
 	}
 	// go-github resolves paths against BaseURL, which must end in a slash.
 	if !strings.HasSuffix(apiURL.Path, "/") {
@@ -109,17 +104,53 @@ func New(opts Options) (*App, error) {
 	if sleep == nil {
 		sleep = sleepContext
 	}
-	a := &App{
-		appID:         opts.AppID,
-		key:           key,
-		apiURL:        apiURL,
-		wire:          newRetryTransport(base, log, retries, sleep, now),
-		timeout:       timeout,
-		log:           log,
-		now:           now,
-		installations: map[int64]*Installation{},
+	return &conn{
+		apiURL: apiURL, wire: newRetryTransport(base, log, retries, sleep, now),
+		timeout: timeout, log: log, now: now,
+	}, nil
+}
+
+// client is a go-github client on rt, which ends on the wire.
+func (c *conn) client(rt http.RoundTripper) *gh.Client {
+	cl := gh.NewClient(&http.Client{Transport: rt, Timeout: c.timeout})
+	u := *c.apiURL
+	cl.BaseURL = &u
+	cl.UploadURL = &u
+	cl.UserAgent = userAgent
+	return cl
+}
+
+// App is the GitHub App: it signs JWTs and hands out one cached client per installation.
+type App struct {
+	*conn
+	appID int64
+	key   *rsa.PrivateKey
+	// appClient authenticates with the App JWT, for the endpoints that "must use a JWT".
+	appClient *gh.Client
+
+	mu            sync.Mutex
+	installations map[int64]*Installation
+}
+
+// New checks the options and builds an App; a key that is not an RSA private key in PEM is an error.
+func New(opts Options) (*App, error) {
+	c, err := newConn(opts)
+	if err != nil {
+		return nil, err
 	}
-	a.appClient = a.newClient(a.appsTransport())
+	return newApp(c, opts.AppID, opts.PrivateKeyPEM)
+}
+
+func newApp(c *conn, appID int64, keyPEM []byte) (*App, error) {
+	if appID <= 0 {
+		return nil, errors.New("github app: app id must be a positive number")
+	}
+	key, err := parsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("github app private key: %w", err)
+	}
+	a := &App{conn: c, appID: appID, key: key, installations: map[int64]*Installation{}}
+	a.appClient = c.client(a.appsTransport())
 	return a, nil
 }
 
@@ -131,15 +162,6 @@ func (a *App) appsTransport() *ghinstallation.AppsTransport {
 	return atr
 }
 
-func (a *App) newClient(rt http.RoundTripper) *gh.Client {
-	c := gh.NewClient(&http.Client{Transport: rt, Timeout: a.timeout})
-	u := *a.apiURL
-	c.BaseURL = &u
-	c.UploadURL = &u
-	c.UserAgent = userAgent
-	return c
-}
-
 // Installation returns the client for one installation, built once and then reused, so its
 // installation token (valid one hour, refreshed a minute early) is shared by every caller.
 func (a *App) Installation(installationID int64) *Installation {
@@ -149,20 +171,35 @@ func (a *App) Installation(installationID int64) *Installation {
 		return in
 	}
 	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(), installationID)
-	in := &Installation{id: installationID, app: a, client: a.newClient(itr)}
+	in := &Installation{id: installationID, conn: a.conn, client: a.conn.client(itr)}
+	in.app = func(context.Context) (*App, error) { return a, nil }
 	a.installations[installationID] = in
 	return in
 }
 
 // Installation is a client acting as one installation of the App; safe for concurrent use.
 type Installation struct {
-	id     int64
-	app    *App
+	id   int64
+	conn *conn
+	// app is the App this installation belongs to at the time of a call: always the same one
+	// for App.Installation, whatever the Client's AppKey names now for Client.Installation.
+	app func(ctx context.Context) (*App, error)
+	// client carries the installation token; set on the App's own cached Installation only.
 	client *gh.Client
 }
 
 // ID is the installation's id.
 func (in *Installation) ID() int64 { return in.id }
+
+// clients gives the App and the installation-token client to make a call with, or the reason
+// there is no App to make it as.
+func (in *Installation) clients(ctx context.Context) (*App, *gh.Client, error) {
+	a, err := in.app(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, a.Installation(in.id).client, nil
+}
 
 func parsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 	if len(pemBytes) == 0 {
@@ -192,6 +229,15 @@ func parsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 	default:
 		return nil, fmt.Errorf("PEM block is %q; want an RSA private key", block.Type)
 	}
+}
+
+// absoluteURL parses raw and refuses anything but an http(s) URL with a host.
+func absoluteURL(what, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s %q: want an absolute http(s) URL", what, raw)
+	}
+	return u, nil
 }
 
 // splitRepo turns "owner/name" into its parts.

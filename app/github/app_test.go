@@ -177,7 +177,7 @@ func TestRepoReadToken_ReachesOnlyThatRepositoryAndOnlyReads(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	webID := f.repoID(t, repoWeb)
+	webID := f.sim.RepoID(repoWeb)
 	tok, err := f.installation().RepoReadToken(ctx, webID)
 	if err != nil {
 		t.Fatal(err)
@@ -257,20 +257,5 @@ func TestTarballURL_PointsAtTheAPITarballOfTheSHA(t *testing.T) {
 	want := f.sim.Endpoints().API + "repos/acme/web/tarball/" + f.sha1
 	if got != want {
 		t.Fatalf("TarballURL = %q, want %q", got, want)
-	}
-}
-
-func TestGetRepository_ReportsIDNameAndDefaultBranch(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	r, err := f.installation().GetRepository(context.Background(), repoWeb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.ID == 0 || r.FullName != repoWeb || r.DefaultBranch != "main" || !r.Private {
-		t.Fatalf("GetRepository = %+v", r)
-	}
-	if _, err := f.installation().GetRepository(context.Background(), "acme/missing"); !errors.Is(err, github.ErrNotFound) {
-		t.Fatalf("GetRepository(missing) error = %v, want ErrNotFound", err)
 	}
 }

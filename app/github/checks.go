@@ -203,7 +203,7 @@ func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id in
 	body := checkRunBody{
 		Status:      "completed",
 		Conclusion:  res.Conclusion,
-		CompletedAt: in.app.now().UTC().Format(time.RFC3339),
+		CompletedAt: in.conn.now().UTC().Format(time.RFC3339),
 		Output:      out,
 		Actions:     actions,
 	}
@@ -300,11 +300,15 @@ func (in *Installation) send(ctx context.Context, method, repo, endpoint string,
 		return err
 	}
 	u := fmt.Sprintf("repos/%s/%s/%s", url.PathEscape(owner), url.PathEscape(name), endpoint)
-	req, err := in.client.NewRequest(method, u, body)
+	_, client, err := in.clients(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := in.client.Do(ctx, req, reply); err != nil {
+	req, err := client.NewRequest(method, u, body)
+	if err != nil {
+		return err
+	}
+	if _, err := client.Do(ctx, req, reply); err != nil {
 		return apiError(err)
 	}
 	return nil

@@ -39,13 +39,17 @@ func (in *Installation) ReadFile(ctx context.Context, repo, filePath, ref string
 	if at == "" {
 		at = "the default branch"
 	}
-	req, err := in.client.NewRequest(http.MethodGet, u, nil)
+	_, client, err := in.clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s in %s: %w", clean, at, repo, err)
+	}
+	req, err := client.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s: %w", clean, at, err)
 	}
 	req.Header.Set("Accept", rawMediaType)
 	buf := &cappedBuffer{limit: MaxFileBytes}
-	resp, err := in.client.Do(ctx, req, buf)
+	resp, err := client.Do(ctx, req, buf)
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s in %s: %w", clean, at, repo, apiError(err))
 	}
@@ -98,30 +102,5 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 // short-lived download on another host, which the agent follows with its read-only token.
 func (in *Installation) TarballURL(repo, sha string) string {
 	owner, name, _ := strings.Cut(repo, "/")
-	return fmt.Sprintf("%srepos/%s/%s/tarball/%s", in.app.apiURL.String(), url.PathEscape(owner), url.PathEscape(name), url.PathEscape(sha))
-}
-
-// Repository is what the dashboard needs to know of a repository.
-type Repository struct {
-	// ID is GitHub's numeric id, stable across renames.
-	ID int64
-	// FullName is "owner/name".
-	FullName string
-	// DefaultBranch is the branch a new project deploys by default.
-	DefaultBranch string
-	// Private says whether the repository is private.
-	Private bool
-}
-
-// GetRepository reads one repository the installation can see.
-func (in *Installation) GetRepository(ctx context.Context, repo string) (Repository, error) {
-	owner, name, err := splitRepo(repo)
-	if err != nil {
-		return Repository{}, err
-	}
-	r, _, err := in.client.Repositories.Get(ctx, owner, name)
-	if err != nil {
-		return Repository{}, fmt.Errorf("get repository %s: %w", repo, apiError(err))
-	}
-	return Repository{ID: r.GetID(), FullName: r.GetFullName(), DefaultBranch: r.GetDefaultBranch(), Private: r.GetPrivate()}, nil
+	return fmt.Sprintf("%srepos/%s/%s/tarball/%s", in.conn.apiURL.String(), url.PathEscape(owner), url.PathEscape(name), url.PathEscape(sha))
 }

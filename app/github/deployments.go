@@ -62,7 +62,11 @@ func (in *Installation) CreateDeployment(ctx context.Context, repo string, d New
 	if d.Payload != nil {
 		req.Payload = d.Payload
 	}
-	dep, _, err := in.client.Repositories.CreateDeployment(ctx, owner, name, req)
+	_, client, err := in.clients(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("create deployment of %s: %w", d.Ref, err)
+	}
+	dep, _, err := client.Repositories.CreateDeployment(ctx, owner, name, req)
 	if err != nil {
 		var accepted *gh.AcceptedError
 		if errors.As(err, &accepted) {
@@ -94,7 +98,11 @@ func (in *Installation) CreateDeploymentStatus(ctx context.Context, repo string,
 	if st.EnvironmentURL != "" {
 		req.EnvironmentURL = gh.String(st.EnvironmentURL)
 	}
-	if _, _, err := in.client.Repositories.CreateDeploymentStatus(ctx, owner, name, deploymentID, req); err != nil {
+	_, client, err := in.clients(ctx)
+	if err != nil {
+		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, err)
+	}
+	if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, deploymentID, req); err != nil {
 		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, apiError(err))
 	}
 	return nil

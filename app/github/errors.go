@@ -81,18 +81,24 @@ func apiError(err error) error {
 	if errors.As(err, &he) && he.Response != nil {
 		// ghinstallation leaves the body of a refused token request open for us to read and close.
 		defer he.Response.Body.Close()
-		out := &APIError{StatusCode: he.Response.StatusCode, Message: http.StatusText(he.Response.StatusCode)}
-		var body struct {
-			Message          string `json:"message"`
-			DocumentationURL string `json:"documentation_url"`
-		}
-		if b, rerr := io.ReadAll(io.LimitReader(he.Response.Body, peekLimit)); rerr == nil && json.Unmarshal(b, &body) == nil && body.Message != "" {
-			out.Message, out.DocumentationURL = body.Message, body.DocumentationURL
-		}
-		out.rateLimited = out.StatusCode == http.StatusTooManyRequests || strings.Contains(strings.ToLower(out.Message), "rate limit")
-		return fmt.Errorf("mint installation %d token: %w", he.InstallationID, out)
+		return fmt.Errorf("mint installation %d token: %w", he.InstallationID, answerError(he.Response))
 	}
 	return err
+}
+
+// answerError reads a refusal we got without go-github's help into an APIError; the caller
+// closes the body.
+func answerError(resp *http.Response) *APIError {
+	out := &APIError{StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+	var body struct {
+		Message          string `json:"message"`
+		DocumentationURL string `json:"documentation_url"`
+	}
+	if b, err := io.ReadAll(io.LimitReader(resp.Body, peekLimit)); err == nil && json.Unmarshal(b, &body) == nil && body.Message != "" {
+		out.Message, out.DocumentationURL = body.Message, body.DocumentationURL
+	}
+	out.rateLimited = out.StatusCode == http.StatusTooManyRequests || strings.Contains(strings.ToLower(out.Message), "rate limit")
+	return out
 }
 
 func fieldMessage(fe gh.Error) string {

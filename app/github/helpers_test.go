@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/githubsim"
 )
 
@@ -30,7 +31,7 @@ type fixture struct {
 	sha1   string // first commit of acme/web
 	sha2   string // second commit of acme/web, the head of main
 	app    *github.App
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	sleeps *sleepRecorder
 }
 
@@ -47,7 +48,7 @@ func newFixtureWith(t *testing.T, tweak func(*github.Options)) *fixture {
 	t.Cleanup(srv.Close)
 	sim.SetBaseURLs(srv.URL, srv.URL)
 
-	f := &fixture{sim: sim, faults: inj, logs: &syncBuffer{}, sleeps: &sleepRecorder{}}
+	f := &fixture{sim: sim, faults: inj, logs: &logtest.Buffer{}, sleeps: &sleepRecorder{}}
 	f.inst = sim.AddInstallation("acme")
 	for _, r := range []string{repoWeb, repoOther} {
 		if err := sim.CreateRepo(f.inst, r, "main"); err != nil {
@@ -91,16 +92,6 @@ func newFixtureWith(t *testing.T, tweak func(*github.Options)) *fixture {
 }
 
 func (f *fixture) installation() *github.Installation { return f.app.Installation(f.inst) }
-
-// repoID is the numeric id of a repository in the Sim, read through the client under test.
-func (f *fixture) repoID(t *testing.T, repo string) int64 {
-	t.Helper()
-	r, err := f.installation().GetRepository(context.Background(), repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.ID
-}
 
 // injector answers matching requests with a canned failure a set number of times and passes
 // everything else to the Sim; it remembers every request it saw, body included.
@@ -197,22 +188,4 @@ func (s *sleepRecorder) all() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Duration(nil), s.waited...)
-}
-
-// syncBuffer is a log sink safe to read while handlers write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -41,21 +41,6 @@ type ServiceRow struct {
 	ContainerID string
 }
 
-// Conclusion maps a JOB_RESULT status to a check-run conclusion. A rollback is a failure: the
-// pushed commit is not what runs.
-func Conclusion(status string) string {
-	switch status {
-	case "success":
-		return "success"
-	case "timed_out":
-		return "timed_out"
-	case "cancelled":
-		return "cancelled"
-	default:
-		return "failure"
-	}
-}
-
 const (
 	maxTitleChars = 120
 	// maxErrorChars keeps one runaway error from crowding the service table out of the summary.

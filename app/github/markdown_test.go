@@ -130,17 +130,6 @@ func TestSummary_LongLogKeepsTheTailInsideGitHubsLimit(t *testing.T) {
 	}
 }
 
-func TestConclusion_MapsJobStatuses(t *testing.T) {
-	t.Parallel()
-	for status, want := range map[string]string{
-		"success": "success", "failure": "failure", "rolled_back": "failure", "timed_out": "timed_out", "cancelled": "cancelled", "weird": "failure",
-	} {
-		if got := github.Conclusion(status); got != want {
-			t.Errorf("Conclusion(%q) = %q, want %q", status, got, want)
-		}
-	}
-}
-
 func utf16Len(s string) int {
 	n := 0
 	for _, r := range s {

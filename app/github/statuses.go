@@ -46,7 +46,11 @@ func (in *Installation) CreateStatus(ctx context.Context, repo, sha string, st C
 	if st.TargetURL != "" {
 		body.TargetURL = gh.String(st.TargetURL)
 	}
-	if _, _, err := in.client.Repositories.CreateStatus(ctx, owner, name, sha, body); err != nil {
+	_, client, err := in.clients(ctx)
+	if err != nil {
+		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, err)
+	}
+	if _, _, err := client.Repositories.CreateStatus(ctx, owner, name, sha, body); err != nil {
 		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, apiError(err))
 	}
 	return nil

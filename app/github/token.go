@@ -36,7 +36,11 @@ func (in *Installation) RepoReadToken(ctx context.Context, repoID int64) (Token,
 		RepositoryIDs: []int64{repoID},
 		Permissions:   &gh.InstallationPermissions{Contents: gh.String("read")},
 	}
-	tok, _, err := in.app.appClient.Apps.CreateInstallationToken(ctx, in.id, opts)
+	app, _, err := in.clients(ctx)
+	if err != nil {
+		return Token{}, fmt.Errorf("mint read token for repository %d: %w", repoID, err)
+	}
+	tok, _, err := app.appClient.Apps.CreateInstallationToken(ctx, in.id, opts)
 	if err != nil {
 		return Token{}, fmt.Errorf("mint read token for repository %d: %w", repoID, apiError(err))
 	}

@@ -53,7 +53,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if req.Body != nil && req.Body != http.NoBody {
 				body, err := req.GetBody()
 				if err != nil {
-					return nil, fmt.Errorf("replay body of %s %s: %w", req.Method, req.URL.Path, err)
+					return nil, fmt.Errorf("replay body of %s %s: %w", req.Method, logPath(req), err)
 				}
 				r.Body = body
 			}
@@ -64,7 +64,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		t.log.DebugContext(ctx, "github call", "method", req.Method, "path", req.URL.Path,
+		t.log.DebugContext(ctx, "github call", "method", req.Method, "path", logPath(req),
 			"status", status, "attempt", attempt+1, "duration", time.Since(start).Round(time.Millisecond))
 		wait, reason := t.retryAfter(req, resp, err, attempt)
 		if reason == "" || attempt >= t.maxRetries || !replayable {
@@ -77,12 +77,28 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, peekLimit))
 			resp.Body.Close()
 		}
-		t.log.WarnContext(ctx, "github call will be retried", "method", req.Method, "path", req.URL.Path,
+		t.log.WarnContext(ctx, "github call will be retried", "method", req.Method, "path", logPath(req),
 			"status", status, "reason", reason, "wait", wait, "attempt", attempt+1)
 		if err := t.sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("wait to retry %s %s: %w", req.Method, req.URL.Path, err)
+			return nil, fmt.Errorf("wait to retry %s %s: %w", req.Method, logPath(req), err)
 		}
 	}
+}
+
+// logPathKey carries the path to log in place of a request's own, for paths that hold a secret.
+type logPathKey struct{}
+
+// withLogPath makes the transport log path for the calls made with ctx.
+func withLogPath(ctx context.Context, path string) context.Context {
+	return context.WithValue(ctx, logPathKey{}, path)
+}
+
+// logPath is what the log and errors show of a request's path.
+func logPath(req *http.Request) string {
+	if p, ok := req.Context().Value(logPathKey{}).(string); ok {
+		return p
+	}
+	return req.URL.Path
 }
 
 // retryAfter says why and after how long the call should be tried again; an empty reason means never.

@@ -214,7 +214,7 @@ func TestLogs_NeverCarryCredentials(t *testing.T) {
 	if err := in.CreateStatus(ctx, repoWeb, f.sha1, github.CommitStatus{State: "pending"}); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := in.RepoReadToken(ctx, f.repoID(t, repoWeb))
+	tok, err := in.RepoReadToken(ctx, f.sim.RepoID(repoWeb))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,10 +164,8 @@ func runBenchClients(url string) int {
 type countingSink struct{ connected atomic.Int64 }
 
 func (s *countingSink) AgentConnected(context.Context, int64, protocol.Hello) { s.connected.Add(1) }
-func (s *countingSink) AgentDisconnected(context.Context, int64, []string)    {}
 func (s *countingSink) JobAccepted(context.Context, int64, string)            {}
 func (s *countingSink) JobPhase(context.Context, int64, string, string)       {}
-func (s *countingSink) JobLogs(context.Context, string, []protocol.LogChunk)  {}
 func (s *countingSink) JobResult(context.Context, int64, protocol.JobResult) error {
 	return nil
 }

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
 )
@@ -30,16 +30,13 @@ var githubIDs atomic.Int64
 
 // fakeSink records every call and delegates to the …Fn field when set.
 type fakeSink struct {
-	AgentConnectedFn    func(ctx context.Context, agentID int64, hello protocol.Hello)
-	AgentDisconnectedFn func(ctx context.Context, agentID int64, activeJobIDs []string)
-	JobAcceptedFn       func(ctx context.Context, agentID int64, jobID string)
-	JobPhaseFn          func(ctx context.Context, agentID int64, jobID, phase string)
-	JobLogsFn           func(ctx context.Context, jobID string, lines []protocol.LogChunk)
-	JobResultFn         func(ctx context.Context, agentID int64, res protocol.JobResult) error
+	AgentConnectedFn func(ctx context.Context, agentID int64, hello protocol.Hello)
+	JobAcceptedFn    func(ctx context.Context, agentID int64, jobID string)
+	JobPhaseFn       func(ctx context.Context, agentID int64, jobID, phase string)
+	JobResultFn      func(ctx context.Context, agentID int64, res protocol.JobResult) error
 
 	mu     sync.Mutex
 	events []string
-	logs   []protocol.LogChunk
 }
 
 func (s *fakeSink) record(format string, args ...any) {
@@ -53,13 +50,6 @@ func (s *fakeSink) Events() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.events...)
-}
-
-// Logs returns every line passed to JobLogs, in call order.
-func (s *fakeSink) Logs() []protocol.LogChunk {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]protocol.LogChunk(nil), s.logs...)
 }
 
 func (s *fakeSink) has(event string) bool {
@@ -78,13 +68,6 @@ func (s *fakeSink) AgentConnected(ctx context.Context, agentID int64, hello prot
 	}
 }
 
-func (s *fakeSink) AgentDisconnected(ctx context.Context, agentID int64, activeJobIDs []string) {
-	s.record("AgentDisconnected %d %v", agentID, activeJobIDs)
-	if s.AgentDisconnectedFn != nil {
-		s.AgentDisconnectedFn(ctx, agentID, activeJobIDs)
-	}
-}
-
 func (s *fakeSink) JobAccepted(ctx context.Context, agentID int64, jobID string) {
 	s.record("JobAccepted %d %s", agentID, jobID)
 	if s.JobAcceptedFn != nil {
@@ -99,21 +82,31 @@ func (s *fakeSink) JobPhase(ctx context.Context, agentID int64, jobID, phase str
 	}
 }
 
-func (s *fakeSink) JobLogs(ctx context.Context, jobID string, lines []protocol.LogChunk) {
-	s.mu.Lock()
-	s.logs = append(s.logs, lines...)
-	s.mu.Unlock()
-	if s.JobLogsFn != nil {
-		s.JobLogsFn(ctx, jobID, lines)
-	}
-}
-
 func (s *fakeSink) JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error {
 	s.record("JobResult %d %s %s", agentID, res.JobID, res.Status)
 	if s.JobResultFn != nil {
 		return s.JobResultFn(ctx, agentID, res)
 	}
 	return nil
+}
+
+// logIndex is the number of the first line of the hub's log that holds every part, or -1.
+func (e *env) logIndex(parts ...string) int {
+	for i, line := range strings.Split(e.logs.String(), "\n") {
+		found := true
+		for _, p := range parts {
+			found = found && strings.Contains(line, p)
+		}
+		if found {
+			return i
+		}
+	}
+	return -1
+}
+
+// disconnectedLine is how the hub logs that an agent's last connection ended.
+func disconnectedLine(agentID int64) string {
+	return fmt.Sprintf(`msg="agent disconnected" agent_id=%d`, agentID)
 }
 
 // countingStore is the real store with its calls counted.
@@ -144,22 +137,15 @@ func (s *countingStore) TouchAgent(ctx context.Context, id int64, at time.Time) 
 	return s.Store.TouchAgent(ctx, id, at)
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// sinkRefusing is a sink that fails to record the result of job jobID alone, as a
+// database that is down for a moment.
+func sinkRefusing(jobID string) *fakeSink {
+	return &fakeSink{JobResultFn: func(_ context.Context, _ int64, res protocol.JobResult) error {
+		if res.JobID == jobID {
+			return errors.New("database down")
+		}
+		return nil
+	}}
 }
 
 // env is one hub on a fresh database behind a real HTTP server.
@@ -170,7 +156,7 @@ type env struct {
 	sink  *fakeSink
 	hub   *hub.Hub
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	user  store.User
 	verif atomic.Int64 // VerifyToken calls
 }
@@ -181,7 +167,7 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 	if sink == nil {
 		sink = &fakeSink{}
 	}
-	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &syncBuffer{}}
+	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &logtest.Buffer{}}
 	u, err := e.st.UpsertUser(e.ctx, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
 	if err != nil {
 		t.Fatalf("create user: %v", err)
@@ -309,6 +295,25 @@ func (e *env) connect(agentID int64, token string, hello protocol.Hello) *websoc
 	return c
 }
 
+// connectNew creates an agent named name and connects it with helloV1.
+func (e *env) connectNew(name string) (store.Agent, *websocket.Conn) {
+	e.t.Helper()
+	agent, token := e.newAgent(name)
+	return agent, e.connect(agent.ID, token, helloV1())
+}
+
+// dispatch creates a deployment for the agent, dispatches it, and reads the DEPLOY the
+// agent's connection c receives; it returns the job id.
+func (e *env) dispatch(agentID int64, c *websocket.Conn) string {
+	e.t.Helper()
+	jobID := e.newDeployment(agentID)
+	if err := e.hub.Dispatch(e.ctx, agentID, protocol.Deploy{JobID: jobID}); err != nil {
+		e.t.Fatal(err)
+	}
+	expect(e.t, c, protocol.TypeDeploy)
+	return jobID
+}
+
 func helloV1() protocol.Hello {
 	return protocol.Hello{AgentVersion: "v1.2.3", Protocol: protocol.Version, Hostname: "box-1", Docker: "27.1.0", Compose: "2.40.3"}
 }
@@ -345,6 +350,17 @@ func recv(t *testing.T, c *websocket.Conn) (string, any) {
 		t.Fatalf("decode frame %s: %v", b, err)
 	}
 	return typ, v
+}
+
+// expect reads the next frame from the server and fails unless it is of type typ; it
+// returns the payload.
+func expect(t *testing.T, c *websocket.Conn, typ string) any {
+	t.Helper()
+	got, v := recv(t, c)
+	if got != typ {
+		t.Fatalf("got %s %+v, want %s", got, v, typ)
+	}
+	return v
 }
 
 // closeOf reads until the server closes the connection and returns its close status.

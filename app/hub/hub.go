@@ -46,16 +46,10 @@ var _ Store = (*store.Store)(nil)
 type Sink interface {
 	// AgentConnected is called once the agent's HELLO is recorded and its unacknowledged results handled.
 	AgentConnected(ctx context.Context, agentID int64, hello protocol.Hello)
-	// AgentDisconnected is called when the agent's last connection ends, with the jobs
-	// dispatched to it (or reported by it) that have no result yet; the hub forgets them,
-	// and a result the agent delivers after reconnecting still comes to JobResult.
-	AgentDisconnected(ctx context.Context, agentID int64, activeJobIDs []string)
 	// JobAccepted reports the agent has taken a job.
 	JobAccepted(ctx context.Context, agentID int64, jobID string)
 	// JobPhase reports a job's progress.
 	JobPhase(ctx context.Context, agentID int64, jobID, phase string)
-	// JobLogs passes lines already stored, for live views.
-	JobLogs(ctx context.Context, jobID string, lines []protocol.LogChunk)
 	// JobResult records a job's outcome; only a nil return acknowledges it to the agent.
 	JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error
 }
@@ -147,8 +141,8 @@ type Hub struct {
 // and its locks order what consecutive connections of one agent write. It is kept for the
 // hub's lifetime, one small entry per agent that ever connected.
 type agentState struct {
-	// lifeMu orders Sink.AgentConnected and Sink.AgentDisconnected of consecutive
-	// connections, so the sink never sees a stale disconnect after a fresh connect.
+	// lifeMu orders the arrival of one connection (HELLO, its results, Sink.AgentConnected)
+	// and the departure of the one before, so a stale disconnect never undoes a fresh connect.
 	lifeMu sync.Mutex
 	// statusMu serialises store writes of this agent's status; written is the last value stored.
 	// It is never held while calling out of the hub.
@@ -202,7 +196,8 @@ func (h *Hub) ConnectedCount() int {
 }
 
 // Dispatch queues a DEPLOY for the agent's writer and marks the agent busy. A nil error
-// means the job is in flight: it ends with a JobResult or is listed in AgentDisconnected.
+// means the job is in flight: it ends with a JobResult, sent again after a reconnect if the
+// connection drops first.
 func (h *Hub) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error {
 	if job.JobID == "" {
 		return errors.New("dispatch: job without id")
@@ -333,9 +328,9 @@ func (h *Hub) unregister(c *conn, st *agentState) bool {
 	}
 }
 
-// disconnected marks the agent offline and hands its unfinished jobs to the sink, unless a
-// new connection came in meanwhile. The hub forgets those jobs: the sink owns them now, and
-// a result the agent delivers later still reaches Sink.JobResult.
+// disconnected marks the agent offline and forgets its unfinished jobs, unless a new
+// connection came in meanwhile. The agent journals their results and sends them when it is
+// back, to Sink.JobResult; the sink's own sweeper fails a job whose agent stays away.
 func (h *Hub) disconnected(ctx context.Context, agentID int64, st *agentState) {
 	st.lifeMu.Lock()
 	defer st.lifeMu.Unlock()
@@ -344,15 +339,11 @@ func (h *Hub) disconnected(ctx context.Context, agentID int64, st *agentState) {
 		h.mu.Unlock()
 		return
 	}
-	jobs := make([]string, 0, len(st.jobs))
-	for id := range st.jobs {
-		jobs = append(jobs, id)
-	}
+	jobs := len(st.jobs)
 	clear(st.jobs)
 	h.mu.Unlock()
 	h.syncStatus(ctx, agentID, st)
-	h.log.Info("agent disconnected", "agent_id", agentID, "active_jobs", len(jobs))
-	h.opts.Sink.AgentDisconnected(ctx, agentID, jobs)
+	h.log.Info("agent disconnected", "agent_id", agentID, "active_jobs", jobs)
 }
 
 // jobStarted and jobDone keep the agent's in-flight set; they report whether it changed.

@@ -109,7 +109,7 @@ func (b *logBuffer) close() {
 	}
 }
 
-// write stores lines of one job and passes them to the sink. The job id is the deployment
+// write stores lines of one job. The job id is the deployment
 // id in decimal; lines of any other job id, or that the table would refuse, are dropped
 // with one warning per job, so one bad line does not sink its whole batch.
 func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
@@ -124,7 +124,6 @@ func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
 		return
 	}
 	rows := make([]store.LogLine, 0, len(lines))
-	kept := lines[:0:0]
 	for _, l := range lines {
 		if l.Seq < 1 || !validStream(l.Stream) {
 			b.warnOnce(jobID, "log line dropped: bad seq or stream", 1)
@@ -135,7 +134,6 @@ func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
 			ts = opts.Now()
 		}
 		rows = append(rows, store.LogLine{DeploymentID: deploymentID, Seq: l.Seq, Stream: l.Stream, Line: l.Line, TS: ts})
-		kept = append(kept, l)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), logWriteTimeout)
 	defer cancel()
@@ -144,9 +142,6 @@ func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
 		if err := opts.Store.AppendAgentLogs(ctx, deploymentID, c.agentID, rows[start:end]); err != nil {
 			c.log.Warn("store job log lines", "job_id", jobID, "lines", end-start, "err", err)
 		}
-	}
-	if len(kept) > 0 {
-		opts.Sink.JobLogs(ctx, jobID, kept)
 	}
 }
 

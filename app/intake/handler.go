@@ -64,20 +64,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, reply{Message: err.Error()})
 		return
 	}
-	var head struct {
-		Action       string `json:"action"`
-		Installation *struct {
-			ID int64 `json:"id"`
-		} `json:"installation"`
-	}
-	// The payload is checked for real by the worker; here only the columns are filled.
-	_ = json.Unmarshal(d.Body, &head)
-	var instID *int64
-	if head.Installation != nil && head.Installation.ID != 0 {
-		instID = &head.Installation.ID
-	}
+	// A payload whose route cannot be read is recorded all the same: the worker decodes it,
+	// rejects it and keeps the reason as its decision, where the user can see it.
+	route, _ := d.Route()
 	_, created, err := h.store.RecordDelivery(r.Context(), store.NewDelivery{
-		DeliveryID: d.ID, Event: d.Event, Action: head.Action, InstallationID: instID, Payload: d.Body,
+		DeliveryID: d.ID, Event: d.Event, Action: route.Action, Payload: d.Body,
+		InstallationID: nonZero(route.InstallationID), RepositoryID: nonZero(route.RepoID),
 	})
 	if err != nil {
 		h.log.Error("record webhook delivery", "delivery", d.ID, "err", err)
@@ -93,6 +85,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.count(d.Event, "accepted")
 	h.poke()
 	writeJSON(w, http.StatusAccepted, reply{Message: "accepted", Delivery: d.ID})
+}
+
+// nonZero is nil for GitHub's "none" id, 0, so the column says NULL.
+func nonZero(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
 }
 
 func (h *Handler) count(event, outcome string) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
@@ -57,7 +60,11 @@ func newPipeline(t *testing.T) *pipeline {
 	keys, _ := seal.NewKeyring(key)
 	orch := deploy.New(deploy.Options{Store: st, Hub: offlineHub{}, Secrets: secrets.New(st, keys), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub { return app.Installation(id) }})
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: orch, Poll: 50 * time.Millisecond})
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Poll: 50 * time.Millisecond, Handlers: []intake.EventHandler{
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
+		intake.On(installations.NewHandler(st, nil).Handle), intake.On(installations.NewRepositoriesHandler(st).Handle),
+	}})
 	secret := []byte("conformance-secret")
 	h := intake.NewHandler(st, func(context.Context) ([]byte, error) { return secret, nil }, w.Poke, discard(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -76,17 +83,9 @@ func (p *pipeline) deliver(t *testing.T, r *http.Request) *httptest.ResponseReco
 
 func (p *pipeline) decided(t *testing.T, deliveryID string) store.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, err := p.st.DeliveryByDeliveryID(context.Background(), deliveryID)
-		if err == nil && (d.Status == store.DeliveryDone || d.Status == store.DeliveryFailed) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s not processed: %+v, %v", deliveryID, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return waitForDelivery(t, p.st, deliveryID, "delivery "+deliveryID+" to be decided", func(d store.Delivery) bool {
+		return d.Status == store.DeliveryDone || d.Status == store.DeliveryFailed
+	})
 }
 
 func TestIntake_EveryPublishedPayloadIsAcceptedAndDecided(t *testing.T) {
@@ -104,6 +103,7 @@ func TestIntake_EveryPublishedPayloadIsAcceptedAndDecided(t *testing.T) {
 			t.Fatalf("%s/%s: %d %s", pl.Event, pl.Name, rec.Code, rec.Body)
 		}
 	}
+	var got strings.Builder
 	for i, pl := range payloads {
 		d := p.decided(t, ids[i])
 		if d.Status != store.DeliveryDone || d.Decision == "" {
@@ -112,7 +112,14 @@ func TestIntake_EveryPublishedPayloadIsAcceptedAndDecided(t *testing.T) {
 		if pl.Event == "push" && !strings.HasPrefix(d.Decision, "ignored: ") {
 			t.Errorf("%s/%s deployed without a project: %q", pl.Event, pl.Name, d.Decision)
 		}
-		t.Logf("%-26s %-55s %s", pl.Event, pl.Name, d.Decision)
+		fmt.Fprintf(&got, "%s/%s: %s\n", pl.Event, pl.Name, d.Decision)
+	}
+	// The decisions are pinned, so moving a handler cannot change what a delivery decides.
+	golden := filepath.Join("testdata", "decisions.golden")
+	want, err := os.ReadFile(golden)
+	if err != nil || string(want) != got.String() {
+		_ = os.WriteFile(golden+".actual", []byte(got.String()), 0o644)
+		t.Fatalf("decisions differ from %s (%v); actual written to %s.actual", golden, err, golden)
 	}
 }
 
@@ -188,32 +195,24 @@ func TestIntake_DeliveryRecordedBeforeACrashIsProcessedOnRestart(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, err := st.DeliveryByDeliveryID(context.Background(), "33333333-0000-4000-8000-000000000001")
-		if err == nil && d.Status == store.DeliveryDone {
-			if !strings.HasPrefix(d.Decision, "pong: ") {
-				t.Fatalf("decision %q", d.Decision)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the recorded delivery was not processed after the restart: %+v %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	d := waitForDelivery(t, st, "33333333-0000-4000-8000-000000000001", "the recorded delivery to be processed after the restart",
+		func(d store.Delivery) bool { return d.Status == store.DeliveryDone })
+	if !strings.HasPrefix(d.Decision, "pong: ") {
+		t.Fatalf("decision %q", d.Decision)
 	}
 }
 
 // flakyHandlers fails the first pushes it sees, then decides.
 type flakyHandlers struct {
-	intake.Handlers
 	mu       sync.Mutex
 	failures int
+	calls    int
 }
 
-func (f *flakyHandlers) HandlePush(context.Context, int64, webhook.Push) (string, error) {
+func (f *flakyHandlers) Handle(context.Context, int64, webhook.Push) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
 	if f.failures > 0 {
 		f.failures--
 		return "", errors.New("database restarting")
@@ -221,44 +220,165 @@ func (f *flakyHandlers) HandlePush(context.Context, int64, webhook.Push) (string
 	return "ignored: test", nil
 }
 
+// TestWorker_ProcessingErrorIsRetriedAfterABackOff fails a delivery twice. The worker's clock
+// stands still unless the test moves it, and only ever by seconds, so no lease (minutes) can
+// run out while an attempt runs, however slow the machine: each attempt is claimed once.
 func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
 	t.Parallel()
 	st := storetest.NewStore(t)
-	body := webhooktest.Payloads(t)
 	var push []byte
-	for _, p := range body {
+	for _, p := range webhooktest.Payloads(t) {
 		if p.Event == "push" && p.Name == "with-new-branch.payload.json" {
 			push = p.Body
 		}
 	}
+	const id = "44444444-0000-4000-8000-000000000001"
 	secret := []byte("s")
 	rec := httptest.NewRecorder()
 	intake.NewHandler(st, func(context.Context) ([]byte, error) { return secret, nil }, func() {}, discard(), nil).
-		ServeHTTP(rec, webhooktest.Request("push", "44444444-0000-4000-8000-000000000001", secret, push))
+		ServeHTTP(rec, webhooktest.Request("push", id, secret, push))
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("answered %d", rec.Code)
 	}
-	// Each look at the clock is a minute later, so back-offs pass at once.
-	var ticks atomic.Int64
-	base := time.Now()
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: &flakyHandlers{failures: 2}, Poll: 20 * time.Millisecond,
-		Now: func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Minute) }})
+	base := time.Now().Truncate(time.Second)
+	var elapsed atomic.Int64
+	now := func() time.Time { return base.Add(time.Duration(elapsed.Load())) }
+	h := &flakyHandlers{failures: 2}
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{intake.On(h.Handle)}, Poll: 20 * time.Millisecond, Now: now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
+
+	for attempt, backOff := range []time.Duration{5 * time.Second, 10 * time.Second} {
+		// The failed attempt leaves the delivery claimed until now + its back-off, and the
+		// stopped clock keeps it there: the test decides when the back-off has passed.
+		waitForDelivery(t, st, id, fmt.Sprintf("attempt %d to fail and back off %s", attempt+1, backOff), func(d store.Delivery) bool {
+			return d.Status == store.DeliveryProcessing && d.Attempts == attempt+1 &&
+				d.LockedUntil.Valid && d.LockedUntil.Time.Equal(now().Add(backOff))
+		})
+		elapsed.Add(int64(backOff + time.Second))
+		w.Poke()
+	}
+	d := waitForDelivery(t, st, id, "the third attempt to decide", func(d store.Delivery) bool { return d.Status == store.DeliveryDone })
+	h.mu.Lock()
+	calls := h.calls
+	h.mu.Unlock()
+	if d.Attempts != 3 || calls != 3 || d.Decision != "ignored: test" {
+		t.Fatalf("done after %d attempts (%d calls) with %q, want 3 attempts", d.Attempts, calls, d.Decision)
+	}
+}
+
+// waitForDelivery polls the delivery until ok, for up to 20 seconds.
+func waitForDelivery(t *testing.T, st *store.Store, id, what string, ok func(store.Delivery) bool) store.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
 	for {
-		d, err := st.DeliveryByDeliveryID(context.Background(), "44444444-0000-4000-8000-000000000001")
-		if err == nil && d.Status == store.DeliveryDone {
-			if d.Attempts != 3 || d.Decision != "ignored: test" {
-				t.Fatalf("done after %d attempts with %q, want 3 attempts", d.Attempts, d.Decision)
-			}
-			return
+		d, err := st.DeliveryByDeliveryID(context.Background(), id)
+		if err == nil && ok(d) {
+			return d
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not processed after two failures: %+v %v", d, err)
+			t.Fatalf("waited 20s for %s: %+v %v", what, d, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// orderedHandlers records the pushes it is given and holds the one to block until released.
+type orderedHandlers struct {
+	block   string
+	started chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	seen    []string
+}
+
+func (o *orderedHandlers) Handle(_ context.Context, _ int64, ev webhook.Push) (string, error) {
+	name := ev.HeadCommit.Message
+	if name == o.block {
+		close(o.started)
+		<-o.release
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen = append(o.seen, name)
+	return "ignored: " + name, nil
+}
+
+func (o *orderedHandlers) decided() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.seen...)
+}
+
+func TestWorker_KeepsOneRepositorysDeliveriesInOrderAndOthersInParallel(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	secret := []byte("s")
+	h := intake.NewHandler(st, func(context.Context) ([]byte, error) { return secret, nil }, func() {}, discard(), nil)
+	pushes := []struct{ id, name, repo string }{
+		{"55555555-0000-4000-8000-000000000001", "first to acme/a", `{"id":1,"full_name":"acme/a"}`},
+		{"55555555-0000-4000-8000-000000000002", "second to acme/a", `{"id":1,"full_name":"acme/a"}`},
+		{"55555555-0000-4000-8000-000000000003", "only to acme/b", `{"id":2,"full_name":"acme/b"}`},
+	}
+	for _, p := range pushes {
+		body := fmt.Sprintf(`{"ref":"refs/heads/main","after":"%040d","head_commit":{"id":"%040d","message":%q},"repository":%s,"installation":{"id":9}}`, 1, 1, p.name, p.repo)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, webhooktest.Request("push", p.id, secret, []byte(body)))
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("%s: answered %d %s", p.name, rec.Code, rec.Body)
+		}
+	}
+	handlers := &orderedHandlers{block: "first to acme/a", started: make(chan struct{}), release: make(chan struct{})}
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{intake.On(handlers.Handle)}, Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	select {
+	case <-handlers.started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("acme/a's first push was not handled within 20s")
+	}
+	// acme/b does not wait for acme/a's first push; acme/a's second push does.
+	waitForDelivery(t, st, pushes[2].id, "acme/b's push to be decided while acme/a's first is held",
+		func(d store.Delivery) bool { return d.Status == store.DeliveryDone })
+	if got := handlers.decided(); len(got) != 1 || got[0] != "only to acme/b" {
+		t.Fatalf("while acme/a's first push was held, decided %q", got)
+	}
+	close(handlers.release)
+	waitForDelivery(t, st, pushes[1].id, "acme/a's second push to be decided",
+		func(d store.Delivery) bool { return d.Status == store.DeliveryDone })
+	if got := handlers.decided(); strings.Join(got, ", ") != "only to acme/b, first to acme/a, second to acme/a" {
+		t.Fatalf("decided in the order %q", got)
+	}
+}
+
+func TestOn_HandlesOneEventTypeAndRefusesAnother(t *testing.T) {
+	t.Parallel()
+	h := intake.On(func(_ context.Context, id int64, ev webhook.CheckSuite) (string, error) {
+		return fmt.Sprintf("suite %d of delivery %d", ev.ID, id), nil
+	})
+	if h.Handles() != webhook.EventCheckSuite {
+		t.Fatalf("Handles() = %q", h.Handles())
+	}
+	if got, err := h.Handle(context.Background(), 7, webhook.CheckSuite{ID: 3}); err != nil || got != "suite 3 of delivery 7" {
+		t.Fatalf("a check_suite: %q, %v", got, err)
+	}
+	if _, err := h.Handle(context.Background(), 7, webhook.Ping{}); err == nil || !strings.Contains(err.Error(), "given a ping event") {
+		t.Fatalf("a ping: %v", err)
+	}
+}
+
+func TestNewWorker_TwoHandlersForOneEventAreAWiringMistake(t *testing.T) {
+	t.Parallel()
+	push := func(context.Context, int64, webhook.Push) (string, error) { return "", nil }
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "two handlers for push") {
+			t.Fatalf("recovered %v, want a panic naming push", r)
+		}
+	}()
+	intake.NewWorker(intake.WorkerOptions{Handlers: []intake.EventHandler{intake.On(push), intake.On(push)}})
 }

@@ -2,7 +2,6 @@ package intake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,14 +12,38 @@ import (
 	"github.com/stagely/stagely/webhook"
 )
 
-// Handlers act on decoded events and return the delivery's one-line decision.
-type Handlers interface {
-	HandlePush(ctx context.Context, deliveryID int64, ev webhook.Push) (string, error)
-	HandlePullRequest(ctx context.Context, ev webhook.PullRequest) (string, error)
-	HandleCheckRun(ctx context.Context, ev webhook.CheckRun) (string, error)
-	HandleCheckSuite(ctx context.Context, ev webhook.CheckSuite) (string, error)
-	HandleInstallation(ctx context.Context, ev webhook.Installation) (string, error)
-	HandleInstallationRepositories(ctx context.Context, ev webhook.InstallationRepositories) (string, error)
+// EventHandler acts on the deliveries of one webhook event. It switches on the action and
+// returns the delivery's one-line decision ("deployed as #12", "ignored: tag push"); an
+// error means the delivery is tried again after a back-off.
+type EventHandler interface {
+	// Handles is the X-GitHub-Event name the handler acts on.
+	Handles() string
+	// Handle acts on one decoded delivery of that event; deliveryID is its
+	// webhook_deliveries row.
+	Handle(ctx context.Context, deliveryID int64, ev webhook.Event) (string, error)
+}
+
+// On is the EventHandler of the events of type E, made of a function that takes them, e.g.
+// intake.On(deploy.NewPushHandler(o).Handle): the handler itself never sees another event.
+func On[E webhook.Event](handle func(ctx context.Context, deliveryID int64, ev E) (string, error)) EventHandler {
+	return typedHandler[E](handle)
+}
+
+type typedHandler[E webhook.Event] func(ctx context.Context, deliveryID int64, ev E) (string, error)
+
+// Handles returns the event name of E.
+func (typedHandler[E]) Handles() string {
+	var zero E
+	return zero.EventName()
+}
+
+// Handle passes ev on if it is an E; the worker only ever gives it one.
+func (h typedHandler[E]) Handle(ctx context.Context, deliveryID int64, ev webhook.Event) (string, error) {
+	e, ok := ev.(E)
+	if !ok {
+		return "", fmt.Errorf("the %s handler was given a %s event", h.Handles(), ev.EventName())
+	}
+	return h(ctx, deliveryID, e)
 }
 
 // Queue is the delivery table as the worker sees it.
@@ -32,8 +55,10 @@ type Queue interface {
 
 // WorkerOptions configures a Worker.
 type WorkerOptions struct {
-	Queue    Queue
-	Handlers Handlers
+	Queue Queue
+	// Handlers has at most one handler per event; events without one are decided
+	// "ignored", as are events Stagely does not decode.
+	Handlers []EventHandler
 	Logger   *slog.Logger
 	Metrics  Metrics
 	// Workers bounds how many deliveries are processed at once.
@@ -54,9 +79,10 @@ type WorkerOptions struct {
 // pushes the newer one is queued last and supersedes the older; different repositories
 // proceed in parallel, up to Workers at once.
 type Worker struct {
-	opt  WorkerOptions
-	wake chan struct{}
-	sem  chan struct{}
+	opt      WorkerOptions
+	handlers map[string]EventHandler
+	wake     chan struct{}
+	sem      chan struct{}
 
 	mu sync.Mutex
 	// queues holds, per ordering key, deliveries claimed and not yet processed; a key is
@@ -68,8 +94,16 @@ type Worker struct {
 	inflight map[int64]bool
 }
 
-// NewWorker builds a Worker, filling defaults.
+// NewWorker builds a Worker, filling defaults. Two handlers for one event are a wiring
+// mistake, and panic.
 func NewWorker(opt WorkerOptions) *Worker {
+	handlers := map[string]EventHandler{}
+	for _, h := range opt.Handlers {
+		if _, dup := handlers[h.Handles()]; dup {
+			panic(fmt.Sprintf("intake: two handlers for %s events", h.Handles()))
+		}
+		handlers[h.Handles()] = h
+	}
 	if opt.Workers <= 0 {
 		opt.Workers = 4
 	}
@@ -94,6 +128,7 @@ func NewWorker(opt WorkerOptions) *Worker {
 	}
 	return &Worker{
 		opt:      opt,
+		handlers: handlers,
 		wake:     make(chan struct{}, 1),
 		sem:      make(chan struct{}, opt.Workers),
 		queues:   map[string][]store.Delivery{},
@@ -143,15 +178,11 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // orderKey names what a delivery must stay in order with: its repository, or, for events
-// about no repository (installation), its installation.
+// about no repository (installation), its installation. Both were read from the payload
+// when the delivery was recorded.
 func orderKey(d store.Delivery) string {
-	var head struct {
-		Repository *struct {
-			ID int64 `json:"id"`
-		} `json:"repository"`
-	}
-	if json.Unmarshal(d.Payload, &head) == nil && head.Repository != nil && head.Repository.ID != 0 {
-		return fmt.Sprintf("repo:%d", head.Repository.ID)
+	if d.RepositoryID.Valid {
+		return fmt.Sprintf("repo:%d", d.RepositoryID.Int64)
 	}
 	return fmt.Sprintf("installation:%d", d.InstallationID.Int64)
 }
@@ -188,23 +219,31 @@ func (w *Worker) drain(ctx context.Context, wg *sync.WaitGroup, key string) {
 		w.mu.Unlock()
 
 		w.sem <- struct{}{}
-		w.process(ctx, d)
+		backOff := w.process(ctx, d)
 		<-w.sem
 
 		w.mu.Lock()
 		w.pending--
 		delete(w.inflight, d.ID)
 		w.mu.Unlock()
+		// The back-off is written only once the delivery is no longer held here: a claim that
+		// comes after it has passed must find the delivery free, or the attempt it counts
+		// would never run.
+		if backOff > 0 {
+			w.delay(ctx, d, backOff)
+		}
 		w.Poke()
 	}
 }
 
 // process handles one delivery with its own bounded context, detached from Run's, so a
-// shutdown lets the delivery finish rather than leaving it half done.
-func (w *Worker) process(parent context.Context, d store.Delivery) {
+// shutdown lets the delivery finish rather than leaving it half done. A delivery whose
+// processing erred and may be tried again is left claimed, and process returns how long it
+// waits before the next attempt.
+func (w *Worker) process(parent context.Context, d store.Delivery) (backOff time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.opt.Timeout)
 	defer cancel()
-	log := w.opt.Logger.With("delivery", d.DeliveryID, "event", d.Event, "action", d.Action, "attempt", d.Attempts)
+	log := w.logger(d)
 
 	decision, err := w.decide(ctx, d)
 	status := store.DeliveryDone
@@ -214,25 +253,35 @@ func (w *Worker) process(parent context.Context, d store.Delivery) {
 		case errors.As(err, &bad):
 			status, decision = store.DeliveryFailed, "rejected: "+bad.Error()
 		case d.Attempts < w.opt.MaxAttempts:
-			// Left claimed until a short back-off has passed; then a worker tries it again.
-			retry := min(5*time.Second<<(d.Attempts-1), 2*time.Minute)
-			log.Warn("process webhook delivery; will retry", "err", err, "retry_in", retry)
-			if err := w.opt.Queue.DelayDelivery(ctx, d.ID, w.opt.Now().Add(retry)); err != nil {
-				log.Error("delay webhook delivery; it is retried when its lease ends", "err", err)
-			}
-			return
+			backOff = min(5*time.Second<<(d.Attempts-1), 2*time.Minute)
+			log.Warn("process webhook delivery; will retry", "err", err, "retry_in", backOff)
+			return backOff
 		default:
 			status, decision = store.DeliveryFailed, fmt.Sprintf("failed after %d attempts: %v", d.Attempts, err)
 		}
 	}
 	if err := w.opt.Queue.FinishDelivery(ctx, d.ID, status, decision, w.opt.Now()); err != nil {
 		log.Error("record webhook decision", "err", err)
-		return
+		return 0
 	}
 	if w.opt.Metrics != nil {
 		w.opt.Metrics.Webhook(d.Event, outcome(status, decision))
 	}
 	log.Info("webhook processed", "decision", decision)
+	return 0
+}
+
+// delay keeps a claimed delivery until its back-off has passed; then a claim takes it again.
+func (w *Worker) delay(parent context.Context, d store.Delivery, backOff time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.opt.Timeout)
+	defer cancel()
+	if err := w.opt.Queue.DelayDelivery(ctx, d.ID, w.opt.Now().Add(backOff)); err != nil {
+		w.logger(d).Error("delay webhook delivery; it is retried when its lease ends", "err", err)
+	}
+}
+
+func (w *Worker) logger(d store.Delivery) *slog.Logger {
+	return w.opt.Logger.With("delivery", d.DeliveryID, "event", d.Event, "action", d.Action, "attempt", d.Attempts)
 }
 
 type badPayloadError struct{ err error }
@@ -244,30 +293,17 @@ func (w *Worker) decide(ctx context.Context, d store.Delivery) (string, error) {
 	if err != nil {
 		return "", &badPayloadError{err}
 	}
-	h := w.opt.Handlers
-	switch ev := ev.(type) {
-	case webhook.Push:
-		return h.HandlePush(ctx, d.ID, ev)
-	case webhook.PullRequest:
-		return h.HandlePullRequest(ctx, ev)
-	case webhook.CheckRun:
-		return h.HandleCheckRun(ctx, ev)
-	case webhook.CheckSuite:
-		return h.HandleCheckSuite(ctx, ev)
-	case webhook.Installation:
-		return h.HandleInstallation(ctx, ev)
-	case webhook.InstallationRepositories:
-		return h.HandleInstallationRepositories(ctx, ev)
-	case webhook.Ping:
-		return fmt.Sprintf("pong: %s", ev.Zen), nil
-	case webhook.Unhandled:
-		if ev.Action != "" {
-			return fmt.Sprintf("ignored: Stagely does not act on %s %s", ev.Event, ev.Action), nil
-		}
-		return fmt.Sprintf("ignored: Stagely does not act on %s", ev.Event), nil
-	default:
-		return fmt.Sprintf("ignored: %s", d.Event), nil
+	if ping, ok := ev.(webhook.Ping); ok {
+		return fmt.Sprintf("pong: %s", ping.Zen), nil
 	}
+	h, ok := w.handlers[ev.EventName()]
+	if !ok {
+		if d.Action != "" {
+			return fmt.Sprintf("ignored: Stagely does not act on %s %s", d.Event, d.Action), nil
+		}
+		return fmt.Sprintf("ignored: Stagely does not act on %s", d.Event), nil
+	}
+	return h.Handle(ctx, d.ID, ev)
 }
 
 func outcome(status, decision string) string {

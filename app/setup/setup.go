@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -24,7 +23,7 @@ import (
 
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/appmanifest"
-	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/github"
 )
 
 // stateCookie binds a registration to the browser that started it.
@@ -32,9 +31,6 @@ const stateCookie = "stagely_setup_state"
 
 // stateTTL is GitHub's own limit: "You must complete all three steps … within one hour."
 const stateTTL = time.Hour
-
-// maxConversionBody bounds GitHub's conversion answer (it holds a PEM key, a few KiB).
-const maxConversionBody = 1 << 20
 
 // orgName is GitHub's rule for account names: alphanumerics and single hyphens, up to 39.
 var orgName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}$`)
@@ -47,38 +43,40 @@ type Creds interface {
 
 var _ Creds = (*appcreds.Provider)(nil)
 
+// GitHub converts the one-time code into the new App's credentials (github.Client does).
+type GitHub interface {
+	ConvertManifest(ctx context.Context, code string) (github.AppRegistration, error)
+}
+
 // Options are the setup pages' dependencies.
 type Options struct {
-	Creds Creds
+	Creds  Creds
+	GitHub GitHub
 	// GitHubURL is github.com (the new-app page and the install page live there).
 	GitHubURL string
-	// APIURL is the REST API base (POST /app-manifests/{code}/conversions).
-	APIURL string
 	// PublicURL is rendered into the manifest: webhook, callback and setup URLs.
-	PublicURL  string
-	HTTPClient *http.Client
-	Logger     *slog.Logger
+	PublicURL string
+	Logger    *slog.Logger
 }
 
 // Setup serves /setup.
 type Setup struct {
 	creds        Creds
+	github       GitHub
 	githubURL    string
-	apiURL       string
 	manifest     []byte // app-manifest.yml rendered for PublicURL, as JSON
 	pretty       []byte // the same, indented for the page
 	githubOrigin string
 	secure       bool
-	client       *http.Client
 	log          *slog.Logger
 }
 
 // New renders the manifest for the public URL and builds the setup pages.
 func New(o Options) (*Setup, error) {
-	if o.Creds == nil {
-		return nil, errors.New("setup: Creds is required")
+	if o.Creds == nil || o.GitHub == nil {
+		return nil, errors.New("setup: Creds and GitHub are required")
 	}
-	for what, raw := range map[string]string{"GitHub URL": o.GitHubURL, "GitHub API URL": o.APIURL, "public URL": o.PublicURL} {
+	for what, raw := range map[string]string{"GitHub URL": o.GitHubURL, "public URL": o.PublicURL} {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("setup: %s %q is not an http(s) URL with a host", what, raw)
@@ -97,15 +95,12 @@ func New(o Options) (*Setup, error) {
 		return nil, fmt.Errorf("setup: encode app manifest: %w", err)
 	}
 	gh, _ := url.Parse(o.GitHubURL)
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Setup{
-		creds: o.Creds, githubURL: strings.TrimRight(o.GitHubURL, "/"), apiURL: strings.TrimRight(o.APIURL, "/"),
-		manifest: manifest, pretty: pretty, githubOrigin: gh.Scheme + "://" + gh.Host, secure: strings.HasPrefix(o.PublicURL, "https://"), client: o.HTTPClient, log: o.Logger,
+		creds: o.Creds, github: o.GitHub, githubURL: strings.TrimRight(o.GitHubURL, "/"),
+		manifest: manifest, pretty: pretty, githubOrigin: gh.Scheme + "://" + gh.Host, secure: strings.HasPrefix(o.PublicURL, "https://"), log: o.Logger,
 	}, nil
 }
 
@@ -190,17 +185,23 @@ func (s *Setup) callback(c *gin.Context) {
 		s.render(c, http.StatusBadRequest, startAgain("GitHub's answer carried no code."))
 		return
 	}
-	app, err := s.convert(ctx, code)
-	var used *codeRefused
-	switch {
-	case errors.As(err, &used):
-		s.log.Warn("manifest code refused", "status", used.status)
-		s.render(c, http.StatusBadRequest, startAgain("GitHub did not accept the registration code: it was already used or is older than one hour."))
+	reg, err := s.github.ConvertManifest(ctx, code)
+	if err != nil {
+		status, v := conversionError(err)
+		level := slog.LevelWarn
+		if status == http.StatusBadGateway {
+			level = slog.LevelError
+		}
+		s.log.Log(ctx, level, "convert manifest code", "err", err)
+		s.render(c, status, v)
 		return
-	case err != nil:
-		s.log.Error("convert manifest code", "err", err)
-		s.render(c, http.StatusBadGateway, startAgain("Stagely could not fetch the new App's credentials from GitHub."))
-		return
+	}
+	app := appcreds.App{
+		Credentials: appcreds.Credentials{
+			AppID: reg.ID, PrivateKeyPEM: reg.PrivateKeyPEM, WebhookSecret: reg.WebhookSecret,
+			ClientID: reg.ClientID, ClientSecret: reg.ClientSecret,
+		},
+		Slug: reg.Slug, HTMLURL: reg.HTMLURL,
 	}
 	if err := s.creds.Store(ctx, app); err != nil {
 		s.log.Error("store GitHub App", "app_id", app.Credentials.AppID, "err", err)
@@ -222,56 +223,14 @@ func (s *Setup) installed(c *gin.Context) {
 	c.Redirect(http.StatusFound, "/")
 }
 
-// codeRefused is GitHub's answer to a used, expired or unknown manifest code.
-type codeRefused struct{ status int }
-
-func (e *codeRefused) Error() string {
-	return fmt.Sprintf("GitHub refused the manifest code (HTTP %d)", e.status)
-}
-
-// convert exchanges the one-time code for the App's credentials (no authentication needed).
-func (s *Setup) convert(ctx context.Context, code string) (appcreds.App, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/app-manifests/"+url.PathEscape(code)+"/conversions", nil)
-	if err != nil {
-		return appcreds.App{}, fmt.Errorf("build conversion request: %w", err)
+// conversionError is the one mapping from a failed conversion to the page that explains it:
+// GitHub answers 404 (and 422) for a code that was used, expired or never issued.
+func conversionError(err error) (int, view) {
+	var ge *github.APIError
+	if errors.As(err, &ge) && (ge.StatusCode == http.StatusNotFound || ge.StatusCode == http.StatusUnprocessableEntity) {
+		return http.StatusBadRequest, startAgain("GitHub did not accept the registration code: it was already used or is older than one hour.")
 	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		// The URL names the one-time code, which buys the App's keys for an hour: keep it out.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return appcreds.App{}, fmt.Errorf("post manifest conversion: %w", err)
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnprocessableEntity:
-		return appcreds.App{}, &codeRefused{status: resp.StatusCode}
-	case resp.StatusCode != http.StatusCreated:
-		return appcreds.App{}, fmt.Errorf("manifest conversion: GitHub answered %s", resp.Status)
-	}
-	var body struct {
-		ID            int64  `json:"id"`
-		Slug          string `json:"slug"`
-		HTMLURL       string `json:"html_url"`
-		ClientID      string `json:"client_id"`
-		ClientSecret  string `json:"client_secret"`
-		WebhookSecret string `json:"webhook_secret"`
-		PEM           string `json:"pem"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxConversionBody)).Decode(&body); err != nil {
-		return appcreds.App{}, fmt.Errorf("decode manifest conversion: %w", err)
-	}
-	return appcreds.App{
-		Credentials: config.AppCredentials{
-			AppID: body.ID, PrivateKeyPEM: []byte(body.PEM), WebhookSecret: body.WebhookSecret,
-			ClientID: body.ClientID, ClientSecret: body.ClientSecret,
-		},
-		Slug: body.Slug, HTMLURL: body.HTMLURL,
-	}, nil
+	return http.StatusBadGateway, startAgain("Stagely could not fetch the new App's credentials from GitHub.")
 }
 
 func clearState(w http.ResponseWriter, secure bool) {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"log/slog"
@@ -25,7 +26,7 @@ import (
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/appmanifest"
 	"github.com/stagely/stagely/app/auth"
-	"github.com/stagely/stagely/app/config"
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/setup"
 	"github.com/stagely/stagely/githubsim"
@@ -60,6 +61,7 @@ type fixture struct {
 	ep        githubsim.Endpoints
 	st        *store.Store
 	creds     *appcreds.Provider
+	github    *github.Client
 	srv       *httptest.Server
 	clock     *clock
 	publicURL string
@@ -78,7 +80,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func newFixture(t *testing.T, env config.AppCredentials) *fixture {
+func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
 	t.Helper()
 	gin.SetMode(gin.TestMode)
 	router := gin.New()
@@ -103,12 +105,16 @@ func newFixture(t *testing.T, env config.AppCredentials) *fixture {
 	logs, mu := &bytes.Buffer{}, &sync.Mutex{}
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{mu, logs}, nil))
 
-	s, err := setup.New(setup.Options{Creds: creds, GitHubURL: ep.Web, APIURL: ep.API, PublicURL: publicURL, Logger: logger})
+	gh, err := github.NewClient(github.Options{APIURL: ep.API, WebURL: ep.Web, AppKey: creds.AppKey, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: ep.Web, PublicURL: publicURL, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Register(router)
-	a, err := auth.New(auth.Options{Store: st, Keys: keys, Creds: creds, GitHubURL: ep.Web, APIURL: ep.API, PublicURL: publicURL, Now: clk.Now, Logger: logger})
+	a, err := auth.New(auth.Options{Store: st, Keys: keys, Creds: creds, GitHub: gh, PublicURL: publicURL, Now: clk.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +122,7 @@ func newFixture(t *testing.T, env config.AppCredentials) *fixture {
 	router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, sim: sim, ep: ep, st: st, creds: creds, srv: srv, clock: clk, publicURL: publicURL, logs: logs, logMu: mu}
+	return &fixture{t: t, sim: sim, ep: ep, st: st, creds: creds, github: gh, srv: srv, clock: clk, publicURL: publicURL, logs: logs, logMu: mu}
 }
 
 func (f *fixture) browser() *http.Client {
@@ -205,14 +211,16 @@ func readBody(t *testing.T, resp *http.Response) string {
 
 func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, config.AppCredentials{})
-	var mu sync.Mutex
-	var notified []int64
-	f.creds.Subscribe(func(c config.AppCredentials) {
-		mu.Lock()
-		defer mu.Unlock()
-		notified = append(notified, c.AppID)
-	})
+	f := newFixture(t, appcreds.Credentials{})
+	ctx := context.Background()
+	// Until /setup stores an App, the server's GitHub client acts as none and calls nobody.
+	inst := f.sim.AddInstallation("acme")
+	if err := f.sim.CreateRepo(inst, "acme/web", "main"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.github.Installation(inst).RepoReadToken(ctx, f.sim.RepoID("acme/web")); !errors.Is(err, appcreds.ErrNoApp) {
+		t.Fatalf("installation call before setup: err = %v, want ErrNoApp", err)
+	}
 	c := f.browser()
 
 	action, manifest := f.form(c, "")
@@ -244,7 +252,7 @@ func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
 		t.Fatal("the configured page still offers to register an App")
 	}
 
-	app, ok, err := f.creds.App(context.Background())
+	app, ok, err := f.creds.App(ctx)
 	if err != nil || !ok {
 		t.Fatalf("App after setup: ok=%v err=%v", ok, err)
 	}
@@ -253,11 +261,13 @@ func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
 		cr.ClientID != f.sim.ClientID() || cr.ClientSecret != f.sim.ClientSecret() || app.Slug != f.sim.AppSlug() {
 		t.Fatalf("stored App %v (slug %q) is not the one GitHub created", cr, app.Slug)
 	}
-	mu.Lock()
-	if len(notified) != 1 || notified[0] != f.sim.AppID() {
-		t.Errorf("subscribers told %v, want App %d once", notified, f.sim.AppID())
+	// The same client, built before the App existed, now acts as it: the token is minted with its JWT.
+	if tok, err := f.github.Installation(inst).RepoReadToken(ctx, f.sim.RepoID("acme/web")); err != nil || tok.Value == "" {
+		t.Fatalf("installation call after setup: %v", err)
 	}
-	mu.Unlock()
+	if mints := f.sim.CallsMatching(http.MethodPost, "/app/installations/*/access_tokens"); len(mints) != 1 || mints[0].Credential != githubsim.CredentialJWT {
+		t.Fatalf("token mints = %+v, want one made with the new App's JWT", mints)
+	}
 
 	var row string
 	if err := f.st.DB().QueryRow(`SELECT t::text FROM github_app t`).Scan(&row); err != nil {
@@ -302,7 +312,7 @@ func TestSetupCallback_UnusableCodeShowsClearError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, config.AppCredentials{})
+			f := newFixture(t, appcreds.Credentials{})
 			c := f.browser()
 			back := f.callbackURL(c)
 			u, _ := url.Parse(back)
@@ -320,7 +330,7 @@ func TestSetupCallback_UnusableCodeShowsClearError(t *testing.T) {
 
 func TestSetupCallback_ReplayAfterSetupConvertsNothing(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, config.AppCredentials{})
+	f := newFixture(t, appcreds.Credentials{})
 	c := f.browser()
 	back := f.callbackURL(c)
 	if resp, body := f.get(c, back); resp.StatusCode != http.StatusOK || !strings.Contains(body, "GitHub App configured") {
@@ -342,7 +352,7 @@ func TestSetupCallback_ReplayAfterSetupConvertsNothing(t *testing.T) {
 
 func TestSetupCallback_StateFromAnotherBrowserIsRefused(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, config.AppCredentials{})
+	f := newFixture(t, appcreds.Credentials{})
 	owner := f.browser()
 	back := f.callbackURL(owner)
 	u, _ := url.Parse(back)
@@ -375,7 +385,7 @@ func TestSetupCallback_StateFromAnotherBrowserIsRefused(t *testing.T) {
 
 func TestSetup_OrganizationOwnsTheApp(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, config.AppCredentials{})
+	f := newFixture(t, appcreds.Credentials{})
 	action, _ := f.form(f.browser(), "?org=acme-inc")
 	if !strings.HasPrefix(action, f.ep.Web+"/organizations/acme-inc/settings/apps/new?state=") {
 		t.Fatalf("form posts to %q, want the organization's new-app page", action)
@@ -390,7 +400,7 @@ func TestSetup_OrganizationOwnsTheApp(t *testing.T) {
 func TestSetup_EnvironmentAppIsShownNotReplaced(t *testing.T) {
 	t.Parallel()
 	sim := githubsim.New(githubsim.Options{})
-	env := config.AppCredentials{AppID: 31337, PrivateKeyPEM: sim.PrivateKeyPEM(), WebhookSecret: "w", ClientID: "Iv1.x", ClientSecret: "s"}
+	env := appcreds.Credentials{AppID: 31337, PrivateKeyPEM: sim.PrivateKeyPEM(), WebhookSecret: "w", ClientID: "Iv1.x", ClientSecret: "s"}
 	f := newFixture(t, env)
 	resp, body := f.get(f.browser(), "/setup")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "environment variables") || !strings.Contains(body, "31337") || strings.Contains(body, `name="manifest"`) {
@@ -404,7 +414,7 @@ func TestSetup_EnvironmentAppIsShownNotReplaced(t *testing.T) {
 
 func TestSetupInstalled_SendsToTheDashboard(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, config.AppCredentials{})
+	f := newFixture(t, appcreds.Credentials{})
 	resp, body := f.get(f.browser(), "/setup/installed?installation_id=42&setup_action=install")
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" || !strings.Contains(body, "dashboard at /") {
 		t.Fatalf("after install: %s %d %s", resp.Request.URL, resp.StatusCode, body)

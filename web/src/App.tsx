@@ -1,9 +1,10 @@
 // The shell: who is signed in, the top navigation, and which page the URL asks for.
 import { useEffect, useRef, useState } from 'react';
-import { ApiError, type ApiClient, type Me } from './api';
+import { ApiError, asApiError, type ApiClient, type Me } from './api';
 import { ApiContext } from './context';
 import { Link, matchRoute, navigate, usePathname, type Route } from './router';
-import { ErrorMessage, Loading } from './components/common';
+import { ErrorMessage } from './components/ErrorMessage';
+import { Loading } from './components/Loading';
 import { SignIn } from './pages/SignIn';
 import { ProjectsPage } from './pages/Projects';
 import { NewProjectPage } from './pages/NewProject';
@@ -25,7 +26,7 @@ export function App({ api, agentsPollMs = 5000 }: { api: ApiClient; agentsPollMs
       (e: unknown) => {
         if (!current) return;
         if (e instanceof ApiError && e.status === 401) setSession({ status: 'signedOut' });
-        else setSession({ status: 'error', error: e instanceof ApiError ? e : new ApiError(0, String(e)) });
+        else setSession({ status: 'error', error: asApiError(e) });
       },
     );
     return () => {

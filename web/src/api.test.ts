@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { ApiClient, ApiError, errorFromResponse, type FetchFn } from './api';
+import { ApiClient, ApiError, asApiError, errorFromResponse, type FetchFn } from './api';
 
 function respond(status: number, body?: string, contentType = 'application/json'): Response {
   return new Response(body ?? null, { status, headers: body ? { 'Content-Type': contentType } : {} });
@@ -119,5 +119,21 @@ describe('ApiClient', () => {
     const api = new ApiClient(async () => new Response(null, { status: 204 }));
     await expect(api.deleteAgent(4)).resolves.toBeUndefined();
     await expect(api.signOut()).resolves.toBeUndefined();
+  });
+});
+
+describe('asApiError', () => {
+  it('keeps an ApiError as it is', () => {
+    const err = new ApiError(422, 'Check the highlighted fields.', 'two problems');
+    expect(asApiError(err)).toBe(err);
+  });
+
+  it.each([
+    { name: 'an Error becomes status 0 with its message', thrown: new TypeError('x is undefined'), message: 'x is undefined' },
+    { name: 'anything else becomes status 0 with its text', thrown: 'boom', message: 'boom' },
+  ])('$name', ({ thrown, message }) => {
+    const err = asApiError(thrown);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 0, message, detail: '', validations: [] });
   });
 });

@@ -27,6 +27,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Normalises whatever a call rejected with into an ApiError: an ApiError as it is, anything else
+ * (a bug, a browser error) as a status-0 error carrying its message.
+ */
+export function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, e instanceof Error ? e.message : String(e));
+}
+
 export interface Me {
   id: number;
   login: string;

@@ -1,6 +1,6 @@
 // Loading a piece of server state with its loading, error and ready states, optionally polled.
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { ApiError } from './api';
+import { asApiError, type ApiError } from './api';
 
 export type Resource<T> =
   | { status: 'loading'; data?: undefined; error?: undefined }
@@ -9,10 +9,6 @@ export type Resource<T> =
 
 /** The resource plus a reload function that refetches without blanking what is shown. */
 export type ResourceHandle<T> = Resource<T> & { reload: () => void };
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, e instanceof Error ? e.message : String(e));
-}
 
 /**
  * Loads with load() whenever key changes, and every pollMs if given. A poll that fails keeps the

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,24 +135,6 @@ func TestAgentID_OnlyTheIDPartIsLoggable(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRun_RealDeployerReportsFetchFailureThenShutsDownCleanly wires everything run()
 // builds, including the real deployer, against the protocol test server. The tarball
 // host answers 404, so the deploy fails at fetching without needing Docker.
@@ -166,7 +147,7 @@ func TestRun_RealDeployerReportsFetchFailureThenShutsDownCleanly(t *testing.T) {
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr agenttest.LogBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--config", cfg}, env(map[string]string{"STAGELY_DATA_DIR": dataDir}), &bytes.Buffer{}, &stderr)

@@ -1,21 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
 	"time"
-)
 
-// psEntry is the part of `docker compose ps --format json` the demo reads.
-type psEntry struct {
-	ID      string `json:"ID"`
-	Service string `json:"Service"`
-	State   string `json:"State"`
-}
+	"github.com/stagely/stagely/agent/compose"
+)
 
 // containerIDs maps each service of a compose project to its running container's id.
 func containerIDs(ctx context.Context, project string) (map[string]string, error) {
@@ -23,7 +17,7 @@ func containerIDs(ctx context.Context, project string) (map[string]string, error
 	if err != nil {
 		return nil, fmt.Errorf("docker compose -p %s ps: %w", project, err)
 	}
-	entries, err := parsePS(out)
+	entries, err := compose.ParsePS(out)
 	if err != nil {
 		return nil, fmt.Errorf("docker compose -p %s ps: %w", project, err)
 	}
@@ -32,37 +26,6 @@ func containerIDs(ctx context.Context, project string) (map[string]string, error
 		ids[e.Service] = e.ID
 	}
 	return ids, nil
-}
-
-// parsePS reads compose's ps output, which is one JSON array on older compose and one object
-// per line on newer (DESIGN.md §3): both are accepted.
-func parsePS(out []byte) ([]psEntry, error) {
-	out = bytes.TrimSpace(out)
-	if len(out) == 0 {
-		return nil, nil
-	}
-	if out[0] == '[' {
-		var list []psEntry
-		if err := json.Unmarshal(out, &list); err != nil {
-			return nil, fmt.Errorf("parse ps output: %w", err)
-		}
-		return list, nil
-	}
-	var list []psEntry
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64*1024), 4<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var e psEntry
-		if err := json.Unmarshal(line, &e); err != nil {
-			return nil, fmt.Errorf("parse ps output line %q: %w", line, err)
-		}
-		list = append(list, e)
-	}
-	return list, sc.Err()
 }
 
 // containerEnv returns a container's environment as docker inspect reports it.

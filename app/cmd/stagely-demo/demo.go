@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagely/stagely/agent/dockertest/busybox"
+	"github.com/stagely/stagely/app/samplerepo"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
@@ -22,6 +24,9 @@ const (
 	workerScope = "worker"
 	checkDeploy = "Stagely / deploy"
 	deployLimit = 3 * time.Minute
+	// demoHook is the sample's pre_deploy hook: it takes a second, so the streamed log shows
+	// a hook at work between the build and the swap.
+	demoHook = "echo migrating the database; sleep 1; echo migrations applied"
 )
 
 // demo is one run: what it started, so stop can end exactly that.
@@ -42,7 +47,7 @@ type demo struct {
 	keys      *seal.Keyring
 	project   store.Project
 	agentRow  store.Agent
-	repo      sampleRepo
+	repo      samplerepo.Repo
 	inst      int64      // githubsim's installation id
 	userGHID  int64      // githubsim's id of the demo user
 	checkRun  int64      // the last deploy check run, whose Redeploy button the demo presses
@@ -131,20 +136,20 @@ func (d *demo) cleanupLastRun(ctx context.Context) error {
 	}
 	d.out.step("cleanup", "%s; workdir %s", strings.Join(cleaned, ", "), d.opt.workdir)
 
-	image, imported, err := busyboxImage(ctx)
+	image, imported, err := busybox.Image(ctx, "stagely-demo/busybox")
 	if err != nil {
 		return err
 	}
 	how := "already present"
 	if imported {
-		how = "imported from /bin/busybox (no registry needed)"
+		how = "imported from " + busybox.Path + " (no registry needed)"
 	}
 	d.out.step("image", "%s %s", image, how)
 	port, err := freePort(0)
 	if err != nil {
 		return err
 	}
-	d.repo = sampleRepo{image: image, port: port, page: "Hello from Stagely! Deployed by a push.\n"}
+	d.repo = samplerepo.Repo{Image: image, Port: port, Page: "Hello from Stagely! Deployed by a push.\n", Hook: demoHook}
 	return nil
 }
 

@@ -215,7 +215,7 @@ func (d *demo) pushAndDeploy(ctx context.Context) error {
 	const msg = "Add the hello service"
 	t0 := time.Now()
 	// githubsim delivers the push webhook inside Commit, as GitHub does right after a push.
-	sha, err := d.sim.Commit(ctx, demoRepo, demoBranch, d.repo.files(), msg)
+	sha, err := d.sim.Commit(ctx, demoRepo, demoBranch, d.repo.Files(), msg)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
@@ -246,15 +246,15 @@ func (d *demo) pushAndDeploy(ctx context.Context) error {
 	if run.Conclusion != "success" {
 		return fmt.Errorf("the deploy check run concluded %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, run.Text)
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", d.repo.port)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", d.repo.Port)
 	body, err := d.get(ctx, url)
 	if err != nil {
 		return err
 	}
 	served := time.Since(t0)
 	d.out.step("service", "GET %s -> 200 %q (+%s after the push)", url, strings.TrimSpace(body), served.Round(time.Millisecond))
-	if body != d.repo.page {
-		return fmt.Errorf("the service answered %q, want %q", body, d.repo.page)
+	if body != d.repo.Page {
+		return fmt.Errorf("the service answered %q, want %q", body, d.repo.Page)
 	}
 	d.out.step("timings", "push -> webhook answered %s -> DEPLOY sent %s -> agent done %s -> check run completed %s -> page served %s",
 		answered.Round(time.Millisecond), dep.DispatchedAt.Time.Sub(t0).Round(time.Millisecond),

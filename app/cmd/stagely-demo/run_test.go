@@ -72,31 +72,6 @@ func TestResetWorkdir_RefusesAForeignDirectoryAndClearsItsOwn(t *testing.T) {
 	}
 }
 
-func TestParsePS_AcceptsTheArrayAndTheLineFormats(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ name, out string }{
-		{"array (older compose)", `[{"ID":"a1","Service":"web","State":"running"},{"ID":"b2","Service":"worker","State":"running"}]`},
-		{"one object per line (newer compose)", "{\"ID\":\"a1\",\"Service\":\"web\",\"State\":\"running\"}\n\n{\"ID\":\"b2\",\"Service\":\"worker\",\"State\":\"running\"}\n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := parsePS([]byte(tc.out))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != 2 || got[0].Service != "web" || got[1].ID != "b2" {
-				t.Errorf("parsed %+v", got)
-			}
-		})
-	}
-	if got, err := parsePS([]byte("  \n")); err != nil || len(got) != 0 {
-		t.Errorf("empty output: %v %v", got, err)
-	}
-	if _, err := parsePS([]byte("{not json")); err == nil {
-		t.Error("garbage parsed without an error")
-	}
-}
-
 func TestShellWords_ExpandsArgsAndRefusesShellOperators(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"VERSION": "v1.2.3"}

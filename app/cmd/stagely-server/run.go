@@ -164,7 +164,7 @@ func runServe(ctx context.Context, getenv func(string) string, logger *slog.Logg
 		return fmt.Errorf("reset agent states: %w", err)
 	}
 
-	srv, err := newServer(cfg, st, keys, logger)
+	srv, err := newServer(ctx, cfg, st, keys, logger)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,15 @@
 // The user's agents with live status, creation with a copy-once token, rotation and deletion.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { ApiError, type Agent, type AgentCredentials } from '../api';
+import { asApiError, type Agent, type AgentCredentials, type ApiError } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
-import { ConfirmButton, CopyButton, Empty, ErrorMessage, Loading, StatusBadge, Time } from '../components/common';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { CopyButton } from '../components/CopyButton';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { StatusBadge } from '../components/StatusBadge';
+import { Time } from '../components/Time';
 import { Field } from '../components/Field';
 import { agentNameProblem } from '../validation';
 
@@ -17,7 +23,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const [busyId, setBusyId] = useState<number | null>(null);
 
-  const fail = (e: unknown) => setActionError(e instanceof ApiError ? e : new ApiError(0, String(e)));
+  const fail = (e: unknown) => setActionError(asApiError(e));
 
   const rotate = (a: Agent) => {
     setActionError(null);
@@ -161,7 +167,7 @@ function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void 
       },
       (err: unknown) => {
         setSaving(false);
-        setError(err instanceof ApiError ? err : new ApiError(0, String(err)));
+        setError(asApiError(err));
       },
     );
   };

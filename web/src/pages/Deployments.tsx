@@ -1,7 +1,11 @@
 // A project's recent deployments, newest first, refreshed while the page is open.
 import { useApi } from '../context';
 import { useResource } from '../resource';
-import { Empty, ErrorMessage, Loading, StatusBadge, Time } from '../components/common';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { StatusBadge } from '../components/StatusBadge';
+import { Time } from '../components/Time';
 
 const triggerText: Record<string, string> = {
   push: 'push',

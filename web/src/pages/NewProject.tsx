@@ -1,10 +1,12 @@
 // Creating a project: installation -> repository, then optional name, branch and agent.
 import { useState, type FormEvent } from 'react';
-import { ApiError, type Project, type Repository } from '../api';
+import { asApiError, type ApiError, type Project, type Repository } from '../api';
 import { useApi } from '../context';
 import { Link } from '../router';
 import { useResource } from '../resource';
-import { Empty, ErrorMessage, Loading } from '../components/common';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
 import { Field } from '../components/Field';
 import { projectNameProblem } from '../validation';
 
@@ -60,8 +62,7 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
       })
       .then(onCreated, (err: unknown) => {
         setSaving(false);
-        if (err instanceof ApiError) setError(err);
-        else setError(new ApiError(0, String(err)));
+        setError(asApiError(err));
       });
   };
 

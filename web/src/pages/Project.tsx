@@ -1,10 +1,13 @@
 // One project: which agent deploys it, its secrets by scope, and its recent deployments.
 import { useState } from 'react';
-import { ApiError, type Project } from '../api';
+import { asApiError, type ApiError, type Project } from '../api';
 import { useApi } from '../context';
 import { navigate } from '../router';
 import { useResource } from '../resource';
-import { ConfirmButton, ErrorMessage, Loading, StatusBadge } from '../components/common';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { StatusBadge } from '../components/StatusBadge';
 import { SecretsSection } from './Secrets';
 import { DeploymentsSection } from './Deployments';
 
@@ -21,7 +24,7 @@ export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; depl
     setDeleteError(null);
     api.deleteProject(p.id).then(
       () => navigate('/projects'),
-      (e: unknown) => setDeleteError(e instanceof ApiError ? e : new ApiError(0, String(e))),
+      (e: unknown) => setDeleteError(asApiError(e)),
     );
   };
 
@@ -78,7 +81,7 @@ export function AgentLink({ project }: { project: Project }) {
       },
       (e: unknown) => {
         setSaving(false);
-        setError(e instanceof ApiError ? e : new ApiError(0, String(e)));
+        setError(asApiError(e));
       },
     );
   };

@@ -2,7 +2,11 @@
 import { useApi } from '../context';
 import { Link } from '../router';
 import { useResource } from '../resource';
-import { Empty, ErrorMessage, Loading, StatusBadge, Time } from '../components/common';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { StatusBadge } from '../components/StatusBadge';
+import { Time } from '../components/Time';
 
 export function ProjectsPage() {
   const api = useApi();

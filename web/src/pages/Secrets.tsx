@@ -1,10 +1,14 @@
 // A project's secrets, grouped by scope. Values are write-only: the server never returns them and
 // this page forgets a value the moment it is saved.
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { ApiError, type Secret } from '../api';
+import { asApiError, type ApiError, type Secret } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
-import { ConfirmButton, Empty, ErrorMessage, Loading, Time } from '../components/common';
+import { ConfirmButton } from '../components/ConfirmButton';
+import { Empty } from '../components/Empty';
+import { ErrorMessage } from '../components/ErrorMessage';
+import { Loading } from '../components/Loading';
+import { Time } from '../components/Time';
 import { Field } from '../components/Field';
 import { secretKeyProblem, secretScopeProblem, secretValueProblem } from '../validation';
 
@@ -26,7 +30,7 @@ export function SecretsSection({ projectId }: { projectId: number }) {
   const remove = (s: Secret) => {
     setDeleteError(null);
     api.deleteSecret(projectId, s.scope, s.key).then(secrets.reload, (e: unknown) =>
-      setDeleteError(e instanceof ApiError ? e : new ApiError(0, String(e))),
+      setDeleteError(asApiError(e)),
     );
   };
 
@@ -170,7 +174,7 @@ export function SecretForm({
       },
       (err: unknown) => {
         setSaving(false);
-        setError(err instanceof ApiError ? err : new ApiError(0, String(err)));
+        setError(asApiError(err));
       },
     );
   };

@@ -1,4 +1,7 @@
-package main
+// Package busybox makes a local Docker image from the host's static busybox, so tests and
+// the demo run containers with a shell without a registry to pull from. It returns errors
+// instead of failing a test, so that programs can use it; dockertest wraps it for tests.
+package busybox
 
 import (
 	"archive/tar"
@@ -14,20 +17,23 @@ import (
 	"time"
 )
 
-const busyboxPath = "/bin/busybox"
+// Path is where Debian's busybox-static package installs the binary.
+const Path = "/bin/busybox"
 
-// busyboxImage returns the tag of a local image holding Debian's static busybox with every
-// applet linked into /bin, importing it when missing. There is no registry to pull from, so
-// the sample repository's services run on this image.
-//
-// agent/dockertest does the same for tests, but its helpers take a testing.TB and fail the
-// test; the demo is a program, so it has this small copy that returns errors.
-func busyboxImage(ctx context.Context) (tag string, imported bool, err error) {
-	bin, err := os.ReadFile(busyboxPath)
+// layoutVersion names the rootfs Image builds; it is part of the tag, so a changed layout
+// never reuses an image built with the old one.
+const layoutVersion = "1"
+
+// Image returns the tag of a local image, in the repository repo (such as
+// "stagely-test/busybox"), holding the host's static busybox with every applet linked into
+// /bin. It imports the image when missing and says whether it did. The tag carries a hash
+// of the content, so a changed busybox gives a new tag and repeated calls are cheap.
+func Image(ctx context.Context, repo string) (tag string, imported bool, err error) {
+	bin, err := os.ReadFile(Path)
 	if err != nil {
-		return "", false, fmt.Errorf("read %s: %w (apt-get install busybox-static, or run scripts/ensure-docker.sh)", busyboxPath, err)
+		return "", false, fmt.Errorf("read %s: %w (apt-get install busybox-static, or run scripts/ensure-docker.sh)", Path, err)
 	}
-	out, err := exec.CommandContext(ctx, busyboxPath, "--list").Output()
+	out, err := exec.CommandContext(ctx, Path, "--list").Output()
 	if err != nil {
 		return "", false, fmt.Errorf("list busybox applets: %w", err)
 	}
@@ -36,12 +42,13 @@ func busyboxImage(ctx context.Context) (tag string, imported bool, err error) {
 	sum := sha256.New()
 	sum.Write(bin)
 	sum.Write([]byte(strings.Join(applets, ",")))
-	tag = "stagely-demo/busybox:" + hex.EncodeToString(sum.Sum(nil))[:12]
+	sum.Write([]byte(layoutVersion))
+	tag = repo + ":" + hex.EncodeToString(sum.Sum(nil))[:12]
 	if exec.CommandContext(ctx, "docker", "image", "inspect", tag).Run() == nil {
 		return tag, false, nil
 	}
 
-	rootfs, err := busyboxRootfs(bin, applets)
+	rootfs, err := rootfs(bin, applets)
 	if err != nil {
 		return "", false, fmt.Errorf("build busybox rootfs: %w", err)
 	}
@@ -55,7 +62,9 @@ func busyboxImage(ctx context.Context) (tag string, imported bool, err error) {
 	return tag, true, nil
 }
 
-func busyboxRootfs(bin []byte, applets []string) (*bytes.Buffer, error) {
+// rootfs is the image's only layer: /bin with busybox and its applets as links, a
+// world-writable /tmp, and an /etc/passwd naming root.
+func rootfs(bin []byte, applets []string) (*bytes.Buffer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	epoch := time.Unix(0, 0)
@@ -67,7 +76,7 @@ func busyboxRootfs(bin []byte, applets []string) (*bytes.Buffer, error) {
 		_, err := tw.Write(body)
 		return err
 	}
-	for _, d := range []string{"bin/", "etc/", "www/"} {
+	for _, d := range []string{"bin/", "etc/"} {
 		if err := write(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755}, nil); err != nil {
 			return nil, err
 		}

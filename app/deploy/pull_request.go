@@ -1,0 +1,25 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stagely/stagely/webhook"
+)
+
+// PullRequestHandler validates the deploy configuration of pull requests.
+type PullRequestHandler struct{ o *Orchestrator }
+
+// NewPullRequestHandler returns the handler of pull_request webhooks.
+func NewPullRequestHandler(o *Orchestrator) PullRequestHandler { return PullRequestHandler{o: o} }
+
+// Handle checks stagely.yaml and the compose file of a pull request's head whenever the head
+// changes, as the `Stagely / validate` check run.
+func (h PullRequestHandler) Handle(ctx context.Context, _ int64, ev webhook.PullRequest) (string, error) {
+	switch ev.Action {
+	case "opened", "synchronize", "reopened":
+		return h.o.Validate(ctx, ev.InstallationID, ev.Repo, ev.HeadSHA)
+	default:
+		return fmt.Sprintf("ignored: pull_request %s", ev.Action), nil
+	}
+}

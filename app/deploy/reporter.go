@@ -1,0 +1,377 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/stagelyyaml"
+	"github.com/stagely/stagely/store"
+)
+
+// GitHub hears about a deployment through three things on its commit: the check run
+// `Stagely / deploy`, the commit status `stagely/deploy` and a GitHub deployment. A report
+// gathers what it says from the store first, renders it, and then writes what its stage
+// writes (stageWrites), in the same order every time.
+
+// logTailLines is how much of the deployment's log goes into the check run's text.
+const logTailLines = 300
+
+// stage is a point in a deployment's life that GitHub is told about.
+type stage string
+
+const (
+	stageQueued     stage = "queued"
+	stageStarted    stage = "started"
+	stageFinished   stage = "finished"
+	stageSuperseded stage = "superseded"
+)
+
+// checkRunWrite is what a stage does to the check run.
+type checkRunWrite int
+
+const (
+	// createCheckRun creates the check run.
+	createCheckRun checkRunWrite = iota
+	// updateCheckRun updates it if it exists: a missing one is left to the final report.
+	updateCheckRun
+	// completeCheckRun completes it, creating it first if the queued report could not.
+	completeCheckRun
+)
+
+// stageWrites is what each stage writes to GitHub. Every stage also adds a status to the
+// GitHub deployment, once it exists.
+var stageWrites = map[stage]struct {
+	checkRun checkRunWrite
+	// commitStatus sets the commit status.
+	commitStatus bool
+	// deployment creates the GitHub deployment.
+	deployment bool
+	// final reports stop at the first write GitHub refuses and return it, so the deployment's
+	// reported_status stays behind and the sweeper retries; the others log each refusal and
+	// carry on, leaving what is missing to the final report.
+	final bool
+}{
+	stageQueued:     {checkRun: createCheckRun, commitStatus: true, deployment: true},
+	stageStarted:    {checkRun: updateCheckRun},
+	stageFinished:   {checkRun: completeCheckRun, commitStatus: true, final: true},
+	stageSuperseded: {checkRun: completeCheckRun, commitStatus: true, final: true},
+}
+
+// facts is everything a report says, read from the store before the first GitHub call.
+type facts struct {
+	gh GitHub
+	p  store.Project
+	d  *store.Deployment
+	// problems are stagely.yaml's: warnings when started, annotations when finished.
+	problems []stagelyyaml.Problem
+	// agent is the name of the agent the deployment runs on (started).
+	agent string
+	// services are the agent's per-service table (finished).
+	services []protocol.ServiceStatus
+	// logTail is the end of the deployment's log (finished).
+	logTail []string
+	// rolledBackTo is the commit a rolled-back deployment went back to (finished).
+	rolledBackTo string
+	// canRollBack is true when an earlier successful deployment of another commit exists (finished).
+	canRollBack bool
+	// supersededBy is the newer deployment that replaced this one, if it is still there (superseded).
+	supersededBy *store.Deployment
+}
+
+// rendition is a report in GitHub's terms.
+type rendition struct {
+	title, summary, text string
+	// checkStatus is the status of a check run created or updated by the report.
+	checkStatus string
+	// conclusion completes the check run (final reports).
+	conclusion  string
+	commitState string
+	deployState string
+	// autoInactive makes GitHub mark the environment's earlier deployments inactive.
+	autoInactive bool
+	actions      []github.Action
+	annotations  []github.Annotation
+}
+
+// reportProgress tells GitHub that d was queued or has started; d learns the ids of what the
+// report creates. It is best effort: what GitHub refuses is logged, and the final report
+// creates what is missing.
+func (o *Orchestrator) reportProgress(ctx context.Context, st stage, p store.Project, d *store.Deployment, problems []stagelyyaml.Problem) {
+	if err := o.report(ctx, st, p, d, problems); err != nil {
+		o.log.Warn("report deployment to GitHub", "stage", st, "deployment", d.ID, "err", err)
+	}
+}
+
+// report gathers, renders and sends the report of stage st.
+func (o *Orchestrator) report(ctx context.Context, st stage, p store.Project, d *store.Deployment, problems []stagelyyaml.Problem) error {
+	f, err := o.gather(ctx, st, p, d, problems)
+	if err != nil {
+		return err
+	}
+	return o.send(ctx, st, f, o.render(st, f))
+}
+
+// gather reads what the stage's report says.
+func (o *Orchestrator) gather(ctx context.Context, st stage, p store.Project, d *store.Deployment, problems []stagelyyaml.Problem) (facts, error) {
+	f := facts{p: p, d: d, problems: problems}
+	var err error
+	if f.gh, err = o.githubFor(ctx, p); err != nil {
+		return f, err
+	}
+	switch st {
+	case stageStarted:
+		f.agent = fmt.Sprint(p.AgentID.Int64)
+		if a, err := o.opt.Store.AgentByID(ctx, p.AgentID.Int64); err == nil {
+			f.agent = a.Name
+		}
+	case stageSuperseded:
+		if d.SupersededBy.Valid {
+			if nd, err := o.opt.Store.DeploymentByID(ctx, d.SupersededBy.Int64); err == nil {
+				f.supersededBy = &nd
+			}
+		}
+	case stageFinished:
+		return f, o.gatherFinished(ctx, &f)
+	}
+	return f, nil
+}
+
+func (o *Orchestrator) gatherFinished(ctx context.Context, f *facts) error {
+	st, d := o.opt.Store, f.d
+	if len(d.Services) > 0 {
+		if err := json.Unmarshal(d.Services, &f.services); err != nil {
+			return fmt.Errorf("read services of deployment #%d: %w", d.ID, err)
+		}
+	}
+	lines, err := st.LogTail(ctx, d.ID, logTailLines)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		f.logTail = append(f.logTail, l.Line)
+	}
+	if d.Status == store.DeploymentRolledBack {
+		if prev, err := st.LastSuccessful(ctx, f.p.ID, d.ID); err == nil {
+			f.rolledBackTo = prev.SHA
+		}
+	}
+	_, err = st.PreviousGood(ctx, f.p.ID, d.ID, d.SHA)
+	f.canRollBack = err == nil
+	return nil
+}
+
+// render words the report of stage st.
+func (o *Orchestrator) render(st stage, f facts) rendition {
+	d, sha := f.d, short(f.d.SHA)
+	switch st {
+	case stageQueued:
+		title := fmt.Sprintf("Queued: %s to %s", sha, f.p.Name)
+		return rendition{title: title, summary: fmt.Sprintf("Deployment #%d of `%s` (%s) is queued.", d.ID, sha, d.Trigger),
+			checkStatus: "queued", commitState: "pending", deployState: "queued"}
+	case stageStarted:
+		summary := fmt.Sprintf("Deployment #%d of `%s` is running on agent **%s**.", d.ID, sha, f.agent)
+		if len(f.problems) > 0 {
+			summary += "\n\nWarnings:\n"
+			for _, w := range f.problems {
+				summary += "- `" + w.String() + "`\n"
+			}
+		}
+		return rendition{title: fmt.Sprintf("Deploying %s to %s", sha, f.agent), summary: summary,
+			checkStatus: "in_progress", deployState: "in_progress"}
+	}
+	out := rendition{checkStatus: "in_progress", annotations: annotations(f.problems), autoInactive: d.Status == store.DeploymentSuccess}
+	out.conclusion, out.commitState, out.deployState = conclusion(d.Status)
+	if st == stageSuperseded {
+		out.title, out.summary = supersededText(*d, f.supersededBy)
+		return out
+	}
+	out.title, out.summary, out.text = github.Summary(finishedReport(f))
+	out.actions = []github.Action{{Label: "Redeploy", Description: "Deploy this commit again", Identifier: ActionRedeploy}}
+	if f.canRollBack {
+		out.actions = append(out.actions, github.Action{Label: "Roll back", Description: "Deploy the previous good commit", Identifier: ActionRollback})
+	}
+	return out
+}
+
+// finishedReport is what the check run of a finished deployment tells.
+func finishedReport(f facts) github.Report {
+	d := f.d
+	rep := github.Report{Status: d.Status, SHA: d.SHA, Environment: f.p.Name, Error: d.Error, RolledBackTo: f.rolledBackTo, LogTail: f.logTail}
+	if d.FinishedAt.Valid {
+		start := d.CreatedAt
+		if d.StartedAt.Valid {
+			start = d.StartedAt.Time
+		}
+		rep.Duration = d.FinishedAt.Time.Sub(start)
+	}
+	for _, s := range f.services {
+		rep.Services = append(rep.Services, github.ServiceRow{Name: s.Name, State: s.State, Health: s.Health, ContainerID: s.ContainerID})
+		if len(s.LogTail) > 0 && rep.FailedService == "" {
+			rep.FailedService = s.Name
+		}
+	}
+	return rep
+}
+
+// supersededText explains a deployment that never ran because a newer one replaced it.
+func supersededText(d store.Deployment, by *store.Deployment) (title, summary string) {
+	title, newer := "Skipped: superseded by a newer push", "a newer deployment"
+	if by != nil {
+		title = fmt.Sprintf("Skipped: superseded by %s", short(by.SHA))
+		newer = fmt.Sprintf("`%s` (#%d)", short(by.SHA), by.ID)
+	}
+	return title, fmt.Sprintf("Deployment #%d of `%s` was still queued when %s was pushed to the same branch, so only the newer commit is deployed.", d.ID, short(d.SHA), newer)
+}
+
+// send makes the writes of stage st, in order: check run, commit status, GitHub deployment,
+// deployment status.
+func (o *Orchestrator) send(ctx context.Context, st stage, f facts, out rendition) error {
+	w := stageWrites[st]
+	writes := []struct {
+		what string
+		do   func() error
+	}{
+		{"check run", func() error { return o.writeCheckRun(ctx, w.checkRun, f, out) }},
+		{"commit status", func() error {
+			if !w.commitStatus {
+				return nil
+			}
+			return f.gh.CreateStatus(ctx, f.p.RepoFullName, f.d.SHA, github.CommitStatus{
+				State: out.commitState, Context: StatusContext, Description: out.title, TargetURL: o.deploymentURL(*f.d)})
+		}},
+		{"GitHub deployment", func() error {
+			if !w.deployment {
+				return nil
+			}
+			return o.createDeployment(ctx, f)
+		}},
+		{"deployment status", func() error {
+			if !f.d.GitHubDeploymentID.Valid {
+				return nil
+			}
+			return f.gh.CreateDeploymentStatus(ctx, f.p.RepoFullName, f.d.GitHubDeploymentID.Int64, github.DeploymentStatus{
+				State: out.deployState, Description: out.title, LogURL: o.deploymentURL(*f.d), AutoInactive: out.autoInactive})
+		}},
+	}
+	for _, wr := range writes {
+		if err := wr.do(); err != nil {
+			if w.final {
+				return err
+			}
+			o.log.Warn("report deployment to GitHub", "stage", st, "write", wr.what, "deployment", f.d.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// writeCheckRun creates, updates or completes the deployment's check run.
+func (o *Orchestrator) writeCheckRun(ctx context.Context, how checkRunWrite, f facts, out rendition) error {
+	repo, d := f.p.RepoFullName, f.d
+	if !d.CheckRunID.Valid {
+		if how == updateCheckRun {
+			return nil
+		}
+		id, err := f.gh.CreateCheckRun(ctx, repo, github.NewCheckRun{
+			Name: CheckDeploy, HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
+			Status: out.checkStatus, Title: out.title, Summary: out.summary,
+		})
+		if err != nil {
+			return err
+		}
+		d.CheckRunID.Int64, d.CheckRunID.Valid = id, true
+		if err := o.opt.Store.SetDeploymentGitHubIDs(ctx, d.ID, &id, nil); err != nil {
+			return err
+		}
+	}
+	switch how {
+	case updateCheckRun:
+		return f.gh.UpdateCheckRun(ctx, repo, d.CheckRunID.Int64, github.CheckRunUpdate{Status: out.checkStatus, Title: out.title, Summary: out.summary})
+	case completeCheckRun:
+		return f.gh.CompleteCheckRun(ctx, repo, d.CheckRunID.Int64, github.CheckRunResult{
+			Conclusion: out.conclusion, Title: out.title, Summary: out.summary, Text: out.text, Annotations: out.annotations, Actions: out.actions,
+		})
+	default:
+		return nil
+	}
+}
+
+// createDeployment creates the GitHub deployment of the project's environment.
+func (o *Orchestrator) createDeployment(ctx context.Context, f facts) error {
+	d := f.d
+	id, err := f.gh.CreateDeployment(ctx, f.p.RepoFullName, github.NewDeployment{
+		Ref: d.SHA, Environment: f.p.Name, Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
+	})
+	if err != nil {
+		return err
+	}
+	d.GitHubDeploymentID.Int64, d.GitHubDeploymentID.Valid = id, true
+	return o.opt.Store.SetDeploymentGitHubIDs(ctx, d.ID, nil, &id)
+}
+
+// reportFinal reports a finished deployment and records that GitHub has been told, unless
+// the report failed in a way a retry can fix: then reported_status stays behind its status
+// and the sweeper retries.
+func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) {
+	st := stageFinished
+	if d.Status == store.DeploymentSuperseded {
+		st = stageSuperseded
+	}
+	if err := o.report(ctx, st, p, &d, problems); err != nil {
+		if !permanent(err) {
+			o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status, "err", err)
+			return
+		}
+		// Retrying cannot help (the App was uninstalled, the repository is gone, GitHub refuses
+		// the request): the deployment's own record stays, and the retry queue stays short.
+		o.log.Error("report finished deployment to GitHub; giving up", "deployment", d.ID, "status", d.Status, "err", err)
+	}
+	if err := o.opt.Store.SetReportedStatus(ctx, d.ID, d.Status); err != nil {
+		o.log.Error("record GitHub report", "deployment", d.ID, "err", err)
+	}
+}
+
+// conclusion maps a deployment status to GitHub's check run conclusion, commit status state
+// and deployment status state.
+func conclusion(status string) (check, commit, deployment string) {
+	switch status {
+	case store.DeploymentSuccess:
+		return "success", "success", "success"
+	case store.DeploymentTimedOut:
+		return "timed_out", "failure", "failure"
+	case store.DeploymentCancelled:
+		return "cancelled", "error", "inactive"
+	case store.DeploymentSuperseded:
+		return "skipped", "error", "inactive"
+	default: // failure, rolled_back
+		return "failure", "failure", "failure"
+	}
+}
+
+var errInstallationInactive = errors.New("the GitHub App installation is suspended or deleted")
+
+// githubFor is the GitHub API of the project's installation; a deleted installation has none.
+func (o *Orchestrator) githubFor(ctx context.Context, p store.Project) (GitHub, error) {
+	in, err := o.opt.Store.InstallationByID(ctx, p.InstallationID)
+	if err != nil {
+		return nil, err
+	}
+	if in.DeletedAt.Valid {
+		return nil, errInstallationInactive
+	}
+	return o.opt.GitHub(in.GitHubID), nil
+}
+
+// permanent tells a report failure that no retry can fix from a passing one.
+func permanent(err error) bool {
+	if errors.Is(err, errInstallationInactive) || errors.Is(err, github.ErrNotFound) {
+		return true
+	}
+	var apiErr *github.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 &&
+		apiErr.StatusCode != http.StatusTooManyRequests && !errors.Is(err, github.ErrRateLimited)
+}
