@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/store"
 )
@@ -496,6 +498,27 @@ func TestDeployments_NewestFirstAtMost50WithCheckRunLinks(t *testing.T) {
 			t.Fatalf("not newest first at %d: %d then %d", i, got[i-1].ID, got[i].ID)
 		}
 	}
+}
+
+func TestAgents_TokensAreHashedAtTheStoredCostByDefault(t *testing.T) {
+	t.Parallel()
+	e := newEnvMinting(t, 0)
+	e.signIn("alice")
+	var created agentWithToken
+	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "prod-1"}, &created)
+	wantCost := func(step string) {
+		t.Helper()
+		row, err := e.st.AgentByID(context.Background(), created.Agent.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cost, err := bcrypt.Cost([]byte(row.TokenHash)); err != nil || cost != agenttoken.Cost {
+			t.Errorf("%s token hashed at cost %d (%v), want agenttoken.Cost %d", step, cost, err, agenttoken.Cost)
+		}
+	}
+	wantCost("created")
+	e.must(200, "POST", fmt.Sprintf("/api/agents/%d/rotate-token", created.Agent.ID), "alice", nil, nil)
+	wantCost("rotated")
 }
 
 func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
