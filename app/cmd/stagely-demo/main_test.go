@@ -6,34 +6,52 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/stagely/stagely/app/apptest"
 )
 
 // testVersion is stamped into the binaries TestMain builds, through the Dockerfiles' own
 // VERSION build argument.
 const testVersion = "v0.0.0-demotest"
 
-// built holds the binaries TestMain built with the Dockerfiles' `go build` lines: the
-// demo test runs these, so the demo exercises exactly what the images carry.
-var built struct{ server, agent string }
+// built holds the binaries the tests run and the version stamped into them. TestMain builds
+// them with the Dockerfiles' `go build` lines, so the demo exercises exactly what the images
+// carry; or it takes the ones `make build` made (apptest.PrebuiltBinaries), which
+// TestMakefile_BuildsTheBinariesAsTheDockerfilesDo holds to the same lines.
+var built struct{ server, agent, version string }
 
 func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	pre, ok, err := apptest.PrebuiltBinaries(os.Getenv)
+	if err == nil && ok && pre.Version == "" {
+		err = fmt.Errorf("%s must say the version %s and %s were built with", apptest.EnvBinVersion, apptest.EnvServerBin, apptest.EnvAgentBin)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if ok {
+		built.server, built.agent, built.version = pre.Server, pre.Agent, pre.Version
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "stagely-demo-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
-	var code int
+	defer os.RemoveAll(dir)
+	built.version = testVersion
 	if built.server, err = buildFromDockerfile("Dockerfile.server", dir); err == nil {
 		built.agent, err = buildFromDockerfile("Dockerfile.agent", dir)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	} else {
-		code = m.Run()
+		return 1
 	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
 }
 
 // repoRoot is the checkout, seen from this package's directory.

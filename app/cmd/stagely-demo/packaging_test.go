@@ -12,8 +12,8 @@ import (
 
 // The images cannot be built here (no registry for the base images); these tests check what
 // can be: the binaries the Dockerfiles build (TestMain built them with the Dockerfiles' own
-// `go build` lines), that the runtime stages copy and run exactly those, the compose file and
-// the systemd unit.
+// `go build` lines, or took make build's, made with the same lines), that the runtime stages
+// copy and run exactly those, the compose file and the systemd unit.
 
 func TestDockerfiles_BuildStaticBinariesWithVersionAndHelp(t *testing.T) {
 	t.Parallel()
@@ -34,8 +34,8 @@ func TestDockerfiles_BuildStaticBinariesWithVersionAndHelp(t *testing.T) {
 				}
 			}
 			out, err := exec.Command(tc.bin, "--version").CombinedOutput()
-			if err != nil || strings.TrimSpace(string(out)) != tc.name+" "+testVersion {
-				t.Errorf("--version: %v %q, want %q", err, out, tc.name+" "+testVersion)
+			if err != nil || strings.TrimSpace(string(out)) != tc.name+" "+built.version {
+				t.Errorf("--version: %v %q, want %q", err, out, tc.name+" "+built.version)
 			}
 			out, err = exec.Command(tc.bin, "--help").CombinedOutput()
 			if err != nil || !strings.Contains(string(out), tc.helpWord) {
