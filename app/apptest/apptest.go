@@ -90,13 +90,14 @@ func Key(t testing.TB) []byte {
 	return key
 }
 
-// Keyring returns a keyring sealing with key (a fresh random one when key is nil).
-func Keyring(t testing.TB, key []byte) *seal.Keyring {
+// Keyring returns a keyring sealing with cur (a fresh random key when cur is nil) that also
+// opens what the prev keys sealed.
+func Keyring(t testing.TB, cur []byte, prev ...[]byte) *seal.Keyring {
 	t.Helper()
-	if key == nil {
-		key = Key(t)
+	if cur == nil {
+		cur = Key(t)
 	}
-	keys, err := seal.NewKeyring(key)
+	keys, err := seal.NewKeyring(cur, prev...)
 	if err != nil {
 		t.Fatal(err)
 	}
