@@ -44,12 +44,7 @@ func (a *API) listAgents(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	out := make([]agentView, 0, len(ags))
-	for _, ag := range ags {
-		out = append(out, toAgentView(ag))
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return list(c, ags, toAgentView)
 }
 
 type createAgentRequest struct {
