@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 )
 
 // The variables naming binaries `make build` produced, for the tests that run the server and
@@ -16,25 +17,26 @@ const (
 	EnvBinVersion = "STAGELY_BIN_VERSION"
 )
 
-// Binaries are a server and an agent binary built before the test ran.
+// Binaries are a server and an agent binary built before the tests ran.
 type Binaries struct {
 	Server, Agent string
-	// Version is what their --version says after the name ("" when the environment does not say).
+	// Version is what their --version says after the name ("" when the builder stamped none).
 	Version string
 }
 
 // PrebuiltBinaries returns the binaries the environment names, and false when it names none,
-// so the caller builds its own. Naming one without the other, or a path that is not a file,
-// is an error: a test would otherwise run something other than what its caller built.
+// so the caller builds its own. Naming one without the other or without their version, or a
+// path that is not a file, is an error: a test would otherwise run something other than what
+// its caller built.
 func PrebuiltBinaries(getenv func(string) string) (Binaries, bool, error) {
 	b := Binaries{Server: getenv(EnvServerBin), Agent: getenv(EnvAgentBin), Version: getenv(EnvBinVersion)}
 	if b.Server == "" && b.Agent == "" {
 		return Binaries{}, false, nil
 	}
+	if b.Server == "" || b.Agent == "" || b.Version == "" {
+		return Binaries{}, false, fmt.Errorf("%s, %s and %s go together: set all three or none", EnvServerBin, EnvAgentBin, EnvBinVersion)
+	}
 	for name, path := range map[string]*string{EnvServerBin: &b.Server, EnvAgentBin: &b.Agent} {
-		if *path == "" {
-			return Binaries{}, false, fmt.Errorf("%s and %s go together: set both or neither", EnvServerBin, EnvAgentBin)
-		}
 		abs, err := filepath.Abs(*path)
 		if err != nil {
 			return Binaries{}, false, fmt.Errorf("%s=%s: %w", name, *path, err)
@@ -49,4 +51,24 @@ func PrebuiltBinaries(getenv func(string) string) (Binaries, bool, error) {
 		*path = abs
 	}
 	return b, true, nil
+}
+
+// RunWithBinaries is the TestMain of a package whose tests run the binaries: it sets *bin to
+// the prebuilt ones, or to the ones build makes in a temporary directory (removed after the
+// run), then runs the tests and returns their exit code.
+func RunWithBinaries(m *testing.M, bin *Binaries, build func(dir string) (Binaries, error)) int {
+	b, ok, err := PrebuiltBinaries(os.Getenv)
+	if err == nil && !ok {
+		var dir string
+		if dir, err = os.MkdirTemp("", "stagely-bin"); err == nil {
+			defer os.RemoveAll(dir)
+			b, err = build(dir)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*bin = b
+	return m.Run()
 }

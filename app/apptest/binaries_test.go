@@ -9,7 +9,7 @@ import (
 	"github.com/stagely/stagely/app/apptest"
 )
 
-func TestPrebuiltBinaries_TakesBothOrNoneAndOnlyFiles(t *testing.T) {
+func TestPrebuiltBinaries_TakesAllThreeVariablesOrNoneAndOnlyFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	server, agent := filepath.Join(dir, "stagely-server"), filepath.Join(dir, "stagely-agent")
@@ -26,10 +26,11 @@ func TestPrebuiltBinaries_TakesBothOrNoneAndOnlyFiles(t *testing.T) {
 	}{
 		{"none named: the test builds its own", nil, false, ""},
 		{"both named", map[string]string{apptest.EnvServerBin: server, apptest.EnvAgentBin: agent, apptest.EnvBinVersion: "v1"}, true, ""},
-		{"only the server", map[string]string{apptest.EnvServerBin: server}, false, "set both or neither"},
-		{"only the agent", map[string]string{apptest.EnvAgentBin: agent}, false, "set both or neither"},
-		{"a missing file", map[string]string{apptest.EnvServerBin: server, apptest.EnvAgentBin: filepath.Join(dir, "nope")}, false, "run make build"},
-		{"a directory", map[string]string{apptest.EnvServerBin: dir, apptest.EnvAgentBin: agent}, false, "is not a file"},
+		{"only the server", map[string]string{apptest.EnvServerBin: server, apptest.EnvBinVersion: "v1"}, false, "set all three or none"},
+		{"only the agent", map[string]string{apptest.EnvAgentBin: agent, apptest.EnvBinVersion: "v1"}, false, "set all three or none"},
+		{"no version", map[string]string{apptest.EnvServerBin: server, apptest.EnvAgentBin: agent}, false, "set all three or none"},
+		{"a missing file", map[string]string{apptest.EnvServerBin: server, apptest.EnvAgentBin: filepath.Join(dir, "nope"), apptest.EnvBinVersion: "v1"}, false, "run make build"},
+		{"a directory", map[string]string{apptest.EnvServerBin: dir, apptest.EnvAgentBin: agent, apptest.EnvBinVersion: "v1"}, false, "is not a file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,43 +23,27 @@ import (
 )
 
 // bin holds the binaries the tests run: the ones `make build` produced when the environment
-// names them (apptest.PrebuiltBinaries), otherwise built once per test binary by TestMain.
-var bin struct{ server, agent string }
+// names them, otherwise built once per test binary (apptest.RunWithBinaries).
+var bin apptest.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
+	os.Exit(apptest.RunWithBinaries(m, &bin, buildBinaries))
 }
 
-func runTests(m *testing.M) int {
-	pre, ok, err := apptest.PrebuiltBinaries(os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if ok {
-		bin.server, bin.agent = pre.Server, pre.Agent
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "stagely-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	bin.server = filepath.Join(dir, "stagely-server")
-	bin.agent = filepath.Join(dir, "stagely-agent")
-	for _, b := range []struct{ dir, out, pkg string }{
-		{"../..", bin.server, "./app/cmd/stagely-server"},
-		{"../../agent", bin.agent, "./cmd/stagely-agent"},
+// buildBinaries builds the server and the agent from this checkout into dir.
+func buildBinaries(dir string) (apptest.Binaries, error) {
+	b := apptest.Binaries{Server: filepath.Join(dir, "stagely-server"), Agent: filepath.Join(dir, "stagely-agent")}
+	for _, src := range []struct{ dir, out, pkg string }{
+		{"../..", b.Server, "./app/cmd/stagely-server"},
+		{"../../agent", b.Agent, "./cmd/stagely-agent"},
 	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = b.dir
+		cmd := exec.Command("go", "build", "-o", src.out, src.pkg)
+		cmd.Dir = src.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			return 1
+			return b, fmt.Errorf("build %s: %w\n%s", src.pkg, err, out)
 		}
 	}
-	return m.Run()
+	return b, nil
 }
 
 // process is a stagely binary running for a test, its output kept for failure messages.
@@ -222,7 +206,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 
 func (s *stack) startServer() {
 	s.t.Helper()
-	s.server = startProcess(s.t, "stagely-server", bin.server, s.serverEnv)
+	s.server = startProcess(s.t, "stagely-server", bin.Server, s.serverEnv)
 	waitFor(s.t, 30*time.Second, "server /readyz", func() bool {
 		resp, err := http.Get(s.serverURL + "/readyz")
 		if err != nil {
@@ -235,7 +219,7 @@ func (s *stack) startServer() {
 
 func (s *stack) startAgent() {
 	s.t.Helper()
-	s.agent = startProcess(s.t, "stagely-agent", bin.agent, s.agentEnv)
+	s.agent = startProcess(s.t, "stagely-agent", bin.Agent, s.agentEnv)
 	waitFor(s.t, 30*time.Second, "agent online", func() bool {
 		a, err := s.st.AgentByID(s.ctx, s.agentRow.ID)
 		return err == nil && a.Status != store.AgentOffline

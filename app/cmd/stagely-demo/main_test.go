@@ -16,42 +16,20 @@ const testVersion = "v0.0.0-demotest"
 
 // built holds the binaries the tests run and the version stamped into them. TestMain builds
 // them with the Dockerfiles' `go build` lines, so the demo exercises exactly what the images
-// carry; or it takes the ones `make build` made (apptest.PrebuiltBinaries), which
+// carry; or it takes the ones `make build` made (apptest.RunWithBinaries), which
 // TestMakefile_BuildsTheBinariesAsTheDockerfilesDo holds to the same lines.
-var built struct{ server, agent, version string }
+var built apptest.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	pre, ok, err := apptest.PrebuiltBinaries(os.Getenv)
-	if err == nil && ok && pre.Version == "" {
-		err = fmt.Errorf("%s must say the version %s and %s were built with", apptest.EnvBinVersion, apptest.EnvServerBin, apptest.EnvAgentBin)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if ok {
-		built.server, built.agent, built.version = pre.Server, pre.Agent, pre.Version
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "stagely-demo-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	built.version = testVersion
-	if built.server, err = buildFromDockerfile("Dockerfile.server", dir); err == nil {
-		built.agent, err = buildFromDockerfile("Dockerfile.agent", dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(apptest.RunWithBinaries(m, &built, func(dir string) (apptest.Binaries, error) {
+		b := apptest.Binaries{Version: testVersion}
+		var err error
+		if b.Server, err = buildFromDockerfile("Dockerfile.server", dir); err != nil {
+			return b, err
+		}
+		b.Agent, err = buildFromDockerfile("Dockerfile.agent", dir)
+		return b, err
+	}))
 }
 
 // repoRoot is the checkout, seen from this package's directory.
