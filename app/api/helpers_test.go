@@ -350,3 +350,11 @@ func (e *env) aliceWorld() world {
 	w.orgRepo = e.sim.RepoID("acme/site")
 	return w
 }
+
+// apiProject is alice's project on alice/api, created through the API.
+func (e *env) apiProject(w world) project {
+	e.t.Helper()
+	var p project
+	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	return p
+}
