@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,13 @@ func ReadBody(t testing.TB, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// WantPage reads and closes resp's body and fails t unless resp answered status with a body
+// that contains text; what says which answer it was.
+func WantPage(t testing.TB, resp *http.Response, status int, text, what string) {
+	t.Helper()
+	if body := ReadBody(t, resp); resp.StatusCode != status || !strings.Contains(body, text) {
+		t.Fatalf("%s: %d %q; want %d with %q", what, resp.StatusCode, body, status, text)
+	}
 }

@@ -165,10 +165,7 @@ func TestCallback_StateNotFromThisBrowserIsRefused(t *testing.T) {
 			c := f.browser()
 			back := f.startLogin(c)
 			resp := tt.request(c, back)
-			body := apptest.ReadBody(t, resp)
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Start again") {
-				t.Fatalf("callback answered %d %q; want 400 saying to start again", resp.StatusCode, body)
-			}
+			apptest.WantPage(t, resp, http.StatusBadRequest, "Start again", "refused callback")
 			if n := f.countSessions(); n != 0 {
 				t.Fatalf("%d sessions after a refused callback", n)
 			}
@@ -212,10 +209,7 @@ func TestCallback_ReusedCodeIsRefused(t *testing.T) {
 	q := second.Query()
 	q.Set("code", first.Query().Get("code"))
 	resp := f.get(c, "/auth/github/callback?"+q.Encode())
-	body := apptest.ReadBody(t, resp)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "already used or has expired") {
-		t.Fatalf("reused code: %d %q; want 400 explaining the code", resp.StatusCode, body)
-	}
+	apptest.WantPage(t, resp, http.StatusBadRequest, "already used or has expired", "reused code")
 	if n := f.countSessions(); n != 1 {
 		t.Fatalf("%d sessions, want only the first", n)
 	}
@@ -226,10 +220,7 @@ func TestCallback_DeniedOnGitHubSaysSo(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	f.sim.SetAuthorizeAs("") // the person clicks Cancel
 	resp := f.get(f.browser(), "/auth/github/login")
-	body := apptest.ReadBody(t, resp)
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "did not authorize") {
-		t.Fatalf("denied sign-in: %d %q", resp.StatusCode, body)
-	}
+	apptest.WantPage(t, resp, http.StatusForbidden, "did not authorize", "denied sign-in")
 	if n := f.countSessions(); n != 0 {
 		t.Fatalf("%d sessions after a denial", n)
 	}
@@ -239,10 +230,7 @@ func TestLogin_WithoutAppPointsToSetup(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{noApp: true})
 	resp := f.get(f.browser(), "/auth/github/login")
-	body := apptest.ReadBody(t, resp)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `href="/setup"`) {
-		t.Fatalf("login without an App: %d %q", resp.StatusCode, body)
-	}
+	apptest.WantPage(t, resp, http.StatusServiceUnavailable, `href="/setup"`, "login without an App")
 }
 
 func TestLogout_RevokesTheSessionAndIsIdempotent(t *testing.T) {
