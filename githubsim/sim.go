@@ -191,46 +191,45 @@ func (s *Sim) Close() {
 	}
 }
 
-// AppID is the App's numeric id (the JWT `iss`).
-func (s *Sim) AppID() int64 {
+// theApp is a copy of the App's record, read under the lock; the getters below answer from it.
+func (s *Sim) theApp() app {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.st.app.id
+	return s.st.app
 }
+
+// AppID is the App's numeric id (the JWT `iss`).
+func (s *Sim) AppID() int64 { return s.theApp().id }
 
 // AppSlug is the App's URL name.
-func (s *Sim) AppSlug() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.slug
-}
+func (s *Sim) AppSlug() string { return s.theApp().slug }
 
 // PrivateKeyPEM is the App's private key as PKCS#1 PEM, the form GitHub hands out.
-func (s *Sim) PrivateKeyPEM() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.pem()
-}
+func (s *Sim) PrivateKeyPEM() []byte { a := s.theApp(); return a.pem() }
 
 // WebhookSecret is the secret deliveries are signed with.
-func (s *Sim) WebhookSecret() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.webhookSecret
-}
+func (s *Sim) WebhookSecret() string { return s.theApp().webhookSecret }
 
 // ClientID is the App's OAuth client id.
-func (s *Sim) ClientID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.clientID
-}
+func (s *Sim) ClientID() string { return s.theApp().clientID }
 
 // ClientSecret is the App's OAuth client secret.
-func (s *Sim) ClientSecret() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.clientSecret
+func (s *Sim) ClientSecret() string { return s.theApp().clientSecret }
+
+// ServerEnv returns the environment that points a stagely-server at this started Sim as its
+// GitHub and makes it the Sim's App (docs/configuration.md): the API and web URLs, the App's
+// id and key, the webhook secret and the OAuth client.
+func (s *Sim) ServerEnv() []string {
+	ep, a := s.Endpoints(), s.theApp()
+	return []string{
+		"STAGELY_GITHUB_API_URL=" + ep.API,
+		"STAGELY_GITHUB_URL=" + ep.Web,
+		fmt.Sprintf("STAGELY_GITHUB_APP_ID=%d", a.id),
+		"STAGELY_GITHUB_APP_PRIVATE_KEY=" + string(a.pem()),
+		"STAGELY_GITHUB_WEBHOOK_SECRET=" + a.webhookSecret,
+		"STAGELY_GITHUB_CLIENT_ID=" + a.clientID,
+		"STAGELY_GITHUB_CLIENT_SECRET=" + a.clientSecret,
+	}
 }
 
 // SetWebhookURL sets where deliveries go; empty stops deliveries.
