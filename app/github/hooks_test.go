@@ -109,4 +109,3 @@ func TestHookDeliveries_WithoutAnAppNothingIsSent(t *testing.T) {
 		t.Fatalf("%d calls reached GitHub", n)
 	}
 }
-
