@@ -104,13 +104,10 @@ func TestHookDeliveries_ListNewestFirstByCursorForThreeDays(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.receive(t, http.StatusBadGateway)
-	var shas []string
 	for i := range 5 {
-		sha, err := f.sim.Commit(ctx, repoWeb, "main", map[string][]byte{"n": []byte(strconv.Itoa(i))}, "push "+strconv.Itoa(i))
-		if err != nil {
+		if _, err := f.sim.Commit(ctx, repoWeb, "main", map[string][]byte{"n": []byte(strconv.Itoa(i))}, "push "+strconv.Itoa(i)); err != nil {
 			t.Fatal(err)
 		}
-		shas = append(shas, sha)
 	}
 
 	var all []hookItem

@@ -54,13 +54,12 @@ func TestWebhooksRefusedWhilePostgreSQLIsDownAreRecovered(t *testing.T) {
 
 // outage is one outage test's branch: a first push deployed live, then the pushes missed.
 type outage struct {
-	t      *testing.T
-	s      *stack
-	repo   samplerepo.Repo
-	live   string
-	shas   []string
-	guids  []string
-	before int // githubsim's redelivery attempts before the outage
+	t     *testing.T
+	s     *stack
+	repo  samplerepo.Repo
+	live  string
+	shas  []string
+	guids []string
 }
 
 // newOutage deploys a first push live, so the branch has a deployed commit before the outage.

@@ -142,6 +142,8 @@ func (l *Loop) Once(ctx context.Context) (Pass, error) {
 			since = back
 		}
 	}
+	// The whole log, not ?status=failure: an attempt that got no answer at all (the server
+	// was down) has status_code 0, which GitHub counts neither a success nor a failure.
 	attempts, complete, err := l.opt.GitHub.HookDeliveriesSince(ctx, since)
 	if err != nil {
 		return Pass{}, err
