@@ -96,6 +96,16 @@ func (o *outage) assertRecovered() {
 	t, s := o.t, o.s
 	t.Helper()
 	newest := o.shas[len(o.shas)-1]
+	// Generous: the pass, GitHub's redeliveries and the worker all run on a loaded machine.
+	waitFor(t, 3*time.Minute, "every missed push redelivered and decided", func() bool {
+		for _, g := range o.guids {
+			d, err := s.st.DeliveryByDeliveryID(s.ctx, g)
+			if err != nil || (d.Status != store.DeliveryDone && d.Status != store.DeliveryFailed) {
+				return false
+			}
+		}
+		return true
+	})
 	recovered := 0
 	for i, g := range o.guids {
 		d := s.delivery(g)
