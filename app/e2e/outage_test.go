@@ -57,7 +57,6 @@ type outage struct {
 	t     *testing.T
 	s     *stack
 	repo  samplerepo.Repo
-	live  string
 	shas  []string
 	guids []string
 }
@@ -66,8 +65,8 @@ type outage struct {
 func newOutage(t *testing.T, s *stack) *outage {
 	t.Helper()
 	o := &outage{t: t, s: s, repo: samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "live\n"}}
-	o.live = s.push("main", o.repo.Files(), "before the outage")
-	if run := s.deployCheck(o.live, 1, 3*time.Minute); run.Conclusion != "success" {
+	live := s.push("main", o.repo.Files(), "before the outage")
+	if run := s.deployCheck(live, 1, 3*time.Minute); run.Conclusion != "success" {
 		t.Fatalf("push before the outage: %q %s\n%s", run.Conclusion, run.Title, run.Summary)
 	}
 	return o
