@@ -71,6 +71,8 @@ type Sim struct {
 
 	api      *httptest.Server
 	download *httptest.Server
+	// outbox makes the redeliveries asked for through the API.
+	outbox *outbox
 }
 
 // New builds a Sim; it panics only if the system's random source fails, as crypto/rand does.
@@ -112,7 +114,7 @@ func New(opts Options) *Sim {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sim{now: opts.Now, client: opts.HTTPClient, log: opts.Logger, rate: map[string]int{}}
+	s := &Sim{now: opts.Now, client: opts.HTTPClient, log: opts.Logger, rate: map[string]int{}, outbox: newOutbox()}
 	created := opts.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
 	s.st = state{
 		nextID: 5000000,
@@ -179,7 +181,7 @@ func (s *Sim) endpointsLocked() Endpoints {
 	return Endpoints{API: s.st.baseURL + "/", Web: s.st.baseURL, Download: s.st.downloadURL}
 }
 
-// Close stops the listeners started by Start.
+// Close stops the listeners started by Start and the redeliveries still queued.
 func (s *Sim) Close() {
 	s.mu.Lock()
 	api, dl := s.api, s.download
@@ -189,6 +191,7 @@ func (s *Sim) Close() {
 		api.Close()
 		dl.Close()
 	}
+	s.outbox.close()
 }
 
 // theApp is a copy of the App's record, read under the lock; the getters below answer from it.

@@ -40,6 +40,9 @@ type Config struct {
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
 	SweepInterval    time.Duration
+	// RecoveryInterval is how often GitHub's webhook delivery log is read for missed
+	// deliveries; zero means the recovery loop's default.
+	RecoveryInterval time.Duration
 }
 
 // Needs says which settings a command requires.
@@ -95,6 +98,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
 		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+		{"STAGELY_WEBHOOK_RECOVERY_INTERVAL", &cfg.RecoveryInterval},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

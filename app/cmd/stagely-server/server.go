@@ -21,6 +21,7 @@ import (
 	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/metrics"
+	"github.com/stagely/stagely/app/recovery"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/app/setup"
@@ -33,8 +34,10 @@ type server struct {
 	hub    *hub.Hub
 	orch   *deploy.Orchestrator
 	worker *intake.Worker
-	auth   *auth.Auth
-	http   *http.Server
+	// recovery asks GitHub again for the webhooks it could not deliver to us.
+	recovery *recovery.Loop
+	auth     *auth.Auth
+	http     *http.Server
 }
 
 // hubRef breaks the construction cycle: the orchestrator dispatches through the hub, and
@@ -107,7 +110,8 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	}
 	return &server{
 		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth,
-		http: &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
+		recovery: recovery.New(recovery.Options{GitHub: gh, Store: st, Interval: cfg.RecoveryInterval, Logger: logger}),
+		http:     &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
 	}, nil
 }
 
@@ -117,8 +121,9 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for _, part := range []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run} {
+	parts := []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run, s.recovery.Run}
+	errs := make(chan error, len(parts))
+	for _, part := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
