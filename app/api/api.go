@@ -17,9 +17,6 @@ import (
 	"github.com/stagely/stagely/store"
 )
 
-// DefaultAgentImage is the agent container image the cloud-init runs unless configured otherwise.
-const DefaultAgentImage = "ghcr.io/stagely/agent:latest"
-
 // GitHub is what the API asks GitHub, always with the signed-in user's own token, so GitHub
 // decides what the user may see (github.Client does).
 type GitHub interface {
@@ -45,10 +42,9 @@ type Options struct {
 	GitHubToken func(*gin.Context) (string, bool)
 	// GitHubURL is GitHub's web base, for check run links (default https://github.com).
 	GitHubURL string
-	// ServerURL is the public URL agents dial, written into each agent's cloud-init.
+	// ServerURL is the public URL agents dial and download the installer from, written into
+	// each agent's install command and cloud-init.
 	ServerURL string
-	// AgentImage is the agent container image (default DefaultAgentImage).
-	AgentImage string
 	// Logger receives one line per failed request; never bodies, secrets or tokens.
 	Logger *slog.Logger
 }
@@ -63,7 +59,6 @@ type API struct {
 	githubToken func(*gin.Context) (string, bool)
 	githubURL   string
 	serverURL   string
-	agentImage  string
 	log         *slog.Logger
 }
 
@@ -97,9 +92,6 @@ func New(opts Options) (*API, error) {
 	if opts.GitHubURL == "" {
 		opts.GitHubURL = "https://github.com"
 	}
-	if opts.AgentImage == "" {
-		opts.AgentImage = DefaultAgentImage
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +99,7 @@ func New(opts Options) (*API, error) {
 		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, github: opts.GitHub,
 		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
 		githubURL: strings.TrimRight(opts.GitHubURL, "/"),
-		serverURL: opts.ServerURL, agentImage: opts.AgentImage, log: opts.Logger,
+		serverURL: opts.ServerURL, log: opts.Logger,
 	}, nil
 }
 
