@@ -221,16 +221,24 @@ STAGELY_UNIT
 	mv -f "$unit_path.new" "$unit_path"
 }
 
+# running PID is true while PID runs; an exited process nobody has reaped yet (a zombie) is
+# not running, though kill -0 still finds it.
+running() {
+	[ -r "/proc/$1/stat" ] || return 1
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
 # stop_background stops an agent an earlier --start left running, waiting out its shutdown
 # grace (a running deploy finishes first).
 stop_background() {
 	[ -s "$pid_path" ] || return 0
 	pid=$(cat "$pid_path")
-	if kill -0 "$pid" 2>/dev/null && grep -q stagely-agent "/proc/$pid/cmdline" 2>/dev/null; then
+	if running "$pid" && grep -q stagely-agent "/proc/$pid/cmdline" 2>/dev/null; then
 		say "stopping the running agent (pid $pid) to upgrade it"
 		kill -TERM "$pid"
 		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do
+		while running "$pid" && [ $i -lt 200 ]; do
 			sleep 1
 			i=$((i + 1))
 		done
