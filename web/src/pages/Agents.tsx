@@ -61,7 +61,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
     <section>
       <h1>Agents</h1>
       <p className="muted">
-        An agent is a small container on your server. It dials out to Stagely, so your server needs no open ports, and
+        An agent is a small program on your server. It dials out to Stagely, so your server needs no open ports, and
         runs Docker Compose when a deployment arrives. Status refreshes every few seconds.
       </p>
 
