@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION := $(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test fuzz browser-test build demo clean
+.PHONY: agent-binaries test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test fuzz browser-test build demo clean
 
 # go-test includes the end-to-end tests: the browser test (app/e2e TestBrowser), the demo in
 # non-interactive mode (app/cmd/stagely-demo) and the push-to-deploy loop on the real Docker engine.
@@ -93,7 +93,18 @@ fuzz:
 browser-test: web
 	cd web && npm run test:browser
 
-build: web
+# The server embeds the agent it serves at /agent/download/ (docs/agents.md), so the agent is
+# cross-compiled into app/agentdist/dist/ first; bin/stagely-agent is the one for this machine.
+AGENT_DIST := app/agentdist/dist
+AGENT_ARCHES := amd64 arm64
+
+agent-binaries:
+	for arch in $(AGENT_ARCHES); do \
+		(cd agent && CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" \
+			-o ../$(AGENT_DIST)/stagely-agent-linux-$$arch ./cmd/stagely-agent); \
+	done
+
+build: web agent-binaries
 	mkdir -p bin
 	CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stagely-server ./app/cmd/stagely-server
 	cd agent && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/stagely-agent ./cmd/stagely-agent
@@ -103,4 +114,4 @@ demo: deps build
 	bin/stagely-demo --server-bin bin/stagely-server --agent-bin bin/stagely-agent $(DEMO_FLAGS)
 
 clean:
-	rm -rf bin web/dist
+	rm -rf bin web/dist $(AGENT_DIST)/stagely-agent-*

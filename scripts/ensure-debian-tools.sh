@@ -16,3 +16,8 @@ command -v cloud-init >/dev/null 2>&1 || install --no-install-recommends cloud-i
 command -v systemd-analyze >/dev/null 2>&1 || install --no-install-recommends systemd
 # Chromium with its recommended fonts, so pages and screenshots render text.
 command -v chromium >/dev/null 2>&1 || install chromium
+# install.sh checks: shellcheck (POSIX sh, no bashisms); sudo (the dashboard's install command
+# runs the installer with it); qemu-user-static runs the arm64 agent build.
+command -v shellcheck >/dev/null 2>&1 || install --no-install-recommends shellcheck
+command -v sudo >/dev/null 2>&1 || install --no-install-recommends sudo
+command -v qemu-aarch64-static >/dev/null 2>&1 || install --no-install-recommends qemu-user-static

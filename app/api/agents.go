@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/agentdist"
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/app/cloudinit"
 	"github.com/stagely/stagely/store"
@@ -30,13 +31,17 @@ func checkAgentName(name string) *Validation {
 	return nil
 }
 
-// cloudInit renders the setup script for a freshly minted token.
-func (a *API) cloudInit(token string) (string, error) {
-	doc, err := cloudinit.Render(cloudinit.Params{ServerURL: a.serverURL, Token: token, AgentImage: a.agentImage})
+// withToken is the answer that shows a freshly minted token, with the two ways to use it:
+// the one-line installer and the cloud-init user data that runs it.
+func (a *API) withToken(ag store.Agent, token string) (agentWithToken, error) {
+	doc, err := cloudinit.Render(cloudinit.Params{ServerURL: a.serverURL, Token: token})
 	if err != nil {
-		return "", fmt.Errorf("render cloud-init: %w", err)
+		return agentWithToken{}, fmt.Errorf("render cloud-init: %w", err)
 	}
-	return doc, nil
+	return agentWithToken{
+		Agent: toAgentView(ag), Token: token, CloudInit: doc,
+		InstallCommand: agentdist.InstallCommand(a.serverURL, token),
+	}, nil
 }
 
 func (a *API) listAgents(c *gin.Context, u store.User) error {
@@ -64,7 +69,7 @@ func (a *API) createAgent(c *gin.Context, u store.User) error {
 	var (
 		minted agenttoken.Minted
 		ag     store.Agent
-		doc    string
+		out    agentWithToken
 	)
 	// One transaction: if the script cannot be rendered, no agent exists whose token nobody saw.
 	err := a.st.InTx(ctx, func(tx *store.Store) error {
@@ -80,7 +85,7 @@ func (a *API) createAgent(c *gin.Context, u store.User) error {
 		if err != nil {
 			return err
 		}
-		if doc, err = a.cloudInit(minted.Token); err != nil {
+		if out, err = a.withToken(ag, minted.Token); err != nil {
 			return err
 		}
 		return audit(c, tx, u, "agent.create", "agent", ag.ID, map[string]any{"name": name})
@@ -88,7 +93,7 @@ func (a *API) createAgent(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusCreated, agentWithToken{Agent: toAgentView(ag), Token: minted.Token, CloudInit: doc})
+	c.JSON(http.StatusCreated, out)
 	return nil
 }
 
@@ -106,7 +111,7 @@ func (a *API) rotateAgentToken(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	doc, err := a.cloudInit(minted.Token)
+	out, err := a.withToken(ag, minted.Token)
 	if err != nil {
 		return err
 	}
@@ -122,7 +127,7 @@ func (a *API) rotateAgentToken(c *gin.Context, u store.User) error {
 	// After the commit: revoking earlier would let the old token reconnect before the new
 	// hash is visible.
 	a.revoker.Revoke(ag.ID)
-	c.JSON(http.StatusOK, agentWithToken{Agent: toAgentView(ag), Token: minted.Token, CloudInit: doc})
+	c.JSON(http.StatusOK, out)
 	return nil
 }
 

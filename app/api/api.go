@@ -18,9 +18,6 @@ import (
 	"github.com/stagely/stagely/store"
 )
 
-// DefaultAgentImage is the agent container image the cloud-init runs unless configured otherwise.
-const DefaultAgentImage = "ghcr.io/stagely/agent:latest"
-
 // GitHub is what the API asks GitHub, always with the signed-in user's own token, so GitHub
 // decides what the user may see (github.Client does).
 type GitHub interface {
@@ -46,10 +43,9 @@ type Options struct {
 	GitHubToken func(*gin.Context) (string, bool)
 	// GitHubURL is GitHub's web base, for check run links (default https://github.com).
 	GitHubURL string
-	// ServerURL is the public URL agents dial, written into each agent's cloud-init.
+	// ServerURL is the public URL agents dial and download the installer from, written into
+	// each agent's install command and cloud-init.
 	ServerURL string
-	// AgentImage is the agent container image (default DefaultAgentImage).
-	AgentImage string
 	// AgentTokenCost is the bcrypt cost of the agent tokens the API mints (default
 	// agenttoken.Cost); tests lower it, as the hub checks any cost the same way.
 	AgentTokenCost int
@@ -67,7 +63,6 @@ type API struct {
 	githubToken func(*gin.Context) (string, bool)
 	githubURL   string
 	serverURL   string
-	agentImage  string
 	tokenCost   int
 	log         *slog.Logger
 }
@@ -102,9 +97,6 @@ func New(opts Options) (*API, error) {
 	if opts.GitHubURL == "" {
 		opts.GitHubURL = "https://github.com"
 	}
-	if opts.AgentImage == "" {
-		opts.AgentImage = DefaultAgentImage
-	}
 	if opts.AgentTokenCost == 0 {
 		opts.AgentTokenCost = agenttoken.Cost
 	}
@@ -115,7 +107,7 @@ func New(opts Options) (*API, error) {
 		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, github: opts.GitHub,
 		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
 		githubURL: strings.TrimRight(opts.GitHubURL, "/"),
-		serverURL: opts.ServerURL, agentImage: opts.AgentImage, tokenCost: opts.AgentTokenCost, log: opts.Logger,
+		serverURL: opts.ServerURL, tokenCost: opts.AgentTokenCost, log: opts.Logger,
 	}, nil
 }
 

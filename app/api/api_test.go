@@ -538,8 +538,11 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 		t.Errorf("the stored hash does not verify the shown token: %v", err)
 	}
 	if !strings.HasPrefix(created.CloudInit, "#cloud-config\n") || !strings.Contains(created.CloudInit, created.Token) ||
-		!strings.Contains(created.CloudInit, serverURL) || !strings.Contains(created.CloudInit, "ghcr.io/stagely/agent:latest") {
-		t.Errorf("cloud_init lacks the header, token, server URL or image:\n%s", created.CloudInit)
+		!strings.Contains(created.CloudInit, serverURL) || !strings.Contains(created.CloudInit, "/install.sh") {
+		t.Errorf("cloud_init lacks the header, token, server URL or installer:\n%s", created.CloudInit)
+	}
+	if want := "curl -fsSL " + serverURL + "/install.sh | sudo sh -s -- --token " + created.Token; created.InstallCommand != want {
+		t.Errorf("install_command = %q, want %q", created.InstallCommand, want)
 	}
 	e.must(409, "POST", "/api/agents", "alice", map[string]any{"name": "prod-1"}, nil)
 
@@ -552,7 +555,8 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 
 	var rotated agentWithToken
 	e.must(200, "POST", fmt.Sprintf("/api/agents/%d/rotate-token", created.Agent.ID), "alice", nil, &rotated)
-	if rotated.Token == created.Token || rotated.Agent.ID != created.Agent.ID || !strings.Contains(rotated.CloudInit, rotated.Token) {
+	if rotated.Token == created.Token || rotated.Agent.ID != created.Agent.ID || !strings.Contains(rotated.CloudInit, rotated.Token) ||
+		!strings.HasSuffix(rotated.InstallCommand, " --token "+rotated.Token) {
 		t.Errorf("rotation = %+v", rotated.Agent)
 	}
 	row, _ = e.st.AgentByID(ctx, created.Agent.ID)

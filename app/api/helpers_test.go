@@ -306,9 +306,10 @@ type agent struct {
 }
 
 type agentWithToken struct {
-	Agent     agent  `json:"agent"`
-	Token     string `json:"token"`
-	CloudInit string `json:"cloud_init"`
+	Agent          agent  `json:"agent"`
+	Token          string `json:"token"`
+	CloudInit      string `json:"cloud_init"`
+	InstallCommand string `json:"install_command"`
 }
 
 type secretMeta struct {

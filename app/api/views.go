@@ -91,6 +91,8 @@ type agentWithToken struct {
 	Agent     agentView `json:"agent"`
 	Token     string    `json:"token"`
 	CloudInit string    `json:"cloud_init"`
+	// InstallCommand is the one line that installs the agent on a server by hand.
+	InstallCommand string `json:"install_command"`
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,27 +1,28 @@
-// Package cloudinit renders the #cloud-config that turns a fresh Debian or Ubuntu server into
-// a Stagely agent: Docker from the distribution, /etc/stagely/config.json, and the agent
-// container.
+// Package cloudinit renders the #cloud-config that turns a fresh server into a Stagely agent:
+// it writes /etc/stagely/config.json and runs the control plane's own /install.sh, which
+// installs Docker, the agent binary it serves and the systemd unit.
 package cloudinit
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"path"
 	"strings"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
 
-// DefaultDataDir is where the agent keeps projects, releases and its journal.
-const DefaultDataDir = "/var/lib/stagely"
-
 // ConfigPath is where the agent reads its server URL and token.
 const ConfigPath = "/etc/stagely/config.json"
 
-// ContainerName names the agent container on the host.
-const ContainerName = "stagely-agent"
+// installerPath is where the user data saves /install.sh before running it, so a failed
+// download fails the command instead of feeding an empty script to sh.
+const installerPath = "/run/stagely-install.sh"
+
+// installCmd downloads and runs the installer; the server URL arrives as $1, so no shell
+// ever parses it. The installer keeps the config.json written before it.
+const installCmd = `curl -fsSL --retry 5 -o ` + installerPath + ` "$1/install.sh" && sh ` + installerPath
 
 // Params is what one agent's cloud-config needs.
 type Params struct {
@@ -29,11 +30,6 @@ type Params struct {
 	ServerURL string
 	// Token is the agent's bearer token; it lands only in the 0600 config file.
 	Token string
-	// AgentImage is the container image of stagely-agent.
-	AgentImage string
-	// DataDir is the agent's data directory, the same path on the host and in the container;
-	// empty means DefaultDataDir.
-	DataDir string
 }
 
 // cloudConfig is the subset of cloud-config we emit; field order is the order cloud-init
@@ -78,47 +74,25 @@ type agentConfig struct {
 // Every value goes through the YAML encoder, never string concatenation, so no token or URL
 // can change the document's structure; commands are argv lists, so no shell parses them.
 func Render(p Params) (string, error) {
-	if p.DataDir == "" {
-		p.DataDir = DefaultDataDir
-	}
 	if err := validate(p); err != nil {
 		return "", err
 	}
-	cfg, err := json.Marshal(agentConfig{ServerURL: strings.TrimRight(p.ServerURL, "/"), Token: p.Token})
+	serverURL := strings.TrimRight(p.ServerURL, "/")
+	cfg, err := json.Marshal(agentConfig{ServerURL: serverURL, Token: p.Token})
 	if err != nil {
 		return "", fmt.Errorf("encode agent config: %w", err)
 	}
-	run := []string{
-		"docker", "run", "-d",
-		"--name", ContainerName,
-		"--restart", "unless-stopped",
-		// Longer than the agent's 2 min shutdown grace: Docker's 10 s default would kill a deploy mid-way.
-		"--stop-timeout", "180",
-		"-v", "/var/run/docker.sock:/var/run/docker.sock",
-		// Same path inside and out: compose runs on the host's engine, which resolves the
-		// bind mounts of the projects the agent unpacks under this directory on the host.
-		"-v", p.DataDir + ":" + p.DataDir,
-		"-v", path.Dir(ConfigPath) + ":" + path.Dir(ConfigPath) + ":ro",
-	}
-	if p.DataDir != DefaultDataDir {
-		run = append(run, "-e", "STAGELY_DATA_DIR="+p.DataDir)
-	}
-	run = append(run, p.AgentImage)
-
 	doc := cloudConfig{
 		PackageUpdate: true,
-		Packages:      []string{"docker.io"},
+		// curl fetches the installer; it installs Docker for the distribution it finds.
+		Packages: []string{"curl"},
 		WriteFiles: []writeFile{{
 			Path:        ConfigPath,
 			Owner:       "root:root",
 			Permissions: "0600",
 			Content:     string(cfg) + "\n",
 		}},
-		RunCmd: []argv{
-			{"systemctl", "enable", "--now", "docker"},
-			{"mkdir", "-p", p.DataDir},
-			run,
-		},
+		RunCmd: []argv{{"sh", "-c", installCmd, "stagely-install", serverURL}},
 	}
 	var body strings.Builder
 	body.WriteString("#cloud-config\n")
@@ -145,16 +119,8 @@ func validate(p Params) error {
 	if p.Token == "" || strings.IndexFunc(p.Token, notPrintable) >= 0 {
 		return fmt.Errorf("cloud-init: agent token is empty or holds whitespace or control characters")
 	}
-	if p.AgentImage == "" || strings.HasPrefix(p.AgentImage, "-") || strings.IndexFunc(p.AgentImage, notPrintable) >= 0 {
-		return fmt.Errorf("cloud-init: agent image %q must be an image reference like ghcr.io/stagely/agent:latest", p.AgentImage)
-	}
-	if !path.IsAbs(p.DataDir) || path.Clean(p.DataDir) != p.DataDir || p.DataDir == "/" ||
-		strings.ContainsAny(p.DataDir, ":,") || strings.IndexFunc(p.DataDir, notPrintable) >= 0 {
-		return fmt.Errorf("cloud-init: data dir %q must be a clean absolute path other than / without ':' or ','", p.DataDir)
-	}
 	return nil
 }
 
-// notPrintable is true for whitespace and control characters, which have no place in a
-// token, an image reference or a path handed to docker.
+// notPrintable is true for whitespace and control characters, which have no place in a token.
 func notPrintable(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }

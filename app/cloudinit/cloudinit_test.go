@@ -52,8 +52,8 @@ func TestRender_PassesCloudInitSchema(t *testing.T) {
 		name string
 		p    cloudinit.Params
 	}{
-		{"defaults", cloudinit.Params{ServerURL: "https://stagely.example.com", Token: "stg_1_abc", AgentImage: "ghcr.io/stagely/agent:latest"}},
-		{"hostile token and custom data dir", cloudinit.Params{ServerURL: "http://10.0.0.5:8080/stagely/", Token: hostileToken, AgentImage: "registry.local:5000/agent@sha256:0123", DataDir: "/srv/stagely"}},
+		{"defaults", cloudinit.Params{ServerURL: "https://stagely.example.com", Token: "stg_1_abc"}},
+		{"hostile token and a path prefix", cloudinit.Params{ServerURL: "http://10.0.0.5:8080/stagely/", Token: hostileToken}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +99,7 @@ func parse(t *testing.T, doc string) parsed {
 
 func TestRender_ConfigFileIsRootOnly0600AndHoldsTheExactToken(t *testing.T) {
 	t.Parallel()
-	doc := render(t, cloudinit.Params{ServerURL: "https://stagely.example.com/", Token: hostileToken, AgentImage: "img:1"})
+	doc := render(t, cloudinit.Params{ServerURL: "https://stagely.example.com/", Token: hostileToken})
 	p := parse(t, doc)
 	if len(p.WriteFiles) != 1 {
 		t.Fatalf("write_files has %d entries, want 1", len(p.WriteFiles))
@@ -124,59 +124,35 @@ func TestRender_ConfigFileIsRootOnly0600AndHoldsTheExactToken(t *testing.T) {
 	}
 }
 
-func TestRender_InstallsDockerThenRunsTheAgentWithSocketDataDirAndRestartPolicy(t *testing.T) {
+func TestRender_RunsTheServersInstallerWithTheURLAsAnArgument(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		dataDir string
-		wantDir string
-		wantEnv bool
-	}{
-		{"default data dir", "", "/var/lib/stagely", false},
-		{"custom data dir is passed to the agent", "/srv/stagely", "/srv/stagely", true},
+	// A URL a shell would expand if it were spliced into the command string.
+	const serverURL = "https://s.example/$(reboot)"
+	p := parse(t, render(t, cloudinit.Params{ServerURL: serverURL + "/", Token: "stg_1_x"}))
+	if !p.PackageUpdate || !slices.Equal(p.Packages, []string{"curl"}) {
+		t.Errorf("packages = %v (update %v), want curl after an update, nothing distribution-specific", p.Packages, p.PackageUpdate)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			p := parse(t, render(t, cloudinit.Params{ServerURL: "https://s.example", Token: "stg_1_x", AgentImage: "ghcr.io/stagely/agent:v1", DataDir: tt.dataDir}))
-			if !p.PackageUpdate || !slices.Contains(p.Packages, "docker.io") {
-				t.Errorf("packages = %v (update %v), want docker.io after an update", p.Packages, p.PackageUpdate)
-			}
-			var run []string
-			for _, c := range p.RunCmd {
-				if len(c) > 1 && c[0] == "docker" && c[1] == "run" {
-					run = c
-				}
-			}
-			if run == nil {
-				t.Fatalf("no docker run in runcmd: %q", p.RunCmd)
-			}
-			joined := " " + strings.Join(run, " ") + " "
-			for _, want := range []string{
-				" --name stagely-agent ",
-				" --restart unless-stopped ",
-				" --stop-timeout 180 ",
-				" -v /var/run/docker.sock:/var/run/docker.sock ",
-				" -v " + tt.wantDir + ":" + tt.wantDir + " ",
-				" -v /etc/stagely:/etc/stagely:ro ",
-			} {
-				if !strings.Contains(joined, want) {
-					t.Errorf("docker run lacks %q: %q", strings.TrimSpace(want), run)
-				}
-			}
-			if got := strings.Contains(joined, " -e STAGELY_DATA_DIR="+tt.wantDir+" "); got != tt.wantEnv {
-				t.Errorf("STAGELY_DATA_DIR passed = %v, want %v: %q", got, tt.wantEnv, run)
-			}
-			if run[len(run)-1] != "ghcr.io/stagely/agent:v1" {
-				t.Errorf("last argument = %q, want the image", run[len(run)-1])
-			}
-		})
+	if len(p.RunCmd) != 1 {
+		t.Fatalf("runcmd = %q, want the one installer command", p.RunCmd)
+	}
+	run := p.RunCmd[0]
+	if len(run) != 5 || run[0] != "sh" || run[1] != "-c" || run[4] != serverURL {
+		t.Fatalf("runcmd[0] = %q, want [sh -c SCRIPT NAME %s]", run, serverURL)
+	}
+	script := run[2]
+	for _, want := range []string{`curl -fsSL`, `"$1/install.sh"`, `&& sh `} {
+		if !strings.Contains(script, want) {
+			t.Errorf("installer command %q lacks %q", script, want)
+		}
+	}
+	if strings.Contains(script, "s.example") || strings.Contains(strings.Join(run, " "), "docker run") {
+		t.Errorf("the URL is spliced into the shell script, or a container image is still run: %q", run)
 	}
 }
 
 func TestRender_RefusesParametersThatWouldBreakTheAgent(t *testing.T) {
 	t.Parallel()
-	ok := cloudinit.Params{ServerURL: "https://s.example", Token: "stg_1_x", AgentImage: "img"}
+	ok := cloudinit.Params{ServerURL: "https://s.example", Token: "stg_1_x"}
 	tests := []struct {
 		name   string
 		change func(*cloudinit.Params)
@@ -187,10 +163,6 @@ func TestRender_RefusesParametersThatWouldBreakTheAgent(t *testing.T) {
 		{"credentials in URL", func(p *cloudinit.Params) { p.ServerURL = "https://u:p@s.example" }, "server URL"},
 		{"empty token", func(p *cloudinit.Params) { p.Token = "" }, "token"},
 		{"newline in token", func(p *cloudinit.Params) { p.Token = "stg_1_x\nruncmd: [reboot]" }, "token"},
-		{"image that is a docker flag", func(p *cloudinit.Params) { p.AgentImage = "--privileged" }, "image"},
-		{"relative data dir", func(p *cloudinit.Params) { p.DataDir = "stagely" }, "data dir"},
-		{"data dir with a colon", func(p *cloudinit.Params) { p.DataDir = "/a:/etc" }, "data dir"},
-		{"root as data dir", func(p *cloudinit.Params) { p.DataDir = "/" }, "data dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

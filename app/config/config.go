@@ -34,8 +34,8 @@ type Config struct {
 	GitHubURL    *url.URL
 	// App holds credentials from the environment; empty when /setup stores them instead.
 	App appcreds.Credentials
-	// AgentImage is the image cloud-init runs agents from; empty means the API's default.
-	AgentImage string
+	// AgentDir, when set, is a folder of agent binaries served instead of the embedded ones.
+	AgentDir string
 	// Deploy bounds; zero means the orchestrator's defaults.
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
@@ -66,7 +66,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		}
 	}
 
-	cfg.AgentImage = strings.TrimSpace(getenv("STAGELY_AGENT_IMAGE"))
+	cfg.AgentDir = strings.TrimSpace(getenv("STAGELY_AGENT_DIR"))
 	if v := getenv("STAGELY_LISTEN"); v != "" {
 		cfg.Listen = v
 	}

@@ -111,6 +111,9 @@ try {
     const cloudInit = await page.getByTestId('agent-cloud-init').textContent();
     check(cloudInit.includes(token), 'the cloud-init does not carry the token');
     check(cloudInit.includes(baseURL), `the cloud-init does not name the server ${baseURL}`);
+    const install = (await page.getByTestId('agent-install-command').textContent()).trim();
+    const wantInstall = `curl -fsSL ${baseURL}/install.sh | sudo sh -s -- --token ${token}`;
+    check(install === wantInstall, `the install command is ${install}, want ${wantInstall}`);
     await page.locator(`[data-testid="agent-row"]`, { hasText: agentName }).waitFor();
     check((await storageDump()).indexOf(token) < 0, 'the token was written to localStorage or sessionStorage');
     check(!page.url().includes(token), 'the token is in the URL');

@@ -116,6 +116,8 @@ export interface AgentCredentials {
   agent: Agent;
   token: string;
   cloud_init: string;
+  /** One line that installs the agent on a server: curl …/install.sh | sudo sh -s -- --token …. */
+  install_command: string;
 }
 
 /** The subset of window.fetch the client uses; tests pass an in-memory server. */

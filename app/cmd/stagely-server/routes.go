@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/agentdist"
 	"github.com/stagely/stagely/app/api"
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/hub"
@@ -27,6 +28,7 @@ type parts struct {
 	auth     *auth.Auth
 	setup    *setup.Setup
 	api      *api.API
+	agents   *agentdist.Dist
 }
 
 // pinger is the database as /readyz sees it.
@@ -49,6 +51,7 @@ func routes(p parts) (*gin.Engine, error) {
 	router.GET("/metrics", gin.WrapH(p.metrics.Handler()))
 	router.POST("/webhooks/github", gin.WrapH(p.webhooks))
 	router.GET("/agent/ws", gin.WrapH(p.hub))
+	p.agents.Register(router)
 	p.auth.Register(router)
 	p.setup.Register(router)
 	p.api.Register(router.Group("", p.auth.SameOrigin(), p.auth.RequireUser()))

@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
+	stagely "github.com/stagely/stagely"
 	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/agentdist"
 	"github.com/stagely/stagely/app/api"
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/auth"
@@ -100,8 +103,11 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	}
 	if p.api, err = api.New(api.Options{
 		Store: st, Secrets: secretSvc, Revoker: h, GitHub: gh, CurrentUser: auth.CurrentUser, GitHubToken: auth.GitHubToken,
-		GitHubURL: cfg.GitHubURL.String(), ServerURL: cfg.PublicURL.String(), AgentImage: cfg.AgentImage, Logger: logger,
+		GitHubURL: cfg.GitHubURL.String(), ServerURL: cfg.PublicURL.String(), Logger: logger,
 	}); err != nil {
+		return nil, err
+	}
+	if p.agents, err = newAgentDist(cfg, logger); err != nil {
 		return nil, err
 	}
 	router, err := routes(p)
@@ -156,4 +162,25 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// newAgentDist serves the agent binaries of STAGELY_AGENT_DIR, else those built into the server.
+func newAgentDist(cfg config.Config, logger *slog.Logger) (*agentdist.Dist, error) {
+	opts := agentdist.Options{PublicURL: cfg.PublicURL.String(), Unit: stagely.AgentUnit()}
+	if cfg.AgentDir != "" {
+		opts.Files = os.DirFS(cfg.AgentDir)
+	}
+	d, err := agentdist.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(d.Platforms()) > 0:
+		logger.Info("serving the agent at /install.sh", "platforms", d.Platforms(), "dir", cfg.AgentDir)
+	case cfg.AgentDir != "":
+		return nil, fmt.Errorf("STAGELY_AGENT_DIR %s holds no %s or %s", cfg.AgentDir, agentdist.BinaryName("amd64"), agentdist.BinaryName("arm64"))
+	default:
+		logger.Warn("this server was built without agent binaries: /install.sh answers 503; run make build")
+	}
+	return d, nil
 }

@@ -21,6 +21,10 @@ describe('agents', () => {
     expect(screen.getByTestId('agent-token-note').textContent).toContain('This is the only time you will see this token.');
     expect(screen.getByRole('button', { name: 'Copy token' })).toBeTruthy();
     expect(screen.getByRole('button', { name: 'Copy cloud-init' })).toBeTruthy();
+    expect(screen.getByTestId('agent-install-command').textContent).toBe(
+      `curl -fsSL https://stagely.example/install.sh | sudo sh -s -- --token ${token}`,
+    );
+    expect(screen.getByRole('button', { name: 'Copy install command' })).toBeTruthy();
     const row = await screen.findByTestId('agent-row');
     expect(within(row).getByTestId('agent-status').textContent).toBe('offline');
     expect(JSON.stringify({ ...window.localStorage }) + JSON.stringify({ ...window.sessionStorage })).not.toContain(token);

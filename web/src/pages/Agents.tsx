@@ -61,7 +61,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
     <section>
       <h1>Agents</h1>
       <p className="muted">
-        An agent is a small container on your server. It dials out to Stagely, so your server needs no open ports, and
+        An agent is a small program on your server. It dials out to Stagely, so your server needs no open ports, and
         runs Docker Compose when a deployment arrives. Status refreshes every few seconds.
       </p>
 
@@ -195,9 +195,9 @@ function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void 
   );
 }
 
-/** The token and cloud-init, shown once. Nothing here is written to storage. */
+/** The token, the install command and cloud-init, shown once. Nothing here is written to storage. */
 export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () => void }) {
-  const { agent, token, cloud_init } = shown.credentials;
+  const { agent, token, cloud_init, install_command } = shown.credentials;
   const headingRef = useRef<HTMLHeadingElement>(null);
   useEffect(() => headingRef.current?.focus(), []);
   return (
@@ -206,7 +206,7 @@ export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () =
         {shown.why === 'created' ? `Agent ${agent.name} created` : `New token for ${agent.name}`}
       </h2>
       <p className="warning" role="note" data-testid="agent-token-note">
-        <strong>This is the only time you will see this token.</strong> Copy it, or the cloud-init below, now: Stagely
+        <strong>This is the only time you will see this token.</strong> Copy it, or the command below, now: Stagely
         keeps only a hash of it. If you leave or reload this page, it is gone and you will have to rotate the token.
       </p>
       <div className="field">
@@ -221,12 +221,26 @@ export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () =
         </div>
       </div>
       <div className="field">
+        <span className="label" id="agent-install-label">
+          Install on a server
+        </span>
+        <p className="hint">
+          Run this one line on a Debian, Ubuntu or Fedora server. It downloads the agent from this Stagely server, checks
+          its checksum, installs Docker if it is missing and starts the agent with this token.
+        </p>
+        <pre className="cloud-init" data-testid="agent-install-command" aria-labelledby="agent-install-label" tabIndex={0}>
+          {install_command}
+        </pre>
+        <div className="actions">
+          <CopyButton text={install_command} label="Copy install command" testId="agent-install-command-copy" />
+        </div>
+      </div>
+      <div className="field">
         <span className="label" id="agent-cloud-init-label">
           Cloud-init
         </span>
         <p className="hint">
-          Paste it as the user data of a new server, or run it on an existing one. It installs Docker and starts the agent
-          with this token.
+          Or paste this as the user data of a new server: it runs the same installer at first boot.
         </p>
         <pre className="cloud-init" data-testid="agent-cloud-init" aria-labelledby="agent-cloud-init-label" tabIndex={0}>
           {cloud_init}

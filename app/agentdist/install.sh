@@ -1,0 +1,296 @@
+#!/bin/sh
+# Installs or upgrades the Stagely agent from the control plane that served this script.
+#
+#   curl -fsSL https://stagely.example.com/install.sh | sudo sh -s -- --token stg_...
+#
+# Steps, in this order, so a refused download changes nothing on the machine:
+#   1. detect the architecture (amd64, arm64),
+#   2. download the agent and SHA256SUMS from the server and verify the checksum,
+#   3. install Docker and the compose v2 plugin from the distribution's packages if missing,
+#      and stop unless `docker info` answers,
+#   4. install the binary (atomically: a running agent keeps its old file), write
+#      /etc/stagely/config.json (0600, root) and the systemd unit, and (re)start the agent.
+# Running it again upgrades in place; without --token it keeps the existing config.json.
+# Flags:
+#   --token TOKEN  the agent's token from the dashboard (written only to config.json)
+#   --url URL      the control plane's URL (default: the server this script came from)
+#   --root DIR     install under DIR instead of / (image builds, tests); systemd is not used
+#   --start        without systemd, start the agent in the background (log in /var/log/stagely-agent.log)
+# Environment: STAGELY_INSTALL_ROOT is the same as --root.
+set -eu
+
+# The server writes its public URL here when it serves the script.
+STAGELY_URL=@STAGELY_URL@
+
+say() { printf 'stagely-install: %s\n' "$*" >&2; }
+die() {
+	say "error: $*"
+	exit 1
+}
+
+token=""
+url="$STAGELY_URL"
+root="${STAGELY_INSTALL_ROOT:-}"
+start=false
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--token) [ $# -ge 2 ] || die "--token needs a value"; token="$2"; shift 2 ;;
+	--token=*) token="${1#*=}"; shift ;;
+	--url) [ $# -ge 2 ] || die "--url needs a value"; url="$2"; shift 2 ;;
+	--url=*) url="${1#*=}"; shift ;;
+	--root) [ $# -ge 2 ] || die "--root needs a value"; root="$2"; shift 2 ;;
+	--root=*) root="${1#*=}"; shift ;;
+	--start) start=true; shift ;;
+	-h | --help) sed -n '2,20p' "$0" 2>/dev/null || true; exit 0 ;;
+	*) die "unknown argument: $1 (see --help)" ;;
+	esac
+done
+
+# Tokens are stg_<id>_<base64url>; refusing anything else keeps config.json valid JSON without
+# a JSON encoder in sh.
+case "$token" in
+*[!A-Za-z0-9_.-]*) die "the token holds characters a Stagely token never has: copy it again from the dashboard" ;;
+esac
+case "$url" in
+http://* | https://*) ;;
+*) die "server URL '$url' must start with http:// or https://" ;;
+esac
+case "$url" in
+*[!A-Za-z0-9:/._~%-]*) die "server URL '$url' holds characters this installer does not accept" ;;
+esac
+url="${url%/}"
+root="${root%/}"
+if [ -n "$root" ]; then
+	case "$root" in
+	/*) ;;
+	*) die "--root must be an absolute path" ;;
+	esac
+elif [ "$(id -u)" -ne 0 ]; then
+	die "run as root (… | sudo sh -s -- --token …): the agent drives the Docker socket and writes /etc/stagely"
+fi
+
+bin_path="$root/usr/local/bin/stagely-agent"
+config_dir="$root/etc/stagely"
+config_path="$config_dir/config.json"
+unit_path="$root/etc/systemd/system/stagely-agent.service"
+data_dir="$root/var/lib/stagely"
+log_path="$root/var/log/stagely-agent.log"
+pid_path="$root/run/stagely-agent.pid"
+
+if [ -z "$token" ] && [ ! -s "$config_path" ]; then
+	die "no --token given and no $config_path to keep: copy the command from the dashboard's agent page"
+fi
+
+detect_arch() {
+	case "$(uname -m)" in
+	x86_64 | amd64) echo amd64 ;;
+	aarch64 | arm64 | armv8*) echo arm64 ;;
+	*) die "architecture $(uname -m) has no Stagely agent build (there are linux/amd64 and linux/arm64)" ;;
+	esac
+}
+
+fetch() { # fetch URL FILE
+	if command -v curl >/dev/null 2>&1; then
+		curl -fsSL --retry 3 -o "$2" "$1" || die "download $1 failed"
+	elif command -v wget >/dev/null 2>&1; then
+		wget -q -O "$2" "$1" || die "download $1 failed"
+	else
+		die "neither curl nor wget is installed"
+	fi
+}
+
+sha256() { # sha256 FILE
+	if command -v sha256sum >/dev/null 2>&1; then
+		sha256sum "$1" | cut -d' ' -f1
+	elif command -v shasum >/dev/null 2>&1; then
+		shasum -a 256 "$1" | cut -d' ' -f1
+	else
+		die "neither sha256sum nor shasum is installed: the download cannot be verified"
+	fi
+}
+
+# download_agent ARCH DIR leaves a verified DIR/stagely-agent or stops.
+download_agent() {
+	name="stagely-agent-linux-$1"
+	fetch "$url/agent/download/SHA256SUMS" "$2/SHA256SUMS"
+	want=$(awk -v n="$name" '$2 == n || $2 == "*" n { print $1 }' "$2/SHA256SUMS")
+	[ -n "$want" ] || die "the server's SHA256SUMS lists no $name"
+	fetch "$url/agent/download/linux/$1" "$2/stagely-agent"
+	got=$(sha256 "$2/stagely-agent")
+	if [ "$got" != "$want" ]; then
+		die "checksum mismatch for $name: SHA256SUMS says $want, the download is $got; nothing was installed"
+	fi
+	chmod 0755 "$2/stagely-agent"
+	say "downloaded $name ($got), checksum verified"
+}
+
+os_family() {
+	id="" id_like=""
+	if [ -r /etc/os-release ]; then
+		# shellcheck disable=SC1091
+		id=$(. /etc/os-release && echo "${ID:-}") id_like=$(. /etc/os-release && echo "${ID_LIKE:-}")
+	fi
+	case " $id $id_like " in
+	*" debian "* | *" ubuntu "*) echo debian ;;
+	*" fedora "* | *" rhel "* | *" centos "*) echo fedora ;;
+	*) echo "${id:-unknown}" ;;
+	esac
+}
+
+manual_docker() {
+	die "$1. Install Docker Engine and the compose v2 plugin by hand (https://docs.docker.com/engine/install/), check that \`docker info\` and \`docker compose version\` work, then run this installer again"
+}
+
+install_docker() {
+	family=$(os_family)
+	case "$family" in
+	debian)
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq || die "apt-get update failed"
+		if ! command -v docker >/dev/null 2>&1; then
+			say "installing docker.io from the distribution"
+			apt-get install -y -qq docker.io >/dev/null || manual_docker "apt-get install docker.io failed"
+		fi
+		if ! docker compose version >/dev/null 2>&1; then
+			# Ubuntu: docker-compose-v2; Docker's own repository: docker-compose-plugin;
+			# Debian 13+: docker-compose is compose v2 and installs the CLI plugin.
+			for pkg in docker-compose-v2 docker-compose-plugin docker-compose; do
+				say "trying $pkg for the compose v2 plugin"
+				apt-get install -y -qq "$pkg" >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && break
+			done
+		fi
+		;;
+	fedora)
+		if ! command -v docker >/dev/null 2>&1; then
+			say "installing moby-engine (or docker) from the distribution"
+			dnf install -y moby-engine >/dev/null || dnf install -y docker >/dev/null ||
+				manual_docker "dnf could not install moby-engine or docker"
+		fi
+		if ! docker compose version >/dev/null 2>&1; then
+			for pkg in docker-compose docker-compose-plugin; do
+				say "trying $pkg for the compose v2 plugin"
+				dnf install -y "$pkg" >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && break
+			done
+		fi
+		;;
+	*) manual_docker "this installer installs Docker on Debian, Ubuntu and the Fedora/RHEL family, not on '$family'" ;;
+	esac
+	if systemd_running; then
+		systemctl enable --now docker >/dev/null 2>&1 || say "systemctl enable --now docker failed"
+	fi
+}
+
+ensure_docker() {
+	if ! command -v docker >/dev/null 2>&1 || ! docker compose version >/dev/null 2>&1; then
+		install_docker
+	fi
+	command -v docker >/dev/null 2>&1 || manual_docker "the docker command is still missing"
+	docker compose version >/dev/null 2>&1 ||
+		manual_docker "the compose v2 plugin (docker compose) is still missing"
+	if ! docker info >/dev/null 2>&1 && systemd_running; then
+		systemctl start docker >/dev/null 2>&1 || true
+	fi
+	docker info >/dev/null 2>&1 ||
+		die "\`docker info\` fails: the Docker engine is not running or not reachable at its socket; start it (systemctl start docker) and run this installer again"
+	say "docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), compose $(docker compose version --short 2>/dev/null)"
+}
+
+# systemd_running is true when systemd is PID 1 of this machine and the install targets it.
+systemd_running() { [ -z "$root" ] && [ -d /run/systemd/system ]; }
+
+write_config() {
+	mkdir -p "$config_dir"
+	chmod 0700 "$config_dir"
+	tmp="$config_dir/.config.json.$$"
+	(
+		umask 077
+		printf '{"server_url":"%s","token":"%s"}\n' "$url" "$token" >"$tmp"
+	)
+	[ "$(id -u)" -ne 0 ] || chown 0:0 "$tmp"
+	chmod 0600 "$tmp"
+	mv -f "$tmp" "$config_path"
+	say "wrote $config_path (0600)"
+}
+
+write_unit() {
+	mkdir -p "${unit_path%/*}"
+	cat >"$unit_path.new" <<'STAGELY_UNIT'
+@STAGELY_UNIT@
+STAGELY_UNIT
+	chmod 0644 "$unit_path.new"
+	mv -f "$unit_path.new" "$unit_path"
+}
+
+# running PID is true while PID runs; an exited process nobody has reaped yet (a zombie) is
+# not running, though kill -0 still finds it.
+running() {
+	[ -r "/proc/$1/stat" ] || return 1
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# stop_background stops an agent an earlier --start left running, waiting out its shutdown
+# grace (a running deploy finishes first).
+stop_background() {
+	[ -s "$pid_path" ] || return 0
+	pid=$(cat "$pid_path")
+	if running "$pid" && grep -q stagely-agent "/proc/$pid/cmdline" 2>/dev/null; then
+		say "stopping the running agent (pid $pid) to upgrade it"
+		kill -TERM "$pid"
+		i=0
+		while running "$pid" && [ $i -lt 200 ]; do
+			sleep 1
+			i=$((i + 1))
+		done
+	fi
+	rm -f "$pid_path"
+}
+
+start_agent() {
+	run_cmd="STAGELY_DATA_DIR=$data_dir $bin_path --config $config_path"
+	if systemd_running; then
+		systemctl daemon-reload
+		systemctl enable stagely-agent >/dev/null 2>&1
+		systemctl restart stagely-agent
+		say "the agent runs as the systemd service stagely-agent (journalctl -u stagely-agent -f)"
+		return
+	fi
+	if ! $start; then
+		if [ -n "$root" ]; then
+			say "installed under $root; systemd is not used for another root"
+		else
+			say "systemd is not running on this machine, so the unit was installed but not started"
+		fi
+		say "start the agent with: $run_cmd"
+		say "or run this installer again with --start to start it in the background"
+		return
+	fi
+	stop_background
+	mkdir -p "${log_path%/*}" "${pid_path%/*}"
+	STAGELY_DATA_DIR="$data_dir" nohup "$bin_path" --config "$config_path" </dev/null >>"$log_path" 2>&1 &
+	echo $! >"$pid_path"
+	say "systemd is not running: started the agent in the background (pid $!, log $log_path)"
+}
+
+main() {
+	arch=$(detect_arch)
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	download_agent "$arch" "$work"
+	ensure_docker
+	mkdir -p "${bin_path%/*}" "$data_dir"
+	chmod 0700 "$data_dir"
+	# Same directory, then rename: an agent running the old file keeps it until it restarts.
+	cp "$work/stagely-agent" "$bin_path.new"
+	mv -f "$bin_path.new" "$bin_path"
+	say "installed $bin_path ($("$bin_path" --version))"
+	if [ -n "$token" ]; then
+		write_config
+	else
+		say "kept $config_path"
+	fi
+	write_unit
+	start_agent
+}
+
+main
