@@ -94,7 +94,8 @@ browser-test: web
 	cd web && npm run test:browser
 
 # The server embeds the agent it serves at /agent/download/ (docs/agents.md), so the agent is
-# cross-compiled into app/agentdist/dist/ first; bin/stagely-agent is the one for this machine.
+# cross-compiled into app/agentdist/dist/ first; bin/stagely-agent is a copy of this machine's
+# (built once: the same flags make the same binary).
 AGENT_DIST := app/agentdist/dist
 AGENT_ARCHES := amd64 arm64
 
@@ -107,7 +108,7 @@ agent-binaries:
 build: web agent-binaries
 	mkdir -p bin
 	CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stagely-server ./app/cmd/stagely-server
-	cd agent && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/stagely-agent ./cmd/stagely-agent
+	cp $(AGENT_DIST)/stagely-agent-linux-$$(go env GOARCH) bin/stagely-agent
 	go build -o bin/stagely-demo ./app/cmd/stagely-demo
 
 demo: deps build
