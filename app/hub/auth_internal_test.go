@@ -81,7 +81,7 @@ func TestAuthenticate_StoreFailureIs503NotA401(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.authenticate(context.Background(), "Bearer "+m.Token)
+	_, err = h.authenticate(context.Background(), "Bearer "+m.Token, sourceKey{})
 	var he *httpError
 	if !errors.As(err, &he) || he.status != http.StatusServiceUnavailable {
 		t.Fatalf("authenticate with the database down = %v, want 503", err)
@@ -99,7 +99,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	header := "Bearer " + m.Token
 	ctx := context.Background()
 	check := func() {
-		if _, err := h.authenticate(ctx, header); err != nil {
+		if _, err := h.authenticate(ctx, header, sourceKey{}); err != nil {
 			b.Fatal(err)
 		}
 	}

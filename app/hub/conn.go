@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +29,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, msgMethod)
 		return
 	}
-	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"))
+	src := keyOf(clientAddr(r, h.opts.TrustedProxies))
+	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"), src)
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			he = &httpError{http.StatusInternalServerError, msgUnavailable}
+			he = &httpError{status: http.StatusInternalServerError, message: msgUnavailable}
+		}
+		if he.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(he.retryAfter.Seconds()))))
 		}
 		writeJSONError(w, he.status, he.message)
 		return

@@ -148,19 +148,20 @@ func sendBadTokens(b *testing.B, hash string, n, workers, addrs int) badTokenRun
 }
 
 // BenchmarkHandshake_BadTokens measures the server's CPU time for 100 bad agent tokens
-// (each a wrong secret for an existing agent, bcrypt cost 10), 10 at a time, sent from one
-// address and from 100. The figure is the process's CPU (getrusage) over the burst, so it
-// includes the clients' share (a few ms: plain HTTP requests over loopback).
+// (each a wrong secret for an existing agent, bcrypt cost 10), sent 10 at a time or one
+// after the other, from one address or from 100. The figure is the process's CPU
+// (getrusage) over the burst, so it includes the clients' share (plain HTTP requests over
+// loopback, a few ms); "cores" is that CPU over the wall time.
 func BenchmarkHandshake_BadTokens(b *testing.B) {
 	m, err := agenttoken.Mint(1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, addrs := range []int{1, 100} {
-		b.Run(fmt.Sprintf("from_%d_addresses", addrs), func(b *testing.B) {
+	for _, sc := range []struct{ workers, addrs int }{{10, 1}, {10, 100}, {1, 1}, {1, 100}} {
+		b.Run(fmt.Sprintf("%d_at_a_time_from_%d_addresses", sc.workers, sc.addrs), func(b *testing.B) {
 			var run badTokenRun
 			for b.Loop() {
-				run = sendBadTokens(b, m.Hash, 100, 10, addrs)
+				run = sendBadTokens(b, m.Hash, 100, sc.workers, sc.addrs)
 			}
 			b.ReportMetric(float64(run.cpu.Milliseconds()), "cpu-ms/100-bad-tokens")
 			b.ReportMetric(run.cpu.Seconds()/run.wall.Seconds(), "cores")
