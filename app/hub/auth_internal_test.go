@@ -29,6 +29,9 @@ func (agentStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 func (agentStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
 func (agentStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (agentStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
+func (agentStore) DeploymentByID(_ context.Context, id int64) (store.Deployment, error) {
+	return store.Deployment{}, &store.NotFoundError{What: "deployment", Key: fmt.Sprint(id)}
+}
 func storeOf(a store.Agent) agentStore {
 	return agentStore{AgentByIDFn: func(_ context.Context, id int64) (store.Agent, error) {
 		if id != a.ID {

@@ -95,6 +95,7 @@ type conn struct {
 	writerDone chan struct{}
 
 	logs *logBuffer
+	gate frameGate // frames.go
 }
 
 func newConn(h *Hub, agentID int64) *conn {
@@ -234,6 +235,9 @@ func (c *conn) readFrame() (string, any, bool) {
 	// No context: a cancelled read context makes the library drop the TCP connection
 	// without a close frame. The reader ends when the writer's close handshake completes.
 	mt, data, err := c.ws.Read(context.Background())
+	if err == nil && !c.pace() {
+		return "", nil, false
+	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrMessageTooBig) {
 			c.log.Warn("agent frame over the read limit", "limit", protocol.MaxFrameBytes)
@@ -246,7 +250,7 @@ func (c *conn) readFrame() (string, any, bool) {
 		c.refuse(websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame, errors.New("binary frame"))
 		return "", nil, false
 	}
-	typ, v, err := protocol.Decode(data)
+	typ, v, err := c.decode(data)
 	switch {
 	case errors.Is(err, protocol.ErrUnknownType):
 		c.refuse(websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType, err)
@@ -270,6 +274,9 @@ func (c *conn) readLoop() {
 		typ, v, ok := c.readFrame()
 		if !ok {
 			return
+		}
+		if !c.admit(v) {
+			continue
 		}
 		switch p := v.(type) {
 		case *protocol.JobAccepted:
@@ -428,6 +435,7 @@ func (c *conn) teardown() {
 	c.finish()
 	c.log.Info("agent connection ended", "close_code", int(c.closeCode), "close_reason", c.closeReason)
 	c.logs.close()
+	c.reportDropped()
 	if !c.hub.unregister(c, c.st) {
 		c.log.Info("agent connection replaced")
 		return

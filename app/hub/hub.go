@@ -35,6 +35,8 @@ type Store interface {
 	SetAgentStatus(ctx context.Context, id int64, status string) error
 	TouchAgent(ctx context.Context, id int64, at time.Time) error
 	AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error
+	// DeploymentByID tells whether a job this process did not dispatch is the agent's.
+	DeploymentByID(ctx context.Context, id int64) (store.Deployment, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -108,6 +110,9 @@ type Options struct {
 	VerifyQueue int
 	// VerifyWait bounds that wait (default 2s); past it the handshake is answered 429.
 	VerifyWait time.Duration
+	// FrameRate paces the frames read from one connection (default protocol.MaxFrameBurst
+	// at once, then protocol.MaxFramesPerSecond).
+	FrameRate Rate
 }
 
 func (o *Options) setDefaults() {
@@ -156,6 +161,9 @@ func (o *Options) setLimitDefaults() {
 		o.VerifyQueue = 16 * o.VerifySlots
 	}
 	setDur(&o.VerifyWait, 2*time.Second)
+	if o.FrameRate.Burst <= 0 || o.FrameRate.Every <= 0 {
+		o.FrameRate = Rate{Burst: protocol.MaxFrameBurst, Every: time.Second / protocol.MaxFramesPerSecond}
+	}
 }
 
 func setDur(d *time.Duration, def time.Duration) {
