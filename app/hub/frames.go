@@ -26,7 +26,7 @@ const (
 )
 
 // frameGate is a connection's record of what it let through and what it dropped. It is
-// used by the connection's reader only.
+// used by the connection's reader only, and by its teardown once the reader ended.
 type frameGate struct {
 	pace bucket
 	// jobs caches, per job id this process did not dispatch, whether it is the agent's.
@@ -41,7 +41,7 @@ type frameGate struct {
 	clipped   int
 }
 
-// decode paces, decodes, validates and bounds one frame: an identifier out of bounds is an
+// decode decodes, validates and bounds one frame: an identifier out of bounds is an
 // error carrying protocol.CloseReasonBadFrame, text is truncated.
 func (c *conn) decode(data []byte) (string, any, error) {
 	typ, v, err := protocol.Decode(data)
