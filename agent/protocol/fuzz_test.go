@@ -87,7 +87,37 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || !bytes.Equal(third, again) {
 			t.Fatalf("round trip changed the frame:\n%s\n%s (%v)", again, third, err)
 		}
+		checkBounds(t, v)
 	})
+}
+
+// checkBounds runs what the server does with a decoded frame: Validate refuses it with the
+// close reason, or Clip leaves every text field within its bound.
+func checkBounds(t *testing.T, v any) {
+	t.Helper()
+	if err := protocol.Validate(v); err != nil {
+		if !strings.HasPrefix(err.Error(), protocol.CloseReasonBadFrame) {
+			t.Fatalf("Validate error %q carries no close reason", err)
+		}
+		return
+	}
+	switch p := v.(type) {
+	case *protocol.LogChunk:
+		p.Clip()
+		if len(p.Line) > protocol.MaxLogLineBytes {
+			t.Fatalf("clipped line of %d bytes", len(p.Line))
+		}
+	case *protocol.JobResult:
+		p.Clip()
+		if len(p.Error) > protocol.MaxErrorBytes || len(p.Status) > protocol.MaxStatusBytes || len(p.Services) > protocol.MaxServices {
+			t.Fatalf("clipped result still over its bounds: %+v", p)
+		}
+	case *protocol.Hello:
+		p.Clip()
+		if len(p.Hostname) > protocol.MaxHelloFieldBytes || len(p.UnackedResults) > protocol.MaxUnackedResults {
+			t.Fatalf("clipped hello still over its bounds: %+v", p)
+		}
+	}
 }
 
 func TestDecode_RefusesAFrameOverTheLimit(t *testing.T) {

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -43,6 +44,9 @@ type Config struct {
 	// RecoveryInterval is how often GitHub's webhook delivery log is read for missed
 	// deliveries; zero means the recovery loop's default.
 	RecoveryInterval time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed (the agent
+	// handshake's per-address limits); empty trusts none.
+	TrustedProxies []netip.Prefix
 }
 
 // Needs says which settings a command requires.
@@ -109,6 +113,8 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 			*d.dst = dur
 		}
 	}
+
+	cfg.TrustedProxies = loadTrustedProxies(getenv("STAGELY_TRUSTED_PROXIES"), bad)
 
 	cfg.App, problems = loadApp(getenv, problems)
 	if len(problems) > 0 {
@@ -212,6 +218,24 @@ func listenPort(listen string) string {
 		return listen[i:]
 	}
 	return ""
+}
+
+// loadTrustedProxies reads a comma-separated list of CIDRs or single addresses.
+func loadTrustedProxies(v string, bad func(format string, args ...any)) []netip.Prefix {
+	var out []netip.Prefix
+	for _, part := range splitList(v) {
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				bad("STAGELY_TRUSTED_PROXIES entry %q is not a CIDR like 172.16.0.0/12 or an address like 10.0.0.5", part)
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 func splitList(v string) []string {

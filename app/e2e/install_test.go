@@ -35,7 +35,7 @@ func TestInstallCommand(t *testing.T) {
 	}
 	// The server serves the agent TestMain built, as the binary for this machine's platform.
 	bins := t.TempDir()
-	copyFile(t, bin.agent, filepath.Join(bins, "stagely-agent-linux-"+runtime.GOARCH))
+	copyFile(t, bin.Agent, filepath.Join(bins, "stagely-agent-linux-"+runtime.GOARCH))
 	s := newStack(t, stackOptions{bare: true, serverEnv: []string{"STAGELY_AGENT_DIR=" + bins}})
 
 	client, githubID := s.signIn("alice")

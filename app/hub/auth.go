@@ -23,12 +23,16 @@ const (
 	msgUnavailable    = "cannot check the agent token right now; retry later"
 	msgShuttingDown   = "server shutting down"
 	msgMethod         = "use GET to open the agent WebSocket"
+	msgRateLimited    = "too many failed agent handshakes; retry later"
+	msgBusy           = "server busy checking agent tokens; retry later"
 )
 
 // httpError is a refusal answered before the upgrade.
 type httpError struct {
 	status  int
 	message string
+	// retryAfter, when set, is sent as Retry-After (whole seconds, at least 1).
+	retryAfter time.Duration
 }
 
 func (e *httpError) Error() string { return e.message }
@@ -44,36 +48,99 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 
 // authenticate checks the bearer token and returns the agent id it belongs to. The token
 // is never logged; only the agent id part is.
-func (h *Hub) authenticate(ctx context.Context, header string) (int64, error) {
+//
+// A token verified recently (in the cache) costs one indexed read and skips every limit,
+// so a reconnect storm of legitimate agents is not slowed. Any other token is refused
+// with 429 while its source's bucket or its agent id's bucket is empty, then waits for one
+// of the few bcrypt slots (429 when they are all busy and the queue is full). Only a
+// failure spends from the buckets, so many agents behind one NAT address are not locked
+// out by their own successes, however many connect at once.
+func (h *Hub) authenticate(ctx context.Context, header string, src sourceKey) (int64, error) {
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return 0, &httpError{http.StatusUnauthorized, msgMissingToken}
+		return 0, &httpError{status: http.StatusUnauthorized, message: msgMissingToken}
 	}
 	token = strings.TrimSpace(token)
 	agentID, err := agenttoken.AgentID(token)
 	if err != nil {
-		return 0, &httpError{http.StatusUnauthorized, msgMalformedToken}
-	}
-	agent, err := h.opts.Store.AgentByID(ctx, agentID)
-	if errors.Is(err, store.ErrNotFound) {
-		h.log.Info("agent refused: unknown agent", "agent_id", agentID)
-		return 0, &httpError{http.StatusUnauthorized, msgInvalidToken}
-	}
-	if err != nil {
-		h.log.Error("agent refused: look up agent", "agent_id", agentID, "err", err)
-		return 0, &httpError{http.StatusServiceUnavailable, msgUnavailable}
+		return 0, &httpError{status: http.StatusUnauthorized, message: msgMalformedToken}
 	}
 	key := sha256.Sum256([]byte(token))
 	now := h.opts.Now()
+	cached := h.cache.peek(key, agentID, now)
+	if !cached {
+		if err := h.allowAttempt(src, agentID, now); err != nil {
+			return 0, err
+		}
+	}
+	agent, err := h.opts.Store.AgentByID(ctx, agentID)
+	if errors.Is(err, store.ErrNotFound) {
+		h.log.Info("agent refused: unknown agent", "agent_id", agentID, "source", src.String())
+		h.chargeFailure(src, agentID)
+		return 0, &httpError{status: http.StatusUnauthorized, message: msgInvalidToken}
+	}
+	if err != nil {
+		h.log.Error("agent refused: look up agent", "agent_id", agentID, "err", err)
+		return 0, &httpError{status: http.StatusServiceUnavailable, message: msgUnavailable}
+	}
 	if h.cache.valid(key, agentID, agent.TokenHash, now) {
 		return agentID, nil
 	}
-	if err := h.opts.VerifyToken(token, agent.TokenHash); err != nil {
-		h.log.Info("agent refused: token does not match", "agent_id", agentID)
-		return 0, &httpError{http.StatusUnauthorized, msgInvalidToken}
+	if cached {
+		// The cached hash is stale (a rotated token): this attempt is limited like any other.
+		if err := h.allowAttempt(src, agentID, now); err != nil {
+			return 0, err
+		}
+	}
+	if err := h.verify(ctx, token, agent.TokenHash); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return 0, err
+		}
+		h.log.Info("agent refused: token does not match", "agent_id", agentID, "source", src.String())
+		h.chargeFailure(src, agentID)
+		return 0, &httpError{status: http.StatusUnauthorized, message: msgInvalidToken}
 	}
 	h.cache.put(key, agentID, agent.TokenHash, now)
 	return agentID, nil
+}
+
+// allowAttempt refuses with 429 while the source or the agent id has no failure left.
+func (h *Hub) allowAttempt(src sourceKey, agentID int64, now time.Time) error {
+	ok, wait, first := h.bySource.allow(src, now)
+	if !ok {
+		if first {
+			h.log.Warn("agent handshakes rate limited: too many failed tokens from this source", "source", src.String())
+		}
+		return &httpError{status: http.StatusTooManyRequests, message: msgRateLimited, retryAfter: wait}
+	}
+	ok, wait, first = h.byAgent.allow(agentID, now)
+	if !ok {
+		if first {
+			h.log.Warn("agent handshakes rate limited: too many failed tokens for this agent id", "agent_id", agentID, "source", src.String())
+		}
+		return &httpError{status: http.StatusTooManyRequests, message: msgRateLimited, retryAfter: wait}
+	}
+	return nil
+}
+
+// chargeFailure spends a token of the source and of the agent id. It reads the clock
+// again: the check may have waited for a slot.
+func (h *Hub) chargeFailure(src sourceKey, agentID int64) {
+	now := h.opts.Now()
+	h.bySource.charge(src, now)
+	h.byAgent.charge(agentID, now)
+}
+
+// verify runs the token check in one of the bcrypt slots; an *httpError means no slot
+// was free in time, any other error a token that does not match.
+func (h *Hub) verify(ctx context.Context, token, hash string) error {
+	if !h.slots.acquire(ctx) {
+		h.log.Warn("agent handshake refused: every token-check slot is busy", "slots", cap(h.slots.slots))
+		return &httpError{status: http.StatusTooManyRequests, message: msgBusy, retryAfter: time.Second}
+	}
+	defer h.slots.release()
+	return h.opts.VerifyToken(token, hash)
 }
 
 // tokenCache remembers tokens that passed bcrypt, so a reconnect storm (every agent
@@ -97,6 +164,15 @@ type cacheEntry struct {
 
 func newTokenCache(maxEntries int, ttl time.Duration) *tokenCache {
 	return &tokenCache{max: maxEntries, ttl: ttl, m: map[[sha256.Size]byte]cacheEntry{}}
+}
+
+// peek reports whether key has a live entry for agentID, whatever the hash: a token worth
+// checking against the agent's row before any limit is applied.
+func (c *tokenCache) peek(key [sha256.Size]byte, agentID int64, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	return ok && e.agentID == agentID && now.Before(e.expires)
 }
 
 // valid reports whether key was verified for this agent against the hash it has now.

@@ -29,6 +29,9 @@ func (agentStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 func (agentStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
 func (agentStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (agentStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
+func (agentStore) DeploymentByID(_ context.Context, id int64) (store.Deployment, error) {
+	return store.Deployment{}, &store.NotFoundError{What: "deployment", Key: fmt.Sprint(id)}
+}
 func storeOf(a store.Agent) agentStore {
 	return agentStore{AgentByIDFn: func(_ context.Context, id int64) (store.Agent, error) {
 		if id != a.ID {
@@ -81,7 +84,7 @@ func TestAuthenticate_StoreFailureIs503NotA401(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.authenticate(context.Background(), "Bearer "+m.Token)
+	_, err = h.authenticate(context.Background(), "Bearer "+m.Token, sourceKey{})
 	var he *httpError
 	if !errors.As(err, &he) || he.status != http.StatusServiceUnavailable {
 		t.Fatalf("authenticate with the database down = %v, want 503", err)
@@ -99,7 +102,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	header := "Bearer " + m.Token
 	ctx := context.Background()
 	check := func() {
-		if _, err := h.authenticate(ctx, header); err != nil {
+		if _, err := h.authenticate(ctx, header, sourceKey{}); err != nil {
 			b.Fatal(err)
 		}
 	}

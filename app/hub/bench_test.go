@@ -67,6 +67,9 @@ func (benchStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 func (benchStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
 func (benchStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (benchStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
+func (benchStore) DeploymentByID(_ context.Context, id int64) (store.Deployment, error) {
+	return store.Deployment{}, fmt.Errorf("deployment %d: %w", id, store.ErrNotFound)
+}
 
 func sha256Verify(token, hash string) error {
 	if sha256Hex(token) != hash {
@@ -136,8 +139,7 @@ func runBenchClients(url string) int {
 				if i > int64(n) {
 					return
 				}
-				h := http.Header{"Authorization": {"Bearer " + benchToken(i)}}
-				c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+				c, err := dialRetrying(ctx, url, benchToken(i))
 				if err == nil {
 					err = c.Write(ctx, websocket.MessageText, hello)
 				}
@@ -158,6 +160,24 @@ func runBenchClients(url string) int {
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return 0
+}
+
+// dialRetrying dials like an agent: a 429 (every token-check slot busy) is retried after
+// its Retry-After, as the agent's backoff would.
+func dialRetrying(ctx context.Context, url, token string) (*websocket.Conn, error) {
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	for {
+		c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			return c, err
+		}
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		select {
+		case <-time.After(time.Duration(max(secs, 1)) * time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // countingSink counts connected agents and ignores everything else.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +29,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, msgMethod)
 		return
 	}
-	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"))
+	src := keyOf(clientAddr(r, h.opts.TrustedProxies))
+	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"), src)
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			he = &httpError{http.StatusInternalServerError, msgUnavailable}
+			he = &httpError{status: http.StatusInternalServerError, message: msgUnavailable}
+		}
+		if he.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(he.retryAfter.Seconds()))))
 		}
 		writeJSONError(w, he.status, he.message)
 		return
@@ -89,6 +95,7 @@ type conn struct {
 	writerDone chan struct{}
 
 	logs *logBuffer
+	gate frameGate // frames.go
 }
 
 func newConn(h *Hub, agentID int64) *conn {
@@ -228,6 +235,9 @@ func (c *conn) readFrame() (string, any, bool) {
 	// No context: a cancelled read context makes the library drop the TCP connection
 	// without a close frame. The reader ends when the writer's close handshake completes.
 	mt, data, err := c.ws.Read(context.Background())
+	if err == nil && !c.pace() {
+		return "", nil, false
+	}
 	if err != nil {
 		if errors.Is(err, websocket.ErrMessageTooBig) {
 			c.log.Warn("agent frame over the read limit", "limit", protocol.MaxFrameBytes)
@@ -240,7 +250,7 @@ func (c *conn) readFrame() (string, any, bool) {
 		c.refuse(websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame, errors.New("binary frame"))
 		return "", nil, false
 	}
-	typ, v, err := protocol.Decode(data)
+	typ, v, err := c.decode(data)
 	switch {
 	case errors.Is(err, protocol.ErrUnknownType):
 		c.refuse(websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType, err)
@@ -264,6 +274,9 @@ func (c *conn) readLoop() {
 		typ, v, ok := c.readFrame()
 		if !ok {
 			return
+		}
+		if !c.admit(v) {
+			continue
 		}
 		switch p := v.(type) {
 		case *protocol.JobAccepted:
@@ -422,6 +435,7 @@ func (c *conn) teardown() {
 	c.finish()
 	c.log.Info("agent connection ended", "close_code", int(c.closeCode), "close_reason", c.closeReason)
 	c.logs.close()
+	c.reportDropped()
 	if !c.hub.unregister(c, c.st) {
 		c.log.Info("agent connection replaced")
 		return

@@ -464,14 +464,19 @@ func TestLogs_AnAgentCannotWriteIntoAnotherAgentsDeployment(t *testing.T) {
 	jobID := e.newDeployment(owner.ID)
 	bad := e.connect(intruder.ID, intruderToken, helloV1())
 	send(t, bad, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: 1, Stream: "stdout", Line: "forged", TS: time.Now()})
+	// Frames are handled in order: once the intruder's result is acked, its line was handled.
+	send(t, bad, protocol.TypeJobResult, protocol.JobResult{JobID: jobID, Status: protocol.StatusSuccess})
+	untilAck(t, bad, jobID)
 	good := e.connect(owner.ID, ownerToken, helloV1())
 	send(t, good, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: 2, Stream: "stdout", Line: "real", TS: time.Now()})
-	// Each connection writes its own batch: two finished INSERTs mean the forged line has
-	// been offered to the store too.
-	eventually(t, "both batches written", func() bool { return e.st.appendLogs.Load() >= 2 })
+	e.flushed(t, jobID, 1)
 	got, _ := e.st.Logs(e.ctx, mustParse(t, jobID), 0, 10)
 	if len(got) != 1 || got[0].Line != "real" {
 		t.Fatalf("stored %+v, want only the owner's line", got)
+	}
+	// The forged line was dropped before it was buffered: it never reached the store.
+	if n := e.st.appendLogs.Load(); n != 1 {
+		t.Fatalf("%d log writes, want only the owner's", n)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -33,6 +35,8 @@ type Store interface {
 	SetAgentStatus(ctx context.Context, id int64, status string) error
 	TouchAgent(ctx context.Context, id int64, at time.Time) error
 	AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error
+	// DeploymentByID tells whether a job this process did not dispatch is the agent's.
+	DeploymentByID(ctx context.Context, id int64) (store.Deployment, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -88,6 +92,27 @@ type Options struct {
 	VerifyToken func(token, hash string) error
 	// OutboundQueue is how many frames may wait for one connection's writer (default 16).
 	OutboundQueue int
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the client
+	// (default none: the peer's address is the client's).
+	TrustedProxies []netip.Prefix
+	// SourceRate bounds token checks per source address (an IPv6 /64) that fail
+	// (default 20 at once, then one every 3s).
+	SourceRate Rate
+	// AgentRate bounds failing token checks per agent id, from any source (default 10 at
+	// once, then one every 6s).
+	AgentRate Rate
+	// LimiterKeys bounds how many sources, and how many agent ids, are tracked (default 10000 each).
+	LimiterKeys int
+	// VerifySlots is how many token checks (bcrypt) may run at once (default NumCPU/2, at least 1).
+	VerifySlots int
+	// VerifyQueue is how many handshakes may wait for a slot (default 16×VerifySlots; negative: none).
+	VerifyQueue int
+	// VerifyWait bounds that wait (default 2s); past it the handshake is answered 429.
+	VerifyWait time.Duration
+	// FrameRate paces the frames read from one connection (default protocol.MaxFrameBurst
+	// at once, then protocol.MaxFramesPerSecond).
+	FrameRate Rate
 }
 
 func (o *Options) setDefaults() {
@@ -116,6 +141,29 @@ func (o *Options) setDefaults() {
 	if o.OutboundQueue <= 0 {
 		o.OutboundQueue = 16
 	}
+	o.setLimitDefaults()
+}
+
+func (o *Options) setLimitDefaults() {
+	if o.SourceRate.Burst <= 0 || o.SourceRate.Every <= 0 {
+		o.SourceRate = Rate{Burst: 20, Every: 3 * time.Second}
+	}
+	if o.AgentRate.Burst <= 0 || o.AgentRate.Every <= 0 {
+		o.AgentRate = Rate{Burst: 10, Every: 6 * time.Second}
+	}
+	if o.LimiterKeys <= 0 {
+		o.LimiterKeys = 10000
+	}
+	if o.VerifySlots <= 0 {
+		o.VerifySlots = max(1, runtime.NumCPU()/2)
+	}
+	if o.VerifyQueue == 0 {
+		o.VerifyQueue = 16 * o.VerifySlots
+	}
+	setDur(&o.VerifyWait, 2*time.Second)
+	if o.FrameRate.Burst <= 0 || o.FrameRate.Every <= 0 {
+		o.FrameRate = Rate{Burst: protocol.MaxFrameBurst, Every: time.Second / protocol.MaxFramesPerSecond}
+	}
 }
 
 func setDur(d *time.Duration, def time.Duration) {
@@ -126,9 +174,12 @@ func setDur(d *time.Duration, def time.Duration) {
 
 // Hub holds every agent connection of this server.
 type Hub struct {
-	opts  Options
-	log   *slog.Logger
-	cache *tokenCache
+	opts     Options
+	log      *slog.Logger
+	cache    *tokenCache
+	bySource *limiterSet[sourceKey]
+	byAgent  *limiterSet[int64]
+	slots    *verifySlots
 
 	mu     sync.Mutex
 	agents map[int64]*agentState
@@ -158,10 +209,13 @@ type agentState struct {
 func New(opts Options) *Hub {
 	opts.setDefaults()
 	return &Hub{
-		opts:   opts,
-		log:    opts.Logger,
-		cache:  newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
-		agents: map[int64]*agentState{},
+		opts:     opts,
+		log:      opts.Logger,
+		cache:    newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
+		bySource: newLimiterSet[sourceKey](opts.SourceRate, opts.LimiterKeys),
+		byAgent:  newLimiterSet[int64](opts.AgentRate, opts.LimiterKeys),
+		slots:    newVerifySlots(opts.VerifySlots, opts.VerifyQueue, opts.VerifyWait),
+		agents:   map[int64]*agentState{},
 	}
 }
 

@@ -66,6 +66,7 @@ func TestRun_ServeRefusesBadConfiguration(t *testing.T) {
 		{"bad public url", with("STAGELY_PUBLIC_URL", "stagely.example.com"), "STAGELY_PUBLIC_URL"},
 		{"bad private key", with("STAGELY_GITHUB_APP_PRIVATE_KEY", "not a pem"), "paste the whole .pem file"},
 		{"half an app", with("STAGELY_GITHUB_APP_ID", "12"), "STAGELY_GITHUB_WEBHOOK_SECRET is not set"},
+		{"trusted proxy not a CIDR", with("STAGELY_TRUSTED_PROXIES", "172.16.0.0/12, caddy"), `STAGELY_TRUSTED_PROXIES entry "caddy"`},
 		{"unreachable database", with("STAGELY_DATABASE_URL", "postgres://u:p@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"), "check STAGELY_DATABASE_URL and that PostgreSQL is running"},
 	}
 	for _, tt := range tests {
