@@ -6,6 +6,7 @@ package intake
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -60,7 +61,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status := statusFor(err)
 		event := r.Header.Get(webhook.HeaderEvent)
 		h.count(event, "rejected")
-		h.log.Warn("webhook rejected", "status", status, "event", event, "delivery", r.Header.Get(webhook.HeaderDelivery), "err", err)
+		// The headers of a rejected request are the sender's: logged short and printable only.
+		h.log.Warn("webhook rejected", "status", status, "event", forLog(event), "delivery", forLog(r.Header.Get(webhook.HeaderDelivery)), "err", err)
 		writeJSON(w, status, reply{Message: err.Error()})
 		return
 	}
@@ -97,11 +99,30 @@ func nonZero(id int64) *int64 {
 
 func (h *Handler) count(event, outcome string) {
 	if h.met != nil {
-		if event == "" {
-			event = "unknown"
-		}
 		h.met.Webhook(event, outcome)
 	}
+}
+
+// maxLoggedHeader bounds how much of a header value an unauthenticated request gets into the
+// log: a GUID is 36 bytes, the longest event name GitHub sends is shorter than 64.
+const maxLoggedHeader = 64
+
+// forLog is v cut to maxLoggedHeader bytes, with every byte that is not printable ASCII
+// replaced by '?', so no sender writes escape sequences or fake lines into a log.
+func forLog(v string) string {
+	n := min(len(v), maxLoggedHeader)
+	b := make([]byte, n, n+24)
+	for i := range n {
+		if c := v[i]; c >= 0x20 && c < 0x7f {
+			b[i] = c
+		} else {
+			b[i] = '?'
+		}
+	}
+	if len(v) > n {
+		b = fmt.Appendf(b, "…(%d bytes)", len(v))
+	}
+	return string(b)
 }
 
 func statusFor(err error) int {

@@ -13,6 +13,7 @@ import (
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/api"
 	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/appmanifest"
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/config"
 	"github.com/stagely/stagely/app/deploy"
@@ -25,6 +26,7 @@ import (
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/app/setup"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/webhook"
 )
 
 // server is every long-lived part of the control plane, wired once.
@@ -66,7 +68,11 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 
 	ref := &hubRef{}
 	var h *hub.Hub
-	met := metrics.New(func() int { return h.ConnectedCount() })
+	manifest, err := appmanifest.Render(cfg.PublicURL.String())
+	if err != nil {
+		return nil, err
+	}
+	met := metrics.New(func() int { return h.ConnectedCount() }, append(webhook.Events(), manifest.Events()...))
 	secretSvc := secrets.New(st, keys)
 	orch := deploy.New(deploy.Options{
 		Store: st, Hub: ref, GitHub: func(id int64) deploy.GitHub { return gh.Installation(id) },

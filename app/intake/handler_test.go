@@ -1,0 +1,111 @@
+package intake_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stagely/stagely/app/appmanifest"
+	"github.com/stagely/stagely/app/intake"
+	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/metrics"
+	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/webhook"
+	"github.com/stagely/stagely/webhook/webhooktest"
+)
+
+// newMetrics labels the events the server labels: those Stagely decodes and those its App receives.
+func newMetrics(t *testing.T) *metrics.Metrics {
+	t.Helper()
+	m, err := appmanifest.Render("https://stagely.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return metrics.New(func() int { return 0 }, append(webhook.Events(), m.Events()...))
+}
+
+// refusingRecorder fails the test if a rejected request reaches the database.
+type refusingRecorder struct{ t *testing.T }
+
+func (r refusingRecorder) RecordDelivery(context.Context, store.NewDelivery) (store.Delivery, bool, error) {
+	r.t.Errorf("a rejected request was recorded")
+	return store.Delivery{}, false, fmt.Errorf("refused")
+}
+
+// webhookSeries scrapes /metrics and returns the stagely_webhooks_total series.
+func webhookSeries(t *testing.T, m *metrics.Metrics) []string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	var series []string
+	sc := bufio.NewScanner(rec.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "stagely_webhooks_total{") {
+			series = append(series, sc.Text())
+		}
+	}
+	return series
+}
+
+// TestHandler_InventedEventNamesOfRejectedRequestsAddNoSeriesAndStayShortInLogs sends what an
+// attacker would: 50 unsigned requests, each naming an event of its own, some long and with
+// control characters. Before the fix this left 50 series (one per invented name) and logged
+// each header in full.
+func TestHandler_InventedEventNamesOfRejectedRequestsAddNoSeriesAndStayShortInLogs(t *testing.T) {
+	t.Parallel()
+	met := newMetrics(t)
+	var logs logtest.Buffer
+	secret := []byte("s")
+	h := intake.NewHandler(refusingRecorder{t}, func(context.Context) ([]byte, error) { return secret, nil }, func() {},
+		slog.New(slog.NewJSONHandler(&logs, nil)), met)
+	long := strings.Repeat("x", 4096)
+	for i := range 50 {
+		r := webhooktest.Request("ping", "66666666-0000-4000-8000-000000000001", secret, []byte(`{}`))
+		r.Header.Del(webhook.HeaderSignature256)
+		event := fmt.Sprintf("invented_%d", i)
+		if i%2 == 1 {
+			event = fmt.Sprintf("evil\x1b[31m%d\n%s", i, long)
+		}
+		r.Header.Set(webhook.HeaderEvent, event)
+		r.Header.Set(webhook.HeaderDelivery, long)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("request %d answered %d, want 401", i, rec.Code)
+		}
+	}
+	series := webhookSeries(t, met)
+	t.Logf("series after 50 invented events: %d", len(series))
+	if len(series) != 1 || !strings.Contains(series[0], `event="other"`) || !strings.Contains(series[0], `outcome="rejected"`) {
+		t.Fatalf("want one series {event=\"other\",outcome=\"rejected\"}, got %d:\n%s", len(series), strings.Join(series, "\n"))
+	}
+	if strings.Contains(logs.String(), strings.Repeat("x", 65)) {
+		t.Fatalf("a header value longer than 64 bytes reached the log")
+	}
+	if strings.Contains(logs.String(), `\u001b`) {
+		t.Fatalf("a control character of a header reached the log")
+	}
+}
+
+func TestHandler_KnownEventsKeepTheirLabel(t *testing.T) {
+	t.Parallel()
+	met := newMetrics(t)
+	secret := []byte("s")
+	h := intake.NewHandler(refusingRecorder{t}, func(context.Context) ([]byte, error) { return secret, nil }, func() {}, slog.New(slog.DiscardHandler), met)
+	for _, event := range []string{"push", "pull_request", "check_run", "check_suite", "installation", "installation_repositories", "ping"} {
+		r := webhooktest.Request(event, "66666666-0000-4000-8000-000000000002", secret, []byte(`{}`))
+		r.Header.Set(webhook.HeaderSignature256, "sha256="+strings.Repeat("0", 64))
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	got := strings.Join(webhookSeries(t, met), "\n")
+	for _, event := range []string{"push", "pull_request", "check_run", "check_suite", "installation", "installation_repositories", "ping"} {
+		if !strings.Contains(got, fmt.Sprintf(`event=%q`, event)) {
+			t.Errorf("no series for %s:\n%s", event, got)
+		}
+	}
+}
