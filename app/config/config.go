@@ -40,7 +40,15 @@ type Config struct {
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
 	SweepInterval    time.Duration
+	// WebhookReadTimeout bounds reading a webhook body; zero means intake's default.
+	WebhookReadTimeout time.Duration
+	// HTTPIdleTimeout closes a kept-alive connection that sends no next request.
+	HTTPIdleTimeout time.Duration
 }
+
+// DefaultHTTPIdleTimeout is how long a kept-alive connection may idle; browsers reopen one
+// at once, so it can be short (nginx keeps 75 s).
+const DefaultHTTPIdleTimeout = 60 * time.Second
 
 // Needs says which settings a command requires.
 type Needs struct {
@@ -52,7 +60,7 @@ type Needs struct {
 func Load(getenv func(string) string, needs Needs) (Config, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	cfg := Config{Listen: DefaultListen}
+	cfg := Config{Listen: DefaultListen, HTTPIdleTimeout: DefaultHTTPIdleTimeout}
 
 	cfg.DatabaseURL = strings.TrimSpace(getenv("STAGELY_DATABASE_URL"))
 	if needs.Database {
@@ -95,6 +103,8 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
 		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+		{"STAGELY_WEBHOOK_READ_TIMEOUT", &cfg.WebhookReadTimeout},
+		{"STAGELY_HTTP_IDLE_TIMEOUT", &cfg.HTTPIdleTimeout},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

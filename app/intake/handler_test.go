@@ -2,13 +2,17 @@ package intake_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stagely/stagely/app/appmanifest"
 	"github.com/stagely/stagely/app/intake"
@@ -107,5 +111,78 @@ func TestHandler_KnownEventsKeepTheirLabel(t *testing.T) {
 		if !strings.Contains(got, fmt.Sprintf(`event=%q`, event)) {
 			t.Errorf("no series for %s:\n%s", event, got)
 		}
+	}
+}
+
+// acceptingRecorder records every delivery as new.
+type acceptingRecorder struct{ n atomic.Int64 }
+
+func (r *acceptingRecorder) RecordDelivery(_ context.Context, d store.NewDelivery) (store.Delivery, bool, error) {
+	return store.Delivery{ID: r.n.Add(1), DeliveryID: d.DeliveryID}, true, nil
+}
+
+// TestHandler_BodiesBeyondTheReadBudgetAreRefusedUnreadAndASlowBodyIsCutAtItsDeadline holds the
+// whole read budget with one body trickled a byte at a time: a signed delivery arriving
+// meanwhile is answered 503 with Retry-After, unread, within the budget wait; the slow body is
+// answered 408 at its read deadline, and then deliveries are accepted again.
+func TestHandler_BodiesBeyondTheReadBudgetAreRefusedUnreadAndASlowBodyIsCutAtItsDeadline(t *testing.T) {
+	t.Parallel()
+	secret := []byte("s")
+	rec := &acceptingRecorder{}
+	h := intake.NewHandler(rec, func(context.Context) ([]byte, error) { return secret, nil }, func() {}, slog.New(slog.DiscardHandler), newMetrics(t)).
+		WithLimits(intake.Limits{MaxBody: 1 << 20, ReadBudget: 1 << 20, ReadTimeout: 2 * time.Second, BudgetWait: 100 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	slow, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: 99999999-0000-4000-8000-000000000001\r\n"+
+		"X-Hub-Signature-256: sha256=%s\r\nContent-Length: %d\r\n\r\n{", strings.Repeat("0", 64), 1<<20)
+	slowAnswer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(slow).ReadString('\n')
+		slowAnswer <- strings.TrimSpace(line)
+	}()
+
+	deliver := func(id string) *http.Response {
+		t.Helper()
+		body := []byte(`{"zen":"z","hook_id":1}`)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+		req.Header.Set(webhook.HeaderEvent, "ping")
+		req.Header.Set(webhook.HeaderDelivery, id)
+		req.Header.Set(webhook.HeaderSignature256, webhook.Sign(secret, body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// Until the slow body holds the budget, a delivery may still get in; poll until one is refused.
+	deadline := time.Now().Add(30 * time.Second)
+	var refused *http.Response
+	for i := 0; refused == nil; i++ {
+		if resp := deliver(fmt.Sprintf("99999999-0000-4000-8000-1%011d", i)); resp.StatusCode == http.StatusServiceUnavailable {
+			refused = resp
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no delivery was refused while a slow body held the budget; last answer %d", resp.StatusCode)
+		}
+	}
+	if refused.Header.Get("Retry-After") != intake.RetryAfter {
+		t.Fatalf("503 without Retry-After: %v", refused.Header)
+	}
+	select {
+	case got := <-slowAnswer:
+		if !strings.HasPrefix(got, "HTTP/1.1 408") {
+			t.Fatalf("the slow body was answered %q, want 408", got)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the slow body was not cut off within 60s of a 2s read deadline")
+	}
+	if resp := deliver("99999999-0000-4000-8000-200000000000"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("after the slow body was cut, a delivery was answered %d", resp.StatusCode)
 	}
 }

@@ -54,7 +54,8 @@ func New(connectedAgents func() int, webhookEvents []string) *Metrics {
 	return m
 }
 
-// Webhook counts one delivery outcome: accepted, duplicate, rejected, processed, ignored, failed.
+// Webhook counts one delivery outcome: accepted, duplicate, rejected, busy (refused unread, 503),
+// unavailable (not recorded, 503), processed, ignored, failed.
 // An event name New was not given is counted as OtherEvent.
 func (m *Metrics) Webhook(event, outcome string) {
 	if !m.events[event] {

@@ -89,7 +89,8 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 
 	p := parts{
 		store: st, log: logger, metrics: met, hub: h,
-		webhooks: intake.NewHandler(st, creds.WebhookSecret, worker.Poke, logger, met),
+		webhooks: intake.NewHandler(st, creds.WebhookSecret, worker.Poke, logger, met).
+			WithLimits(intake.Limits{ReadTimeout: cfg.WebhookReadTimeout}),
 	}
 	if p.auth, err = auth.New(auth.Options{
 		Store: st, Keys: keys, Creds: creds, GitHub: gh, PublicURL: cfg.PublicURL.String(), Logger: logger,
@@ -113,8 +114,22 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	}
 	return &server{
 		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth,
-		http: &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
+		http: newHTTPServer(router, cfg),
 	}, nil
+}
+
+// maxHeaderBytes bounds a request's headers: GitHub sends about 1 KiB, a browser's cookies a
+// few; net/http's default, 1 MiB, would let slow senders hold a megabyte each.
+const maxHeaderBytes = 64 << 10
+
+// newHTTPServer bounds what a connection may hold: headers must arrive within 10 s and fit in
+// maxHeaderBytes, a kept-alive connection is closed after cfg.HTTPIdleTimeout. There is no
+// server-wide read or write deadline: agent WebSockets and log streams live for hours, so
+// webhook bodies get their own read deadline from intake.
+func newHTTPServer(h http.Handler, cfg config.Config) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: maxHeaderBytes,
+	}
 }
 
 // run serves until ctx ends, then stops every part: HTTP first (no new webhooks or agents),
