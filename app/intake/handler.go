@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/stagely/stagely/app/appcreds"
+
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
 )
@@ -67,6 +69,9 @@ const (
 	MinReadWeight int64 = 256 << 10
 )
 
+// recordTimeout bounds recording a delivery.
+const recordTimeout = 5 * time.Second
+
 // RetryAfter is the Retry-After of a 503: the server is busy or its database is away.
 const RetryAfter = "10"
 
@@ -114,9 +119,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret, err := h.secret(r.Context())
-	if err != nil || len(secret) == 0 {
-		h.log.Error("webhook received but no webhook secret is configured; finish /setup or set STAGELY_GITHUB_WEBHOOK_SECRET", "err", err)
+	switch {
+	case (err == nil && len(secret) == 0) || errors.Is(err, appcreds.ErrNoApp):
+		h.log.Error("webhook received but no webhook secret is configured; finish /setup or set STAGELY_GITHUB_WEBHOOK_SECRET")
 		writeJSON(w, http.StatusServiceUnavailable, reply{Message: "this Stagely server has no GitHub App configured yet"})
+		return
+	case err != nil:
+		h.log.Error("read the webhook secret; answered 503", "err", err)
+		w.Header().Set("Retry-After", RetryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, reply{Message: "could not check the delivery now; redeliver it later"})
 		return
 	}
 	release, ok := h.admit(w, r)
@@ -177,14 +188,20 @@ func (h *Handler) record(w http.ResponseWriter, r *http.Request, d webhook.Deliv
 	// A payload whose route cannot be read is recorded all the same: the worker decodes it,
 	// rejects it and keeps the reason as its decision, where the user can see it.
 	route, _ := d.Route()
-	_, created, err := h.store.RecordDelivery(r.Context(), store.NewDelivery{
+	// GitHub waits 10 s for the answer; a database that hangs is answered like one that is down.
+	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
+	defer cancel()
+	_, created, err := h.store.RecordDelivery(ctx, store.NewDelivery{
 		DeliveryID: d.ID, Event: d.Event, Action: route.Action, Payload: d.Body,
 		InstallationID: nonZero(route.InstallationID), RepositoryID: nonZero(route.RepoID),
 	})
 	if err != nil {
-		h.log.Error("record webhook delivery", "delivery", d.ID, "err", err)
-		// 5xx makes GitHub show the failure; the user can redeliver it.
-		writeJSON(w, http.StatusInternalServerError, reply{Message: "could not record the delivery; redeliver it from the App's advanced settings"})
+		h.count(d.Event, "unavailable")
+		h.log.Error("record webhook delivery; answered 503, GitHub lists it as failed until it is redelivered", "delivery", d.ID, "event", d.Event, "err", err)
+		// 503 makes GitHub list the delivery as failed, where a redelivery (by hand, or by the
+		// recovery of failed deliveries) finds it; nothing was recorded, so it is not a duplicate.
+		w.Header().Set("Retry-After", RetryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, reply{Message: "could not record the delivery now; redeliver it later"})
 		return
 	}
 	if !created {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/appmanifest"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/logtest"
@@ -184,5 +186,29 @@ func TestHandler_BodiesBeyondTheReadBudgetAreRefusedUnreadAndASlowBodyIsCutAtIts
 	}
 	if resp := deliver("99999999-0000-4000-8000-200000000000"); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("after the slow body was cut, a delivery was answered %d", resp.StatusCode)
+	}
+}
+
+func TestHandler_AnswersWithoutASecret503(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		secret     func(context.Context) ([]byte, error)
+		retryAfter string
+	}{
+		{"no App yet", func(context.Context) ([]byte, error) { return nil, appcreds.ErrNoApp }, ""},
+		{"empty secret", func(context.Context) ([]byte, error) { return nil, nil }, ""},
+		{"secret unreadable (database away)", func(context.Context) ([]byte, error) { return nil, errors.New("connection refused") }, intake.RetryAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := intake.NewHandler(refusingRecorder{t}, tt.secret, func() {}, slog.New(slog.DiscardHandler), newMetrics(t))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, webhooktest.Request("ping", "bbbbbbbb-0000-4000-8000-000000000001", []byte("s"), []byte(`{}`)))
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != tt.retryAfter {
+				t.Fatalf("answered %d with Retry-After %q, want 503 with %q", rec.Code, rec.Header().Get("Retry-After"), tt.retryAfter)
+			}
+		})
 	}
 }
