@@ -67,6 +67,8 @@ type fixture struct {
 	publicURL string
 	logs      *bytes.Buffer
 	logMu     *sync.Mutex
+	// token is the setup token the server was given, as the operator reads it in the log.
+	token string
 }
 
 type lockedWriter struct {
@@ -109,7 +111,8 @@ func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: ep.Web, PublicURL: publicURL, Logger: logger})
+	token := setup.TokenFromKey(key)
+	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: ep.Web, PublicURL: publicURL, Token: token, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
 	router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, sim: sim, ep: ep, st: st, creds: creds, github: gh, srv: srv, clock: clk, publicURL: publicURL, logs: logs, logMu: mu}
+	return &fixture{t: t, sim: sim, ep: ep, st: st, creds: creds, github: gh, srv: srv, clock: clk, publicURL: publicURL, logs: logs, logMu: mu, token: token}
 }
 
 func (f *fixture) browser() *http.Client {
@@ -163,10 +166,15 @@ var (
 	formField  = regexp.MustCompile(`<input type="hidden" name="manifest" value="([^"]*)">`)
 )
 
-// form loads /setup and returns the registration form's target and manifest field.
+// form loads /setup as the operator does, with the link from the server's log, and returns the
+// registration form's target and manifest field.
 func (f *fixture) form(c *http.Client, query string) (action, manifest string) {
 	f.t.Helper()
-	resp, body := f.get(c, "/setup"+query)
+	sep := "?"
+	if query != "" {
+		sep = "&"
+	}
+	resp, body := f.get(c, "/setup"+query+sep+"token="+url.QueryEscape(f.token))
 	if resp.StatusCode != http.StatusOK {
 		f.t.Fatalf("/setup: %d %s", resp.StatusCode, body)
 	}
@@ -362,16 +370,19 @@ func TestSetupCallback_StateFromAnotherBrowserIsRefused(t *testing.T) {
 	tampered.RawQuery = q.Encode()
 
 	for name, try := range map[string]struct {
-		c   *http.Client
-		url string
+		c    *http.Client
+		url  string
+		want int
+		says string
 	}{
-		"another browser":     {f.browser(), back},
-		"forged state":        {owner, tampered.String()},
-		"no state, same code": {f.browser(), f.srv.URL + "/setup/callback?code=" + u.Query().Get("code")},
+		// Another browser holds no setup token either.
+		"another browser":     {f.browser(), back, http.StatusForbidden, "server printed in its log"},
+		"forged state":        {owner, tampered.String(), http.StatusBadRequest, "Start again"},
+		"no state, same code": {f.browser(), f.srv.URL + "/setup/callback?code=" + u.Query().Get("code"), http.StatusForbidden, "server printed in its log"},
 	} {
 		resp, body := f.get(try.c, try.url)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Start again") {
-			t.Fatalf("%s: %d\n%s", name, resp.StatusCode, body)
+		if resp.StatusCode != try.want || !strings.Contains(body, try.says) {
+			t.Fatalf("%s: %d, want %d saying %q\n%s", name, resp.StatusCode, try.want, try.says, body)
 		}
 	}
 	if n := len(f.sim.CallsMatching(http.MethodPost, conversions)); n != 0 {
@@ -390,7 +401,7 @@ func TestSetup_OrganizationOwnsTheApp(t *testing.T) {
 	if !strings.HasPrefix(action, f.ep.Web+"/organizations/acme-inc/settings/apps/new?state=") {
 		t.Fatalf("form posts to %q, want the organization's new-app page", action)
 	}
-	resp, body := f.get(f.browser(), "/setup?org="+url.QueryEscape("../evil"))
+	resp, body := f.get(f.browser(), "/setup?org="+url.QueryEscape("../evil")+"&token="+url.QueryEscape(f.token))
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "not a GitHub organization name") ||
 		!strings.Contains(body, html.EscapeString(f.ep.Web+"/settings/apps/new?state=")) {
 		t.Fatalf("bad org name: %d\n%s", resp.StatusCode, body)

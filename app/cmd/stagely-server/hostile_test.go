@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -231,5 +234,55 @@ func TestServe_SlowWebhookBodiesAndIdleConnectionsAreCutAndHoldNoMemory(t *testi
 	}
 	if t.Failed() {
 		t.Logf("server log (last 4 KiB):\n%s", tail(logs.String(), 4<<10))
+	}
+}
+
+// TestServe_PrintsTheSetupLinkOnlyWhileThereIsNoApp: without an App the log holds one line with
+// the /setup link and its token, and that link (only) opens the registration form; with an App
+// there is no such line.
+func TestServe_PrintsTheSetupLinkOnlyWhileThereIsNoApp(t *testing.T) {
+	t.Parallel()
+	addr, logs := startServer(t, nil)
+	var link string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct {
+			Msg      string
+			SetupURL string `json:"setup_url"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.SetupURL != "" {
+			if link != "" {
+				t.Fatalf("the setup link was printed twice:\n%s", logs)
+			}
+			link = l.SetupURL
+		}
+	}
+	u, err := url.Parse(link)
+	if err != nil || u.Path != "/setup" || len(u.Query().Get("token")) < 22 {
+		t.Fatalf("no setup link with a token of at least 128 bits in the log (got %q):\n%s", link, logs)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	for _, tt := range []struct {
+		path string
+		want int
+		says string
+	}{
+		{"/setup", http.StatusForbidden, "server printed in its log"},
+		{"/setup?" + u.RawQuery, http.StatusOK, `name="manifest"`},
+	} {
+		resp, err := browser.Get("http://" + addr + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.says) {
+			t.Fatalf("GET %s: %d, want %d with %q", tt.path, resp.StatusCode, tt.want, tt.says)
+		}
+	}
+
+	_, logs = startServer(t, appEnv(t, "s"))
+	if strings.Contains(logs.String(), "setup_url") {
+		t.Fatalf("a server with an App printed a setup link:\n%s", logs)
 	}
 }

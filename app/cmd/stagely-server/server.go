@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,8 +56,15 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	// for them on every installation call, so an App stored by /setup is used with no restart.
 	creds := appcreds.New(st, keys, cfg.App)
 	// A stored App that cannot be opened (STAGELY_SECRET_KEY changed) stops the server here.
-	if _, _, err := creds.Current(ctx); err != nil {
+	_, haveApp, err := creds.Current(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("load GitHub App credentials: %w", err)
+	}
+	setupToken := setup.TokenFromKey(cfg.SecretKey)
+	if !haveApp {
+		// Like Jenkins' initial admin password: whoever can read this log may create the App.
+		setupURL := strings.TrimRight(cfg.PublicURL.String(), "/") + "/setup?token=" + setupToken
+		logger.Warn("no GitHub App yet: open setup_url to create it; the link works until an App exists", "setup_url", setupURL)
 	}
 	gh, err := github.NewClient(github.Options{
 		APIURL: cfg.GitHubAPIURL.String(), WebURL: cfg.GitHubURL.String(), AppKey: creds.AppKey,
@@ -98,7 +106,7 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 		return nil, err
 	}
 	if p.setup, err = setup.New(setup.Options{
-		Creds: creds, GitHub: gh, GitHubURL: cfg.GitHubURL.String(), PublicURL: cfg.PublicURL.String(), Logger: logger,
+		Creds: creds, GitHub: gh, GitHubURL: cfg.GitHubURL.String(), PublicURL: cfg.PublicURL.String(), Token: setupToken, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
