@@ -14,7 +14,8 @@ const (
 	DeliveryFailed     = "failed"
 )
 
-// Delivery is one webhook delivery from GitHub, kept with its raw body and its decision.
+// Delivery is one webhook delivery from GitHub, kept with its raw body until it is decided,
+// and with its decision.
 type Delivery struct {
 	ID             int64         `db:"id"`
 	DeliveryID     string        `db:"delivery_id"`
@@ -24,13 +25,14 @@ type Delivery struct {
 	// RepositoryID is the repository the delivery is about; NULL for events about none
 	// (installation events) and for deliveries that had finished before the column existed.
 	RepositoryID sql.NullInt64 `db:"repository_id"`
-	Payload      []byte        `db:"payload"`
-	Status       string        `db:"status"`
-	Decision     string        `db:"decision"`
-	Attempts     int           `db:"attempts"`
-	LockedUntil  sql.NullTime  `db:"locked_until"`
-	ReceivedAt   time.Time     `db:"received_at"`
-	ProcessedAt  sql.NullTime  `db:"processed_at"`
+	// Payload is the raw body; nil once the delivery is done or failed.
+	Payload     []byte       `db:"payload"`
+	Status      string       `db:"status"`
+	Decision    string       `db:"decision"`
+	Attempts    int          `db:"attempts"`
+	LockedUntil sql.NullTime `db:"locked_until"`
+	ReceivedAt  time.Time    `db:"received_at"`
+	ProcessedAt sql.NullTime `db:"processed_at"`
 }
 
 // NewDelivery is what the webhook endpoint records before answering GitHub.
@@ -87,10 +89,11 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration,
 	return out, mapErr(err)
 }
 
-// FinishDelivery records the outcome and the one-line decision of a claimed delivery.
+// FinishDelivery records the outcome and the one-line decision of a claimed delivery, and drops
+// its raw body: nothing reads it after the decision, and it holds commit messages and file lists.
 func (s *Store) FinishDelivery(ctx context.Context, id int64, status, decision string, at time.Time) error {
 	return s.execOne(ctx, "webhook delivery", id, `
-		UPDATE webhook_deliveries SET status = $2, decision = $3, processed_at = $4, locked_until = NULL
+		UPDATE webhook_deliveries SET status = $2, decision = $3, processed_at = $4, locked_until = NULL, payload = NULL
 		WHERE id = $1 AND status = 'processing'`, id, status, decision, at)
 }
 
