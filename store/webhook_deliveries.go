@@ -110,3 +110,16 @@ func (s *Store) RecentDeliveries(ctx context.Context, limit int) ([]Delivery, er
 	err := s.q.SelectContext(ctx, &out, `SELECT * FROM webhook_deliveries ORDER BY received_at DESC, id DESC LIMIT $1`, limit)
 	return out, mapErr(err)
 }
+
+// PruneDeliveries deletes up to batch deliveries decided before cutoff and returns how many it
+// deleted; deployments they started keep everything but the link. Deliveries not yet decided
+// stay, however old.
+func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+	res, err := s.q.ExecContext(ctx, `
+		DELETE FROM webhook_deliveries WHERE id IN (
+			SELECT id FROM webhook_deliveries WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)`, cutoff, batch)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return res.RowsAffected()
+}

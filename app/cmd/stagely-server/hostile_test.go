@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
 )
 
@@ -284,5 +285,46 @@ func TestServe_PrintsTheSetupLinkOnlyWhileThereIsNoApp(t *testing.T) {
 	_, logs = startServer(t, appEnv(t, "s"))
 	if strings.Contains(logs.String(), "setup_url") {
 		t.Fatalf("a server with an App printed a setup link:\n%s", logs)
+	}
+}
+
+// TestServe_PrunesDecidedDeliveriesPastTheRetention: the server runs the pruner from its start.
+func TestServe_PrunesDecidedDeliveriesPastTheRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := storetest.NewDatabase(t)
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, id := range []string{"old", "recent"} {
+		if _, _, err := st.RecordDelivery(ctx, store.NewDelivery{DeliveryID: id, Event: "push", Payload: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := st.ClaimDeliveries(ctx, 2, time.Minute, time.Now())
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claim: %v, %v", claimed, err)
+	}
+	ago := map[string]time.Duration{"old": 9 * 24 * time.Hour, "recent": 6 * 24 * time.Hour}
+	for _, d := range claimed {
+		if err := st.FinishDelivery(ctx, d.ID, store.DeliveryDone, "ignored: test", time.Now().Add(-ago[d.DeliveryID])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServer(t, map[string]string{"STAGELY_DATABASE_URL": dsn, "STAGELY_DELIVERY_RETENTION": "8d"})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := st.DeliveryByDeliveryID(ctx, "old"); store.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not prune a delivery decided 9 days ago within 60s, with an 8-day retention")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := st.DeliveryByDeliveryID(ctx, "recent"); err != nil {
+		t.Fatalf("a delivery decided 6 days ago was pruned: %v", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/metrics"
+	"github.com/stagely/stagely/app/retention"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/app/setup"
@@ -37,6 +38,7 @@ type server struct {
 	orch   *deploy.Orchestrator
 	worker *intake.Worker
 	auth   *auth.Auth
+	pruner *retention.Pruner
 	http   *http.Server
 }
 
@@ -60,12 +62,7 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	if err != nil {
 		return nil, fmt.Errorf("load GitHub App credentials: %w", err)
 	}
-	setupToken := setup.TokenFromKey(cfg.SecretKey)
-	if !haveApp {
-		// Like Jenkins' initial admin password: whoever can read this log may create the App.
-		setupURL := strings.TrimRight(cfg.PublicURL.String(), "/") + "/setup?token=" + setupToken
-		logger.Warn("no GitHub App yet: open setup_url to create it; the link works until an App exists", "setup_url", setupURL)
-	}
+	setupToken := announceSetup(cfg, haveApp, logger)
 	gh, err := github.NewClient(github.Options{
 		APIURL: cfg.GitHubAPIURL.String(), WebURL: cfg.GitHubURL.String(), AppKey: creds.AppKey,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second}, Logger: logger,
@@ -120,10 +117,24 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	if err != nil {
 		return nil, err
 	}
+	pruner := retention.New(retention.Options{
+		Store: st, Logs: cfg.Retention.Logs, KeepLast: cfg.Retention.KeepLastLogs, Deliveries: cfg.Retention.Deliveries, Logger: logger,
+	})
 	return &server{
-		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth,
+		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth, pruner: pruner,
 		http: newHTTPServer(router, cfg),
 	}, nil
+}
+
+// announceSetup derives the /setup token and, while there is no App, prints the link holding it,
+// once: like Jenkins' initial admin password, whoever can read this log may create the App.
+func announceSetup(cfg config.Config, haveApp bool, logger *slog.Logger) string {
+	token := setup.TokenFromKey(cfg.SecretKey)
+	if !haveApp {
+		setupURL := strings.TrimRight(cfg.PublicURL.String(), "/") + "/setup?token=" + token
+		logger.Warn("no GitHub App yet: open setup_url to create it; the link works until an App exists", "setup_url", setupURL)
+	}
+	return token
 }
 
 // maxHeaderBytes bounds a request's headers: GitHub sends about 1 KiB, a browser's cookies a
@@ -146,8 +157,9 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for _, part := range []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run} {
+	parts := []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run, s.pruner.Run}
+	errs := make(chan error, len(parts))
+	for _, part := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
