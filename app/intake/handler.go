@@ -115,10 +115,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// What needs no body is checked before anything is spent on it.
 	if err := webhook.CheckBeforeBody(r, h.limits.MaxBody); err != nil {
+		h.refuseUnread(w)
 		h.reject(w, r, err)
 		return
 	}
 	secret, err := h.secret(r.Context())
+	if err != nil || len(secret) == 0 {
+		h.refuseUnread(w)
+	}
 	switch {
 	case (err == nil && len(secret) == 0) || errors.Is(err, appcreds.ErrNoApp):
 		h.log.Error("webhook received but no webhook secret is configured; finish /setup or set STAGELY_GITHUB_WEBHOOK_SECRET")
@@ -157,8 +161,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (release func(),
 		h.count(r.Header.Get(webhook.HeaderEvent), "busy")
 		h.log.Warn("webhook refused: too many bodies being read", "event", forLog(r.Header.Get(webhook.HeaderEvent)), "delivery", forLog(r.Header.Get(webhook.HeaderDelivery)))
 		w.Header().Set("Retry-After", RetryAfter)
-		// The unread body is not drained: the connection is closed after this answer.
-		w.Header().Set("Connection", "close")
+		h.refuseUnread(w)
 		writeJSON(w, http.StatusServiceUnavailable, reply{Message: "too many webhook deliveries at once; try again later"})
 		return nil, false
 	}
@@ -168,6 +171,17 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (release func(),
 		h.log.Warn("set webhook read deadline", "err", err)
 	}
 	return func() { h.budget.Release(weight) }, true
+}
+
+// refuseUnread makes the answer to a request whose body is not read the last on its
+// connection, and stops the body being read after it: left alone, net/http reads up to 256 KiB
+// of what is left of a body, with no deadline, to keep the connection, so a sender trickling a
+// small body would hold the connection (and its goroutine) as long as it likes.
+func (h *Handler) refuseUnread(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now()); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		h.log.Warn("end the read of an unread webhook body", "err", err)
+	}
 }
 
 // reject answers a request that is not an acceptable delivery.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -210,5 +211,114 @@ func TestHandler_AnswersWithoutASecret503(t *testing.T) {
 				t.Fatalf("answered %d with Retry-After %q, want 503 with %q", rec.Code, rec.Header().Get("Retry-After"), tt.retryAfter)
 			}
 		})
+	}
+}
+
+// TestHandler_RequestsAnsweredUnreadAreClosedAtOnceHoweverSlowTheirBody: a request answered
+// without its body being read gets its answer and its connection closed at once, though its
+// sender trickles a small body a byte every 100 ms. Before, net/http went on reading up to
+// 256 KiB of the rest of the body with no deadline, to keep the connection: the sender held
+// the connection, and a goroutine, for as long as it liked.
+func TestHandler_RequestsAnsweredUnreadAreClosedAtOnceHoweverSlowTheirBody(t *testing.T) {
+	t.Parallel()
+	secret := []byte("s")
+	known := func(context.Context) ([]byte, error) { return secret, nil }
+	wellFormed := "sha256=" + strings.Repeat("0", 64)
+	tests := []struct {
+		name       string
+		signature  string
+		secret     func(context.Context) ([]byte, error)
+		holdBudget bool
+		want       string
+	}{
+		{"malformed signature", "junk", known, false, "HTTP/1.1 401"},
+		{"no signature", "", known, false, "HTTP/1.1 401"},
+		{"no App yet", wellFormed, func(context.Context) ([]byte, error) { return nil, appcreds.ErrNoApp }, false, "HTTP/1.1 503"},
+		{"secret unreadable", wellFormed, func(context.Context) ([]byte, error) { return nil, errors.New("connection refused") }, false, "HTTP/1.1 503"},
+		{"read budget taken", wellFormed, known, true, "HTTP/1.1 503"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := intake.NewHandler(&acceptingRecorder{}, tt.secret, func() {}, slog.New(slog.DiscardHandler), newMetrics(t)).
+				WithLimits(intake.Limits{MaxBody: 1 << 20, ReadBudget: 1 << 20, ReadTimeout: 10 * time.Minute, BudgetWait: 100 * time.Millisecond})
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			if tt.holdBudget {
+				holder := dialSlow(t, srv, wellFormed, 1<<20)
+				defer holder.Close()
+				waitForBusy(t, srv, secret)
+			}
+			conn := dialSlow(t, srv, tt.signature, 200_000)
+			defer conn.Close()
+			start := time.Now()
+			ended := make(chan string, 1)
+			go func() {
+				r := bufio.NewReader(conn)
+				line, _ := r.ReadString('\n')
+				_, _ = io.Copy(io.Discard, r)
+				ended <- strings.TrimSpace(line)
+			}()
+			// The body would take 200 000 × 100 ms to arrive: only the server closing ends this.
+			go func() {
+				tick := time.NewTicker(100 * time.Millisecond)
+				defer tick.Stop()
+				for range tick.C {
+					if _, err := conn.Write([]byte{' '}); err != nil {
+						return
+					}
+				}
+			}()
+			select {
+			case got := <-ended:
+				if !strings.HasPrefix(got, tt.want) {
+					t.Fatalf("answered %q, want %s", got, tt.want)
+				}
+				t.Logf("answered %q and closed after %s", got, time.Since(start).Round(time.Millisecond))
+			case <-time.After(30 * time.Second):
+				t.Fatal("the connection of a request answered unread was still open 30s later")
+			}
+		})
+	}
+}
+
+// dialSlow opens a connection to srv and sends the headers of a webhook POST declaring a body
+// of length bytes, and the body's first byte.
+func dialSlow(t *testing.T, srv *httptest.Server, signature string, length int) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := ""
+	if signature != "" {
+		sig = "X-Hub-Signature-256: " + signature + "\r\n"
+	}
+	if _, err := fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: 99999999-0000-4000-8000-000000000009\r\n"+
+		"%sContent-Length: %d\r\n\r\n{", sig, length); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// waitForBusy sends small signed deliveries until one is refused 503: the budget is then held.
+func waitForBusy(t *testing.T, srv *httptest.Server, secret []byte) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		r := webhooktest.Request("ping", fmt.Sprintf("99999999-0000-4000-8000-3%011d", i), secret, []byte(`{"zen":"z","hook_id":1}`))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, r.Body)
+		req.Header = r.Header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery was refused within 30s while a slow body held the budget; last answer %d", resp.StatusCode)
+		}
 	}
 }
