@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
-	"github.com/stagely/stagely/migrations"
 	"github.com/stagely/stagely/store"
 )
 
@@ -65,18 +62,7 @@ func TestFinishDelivery_DropsTheBodyAndKeepsTheDecision(t *testing.T) {
 func TestMigration4_DropsTheBodiesOfDecidedDeliveriesAndKeepsWaitingOnes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := emptyDatabase(t)
-	fsys, err := migrations.FS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatalf("migrate to version 3: %v", err)
-	}
+	db, p := migratedTo(t, 3)
 	body := []byte(`{"head_commit":{"message":"secret plans"}}`)
 	keeps := map[string]bool{"pending": true, "processing": true, "done": false, "failed": false}
 	for status := range keeps {
