@@ -6,6 +6,8 @@ export STAGELY_TEST_DATABASE_URL ?= postgres://postgres:stagely@127.0.0.1:5432/p
 
 GO_PACKAGES := ./... ./agent/...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Once: the binaries make build stamps and the version go-test tells the tests must agree.
+VERSION := $(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test fuzz browser-test build demo clean
@@ -49,13 +51,17 @@ build-check: web
 	GOWORK=off go build ./...
 	cd agent && GOWORK=off go build ./...
 
+# The tests that run the server and agent as processes (app/e2e, the demo's) take the
+# binaries make build made instead of building their own, which is minutes of CPU each
+# (apptest.PrebuiltBinaries); `go test` without these variables still builds them itself.
 # -parallel 4: the Docker-bound tests (agent/deployer, app/e2e) mostly wait on Docker, health
 # checks and hooks, so more of them at once shortens the run on two cores: 615s with the
 # default of 2, 419s with 4, on a loaded 2-core machine. -timeout is per package binary and
 # only a guard against a hung test: the slowest packages took 15 minutes under heavy load,
 # and a deadline they can reach would fail a good change.
-go-test: web
-	go test -race -count=1 -timeout 40m -parallel 4 $(GO_PACKAGES)
+go-test: build
+	STAGELY_SERVER_BIN=$(CURDIR)/bin/stagely-server STAGELY_AGENT_BIN=$(CURDIR)/bin/stagely-agent STAGELY_BIN_VERSION=$(VERSION) \
+		go test -race -count=1 -timeout 40m -parallel 4 $(GO_PACKAGES)
 
 # Every fuzz target runs briefly, one after the other: go test -fuzz takes one target of one
 # package per run, and each run builds an instrumented test binary. The seeds alone already

@@ -2,6 +2,8 @@ package githubsim_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,6 +44,31 @@ func TestConformance_EveryServedOperationMatchesGitHubsDescription(t *testing.T)
 		Repositories: []string{"web"},
 		Permissions:  &github.InstallationPermissions{Contents: ptr("read"), Checks: ptr("write")},
 	}))
+
+	// The App webhook's delivery log: one attempt refused by the receiver, one that got no
+	// answer, and a redelivery; two to a page, so the cursor in the Link header is followed.
+	f.receive(t, http.StatusServiceUnavailable)
+	if _, err := f.sim.SendPing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.SetWebhookURL("http://" + closedAddr(t))
+	if _, err := f.sim.SendPing(ctx); err == nil {
+		t.Fatal("a delivery to a closed port succeeded")
+	}
+	page1, cur, err := app.Apps.ListHookDeliveries(ctx, &github.ListCursorOptions{PerPage: 1})
+	if err != nil || len(page1) != 1 || cur.Cursor == "" {
+		t.Fatalf("first page of deliveries: %v, %d items, cursor %q", err, len(page1), cur.Cursor)
+	}
+	page2, _, err := app.Apps.ListHookDeliveries(ctx, &github.ListCursorOptions{PerPage: 1, Cursor: cur.Cursor})
+	if err != nil || len(page2) != 1 || page2[0].GetID() >= page1[0].GetID() {
+		t.Fatalf("second page of deliveries: %v %v", err, page2)
+	}
+	must(app.Apps.GetHookDelivery(ctx, page1[0].GetID()))
+	must(app.Apps.GetHookDelivery(ctx, page2[0].GetID()))
+	// go-github reports GitHub's 202 as an *AcceptedError.
+	if _, _, err := app.Apps.RedeliverHookDelivery(ctx, page2[0].GetID()); !isAccepted(err) {
+		t.Fatalf("redeliver: want 202 Accepted, got %v", err)
+	}
 
 	// An installation, through ghinstallation's token transport (it mints tokens from the Sim).
 	itr := ghinstallation.NewFromAppsTransport(atr, f.inst)
@@ -149,6 +176,24 @@ func TestConformance_EveryServedOperationMatchesGitHubsDescription(t *testing.T)
 			}
 		}
 	}
+}
+
+// isAccepted says whether go-github saw a 202 Accepted.
+func isAccepted(err error) bool {
+	var acc *github.AcceptedError
+	return errors.As(err, &acc)
+}
+
+// closedAddr is a loopback address nothing listens on: connections to it are refused.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 // sim404 lists the operations of served paths that githubsim does not implement (GitHub's other

@@ -18,33 +18,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-github/v60/github"
 
+	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
 )
-
-// clock is a test clock the Sim reads; it starts at the real time so real JWT libraries agree with it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fixture is a started Sim with one installation on "acme" holding two repositories with content.
 type fixture struct {
 	sim   *githubsim.Sim
-	clock *clock
+	clock *clocktest.Clock
 	ep    githubsim.Endpoints
 	inst  int64
 	sha1  string // first commit of acme/web on main
@@ -58,7 +39,7 @@ const (
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	clk := newClock()
+	clk := clocktest.New()
 	sim := githubsim.New(githubsim.Options{Now: clk.Now, PrivateKey: testKey(t)})
 	ep := sim.Start()
 	t.Cleanup(sim.Close)

@@ -26,6 +26,9 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /app/installations/{id}", s.jwtOnly(s.getAppInstallation))
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.jwtOnly(s.createAccessToken))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/installation", s.jwtOnly(s.getRepoInstallation))
+	mux.HandleFunc("GET /app/hook/deliveries", s.jwtOnly(s.listHookDeliveries))
+	mux.HandleFunc("GET /app/hook/deliveries/{delivery_id}", s.jwtOnly(s.getHookDelivery))
+	mux.HandleFunc("POST /app/hook/deliveries/{delivery_id}/attempts", s.jwtOnly(s.redeliverHookDelivery))
 	mux.HandleFunc("POST /app-manifests/{code}/conversions", s.convertManifest)
 	// API: repositories.
 	mux.HandleFunc("GET /repos/{owner}/{repo}", s.repoCall("metadata", "read", s.getRepo))

@@ -71,6 +71,8 @@ type Sim struct {
 
 	api      *httptest.Server
 	download *httptest.Server
+	// outbox makes the redeliveries asked for through the API.
+	outbox *outbox
 }
 
 // New builds a Sim; it panics only if the system's random source fails, as crypto/rand does.
@@ -112,7 +114,7 @@ func New(opts Options) *Sim {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sim{now: opts.Now, client: opts.HTTPClient, log: opts.Logger, rate: map[string]int{}}
+	s := &Sim{now: opts.Now, client: opts.HTTPClient, log: opts.Logger, rate: map[string]int{}, outbox: newOutbox()}
 	created := opts.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
 	s.st = state{
 		nextID: 5000000,
@@ -179,7 +181,7 @@ func (s *Sim) endpointsLocked() Endpoints {
 	return Endpoints{API: s.st.baseURL + "/", Web: s.st.baseURL, Download: s.st.downloadURL}
 }
 
-// Close stops the listeners started by Start.
+// Close stops the listeners started by Start and the redeliveries still queued.
 func (s *Sim) Close() {
 	s.mu.Lock()
 	api, dl := s.api, s.download
@@ -189,48 +191,48 @@ func (s *Sim) Close() {
 		api.Close()
 		dl.Close()
 	}
+	s.outbox.close()
+}
+
+// theApp is a copy of the App's record, read under the lock; the getters below answer from it.
+func (s *Sim) theApp() app {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.app
 }
 
 // AppID is the App's numeric id (the JWT `iss`).
-func (s *Sim) AppID() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.id
-}
+func (s *Sim) AppID() int64 { return s.theApp().id }
 
 // AppSlug is the App's URL name.
-func (s *Sim) AppSlug() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.slug
-}
+func (s *Sim) AppSlug() string { return s.theApp().slug }
 
 // PrivateKeyPEM is the App's private key as PKCS#1 PEM, the form GitHub hands out.
-func (s *Sim) PrivateKeyPEM() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.pem()
-}
+func (s *Sim) PrivateKeyPEM() []byte { a := s.theApp(); return a.pem() }
 
 // WebhookSecret is the secret deliveries are signed with.
-func (s *Sim) WebhookSecret() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.webhookSecret
-}
+func (s *Sim) WebhookSecret() string { return s.theApp().webhookSecret }
 
 // ClientID is the App's OAuth client id.
-func (s *Sim) ClientID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.clientID
-}
+func (s *Sim) ClientID() string { return s.theApp().clientID }
 
 // ClientSecret is the App's OAuth client secret.
-func (s *Sim) ClientSecret() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.app.clientSecret
+func (s *Sim) ClientSecret() string { return s.theApp().clientSecret }
+
+// ServerEnv returns the environment that points a stagely-server at this started Sim as its
+// GitHub and makes it the Sim's App (docs/configuration.md): the API and web URLs, the App's
+// id and key, the webhook secret and the OAuth client.
+func (s *Sim) ServerEnv() []string {
+	ep, a := s.Endpoints(), s.theApp()
+	return []string{
+		"STAGELY_GITHUB_API_URL=" + ep.API,
+		"STAGELY_GITHUB_URL=" + ep.Web,
+		fmt.Sprintf("STAGELY_GITHUB_APP_ID=%d", a.id),
+		"STAGELY_GITHUB_APP_PRIVATE_KEY=" + string(a.pem()),
+		"STAGELY_GITHUB_WEBHOOK_SECRET=" + a.webhookSecret,
+		"STAGELY_GITHUB_CLIENT_ID=" + a.clientID,
+		"STAGELY_GITHUB_CLIENT_SECRET=" + a.clientSecret,
+	}
 }
 
 // SetWebhookURL sets where deliveries go; empty stops deliveries.

@@ -37,7 +37,9 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 plugin="$HOME/.docker/cli-plugins/docker-compose"
-if ! docker compose version >/dev/null 2>&1; then
+# A plugin built from the module without -X reports its version as "dev", which the agent would
+# pass on to users; an unstamped build from an earlier run is rebuilt once.
+if ! docker compose version >/dev/null 2>&1 || [ "$(docker compose version --short 2>/dev/null)" = dev ]; then
 	log "building the compose plugin $COMPOSE_VERSION from its Go module (about 3 minutes)"
 	work=$(mktemp -d)
 	(
@@ -45,7 +47,11 @@ if ! docker compose version >/dev/null 2>&1; then
 		go mod init composebuild >/dev/null 2>&1
 		GOFLAGS=-mod=mod go get "github.com/docker/compose/v2/cmd@$COMPOSE_VERSION" >/dev/null 2>&1
 		mkdir -p "$(dirname "$plugin")"
-		GOFLAGS=-mod=mod go build -o "$plugin" github.com/docker/compose/v2/cmd
+		# Build beside the plugin and rename, so a compose run in progress never sees half a file.
+		GOFLAGS=-mod=mod go build -trimpath \
+			-ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=${COMPOSE_VERSION}" \
+			-o "$plugin.new" github.com/docker/compose/v2/cmd
+		mv -f "$plugin.new" "$plugin"
 	)
 	rm -rf "$work"
 fi

@@ -40,34 +40,24 @@ func (s *Store) CreateAgent(ctx context.Context, userID int64, name string, mint
 	if err != nil {
 		return Agent{}, err
 	}
-	var out Agent
-	err = s.get(ctx, &out, "agent", name, `
+	return getAs[Agent](ctx, s, "agent", name, `
 		INSERT INTO agents (id, user_id, name, token_hash) VALUES ($1, $2, $3, $4) RETURNING *`,
 		id, userID, name, hash)
-	return out, err
 }
 
 // AgentByID returns one agent.
 func (s *Store) AgentByID(ctx context.Context, id int64) (Agent, error) {
-	var a Agent
-	err := s.get(ctx, &a, "agent", id, `SELECT * FROM agents WHERE id = $1`, id)
-	return a, err
+	return getAs[Agent](ctx, s, "agent", id, `SELECT * FROM agents WHERE id = $1`, id)
 }
 
 // AgentForUser returns an agent only if userID owns it; anyone else gets not found.
 func (s *Store) AgentForUser(ctx context.Context, userID, agentID int64) (Agent, error) {
-	var a Agent
-	err := s.get(ctx, &a, "agent", agentID, `SELECT * FROM agents WHERE id = $1 AND user_id = $2`, agentID, userID)
-	return a, err
+	return getAs[Agent](ctx, s, "agent", agentID, `SELECT * FROM agents WHERE id = $1 AND user_id = $2`, agentID, userID)
 }
 
 // AgentsByUser lists a user's agents, oldest first.
 func (s *Store) AgentsByUser(ctx context.Context, userID int64) ([]Agent, error) {
-	var out []Agent
-	if err := s.q.SelectContext(ctx, &out, `SELECT * FROM agents WHERE user_id = $1 ORDER BY id`, userID); err != nil {
-		return nil, mapErr(err)
-	}
-	return out, nil
+	return selectAs[Agent](ctx, s, `SELECT * FROM agents WHERE user_id = $1 ORDER BY id`, userID)
 }
 
 // SetAgentTokenHash replaces the agent's token hash (token rotation).
@@ -101,12 +91,10 @@ func (s *Store) TouchAgent(ctx context.Context, id int64, at time.Time) error {
 // MarkStaleAgentsOffline sets offline every agent not heard from since before; it returns their ids.
 // A server that restarts calls it so no agent stays "online" from the last run.
 func (s *Store) MarkStaleAgentsOffline(ctx context.Context, before time.Time) ([]int64, error) {
-	var ids []int64
-	err := s.q.SelectContext(ctx, &ids, `
+	return selectAs[int64](ctx, s, `
 		UPDATE agents SET status = 'offline', updated_at = now()
 		WHERE status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat < $1)
 		RETURNING id`, before)
-	return ids, mapErr(err)
 }
 
 // DeleteAgent removes an agent owned by userID; projects keep existing with no agent.

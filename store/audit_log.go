@@ -32,8 +32,6 @@ func (s *Store) AddAudit(ctx context.Context, e AuditEntry) error {
 
 // AuditByUser lists a user's newest entries first.
 func (s *Store) AuditByUser(ctx context.Context, userID int64, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[AuditEntry](ctx, s, `
 		SELECT * FROM audit_log WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, userID, limit)
-	return out, mapErr(err)
 }

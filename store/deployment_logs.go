@@ -42,21 +42,17 @@ func (s *Store) AppendAgentLogs(ctx context.Context, deploymentID, agentID int64
 
 // Logs returns up to limit lines after seq afterSeq, in order.
 func (s *Store) Logs(ctx context.Context, deploymentID, afterSeq int64, limit int) ([]LogLine, error) {
-	var out []LogLine
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[LogLine](ctx, s, `
 		SELECT * FROM deployment_logs WHERE deployment_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
 		deploymentID, afterSeq, limit)
-	return out, mapErr(err)
 }
 
 // LogTail returns the last n lines, in order.
 func (s *Store) LogTail(ctx context.Context, deploymentID int64, n int) ([]LogLine, error) {
-	var out []LogLine
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[LogLine](ctx, s, `
 		SELECT * FROM (
 			SELECT * FROM deployment_logs WHERE deployment_id = $1 ORDER BY seq DESC LIMIT $2
 		) t ORDER BY seq`, deploymentID, n)
-	return out, mapErr(err)
 }
 
 // PruneDeploymentLogs deletes the log lines of up to batch deployments that finished before

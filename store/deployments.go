@@ -72,35 +72,27 @@ type NewDeployment struct {
 
 // CreateDeployment queues a deployment.
 func (s *Store) CreateDeployment(ctx context.Context, d NewDeployment) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "deployment of", d.SHA, `
+	return getAs[Deployment](ctx, s, "deployment of", d.SHA, `
 		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id, created_at)
 		VALUES ($1, $2, $3, $4, $5, COALESCE($6, now())) RETURNING *`,
 		d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID, sql.NullTime{Time: d.CreatedAt, Valid: !d.CreatedAt.IsZero()})
-	return out, err
 }
 
 // DeploymentByID returns one deployment.
 func (s *Store) DeploymentByID(ctx context.Context, id int64) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "deployment", id, `SELECT * FROM deployments WHERE id = $1`, id)
-	return out, err
+	return getAs[Deployment](ctx, s, "deployment", id, `SELECT * FROM deployments WHERE id = $1`, id)
 }
 
 // DeploymentByCheckRunID finds the deployment a GitHub check run reports on.
 func (s *Store) DeploymentByCheckRunID(ctx context.Context, checkRunID int64) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "deployment with check run", checkRunID, `
+	return getAs[Deployment](ctx, s, "deployment with check run", checkRunID, `
 		SELECT * FROM deployments WHERE check_run_id = $1 ORDER BY id DESC LIMIT 1`, checkRunID)
-	return out, err
 }
 
 // DeploymentsByProject lists a project's newest deployments first.
 func (s *Store) DeploymentsByProject(ctx context.Context, projectID int64, limit int) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		SELECT * FROM deployments WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, projectID, limit)
-	return out, mapErr(err)
 }
 
 // SetDeploymentGitHubIDs records the check run and GitHub deployment that report on d.
@@ -114,21 +106,17 @@ func (s *Store) SetDeploymentGitHubIDs(ctx context.Context, id int64, checkRunID
 // SupersedeQueued marks every queued deployment of the project older than newer as
 // superseded by it, and returns them so their check runs can be completed.
 func (s *Store) SupersedeQueued(ctx context.Context, projectID, newer int64, at time.Time) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		UPDATE deployments SET status = 'superseded', superseded_by = $2, finished_at = $3,
 		       error = 'superseded by a newer deployment'
 		WHERE project_id = $1 AND status = 'queued' AND id < $2
 		RETURNING *`, projectID, newer, at)
-	return out, mapErr(err)
 }
 
 // OldestQueued returns the project's next deployment to run.
 func (s *Store) OldestQueued(ctx context.Context, projectID int64) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "queued deployment of project", projectID, `
+	return getAs[Deployment](ctx, s, "queued deployment of project", projectID, `
 		SELECT * FROM deployments WHERE project_id = $1 AND status = 'queued' ORDER BY id LIMIT 1`, projectID)
-	return out, err
 }
 
 // MarkDispatched moves a queued deployment to dispatched on agentID. The database allows one
@@ -160,57 +148,47 @@ func (s *Store) SetReportedStatus(ctx context.Context, id int64, status string) 
 // has not been told yet (the report failed), oldest first. The cutoff keeps the sweeper off
 // a deployment whose report is still under way.
 func (s *Store) UnreportedFinished(ctx context.Context, cutoff time.Time, limit int) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		SELECT * FROM deployments WHERE finished_at < $1 AND reported_status <> status
 		ORDER BY finished_at, id LIMIT $2`, cutoff, limit)
-	return out, mapErr(err)
 }
 
 // StaleQueued returns queued deployments created before cutoff whose project's agent is
 // offline or missing: they have waited for an agent long enough.
 func (s *Store) StaleQueued(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		SELECT d.* FROM deployments d
 		JOIN projects p ON p.id = d.project_id
 		LEFT JOIN agents a ON a.id = p.agent_id
 		WHERE d.status = 'queued' AND d.created_at < $1 AND (a.id IS NULL OR a.status = 'offline')
 		ORDER BY d.id`, cutoff)
-	return out, mapErr(err)
 }
 
 // LostDeployments returns dispatched or running deployments whose agent is offline and was
 // last heard from before cutoff, or that have no agent any more.
 func (s *Store) LostDeployments(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		SELECT d.* FROM deployments d
 		LEFT JOIN agents a ON a.id = d.agent_id
 		WHERE d.status IN ('dispatched', 'running')
 		  AND (a.id IS NULL OR (a.status = 'offline' AND (a.last_heartbeat IS NULL OR a.last_heartbeat < $1)))
 		ORDER BY d.id`, cutoff)
-	return out, mapErr(err)
 }
 
 // OverdueDeployments returns dispatched or running deployments dispatched before cutoff.
 func (s *Store) OverdueDeployments(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		SELECT * FROM deployments
 		WHERE status IN ('dispatched', 'running') AND dispatched_at < $1 ORDER BY id`, cutoff)
-	return out, mapErr(err)
 }
 
 // ProjectsWithQueued returns ids of projects that have queued deployments and no active one.
 func (s *Store) ProjectsWithQueued(ctx context.Context) ([]int64, error) {
-	var out []int64
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[int64](ctx, s, `
 		SELECT DISTINCT q.project_id FROM deployments q
 		WHERE q.status = 'queued' AND NOT EXISTS (
 			SELECT 1 FROM deployments a WHERE a.project_id = q.project_id AND a.status IN ('dispatched', 'running'))
 		ORDER BY 1`)
-	return out, mapErr(err)
 }
 
 // MarkRunning records that agentID accepted the job; only the agent it was dispatched to can.
@@ -240,29 +218,23 @@ func (s *Store) transition(ctx context.Context, id int64, query string, args ...
 // LastSuccessful returns the project's newest successful deployment with an id below
 // before (0 for any), the rollback target.
 func (s *Store) LastSuccessful(ctx context.Context, projectID, before int64) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "successful deployment of project", projectID, `
+	return getAs[Deployment](ctx, s, "successful deployment of project", projectID, `
 		SELECT * FROM deployments
 		WHERE project_id = $1 AND status = 'success' AND ($2 = 0 OR id < $2)
 		ORDER BY id DESC LIMIT 1`, projectID, before)
-	return out, err
 }
 
 // PreviousGood returns the newest successful deployment of the project below id whose SHA
 // differs from sha: what "Roll back" on deployment id goes back to.
 func (s *Store) PreviousGood(ctx context.Context, projectID, id int64, sha string) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "earlier good deployment of project", projectID, `
+	return getAs[Deployment](ctx, s, "earlier good deployment of project", projectID, `
 		SELECT * FROM deployments
 		WHERE project_id = $1 AND status = 'success' AND id < $2 AND sha <> $3
 		ORDER BY id DESC LIMIT 1`, projectID, id, sha)
-	return out, err
 }
 
 // ActiveDeployments returns the dispatched or running deployments, of every project, on agentID.
 func (s *Store) ActiveDeployments(ctx context.Context, agentID int64) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		SELECT * FROM deployments WHERE agent_id = $1 AND status IN ('dispatched', 'running') ORDER BY id`, agentID)
-	return out, mapErr(err)
 }

@@ -35,14 +35,10 @@ func (s *Store) PutGitHubApp(ctx context.Context, a GitHubApp) error {
 
 // GitHubAppCredentials returns the stored App, or a not-found error before /setup has run.
 func (s *Store) GitHubAppCredentials(ctx context.Context) (GitHubApp, error) {
-	var out GitHubApp
-	err := s.get(ctx, &out, "GitHub App", "credentials", `SELECT * FROM github_app WHERE id = 1`)
-	return out, err
+	return getAs[GitHubApp](ctx, s, "GitHub App", "credentials", `SELECT * FROM github_app WHERE id = 1`)
 }
 
 // GitHubAppForUpdate is GitHubAppCredentials with the row locked; call it inside InTx.
 func (s *Store) GitHubAppForUpdate(ctx context.Context) (GitHubApp, error) {
-	var out GitHubApp
-	err := s.get(ctx, &out, "GitHub App", "credentials", `SELECT * FROM github_app WHERE id = 1 FOR UPDATE`)
-	return out, err
+	return getAs[GitHubApp](ctx, s, "GitHub App", "credentials", `SELECT * FROM github_app WHERE id = 1 FOR UPDATE`)
 }

@@ -24,8 +24,7 @@ func (i Installation) Active() bool { return !i.SuspendedAt.Valid && !i.DeletedA
 
 // UpsertInstallation records an installation (created, or seen again) and clears a deletion mark.
 func (s *Store) UpsertInstallation(ctx context.Context, in Installation) (Installation, error) {
-	var out Installation
-	err := s.get(ctx, &out, "installation", in.GitHubID, `
+	return getAs[Installation](ctx, s, "installation", in.GitHubID, `
 		INSERT INTO github_installations (github_id, account_login, account_id, account_type, suspended_at)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (github_id) DO UPDATE
@@ -33,21 +32,16 @@ func (s *Store) UpsertInstallation(ctx context.Context, in Installation) (Instal
 		    account_type = EXCLUDED.account_type, suspended_at = EXCLUDED.suspended_at,
 		    deleted_at = NULL, updated_at = now()
 		RETURNING *`, in.GitHubID, in.AccountLogin, in.AccountID, in.AccountType, in.SuspendedAt)
-	return out, err
 }
 
 // InstallationByGitHubID returns the installation with GitHub's installation id.
 func (s *Store) InstallationByGitHubID(ctx context.Context, githubID int64) (Installation, error) {
-	var out Installation
-	err := s.get(ctx, &out, "installation", githubID, `SELECT * FROM github_installations WHERE github_id = $1`, githubID)
-	return out, err
+	return getAs[Installation](ctx, s, "installation", githubID, `SELECT * FROM github_installations WHERE github_id = $1`, githubID)
 }
 
 // InstallationByID returns the installation with our row id.
 func (s *Store) InstallationByID(ctx context.Context, id int64) (Installation, error) {
-	var out Installation
-	err := s.get(ctx, &out, "installation", id, `SELECT * FROM github_installations WHERE id = $1`, id)
-	return out, err
+	return getAs[Installation](ctx, s, "installation", id, `SELECT * FROM github_installations WHERE id = $1`, id)
 }
 
 // SetInstallationSuspended marks the installation suspended (at != nil) or active again.

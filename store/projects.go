@@ -41,74 +41,58 @@ func (s *Store) CreateProject(ctx context.Context, p NewProject) (Project, error
 	if err != nil {
 		return Project{}, err
 	}
-	var out Project
 	// compose_project is derived from the public id, never from the name, so renaming
 	// nothing ever moves a project's containers or working directory.
-	err = s.get(ctx, &out, "project", p.Name, `
+	return getAs[Project](ctx, s, "project", p.Name, `
 		INSERT INTO projects (public_id, user_id, installation_id, name, repo_id, repo_full_name,
 		                      deploy_branch, agent_id, compose_project)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'stagely-' || substr($1, 6))
 		RETURNING *`,
 		publicID, p.UserID, p.InstallationID, p.Name, p.RepoID, p.RepoFullName, p.DeployBranch, p.AgentID)
-	return out, err
 }
 
 // ProjectByID returns one project.
 func (s *Store) ProjectByID(ctx context.Context, id int64) (Project, error) {
-	var p Project
-	err := s.get(ctx, &p, "project", id, `SELECT * FROM projects WHERE id = $1`, id)
-	return p, err
+	return getAs[Project](ctx, s, "project", id, `SELECT * FROM projects WHERE id = $1`, id)
 }
 
 // ProjectForUser returns a project only if userID owns it; anyone else gets not found.
 func (s *Store) ProjectForUser(ctx context.Context, userID, id int64) (Project, error) {
-	var p Project
-	err := s.get(ctx, &p, "project", id, `SELECT * FROM projects WHERE id = $1 AND user_id = $2`, id, userID)
-	return p, err
+	return getAs[Project](ctx, s, "project", id, `SELECT * FROM projects WHERE id = $1 AND user_id = $2`, id, userID)
 }
 
 // ProjectsByUser lists a user's projects by name.
 func (s *Store) ProjectsByUser(ctx context.Context, userID int64) ([]Project, error) {
-	var out []Project
-	err := s.q.SelectContext(ctx, &out, `SELECT * FROM projects WHERE user_id = $1 ORDER BY name`, userID)
-	return out, mapErr(err)
+	return selectAs[Project](ctx, s, `SELECT * FROM projects WHERE user_id = $1 ORDER BY name`, userID)
 }
 
 // ProjectsForPush returns the projects that deploy branch of the repository, whose
 // installation is active (neither suspended nor deleted).
 func (s *Store) ProjectsForPush(ctx context.Context, repoID int64, branch string) ([]Project, error) {
-	var out []Project
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Project](ctx, s, `
 		SELECT p.* FROM projects p
 		JOIN github_installations i ON i.id = p.installation_id
 		WHERE p.repo_id = $1 AND p.deploy_branch = $2
 		  AND i.suspended_at IS NULL AND i.deleted_at IS NULL
 		ORDER BY p.id`, repoID, branch)
-	return out, mapErr(err)
 }
 
 // ProjectsByRepo returns every project of a repository, whatever its branch.
 func (s *Store) ProjectsByRepo(ctx context.Context, repoID int64) ([]Project, error) {
-	var out []Project
-	err := s.q.SelectContext(ctx, &out, `SELECT * FROM projects WHERE repo_id = $1 ORDER BY id`, repoID)
-	return out, mapErr(err)
+	return selectAs[Project](ctx, s, `SELECT * FROM projects WHERE repo_id = $1 ORDER BY id`, repoID)
 }
 
 // ProjectsByAgent returns the projects linked to an agent.
 func (s *Store) ProjectsByAgent(ctx context.Context, agentID int64) ([]Project, error) {
-	var out []Project
-	err := s.q.SelectContext(ctx, &out, `SELECT * FROM projects WHERE agent_id = $1 ORDER BY id`, agentID)
-	return out, mapErr(err)
+	return selectAs[Project](ctx, s, `SELECT * FROM projects WHERE agent_id = $1 ORDER BY id`, agentID)
 }
 
 // ProjectsWaitingOnAgent returns the ids of the agent's projects that have queued
 // deployments, the project whose deployment has waited longest first.
 func (s *Store) ProjectsWaitingOnAgent(ctx context.Context, agentID int64) ([]int64, error) {
-	var out []int64
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[int64](ctx, s, `
 		SELECT p.id FROM projects p JOIN deployments d ON d.project_id = p.id AND d.status = 'queued'
 		WHERE p.agent_id = $1 GROUP BY p.id ORDER BY min(d.id)`, agentID)
-	return out, mapErr(err)
 }
 
 // SetProjectAgent links (agentID != nil) or unlinks a user's project and agent. The agent

@@ -30,8 +30,7 @@ type SecretMeta struct {
 
 // PutSecret creates or replaces the secret (project, scope, key) with a sealed value.
 func (s *Store) PutSecret(ctx context.Context, sec Secret) (SecretMeta, error) {
-	var out SecretMeta
-	err := s.get(ctx, &out, "secret", sec.Scope+"/"+sec.Key, `
+	return getAs[SecretMeta](ctx, s, "secret", sec.Scope+"/"+sec.Key, `
 		INSERT INTO secrets (project_id, scope, key, value_encrypted, nonce, key_id)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (project_id, scope, key) DO UPDATE
@@ -39,23 +38,18 @@ func (s *Store) PutSecret(ctx context.Context, sec Secret) (SecretMeta, error) {
 		    key_id = EXCLUDED.key_id, updated_at = now()
 		RETURNING id, project_id, scope, key, created_at, updated_at`,
 		sec.ProjectID, sec.Scope, sec.Key, sec.ValueEncrypted, sec.Nonce, sec.KeyID)
-	return out, err
 }
 
 // SecretMetas lists a project's secrets without values, by scope then key.
 func (s *Store) SecretMetas(ctx context.Context, projectID int64) ([]SecretMeta, error) {
-	var out []SecretMeta
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[SecretMeta](ctx, s, `
 		SELECT id, project_id, scope, key, created_at, updated_at FROM secrets
 		WHERE project_id = $1 ORDER BY scope, key`, projectID)
-	return out, mapErr(err)
 }
 
 // SealedSecrets returns a project's secrets with their sealed values, for building a DEPLOY.
 func (s *Store) SealedSecrets(ctx context.Context, projectID int64) ([]Secret, error) {
-	var out []Secret
-	err := s.q.SelectContext(ctx, &out, `SELECT * FROM secrets WHERE project_id = $1 ORDER BY scope, key`, projectID)
-	return out, mapErr(err)
+	return selectAs[Secret](ctx, s, `SELECT * FROM secrets WHERE project_id = $1 ORDER BY scope, key`, projectID)
 }
 
 // DeleteSecret removes one secret of a project.
@@ -67,9 +61,7 @@ func (s *Store) DeleteSecret(ctx context.Context, projectID int64, scope, key st
 // SecretsNotUnderKey returns every secret, of every project, sealed under another key than
 // keyID, locking the rows; call it inside InTx when re-sealing.
 func (s *Store) SecretsNotUnderKey(ctx context.Context, keyID string) ([]Secret, error) {
-	var out []Secret
-	err := s.q.SelectContext(ctx, &out, `SELECT * FROM secrets WHERE key_id <> $1 ORDER BY id FOR UPDATE`, keyID)
-	return out, mapErr(err)
+	return selectAs[Secret](ctx, s, `SELECT * FROM secrets WHERE key_id <> $1 ORDER BY id FOR UPDATE`, keyID)
 }
 
 // ResealSecret replaces one secret's sealed value without touching updated_at (the value did not change).

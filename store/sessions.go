@@ -29,10 +29,8 @@ func (s *Store) CreateSession(ctx context.Context, sess Session) error {
 
 // ActiveSession returns the session with that id hash if it is neither expired nor revoked at now.
 func (s *Store) ActiveSession(ctx context.Context, idHash []byte, now time.Time) (Session, error) {
-	var out Session
-	err := s.get(ctx, &out, "session", "(hidden)", `
+	return getAs[Session](ctx, s, "session", "(hidden)", `
 		SELECT * FROM sessions WHERE id_hash = $1 AND revoked_at IS NULL AND expires_at > $2`, idHash, now)
-	return out, err
 }
 
 // RevokeSession ends a session (sign-out).
@@ -53,11 +51,9 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (in
 
 // SessionsNotUnderKey returns sessions whose GitHub token is sealed under another key, locked for update.
 func (s *Store) SessionsNotUnderKey(ctx context.Context, keyID string) ([]Session, error) {
-	var out []Session
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Session](ctx, s, `
 		SELECT * FROM sessions WHERE github_token_key_id IS NOT NULL AND github_token_key_id <> $1
 		ORDER BY created_at FOR UPDATE`, keyID)
-	return out, mapErr(err)
 }
 
 // ResealSessionToken replaces a session's sealed GitHub token.

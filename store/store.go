@@ -141,6 +141,20 @@ func (s *Store) get(ctx context.Context, dest any, what string, key any, query s
 	return nil
 }
 
+// getAs is get into a fresh T, for the many methods that return one row.
+func getAs[T any](ctx context.Context, s *Store, what string, key any, query string, args ...any) (T, error) {
+	var out T
+	err := s.get(ctx, &out, what, key, query, args...)
+	return out, err
+}
+
+// selectAs runs a query of any number of rows into a []T.
+func selectAs[T any](ctx context.Context, s *Store, query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.q.SelectContext(ctx, &out, query, args...)
+	return out, mapErr(err)
+}
+
 // execOne runs a statement that must touch exactly one row.
 func (s *Store) execOne(ctx context.Context, what string, key any, query string, args ...any) error {
 	res, err := s.q.ExecContext(ctx, query, args...)

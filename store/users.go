@@ -19,27 +19,21 @@ type User struct {
 
 // UpsertUser creates the user with u.GitHubID or refreshes its profile fields.
 func (s *Store) UpsertUser(ctx context.Context, u User) (User, error) {
-	var out User
-	err := s.get(ctx, &out, "user", u.GitHubID, `
+	return getAs[User](ctx, s, "user", u.GitHubID, `
 		INSERT INTO users (github_id, login, name, email, avatar_url)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (github_id) DO UPDATE
 		SET login = EXCLUDED.login, name = EXCLUDED.name, email = EXCLUDED.email,
 		    avatar_url = EXCLUDED.avatar_url, updated_at = now()
 		RETURNING *`, u.GitHubID, u.Login, u.Name, u.Email, u.AvatarURL)
-	return out, err
 }
 
 // UserByID returns one user.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	var u User
-	err := s.get(ctx, &u, "user", id, `SELECT * FROM users WHERE id = $1`, id)
-	return u, err
+	return getAs[User](ctx, s, "user", id, `SELECT * FROM users WHERE id = $1`, id)
 }
 
 // UserByGitHubID returns the user with that GitHub account id.
 func (s *Store) UserByGitHubID(ctx context.Context, githubID int64) (User, error) {
-	var u User
-	err := s.get(ctx, &u, "user with GitHub id", githubID, `SELECT * FROM users WHERE github_id = $1`, githubID)
-	return u, err
+	return getAs[User](ctx, s, "user with GitHub id", githubID, `SELECT * FROM users WHERE github_id = $1`, githubID)
 }

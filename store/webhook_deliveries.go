@@ -66,17 +66,14 @@ func (s *Store) RecordDelivery(ctx context.Context, d NewDelivery) (rec Delivery
 
 // DeliveryByDeliveryID returns a delivery by GitHub's X-GitHub-Delivery id.
 func (s *Store) DeliveryByDeliveryID(ctx context.Context, deliveryID string) (Delivery, error) {
-	var out Delivery
-	err := s.get(ctx, &out, "webhook delivery", deliveryID, `SELECT * FROM webhook_deliveries WHERE delivery_id = $1`, deliveryID)
-	return out, err
+	return getAs[Delivery](ctx, s, "webhook delivery", deliveryID, `SELECT * FROM webhook_deliveries WHERE delivery_id = $1`, deliveryID)
 }
 
 // ClaimDeliveries leases up to n deliveries for processing: pending ones, and ones whose
 // previous lease ran out (a worker that crashed mid-way). Concurrent workers never get the
 // same row.
 func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration, now time.Time) ([]Delivery, error) {
-	var out []Delivery
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Delivery](ctx, s, `
 		UPDATE webhook_deliveries SET status = 'processing', attempts = attempts + 1,
 		       locked_until = $3::timestamptz + make_interval(secs => $2)
 		WHERE id IN (
@@ -86,7 +83,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration,
 			FOR UPDATE SKIP LOCKED
 			LIMIT $1)
 		RETURNING *`, n, lease.Seconds(), now)
-	return out, mapErr(err)
 }
 
 // FinishDelivery records the outcome and the one-line decision of a claimed delivery, and drops
@@ -106,9 +102,7 @@ func (s *Store) DelayDelivery(ctx context.Context, id int64, until time.Time) er
 
 // RecentDeliveries lists the newest deliveries first.
 func (s *Store) RecentDeliveries(ctx context.Context, limit int) ([]Delivery, error) {
-	var out []Delivery
-	err := s.q.SelectContext(ctx, &out, `SELECT * FROM webhook_deliveries ORDER BY received_at DESC, id DESC LIMIT $1`, limit)
-	return out, mapErr(err)
+	return selectAs[Delivery](ctx, s, `SELECT * FROM webhook_deliveries ORDER BY received_at DESC, id DESC LIMIT $1`, limit)
 }
 
 // PruneDeliveries deletes up to batch deliveries decided before cutoff and returns how many it

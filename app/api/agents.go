@@ -44,12 +44,7 @@ func (a *API) listAgents(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	out := make([]agentView, 0, len(ags))
-	for _, ag := range ags {
-		out = append(out, toAgentView(ag))
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return list(c, ags, toAgentView)
 }
 
 type createAgentRequest struct {
@@ -75,7 +70,7 @@ func (a *API) createAgent(c *gin.Context, u store.User) error {
 	err := a.st.InTx(ctx, func(tx *store.Store) error {
 		var err error
 		ag, err = tx.CreateAgent(ctx, u.ID, name, func(id int64) (string, error) {
-			minted, err = agenttoken.Mint(id)
+			minted, err = agenttoken.MintCost(id, a.tokenCost)
 			return minted.Hash, err
 		})
 		if conflictOn(err, constraintAgentName) {
@@ -107,7 +102,7 @@ func (a *API) rotateAgentToken(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	minted, err := agenttoken.Mint(ag.ID)
+	minted, err := agenttoken.MintCost(ag.ID, a.tokenCost)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/store"
@@ -49,6 +50,9 @@ type Options struct {
 	ServerURL string
 	// AgentImage is the agent container image (default DefaultAgentImage).
 	AgentImage string
+	// AgentTokenCost is the bcrypt cost of the agent tokens the API mints (default
+	// agenttoken.Cost); tests lower it, as the hub checks any cost the same way.
+	AgentTokenCost int
 	// Logger receives one line per failed request; never bodies, secrets or tokens.
 	Logger *slog.Logger
 }
@@ -64,6 +68,7 @@ type API struct {
 	githubURL   string
 	serverURL   string
 	agentImage  string
+	tokenCost   int
 	log         *slog.Logger
 }
 
@@ -100,6 +105,9 @@ func New(opts Options) (*API, error) {
 	if opts.AgentImage == "" {
 		opts.AgentImage = DefaultAgentImage
 	}
+	if opts.AgentTokenCost == 0 {
+		opts.AgentTokenCost = agenttoken.Cost
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +115,7 @@ func New(opts Options) (*API, error) {
 		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, github: opts.GitHub,
 		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
 		githubURL: strings.TrimRight(opts.GitHubURL, "/"),
-		serverURL: opts.ServerURL, agentImage: opts.AgentImage, log: opts.Logger,
+		serverURL: opts.ServerURL, agentImage: opts.AgentImage, tokenCost: opts.AgentTokenCost, log: opts.Logger,
 	}, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/store"
 )
@@ -220,7 +222,7 @@ func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w := e.aliceWorld()
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, nil)
+	e.apiProject(w)
 	tests := []struct {
 		name  string
 		body  map[string]any
@@ -243,8 +245,7 @@ func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w := e.aliceWorld()
-	var p project
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	p := e.apiProject(w)
 	projectPath := fmt.Sprintf("/api/projects/%d", p.ID)
 	big := `{"name": "` + strings.Repeat("a", 300<<10) + `"}`
 	tests := []struct {
@@ -310,8 +311,7 @@ func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w := e.aliceWorld()
-	var p project
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	p := e.apiProject(w)
 	var ag agentWithToken
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
@@ -337,8 +337,7 @@ func TestDeleteProject_TakesItsSecretsAndDeploymentsAlong(t *testing.T) {
 	e := newEnv(t)
 	w := e.aliceWorld()
 	ctx := context.Background()
-	var p project
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
 	e.must(200, "PUT", path+"/secrets/global/TOKEN", "alice", map[string]any{"value": "x"}, nil)
 	if _, err := e.st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush}); err != nil {
@@ -363,8 +362,7 @@ func TestSecrets_WriteOnlyPutListReplaceDelete(t *testing.T) {
 	e := newEnv(t)
 	w := e.aliceWorld()
 	ctx := context.Background()
-	var p project
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d/secrets", p.ID)
 	values := map[string]string{
 		"global/DATABASE_URL": "postgres://user:Sup3rS3cretPassw0rd@db/app",
@@ -448,8 +446,7 @@ func TestDeployments_NewestFirstAtMost50WithCheckRunLinks(t *testing.T) {
 	e := newEnv(t)
 	w := e.aliceWorld()
 	ctx := context.Background()
-	var p project
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	p := e.apiProject(w)
 	var last store.Deployment
 	for i := range 52 {
 		d, err := e.st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: fmt.Sprintf("%040x", i+1), Ref: "refs/heads/main", Trigger: store.TriggerPush})
@@ -496,6 +493,27 @@ func TestDeployments_NewestFirstAtMost50WithCheckRunLinks(t *testing.T) {
 			t.Fatalf("not newest first at %d: %d then %d", i, got[i-1].ID, got[i].ID)
 		}
 	}
+}
+
+func TestAgents_TokensAreHashedAtTheStoredCostByDefault(t *testing.T) {
+	t.Parallel()
+	e := newEnvMinting(t, 0)
+	e.signIn("alice")
+	var created agentWithToken
+	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "prod-1"}, &created)
+	wantCost := func(step string) {
+		t.Helper()
+		row, err := e.st.AgentByID(context.Background(), created.Agent.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cost, err := bcrypt.Cost([]byte(row.TokenHash)); err != nil || cost != agenttoken.Cost {
+			t.Errorf("%s token hashed at cost %d (%v), want agenttoken.Cost %d", step, cost, err, agenttoken.Cost)
+		}
+	}
+	wantCost("created")
+	e.must(200, "POST", fmt.Sprintf("/api/agents/%d/rotate-token", created.Agent.ID), "alice", nil, nil)
+	wantCost("rotated")
 }
 
 func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {

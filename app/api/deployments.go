@@ -1,8 +1,6 @@
 package api
 
 import (
-	"net/http"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/store"
@@ -17,12 +15,7 @@ func (a *API) listDeployments(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	out := make([]deploymentView, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, a.toDeploymentView(p, d))
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return list(c, ds, func(d store.Deployment) deploymentView { return a.toDeploymentView(p, d) })
 }
 
 // maxDeployments is how many of a project's newest deployments the list shows.

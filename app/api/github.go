@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/store"
 )
 
@@ -31,12 +32,9 @@ func (a *API) listInstallations(c *gin.Context, _ store.User) error {
 	if err != nil {
 		return err
 	}
-	out := make([]installationView, 0, len(ins))
-	for _, in := range ins {
-		out = append(out, installationView{ID: in.ID, Account: in.AccountLogin, AccountType: in.AccountType})
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return list(c, ins, func(in github.UserInstallation) installationView {
+		return installationView{ID: in.ID, Account: in.AccountLogin, AccountType: in.AccountType}
+	})
 }
 
 func (a *API) listRepositories(c *gin.Context, _ store.User) error {
@@ -52,10 +50,7 @@ func (a *API) listRepositories(c *gin.Context, _ store.User) error {
 	if err != nil {
 		return err
 	}
-	out := make([]repositoryView, 0, len(repos))
-	for _, r := range repos {
-		out = append(out, repositoryView{ID: r.ID, FullName: r.FullName, DefaultBranch: r.DefaultBranch, Private: r.Private})
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return list(c, repos, func(r github.Repository) repositoryView {
+		return repositoryView{ID: r.ID, FullName: r.FullName, DefaultBranch: r.DefaultBranch, Private: r.Private}
+	})
 }

@@ -3,10 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,14 +14,14 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stagely/stagely/app/api"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/github"
-	"github.com/stagely/stagely/app/seal"
-	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
-	"github.com/stagely/stagely/store/storetest"
 )
 
 func TestMain(m *testing.M) {
@@ -61,24 +59,6 @@ func (r *recordingRevoker) revoked() []int64 {
 	return append([]int64(nil), r.ids...)
 }
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one API on its own database and its own simulated GitHub.
 type env struct {
 	t       *testing.T
@@ -86,39 +66,30 @@ type env struct {
 	sim     *githubsim.Sim
 	router  *gin.Engine
 	revoker *recordingRevoker
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 
 	mu       sync.Mutex
 	sessions map[string]session
 	bodies   []string // every response body, for the secret scans
 }
 
+// newEnv mints agent tokens at bcrypt's lowest cost: the hash checks the same, and the
+// race detector makes a hash at the real cost take a second or more.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st := storetest.NewStore(t)
-	sim := githubsim.New(githubsim.Options{})
-	ep := sim.Start()
-	t.Cleanup(sim.Close)
+	return newEnvMinting(t, bcrypt.MinCost)
+}
 
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+// newEnvMinting is newEnv with agent tokens minted at tokenCost (0: the API's default).
+func newEnvMinting(t *testing.T, tokenCost int) *env {
+	t.Helper()
+	k := apptest.New(t, githubsim.Options{})
 	e := &env{
-		t: t, st: st, sim: sim, revoker: &recordingRevoker{}, logs: &syncBuffer{},
+		t: t, st: k.Store, sim: k.Sim, revoker: &recordingRevoker{}, logs: k.Logs,
 		sessions: map[string]session{},
 	}
-	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gh, err := github.NewClient(github.Options{APIURL: ep.API, WebURL: ep.Web, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a, err := api.New(api.Options{
-		Store: st, Secrets: secrets.New(st, keys), Revoker: e.revoker, GitHub: gh,
+		Store: k.Store, Secrets: k.Secrets(), Revoker: e.revoker, GitHub: k.GitHubClient(t, github.Options{}),
 		CurrentUser: func(c *gin.Context) (store.User, bool) {
 			s, ok := e.session(c.GetHeader(userHeader))
 			return s.user, ok
@@ -127,7 +98,8 @@ func newEnv(t *testing.T) *env {
 			s, ok := e.session(c.GetHeader(userHeader))
 			return s.token, ok && s.token != ""
 		},
-		GitHubURL: ep.Web, ServerURL: serverURL, Logger: logger,
+		GitHubURL: k.Endpoints.Web, ServerURL: serverURL, Logger: k.Logs.Logger(),
+		AgentTokenCost: tokenCost,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -377,4 +349,12 @@ func (e *env) aliceWorld() world {
 	w.apiRepo = e.sim.RepoID("alice/api")
 	w.orgRepo = e.sim.RepoID("acme/site")
 	return w
+}
+
+// apiProject is alice's project on alice/api, created through the API.
+func (e *env) apiProject(w world) project {
+	e.t.Helper()
+	var p project
+	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	return p
 }

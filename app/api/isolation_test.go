@@ -147,8 +147,7 @@ func TestInternalErrors_AreGenericAndLoggedWithAReference(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w := e.aliceWorld()
-	var p project
-	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo}, &p)
+	p := e.apiProject(w)
 	if err := e.st.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -41,12 +41,7 @@ func (a *API) listSecrets(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	out := make([]secretView, 0, len(metas))
-	for _, m := range metas {
-		out = append(out, toSecretView(m))
-	}
-	c.JSON(http.StatusOK, out)
-	return nil
+	return list(c, metas, toSecretView)
 }
 
 type putSecretRequest struct {

@@ -4,7 +4,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/store"
 )
@@ -111,6 +114,17 @@ func jsonObject(m map[string]any) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode audit detail: %w", err)
 	}
 	return b, nil
+}
+
+// list answers 200 with every item as its view: a JSON array, [] when there are none, which
+// the SPA maps over without a nil check.
+func list[T, V any](c *gin.Context, items []T, view func(T) V) error {
+	out := make([]V, 0, len(items))
+	for _, it := range items {
+		out = append(out, view(it))
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
 }
 
 func toAgentView(ag store.Agent) agentView {

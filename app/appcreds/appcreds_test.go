@@ -14,22 +14,10 @@ import (
 	"testing"
 
 	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/store/storetest"
 )
-
-func newKeyring(t *testing.T) *seal.Keyring {
-	t.Helper()
-	k := make([]byte, seal.KeySize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	kr, err := seal.NewKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
-}
 
 // pemKey is one RSA key for the whole test binary: generating keys is slow under -race.
 var pemKey = sync.OnceValue(func() []byte {
@@ -52,7 +40,7 @@ func registered() appcreds.App {
 
 func TestCurrent_NothingConfiguredIsNotAnError(t *testing.T) {
 	t.Parallel()
-	p := appcreds.New(storetest.NewStore(t), newKeyring(t), appcreds.Credentials{})
+	p := appcreds.New(storetest.NewStore(t), apptest.Keyring(t, nil), appcreds.Credentials{})
 	creds, ok, err := p.Current(context.Background())
 	if err != nil || ok || creds.AppID != 0 {
 		t.Fatalf("Current = %v, %v, %v; want empty, false, nil", creds, ok, err)
@@ -62,7 +50,7 @@ func TestCurrent_NothingConfiguredIsNotAnError(t *testing.T) {
 func TestCurrent_EnvironmentWinsOverStoredApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, keys := storetest.NewStore(t), newKeyring(t)
+	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
 	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +71,7 @@ func TestCurrent_EnvironmentWinsOverStoredApp(t *testing.T) {
 func TestStore_SealsSecretsAndCurrentReturnsThemAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, keys := storetest.NewStore(t), newKeyring(t)
+	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
 	p := appcreds.New(st, keys, appcreds.Credentials{})
 	if _, ok, _ := p.Current(ctx); ok {
 		t.Fatal("an App before Store")
@@ -136,7 +124,7 @@ func TestStore_SealsSecretsAndCurrentReturnsThemAtOnce(t *testing.T) {
 func TestStore_RefusesASecondApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, keys := storetest.NewStore(t), newKeyring(t)
+	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
 	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +142,7 @@ func TestStore_RefusesASecondApp(t *testing.T) {
 
 func TestStore_RefusesUnusableCredentials(t *testing.T) {
 	t.Parallel()
-	st, keys := storetest.NewStore(t), newKeyring(t)
+	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
 	p := appcreds.New(st, keys, appcreds.Credentials{})
 	tests := []struct {
 		name   string
@@ -197,7 +185,7 @@ func TestCurrent_TamperedRowFailsToOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, keys := storetest.NewStore(t), newKeyring(t)
+			st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
 			if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 				t.Fatal(err)
 			}
@@ -219,10 +207,10 @@ func TestCurrent_WrongMasterKeySaysSo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := storetest.NewStore(t)
-	if err := appcreds.New(st, newKeyring(t), appcreds.Credentials{}).Store(ctx, registered()); err != nil {
+	if err := appcreds.New(st, apptest.Keyring(t, nil), appcreds.Credentials{}).Store(ctx, registered()); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := appcreds.New(st, newKeyring(t), appcreds.Credentials{}).Current(ctx)
+	_, _, err := appcreds.New(st, apptest.Keyring(t, nil), appcreds.Credentials{}).Current(ctx)
 	if !errors.Is(err, seal.ErrUnknownKey) {
 		t.Fatalf("Current under another key: err = %v, want seal.ErrUnknownKey", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/githubsim"
@@ -164,10 +165,7 @@ func TestCallback_StateNotFromThisBrowserIsRefused(t *testing.T) {
 			c := f.browser()
 			back := f.startLogin(c)
 			resp := tt.request(c, back)
-			body := readBody(t, resp)
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Start again") {
-				t.Fatalf("callback answered %d %q; want 400 saying to start again", resp.StatusCode, body)
-			}
+			apptest.WantPage(t, resp, http.StatusBadRequest, "Start again", "refused callback")
 			if n := f.countSessions(); n != 0 {
 				t.Fatalf("%d sessions after a refused callback", n)
 			}
@@ -204,17 +202,14 @@ func TestCallback_ReusedCodeIsRefused(t *testing.T) {
 	c := f.browser()
 	first := f.startLogin(c)
 	if resp := f.get(c, first.String()); resp.StatusCode != http.StatusOK {
-		t.Fatalf("first callback: %d %s", resp.StatusCode, readBody(t, resp))
+		t.Fatalf("first callback: %d %s", resp.StatusCode, apptest.ReadBody(t, resp))
 	}
 	// A new sign-in in the same browser, finished with the old code.
 	second := f.startLogin(c)
 	q := second.Query()
 	q.Set("code", first.Query().Get("code"))
 	resp := f.get(c, "/auth/github/callback?"+q.Encode())
-	body := readBody(t, resp)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "already used or has expired") {
-		t.Fatalf("reused code: %d %q; want 400 explaining the code", resp.StatusCode, body)
-	}
+	apptest.WantPage(t, resp, http.StatusBadRequest, "already used or has expired", "reused code")
 	if n := f.countSessions(); n != 1 {
 		t.Fatalf("%d sessions, want only the first", n)
 	}
@@ -225,10 +220,7 @@ func TestCallback_DeniedOnGitHubSaysSo(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	f.sim.SetAuthorizeAs("") // the person clicks Cancel
 	resp := f.get(f.browser(), "/auth/github/login")
-	body := readBody(t, resp)
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "did not authorize") {
-		t.Fatalf("denied sign-in: %d %q", resp.StatusCode, body)
-	}
+	apptest.WantPage(t, resp, http.StatusForbidden, "did not authorize", "denied sign-in")
 	if n := f.countSessions(); n != 0 {
 		t.Fatalf("%d sessions after a denial", n)
 	}
@@ -238,10 +230,7 @@ func TestLogin_WithoutAppPointsToSetup(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{noApp: true})
 	resp := f.get(f.browser(), "/auth/github/login")
-	body := readBody(t, resp)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `href="/setup"`) {
-		t.Fatalf("login without an App: %d %q", resp.StatusCode, body)
-	}
+	apptest.WantPage(t, resp, http.StatusServiceUnavailable, `href="/setup"`, "login without an App")
 }
 
 func TestLogout_RevokesTheSessionAndIsIdempotent(t *testing.T) {
@@ -353,7 +342,7 @@ func TestSameOrigin_RefusesCrossSiteStateChanges(t *testing.T) {
 			}
 			resp := f.do(c, tt.method, path, tt.header)
 			if resp.StatusCode != tt.want {
-				t.Fatalf("%s %s: %d, want %d (%s)", tt.method, path, resp.StatusCode, tt.want, readBody(t, resp))
+				t.Fatalf("%s %s: %d, want %d (%s)", tt.method, path, resp.StatusCode, tt.want, apptest.ReadBody(t, resp))
 			}
 			if tt.want == http.StatusForbidden {
 				var body struct{ Message string }

@@ -2,13 +2,9 @@ package auth_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -19,49 +15,15 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
-	"github.com/stagely/stagely/store/storetest"
 )
-
-// clock is the test's time, shared by the Sim and auth so tokens and sessions expire together.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer collects the server's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // recorder keeps every response a browser client saw, headers and body, so tests can look
 // for things that must never leave the server.
@@ -109,8 +71,8 @@ type fixture struct {
 	keys      *seal.Keyring
 	auth      *auth.Auth
 	srv       *httptest.Server
-	clock     *clock
-	logs      *syncBuffer
+	clock     *clocktest.Clock
+	logs      *logtest.Buffer
 	publicURL string
 	rec       *recorder
 }
@@ -123,65 +85,44 @@ type fixtureOptions struct {
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	t.Helper()
-	gin.SetMode(gin.TestMode)
-	router := gin.New()
-	srv := httptest.NewUnstartedServer(router)
-	scheme := "http"
-	if opts.https {
-		scheme = "https"
-	}
-	publicURL := scheme + "://" + srv.Listener.Addr().String()
-
-	clk := &clock{t: time.Now()}
-	sim := githubsim.New(githubsim.Options{Now: clk.Now, CallbackURLs: []string{publicURL + "/auth/github/callback"}})
-	ep := sim.Start()
-	t.Cleanup(sim.Close)
-
-	st := storetest.NewStore(t)
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := appcreds.Credentials{
-		AppID: sim.AppID(), PrivateKeyPEM: sim.PrivateKeyPEM(), WebhookSecret: sim.WebhookSecret(),
-		ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-	}
+	site := apptest.NewSite(opts.https)
+	clk := clocktest.New()
+	k := apptest.New(t, githubsim.Options{Now: clk.Now, CallbackURLs: []string{site.URL + "/auth/github/callback"}})
+	env := k.Credentials()
 	if opts.noApp {
 		env = appcreds.Credentials{}
 	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gh, err := github.NewClient(github.Options{
-		APIURL: ep.API, WebURL: ep.Web, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a, err := auth.New(auth.Options{
-		Store: st, Keys: keys, Creds: appcreds.New(st, keys, env), GitHub: gh,
-		PublicURL: publicURL, Now: clk.Now, Logger: logger,
+		Store: k.Store, Keys: k.Keys, Creds: appcreds.New(k.Store, k.Keys, env),
+		GitHub:    k.GitHubClient(t, github.Options{HTTPClient: &http.Client{Timeout: 10 * time.Second}}),
+		PublicURL: site.URL, Now: clk.Now, Logger: k.Logs.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Register(router)
+	a.Register(site.Router)
+	mountProbes(site.Router, a, k.Endpoints.API)
+	site.Start(t)
+	return &fixture{t: t, sim: k.Sim, st: k.Store, keys: k.Keys, auth: a, srv: site.Server, clock: clk, logs: k.Logs,
+		publicURL: site.URL, rec: &recorder{next: site.Server.Client().Transport}}
+}
+
+// mountProbes mounts what the tests ask behind auth's middleware: who is signed in, whether
+// the session's GitHub token works (GitHub at apiURL says whose it is), any method on
+// /api/things, and the dashboard at every other path.
+func mountProbes(router *gin.Engine, a *auth.Auth, apiURL string) {
 	api := router.Group("/api", a.SameOrigin(), a.RequireUser())
 	api.GET("/me", func(c *gin.Context) {
 		u, _ := auth.CurrentUser(c)
 		c.JSON(http.StatusOK, gin.H{"id": u.ID, "login": u.Login})
 	})
-	// github-user proves the session's GitHub token works by asking GitHub who it belongs to.
 	api.GET("/github-user", func(c *gin.Context) {
 		tok, ok := auth.GitHubToken(c)
 		if !ok {
 			c.JSON(http.StatusUnauthorized, gin.H{"message": "sign in again"})
 			return
 		}
-		req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, ep.API+"user", nil)
+		req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, apiURL+"user", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -197,24 +138,12 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	})
 	api.Any("/things", func(c *gin.Context) { c.Status(http.StatusNoContent) })
 	router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
-
-	if opts.https {
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	t.Cleanup(srv.Close)
-	return &fixture{t: t, sim: sim, st: st, keys: keys, auth: a, srv: srv, clock: clk, logs: logs, publicURL: publicURL, rec: &recorder{next: srv.Client().Transport}}
 }
 
 // browser is a client with a cookie jar that follows redirects, like a person's browser.
 func (f *fixture) browser() *http.Client {
 	f.t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return &http.Client{Jar: jar, Transport: f.rec, Timeout: 20 * time.Second}
+	return apptest.Browser(f.t, f.rec)
 }
 
 // signIn runs the whole sign-in as a new GitHub user and returns the signed-in browser.
@@ -225,7 +154,7 @@ func (f *fixture) signIn(login string) *http.Client {
 	c := f.browser()
 	resp := f.get(c, "/auth/github/login")
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
-		f.t.Fatalf("sign-in ended at %s with %d: %s", resp.Request.URL, resp.StatusCode, readBody(f.t, resp))
+		f.t.Fatalf("sign-in ended at %s with %d: %s", resp.Request.URL, resp.StatusCode, apptest.ReadBody(f.t, resp))
 	}
 	return c
 }
@@ -234,16 +163,9 @@ func (f *fixture) signIn(login string) *http.Client {
 // (with GitHub's code and the state) without visiting it.
 func (f *fixture) startLogin(c *http.Client) *url.URL {
 	f.t.Helper()
-	stop := *c
-	stop.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-		if req.URL.Path == "/auth/github/callback" {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
-	resp := f.get(&stop, "/auth/github/login")
+	resp := f.get(apptest.StopAt(c, "/auth/github/callback"), "/auth/github/login")
 	if resp.StatusCode != http.StatusFound {
-		f.t.Fatalf("GitHub answered %d, want a redirect back: %s", resp.StatusCode, readBody(f.t, resp))
+		f.t.Fatalf("GitHub answered %d, want a redirect back: %s", resp.StatusCode, apptest.ReadBody(f.t, resp))
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil {
@@ -296,13 +218,4 @@ func (f *fixture) countSessions() int {
 		f.t.Fatal(err)
 	}
 	return n
-}
-
-func readBody(t *testing.T, resp *http.Response) string {
-	t.Helper()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil && !errors.Is(err, io.EOF) {
-		t.Fatal(err)
-	}
-	return string(b)
 }

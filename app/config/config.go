@@ -46,6 +46,9 @@ type Config struct {
 	HTTPIdleTimeout time.Duration
 	// Retention bounds what is kept; see docs/configuration.md.
 	Retention Retention
+	// RecoveryInterval is how often GitHub's webhook delivery log is read for missed
+	// deliveries; zero means the recovery loop's default.
+	RecoveryInterval time.Duration
 }
 
 // Retention is how long stored history is kept; a zero duration keeps it for ever.
@@ -130,6 +133,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
 		{"STAGELY_WEBHOOK_READ_TIMEOUT", &cfg.WebhookReadTimeout},
 		{"STAGELY_HTTP_IDLE_TIMEOUT", &cfg.HTTPIdleTimeout},
+		{"STAGELY_WEBHOOK_RECOVERY_INTERVAL", &cfg.RecoveryInterval},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

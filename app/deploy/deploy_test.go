@@ -2,7 +2,6 @@ package deploy_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,14 +10,13 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/intake"
-	"github.com/stagely/stagely/app/seal"
-	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
-	"github.com/stagely/stagely/store/storetest"
 	"github.com/stagely/stagely/webhook"
 )
 
@@ -92,8 +90,7 @@ type env struct {
 	sim     *githubsim.Sim
 	hub     *fakeHub
 	orch    *deploy.Orchestrator
-	now     time.Time
-	nowMu   sync.Mutex
+	clock   *clocktest.Clock
 	failMu  sync.Mutex
 	failGH  int
 	user    store.User
@@ -104,41 +101,27 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), st: storetest.NewStore(t), hub: &fakeHub{idle: map[int64]bool{}}, now: time.Now()}
-	e.sim = githubsim.New(githubsim.Options{})
-	ep := e.sim.Start()
-	t.Cleanup(e.sim.Close)
+	k := apptest.New(t, githubsim.Options{})
+	e := &env{t: t, ctx: context.Background(), st: k.Store, sim: k.Sim, hub: &fakeHub{idle: map[int64]bool{}}, clock: clocktest.New()}
 	e.instGH = e.sim.AddInstallation("acme")
-	app, err := github.New(github.Options{AppID: e.sim.AppID(), PrivateKeyPEM: e.sim.PrivateKeyPEM(), APIURL: ep.API, MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, _ := seal.NewKeyring(key)
+	app := k.App(t, github.Options{MaxRetries: -1})
 	e.orch = deploy.New(deploy.Options{
-		Store: e.st, Hub: e.hub, Secrets: secrets.New(e.st, keys), PublicURL: "http://stagely.test",
+		Store: e.st, Hub: e.hub, Secrets: k.Secrets(), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub {
 			return flakyGitHub{Installation: app.Installation(id), env: e}
 		},
-		Now:              e.clock,
+		Now:              e.clock.Now,
 		AgentOfflineWait: 10 * time.Minute,
 		AgentLostAfter:   5 * time.Minute,
 		ResultGrace:      5 * time.Minute,
 	})
 	e.user, _ = e.st.UpsertUser(e.ctx, store.User{GitHubID: 1, Login: "alice"})
-	e.inst, err = e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: e.instGH, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
+	inst, err := e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: e.instGH, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.inst = inst
 	return e
-}
-
-func (e *env) clock() time.Time { e.nowMu.Lock(); defer e.nowMu.Unlock(); return e.now }
-func (e *env) advance(d time.Duration) {
-	e.nowMu.Lock()
-	e.now = e.now.Add(d)
-	e.nowMu.Unlock()
 }
 
 // failGitHub makes the calls in the mask fail until the next failGitHub.
@@ -238,12 +221,12 @@ func TestOrchestrator_DeploymentWaitsForAnOfflineAgentThenFailsWithAgentOffline(
 	if run := e.checkRun(p, sha); run.Status != "queued" {
 		t.Fatalf("check run %s, want queued while waiting", run.Status)
 	}
-	e.advance(9 * time.Minute)
+	e.clock.Advance(9 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	if d := e.latest(p); d.Status != store.DeploymentQueued {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
-	e.advance(2 * time.Minute)
+	e.clock.Advance(2 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "agent offline") {
@@ -282,7 +265,7 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.agent("box")
-	if err := e.st.MarkAgentConnected(e.ctx, a.ID, store.AgentHello{}, e.clock()); err != nil {
+	if err := e.st.MarkAgentConnected(e.ctx, a.ID, store.AgentHello{}, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	e.hub.setIdle(a.ID, true)
@@ -293,12 +276,12 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	}
 	// The agent's server loses power: the hub marks it offline, its last heartbeat ages.
 	_ = e.st.SetAgentStatus(e.ctx, a.ID, store.AgentOffline)
-	e.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	e.orch.Sweep(e.ctx)
 	if d := e.latest(p); d.Finished() {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
-	e.advance(5 * time.Minute)
+	e.clock.Advance(5 * time.Minute)
 	e.orch.Sweep(e.ctx)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "disconnected during the deployment") {
@@ -371,7 +354,7 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("the sweeper reported a deployment that had only just finished")
 	}
-	e.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	e.orch.Sweep(e.ctx)
 	if run := e.checkRun(p, sha); run.Conclusion != "success" {
 		t.Fatalf("after the sweep the check run is %q", run.Conclusion)

@@ -42,7 +42,8 @@ func (h PushHandler) Handle(ctx context.Context, deliveryID int64, ev webhook.Pu
 
 // deployBranch queues sha for every project of repo that deploys branch, and lists the new
 // deployments: "#12 (web), #13 (api)". When no project deploys the branch it queues nothing
-// and says why instead: "ignored: …".
+// and says why instead: "ignored: …"; a push older than one already queued or deployed is
+// recorded superseded instead (supersedeLatePush), and says so.
 func (o *Orchestrator) deployBranch(ctx context.Context, repo webhook.Repo, branch, sha, ref, trigger string, delivery *int64) (deployed, why string, err error) {
 	projects, err := o.opt.Store.ProjectsForPush(ctx, repo.ID, branch)
 	if err != nil {
@@ -52,13 +53,27 @@ func (o *Orchestrator) deployBranch(ctx context.Context, repo webhook.Repo, bran
 		why, err := o.whyNoProject(ctx, repo, branch)
 		return "", why, err
 	}
-	var parts []string
+	var parts, late []string
 	for _, p := range projects {
+		if note, err := o.supersedeLatePush(ctx, p, sha, ref, trigger, delivery); err != nil || note != "" {
+			if err != nil {
+				return "", "", err
+			}
+			late = append(late, note)
+			continue
+		}
 		d, err := o.Enqueue(ctx, p, sha, ref, trigger, delivery)
 		if err != nil {
 			return "", "", err
 		}
 		parts = append(parts, fmt.Sprintf("#%d (%s)", d.ID, p.Name))
+	}
+	if len(late) > 0 {
+		superseded := "superseded: " + strings.Join(late, ", ")
+		if len(parts) == 0 {
+			return "", superseded, nil
+		}
+		parts[len(parts)-1] += "; " + superseded
 	}
 	return strings.Join(parts, ", "), "", nil
 }

@@ -81,14 +81,14 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 			e.failGitHub(failCreateCheckRun)
 			e.push(p, sha)
 			e.failGitHub(0)
-			e.advance(11 * time.Minute)
+			e.clock.Advance(11 * time.Minute)
 			e.orch.Sweep(e.ctx)
 		}},
 		{"installation_deleted_gives_up_and_records_it", func(e *env) {
 			a := e.idleAgent("box")
 			p, sha := e.project(&a)
 			e.push(p, sha)
-			if err := e.st.MarkInstallationDeleted(e.ctx, e.instGH, e.clock()); err != nil {
+			if err := e.st.MarkInstallationDeleted(e.ctx, e.instGH, e.clock.Now()); err != nil {
 				e.t.Fatal(err)
 			}
 			e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusFailure, Error: "exit 1"})
@@ -132,10 +132,10 @@ func (e *env) run(a store.Agent, p store.Project, took time.Duration, res protoc
 	e.t.Helper()
 	d := e.latest(p)
 	e.orch.JobAccepted(e.ctx, a.ID, jobIDOf(d))
-	e.advance(took)
+	e.clock.Advance(took)
 	lines := []store.LogLine{
-		{Seq: 1, Stream: "stdout", Line: "Container web-1  Started", TS: e.clock()},
-		{Seq: 2, Stream: "stderr", Line: "web-1  | listening on :8080", TS: e.clock()},
+		{Seq: 1, Stream: "stdout", Line: "Container web-1  Started", TS: e.clock.Now()},
+		{Seq: 2, Stream: "stderr", Line: "web-1  | listening on :8080", TS: e.clock.Now()},
 	}
 	if err := e.st.AppendAgentLogs(e.ctx, d.ID, a.ID, lines); err != nil {
 		e.t.Fatal(err)

@@ -225,6 +225,11 @@ func supersededText(d store.Deployment, by *store.Deployment) (title, summary st
 		title = fmt.Sprintf("Skipped: superseded by %s", short(by.SHA))
 		newer = fmt.Sprintf("`%s` (#%d)", short(by.SHA), by.ID)
 	}
+	if by != nil && by.ID < d.ID {
+		// The newer push reached Stagely first: this one came late (recovered after an outage,
+		// or delivered out of order by GitHub), and deploying it would roll the branch back.
+		return title, fmt.Sprintf("The push of `%s` reached Stagely after %s, a newer push to the same branch, so it is not deployed: deploying it would roll the branch back.", short(d.SHA), newer)
+	}
 	return title, fmt.Sprintf("Deployment #%d of `%s` was still queued when %s was pushed to the same branch, so only the newer commit is deployed.", d.ID, short(d.SHA), newer)
 }
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -15,40 +14,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
-	"github.com/stagely/stagely/store/storetest"
 )
 
-// binaries are built once per test binary by TestMain.
-var bin struct{ server, agent string }
+// bin holds the binaries the tests run: the ones `make build` produced when the environment
+// names them, otherwise built once per test binary (apptest.RunWithBinaries).
+var bin apptest.Binaries
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "stagely-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin.server = filepath.Join(dir, "stagely-server")
-	bin.agent = filepath.Join(dir, "stagely-agent")
-	for _, b := range []struct{ dir, out, pkg string }{
-		{"../..", bin.server, "./app/cmd/stagely-server"},
-		{"../../agent", bin.agent, "./cmd/stagely-agent"},
+	os.Exit(apptest.RunWithBinaries(m, &bin, buildBinaries))
+}
+
+// buildBinaries builds the server and the agent from this checkout into dir.
+func buildBinaries(dir string) (apptest.Binaries, error) {
+	b := apptest.Binaries{Server: filepath.Join(dir, "stagely-server"), Agent: filepath.Join(dir, "stagely-agent")}
+	for _, src := range []struct{ dir, out, pkg string }{
+		{"../..", b.Server, "./app/cmd/stagely-server"},
+		{"../../agent", b.Agent, "./cmd/stagely-agent"},
 	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = b.dir
+		cmd := exec.Command("go", "build", "-o", src.out, src.pkg)
+		cmd.Dir = src.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
-			os.Exit(1)
+			return b, fmt.Errorf("build %s: %w\n%s", src.pkg, err, out)
 		}
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return b, nil
 }
 
 // process is a stagely binary running for a test, its output kept for failure messages.
@@ -155,49 +150,23 @@ type stackOptions struct {
 func newStack(t *testing.T, opt stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
-	s := &stack{t: t, ctx: ctx, repo: "acme/web"}
-
-	s.sim = githubsim.New(githubsim.Options{})
-	ep := s.sim.Start()
-	t.Cleanup(s.sim.Close)
+	k := apptest.New(t, githubsim.Options{})
+	s := &stack{t: t, ctx: ctx, repo: "acme/web", sim: k.Sim, st: k.Store, keys: k.Keys, dsn: k.DatabaseURL}
 	inst := s.sim.AddInstallation("acme")
 	s.installation = inst
 	if err := s.sim.CreateRepo(inst, s.repo, "main"); err != nil {
 		t.Fatal(err)
 	}
 
-	dsn := storetest.NewDatabase(t)
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	s.st, s.dsn = st, dsn
-
-	rawKey := make([]byte, 32)
-	if _, err := rand.Read(rawKey); err != nil {
-		t.Fatal(err)
-	}
-	if s.keys, err = seal.NewKeyring(rawKey); err != nil {
-		t.Fatal(err)
-	}
-
 	port := freePort(t)
 	s.serverURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.serverEnv = append([]string{
-		"STAGELY_DATABASE_URL=" + dsn,
-		"STAGELY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(rawKey),
+	s.serverEnv = append(append([]string{
+		"STAGELY_DATABASE_URL=" + k.DatabaseURL,
+		"STAGELY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(k.Key),
 		fmt.Sprintf("STAGELY_LISTEN=127.0.0.1:%d", port),
 		"STAGELY_PUBLIC_URL=" + s.serverURL,
-		"STAGELY_GITHUB_API_URL=" + ep.API,
-		"STAGELY_GITHUB_URL=" + ep.Web,
-		fmt.Sprintf("STAGELY_GITHUB_APP_ID=%d", s.sim.AppID()),
-		"STAGELY_GITHUB_APP_PRIVATE_KEY=" + string(s.sim.PrivateKeyPEM()),
-		"STAGELY_GITHUB_WEBHOOK_SECRET=" + s.sim.WebhookSecret(),
-		"STAGELY_GITHUB_CLIENT_ID=" + s.sim.ClientID(),
-		"STAGELY_GITHUB_CLIENT_SECRET=" + s.sim.ClientSecret(),
 		"STAGELY_SWEEP_INTERVAL=500ms",
-	}, opt.serverEnv...)
+	}, s.sim.ServerEnv()...), opt.serverEnv...)
 	s.startServer()
 	s.sim.SetWebhookURL(s.serverURL + "/webhooks/github")
 	if opt.bare {
@@ -205,23 +174,16 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 
 	// The dashboard (issue [4]) will create these rows; here the test does, the same way.
-	user, err := st.UpsertUser(ctx, store.User{GitHubID: 4242, Login: "alice"})
+	user, err := s.st.UpsertUser(ctx, store.User{GitHubID: 4242, Login: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := st.UpsertInstallation(ctx, store.Installation{GitHubID: inst, AccountLogin: "acme", AccountID: 77, AccountType: "Organization"})
+	in, err := s.st.UpsertInstallation(ctx, store.Installation{GitHubID: inst, AccountLogin: "acme", AccountID: 77, AccountType: "Organization"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.agentRow, err = st.CreateAgent(ctx, user.ID, "box", func(id int64) (string, error) {
-		m, err := agenttoken.Mint(id)
-		s.token = m.Token
-		return m.Hash, err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.project, err = st.CreateProject(ctx, store.NewProject{
+	s.agentRow, s.token = apptest.NewAgent(t, s.st, user.ID, "box")
+	s.project, err = s.st.CreateProject(ctx, store.NewProject{
 		UserID: user.ID, InstallationID: in.ID, Name: "web", RepoID: s.sim.RepoID(s.repo),
 		RepoFullName: s.repo, DeployBranch: "main", AgentID: &s.agentRow.ID,
 	})
@@ -244,7 +206,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 
 func (s *stack) startServer() {
 	s.t.Helper()
-	s.server = startProcess(s.t, "stagely-server", bin.server, s.serverEnv)
+	s.server = startProcess(s.t, "stagely-server", bin.Server, s.serverEnv)
 	waitFor(s.t, 30*time.Second, "server /readyz", func() bool {
 		resp, err := http.Get(s.serverURL + "/readyz")
 		if err != nil {
@@ -257,7 +219,7 @@ func (s *stack) startServer() {
 
 func (s *stack) startAgent() {
 	s.t.Helper()
-	s.agent = startProcess(s.t, "stagely-agent", bin.agent, s.agentEnv)
+	s.agent = startProcess(s.t, "stagely-agent", bin.Agent, s.agentEnv)
 	waitFor(s.t, 30*time.Second, "agent online", func() bool {
 		a, err := s.st.AgentByID(s.ctx, s.agentRow.ID)
 		return err == nil && a.Status != store.AgentOffline

@@ -19,16 +19,13 @@ import (
 	"github.com/stagely/stagely/agent/deployer"
 	"github.com/stagely/stagely/agent/journal"
 	"github.com/stagely/stagely/agent/protocol"
-	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/hub"
 	"github.com/stagely/stagely/app/intake"
-	"github.com/stagely/stagely/app/seal"
-	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
-	"github.com/stagely/stagely/store/storetest"
 )
 
 // arrivals records when each SHA's DEPLOY reached the agent and answers at once, so the
@@ -67,9 +64,8 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	sim := githubsim.New(githubsim.Options{})
-	ep := sim.Start()
-	defer sim.Close()
+	k := apptest.New(b, githubsim.Options{})
+	sim, st := k.Sim, k.Store
 	// GitHub allows an installation 5,000 calls an hour and githubsim enforces it; a push
 	// costs about ten calls, so the pushes are spread over installations of 5 repositories.
 	instOf := map[string]int64{}
@@ -92,16 +88,10 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 		}
 	}
 
-	st := storetest.NewStore(b)
-	key := make([]byte, 32)
-	keys, _ := seal.NewKeyring(key)
-	app, err := github.New(github.Options{AppID: sim.AppID(), PrivateKeyPEM: sim.PrivateKeyPEM(), APIURL: ep.API, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	app := k.App(b, github.Options{Logger: quiet})
 	ref := &orchRef{}
 	orch := deploy.New(deploy.Options{
-		Store: st, Hub: ref, Secrets: secrets.New(st, keys), PublicURL: "http://stagely.test", Logger: quiet,
+		Store: st, Hub: ref, Secrets: k.Secrets(), PublicURL: "http://stagely.test", Logger: quiet,
 		GitHub: func(id int64) deploy.GitHub { return app.Installation(id) },
 	})
 	h := hub.New(hub.Options{Store: st, Sink: orch, Logger: quiet})
@@ -134,15 +124,7 @@ func BenchmarkWebhookToDeploy(b *testing.B) {
 	arr := &arrivals{at: map[string]time.Time{}}
 	var agentIDs []int64
 	for i, name := range names {
-		var token string
-		agentRow, err := st.CreateAgent(ctx, user.ID, fmt.Sprintf("box%d", i), func(id int64) (string, error) {
-			m, err := agenttoken.Mint(id)
-			token = m.Token
-			return m.Hash, err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		agentRow, token := apptest.NewAgent(b, st, user.ID, fmt.Sprintf("box%d", i))
 		agentIDs = append(agentIDs, agentRow.ID)
 		owner, _, _ := strings.Cut(name, "/")
 		if _, err := st.CreateProject(ctx, store.NewProject{UserID: user.ID, InstallationID: rows[owner], Name: fmt.Sprintf("p%d", i),

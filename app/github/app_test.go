@@ -151,9 +151,7 @@ func TestReadFile_RefusesPathsOutsideTheRepository(t *testing.T) {
 			t.Errorf("ReadFile(%q) succeeded, want an error", p)
 		}
 	}
-	if n := len(f.sim.CallsMatching(http.MethodGet, "/repos/*/*/contents/*")); n != 0 {
-		t.Fatalf("%d contents calls were made for refused paths", n)
-	}
+	f.wantRequests(t, http.MethodGet, "/repos/*/*/contents/*", 0)
 }
 
 func TestReadFile_FileLargerThanOneMegabyte(t *testing.T) {

@@ -117,9 +117,7 @@ func TestCompleteCheckRun_FewAnnotationsGoInOneRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.sim.CallsMatching(http.MethodPatch, "/repos/acme/web/check-runs/*")); n != 1 {
-		t.Fatalf("%d PATCH calls, want 1", n)
-	}
+	f.wantRequests(t, http.MethodPatch, "/repos/acme/web/check-runs/*", 1)
 	run := f.sim.CheckRuns(repoWeb, f.sha1)[0]
 	if run.Conclusion != "success" || len(run.Annotations) != 3 {
 		t.Fatalf("run %s with %d annotations", run.Conclusion, len(run.Annotations))
@@ -188,9 +186,7 @@ func TestCompleteCheckRun_RefusesOurOwnBugsBeforeSendingAnything(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if n := len(f.sim.CallsMatching(http.MethodPatch, "/repos/*/*/check-runs/*")); n != 0 {
-			t.Errorf("%d PATCH calls were sent for refused results", n)
-		}
+		f.wantRequests(t, http.MethodPatch, "/repos/*/*/check-runs/*", 0)
 	})
 }
 

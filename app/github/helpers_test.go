@@ -189,3 +189,12 @@ func (s *sleepRecorder) all() []time.Duration {
 	defer s.mu.Unlock()
 	return append([]time.Duration(nil), s.waited...)
 }
+
+// wantRequests fails t unless GitHub was sent want requests matching method and pattern
+// (path.Match syntax), however they were answered.
+func (f *fixture) wantRequests(t *testing.T, method, pattern string, want int) {
+	t.Helper()
+	if n := len(f.faults.requests(method, pattern)); n != want {
+		t.Errorf("%d requests to %s %s, want %d", n, method, pattern, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/stagely/stagely/app/github"
@@ -130,13 +131,5 @@ func TestSummary_LongLogKeepsTheTailInsideGitHubsLimit(t *testing.T) {
 	}
 }
 
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		n++
-		if r > 0xFFFF {
-			n++
-		}
-	}
-	return n
-}
+// utf16Len counts UTF-16 code units with the standard library, not with the code under test.
+func utf16Len(s string) int { return len(utf16.Encode([]rune(s))) }

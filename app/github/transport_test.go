@@ -117,9 +117,7 @@ func TestRetry_OtherFailuresAreNotRetried(t *testing.T) {
 			if errors.Is(err, github.ErrRateLimited) != tt.isLimit {
 				t.Fatalf("errors.Is(err, ErrRateLimited) = %v, want %v", !tt.isLimit, tt.isLimit)
 			}
-			if n := len(f.faults.requests(http.MethodPost, "/repos/acme/web/statuses/*")); n != 1 {
-				t.Fatalf("%d attempts, want 1", n)
-			}
+			f.wantRequests(t, http.MethodPost, "/repos/acme/web/statuses/*", 1)
 			if s := f.sleeps.all(); len(s) != 0 {
 				t.Fatalf("slept %v", s)
 			}
@@ -136,9 +134,7 @@ func TestRetry_422IsNotRetriedAndCarriesGitHubsMessage(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "No commit found for SHA: "+missing) {
 		t.Fatalf("CreateCheckRun(unknown sha) error = %v, want GitHub's 422 message", err)
 	}
-	if n := len(f.sim.CallsMatching(http.MethodPost, "/repos/acme/web/check-runs")); n != 1 {
-		t.Fatalf("%d attempts at a 422, want 1", n)
-	}
+	f.wantRequests(t, http.MethodPost, "/repos/acme/web/check-runs", 1)
 }
 
 func TestRetry_GivesUpAfterMaxRetries(t *testing.T) {
@@ -154,9 +150,7 @@ func TestRetry_GivesUpAfterMaxRetries(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("ReadFile error = %v, want the last 503", err)
 	}
-	if n := len(f.faults.requests(http.MethodGet, "/repos/acme/web/contents/compose.yaml")); n != 3 {
-		t.Fatalf("%d attempts, want 3 (MaxRetries 2)", n)
-	}
+	f.wantRequests(t, http.MethodGet, "/repos/acme/web/contents/compose.yaml", 3)
 }
 
 func TestRetry_StopsWhenTheDeadlineComesFirst(t *testing.T) {
@@ -186,9 +180,7 @@ func TestRetry_InstallationTokenMintIsRetriedToo(t *testing.T) {
 	if _, err := f.installation().ReadFile(context.Background(), repoWeb, "stagely.yaml", f.sha1); err != nil {
 		t.Fatalf("ReadFile after one failed mint: %v", err)
 	}
-	if n := len(f.faults.requests(http.MethodPost, "/app/installations/*/access_tokens")); n != 2 {
-		t.Fatalf("%d mint attempts, want 2", n)
-	}
+	f.wantRequests(t, http.MethodPost, "/app/installations/*/access_tokens", 2)
 }
 
 func TestRetry_RefusedMintIsAnAPIError(t *testing.T) {
@@ -244,9 +236,7 @@ func TestRetry_NetworkErrorsAreRetriedOnlyForReads(t *testing.T) {
 	if _, err := f.installation().ReadFile(ctx, repoWeb, "compose.yaml", f.sha1); err != nil {
 		t.Fatalf("ReadFile after a dropped connection: %v", err)
 	}
-	if n := len(f.faults.requests(http.MethodGet, "/repos/acme/web/contents/compose.yaml")); n != 2 {
-		t.Fatalf("%d GET attempts, want 2", n)
-	}
+	f.wantRequests(t, http.MethodGet, "/repos/acme/web/contents/compose.yaml", 2)
 	if s := f.sleeps.all(); len(s) != 1 {
 		t.Fatalf("waits %v: want one backoff from our retry, not the http.Transport's own resend", s)
 	}
@@ -255,7 +245,5 @@ func TestRetry_NetworkErrorsAreRetriedOnlyForReads(t *testing.T) {
 	if err := f.installation().CreateStatus(ctx, repoWeb, f.sha1, github.CommitStatus{State: "pending"}); err == nil {
 		t.Fatal("CreateStatus succeeded through a dropped connection")
 	}
-	if n := len(f.faults.requests(http.MethodPost, "/repos/acme/web/statuses/*")); n != 1 {
-		t.Fatalf("%d POST attempts, want 1", n)
-	}
+	f.wantRequests(t, http.MethodPost, "/repos/acme/web/statuses/*", 1)
 }

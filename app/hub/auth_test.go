@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/apptest"
 )
 
 func TestServeHTTP_RefusedTokensGet401BeforeUpgradeAndTouchNoAgent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
-	other := mint(t, agent.ID)
-	unknown := mint(t, agent.ID+1000)
+	other := apptest.MintToken(t, agent.ID)
+	unknown := apptest.MintToken(t, agent.ID+1000)
 	before := e.agentRow(agent.ID)
 
 	cases := []struct {
@@ -75,8 +76,8 @@ func TestServeHTTP_UnknownAgentAndWrongSecretLookAlike(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	agent, _ := e.newAgent("box")
-	wrong := mint(t, agent.ID)
-	unknown := mint(t, agent.ID+1)
+	wrong := apptest.MintToken(t, agent.ID)
+	unknown := apptest.MintToken(t, agent.ID+1)
 	var bodies []string
 	for _, tok := range []string{wrong.Token, unknown.Token} {
 		_, resp, err := e.dial(tok)
@@ -105,7 +106,7 @@ func TestServeHTTP_VerifiedTokenSkipsBcryptUntilTheHashRotates(t *testing.T) {
 		t.Fatalf("two connections with one token ran bcrypt %d times, want 1", n)
 	}
 
-	rotated := mint(t, agent.ID)
+	rotated := apptest.MintToken(t, agent.ID)
 	if err := e.st.SetAgentTokenHash(e.ctx, agent.ID, rotated.Hash); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,10 +14,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/hub"
 	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/store"
@@ -176,7 +175,7 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 	opts := hub.Options{
 		Store:  e.st,
 		Sink:   sink,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: e.logs.Logger(),
 		VerifyToken: func(token, hash string) error {
 			e.verif.Add(1)
 			return agenttoken.Verify(token, hash)
@@ -196,30 +195,11 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 	return e
 }
 
-// mint makes an agent token with the cheapest bcrypt cost: the hub checks it with the real
-// bcrypt all the same, without seconds of race-detector CPU per handshake.
-func mint(t *testing.T, agentID int64) agenttoken.Minted {
-	t.Helper()
-	m, err := agenttoken.MintCost(agentID, bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// newAgent creates an agent row and returns it with its token.
+// newAgent creates an agent row and returns it with its token (minted at bcrypt's lowest
+// cost: the hub checks it with the real bcrypt all the same).
 func (e *env) newAgent(name string) (store.Agent, string) {
 	e.t.Helper()
-	var token string
-	a, err := e.st.CreateAgent(e.ctx, e.user.ID, name, func(id int64) (string, error) {
-		m, err := agenttoken.MintCost(id, bcrypt.MinCost)
-		token = m.Token
-		return m.Hash, err
-	})
-	if err != nil {
-		e.t.Fatalf("create agent: %v", err)
-	}
-	return a, token
+	return apptest.NewAgent(e.t, e.st.Store, e.user.ID, name)
 }
 
 // newDeployment creates a deployment row (logs need one) and returns its id as a job id.

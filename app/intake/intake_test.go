@@ -2,7 +2,6 @@ package intake_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,17 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
-	"github.com/stagely/stagely/app/seal"
-	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
@@ -47,18 +45,9 @@ type pipeline struct {
 
 func newPipeline(t *testing.T) *pipeline {
 	t.Helper()
-	st := storetest.NewStore(t)
-	sim := githubsim.New(githubsim.Options{})
-	ep := sim.Start()
-	t.Cleanup(sim.Close)
-	app, err := github.New(github.Options{AppID: sim.AppID(), PrivateKeyPEM: sim.PrivateKeyPEM(), APIURL: ep.API, MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keys, _ := seal.NewKeyring(key)
-	orch := deploy.New(deploy.Options{Store: st, Hub: offlineHub{}, Secrets: secrets.New(st, keys), PublicURL: "http://stagely.test",
+	k := apptest.New(t, githubsim.Options{})
+	st, app := k.Store, k.App(t, github.Options{MaxRetries: -1})
+	orch := deploy.New(deploy.Options{Store: st, Hub: offlineHub{}, Secrets: k.Secrets(), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub { return app.Installation(id) }})
 	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Poll: 50 * time.Millisecond, Handlers: []intake.EventHandler{
 		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
@@ -240,11 +229,9 @@ func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("answered %d", rec.Code)
 	}
-	base := time.Now().Truncate(time.Second)
-	var elapsed atomic.Int64
-	now := func() time.Time { return base.Add(time.Duration(elapsed.Load())) }
+	clock := clocktest.New()
 	h := &flakyHandlers{failures: 2}
-	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{intake.On(h.Handle)}, Poll: 20 * time.Millisecond, Now: now})
+	w := intake.NewWorker(intake.WorkerOptions{Queue: st, Handlers: []intake.EventHandler{intake.On(h.Handle)}, Poll: 20 * time.Millisecond, Now: clock.Now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
@@ -255,9 +242,9 @@ func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
 		// stopped clock keeps it there: the test decides when the back-off has passed.
 		waitForDelivery(t, st, id, fmt.Sprintf("attempt %d to fail and back off %s", attempt+1, backOff), func(d store.Delivery) bool {
 			return d.Status == store.DeliveryProcessing && d.Attempts == attempt+1 &&
-				d.LockedUntil.Valid && d.LockedUntil.Time.Equal(now().Add(backOff))
+				d.LockedUntil.Valid && d.LockedUntil.Time.Equal(clock.Now().Add(backOff))
 		})
-		elapsed.Add(int64(backOff + time.Second))
+		clock.Advance(backOff + time.Second)
 		w.Poke()
 	}
 	d := waitForDelivery(t, st, id, "the third attempt to decide", func(d store.Delivery) bool { return d.Status == store.DeliveryDone })

@@ -4,6 +4,7 @@ package logtest
 
 import (
 	"bytes"
+	"log/slog"
 	"sync"
 )
 
@@ -26,4 +27,10 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Logger returns a logger writing every record, debug ones included, into b in slog's text
+// format (msg="…" key=value), the lines tests search.
+func (b *Buffer) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

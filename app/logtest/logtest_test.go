@@ -32,3 +32,12 @@ func TestBuffer_KeepsEveryLineOfConcurrentWritersWhileRead(t *testing.T) {
 		}
 	}
 }
+
+func TestBufferLogger_WritesDebugRecordsAsText(t *testing.T) {
+	t.Parallel()
+	var b logtest.Buffer
+	b.Logger().Debug("agent connected", "agent_id", 7)
+	if got := b.String(); !strings.Contains(got, `level=DEBUG msg="agent connected" agent_id=7`) {
+		t.Fatalf("log = %q, want a debug line in text format", got)
+	}
+}

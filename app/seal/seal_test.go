@@ -2,36 +2,18 @@ package seal_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/seal"
 )
 
-func newKey(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, seal.KeySize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func mustKeyring(t *testing.T, cur []byte, prev ...[]byte) *seal.Keyring {
-	t.Helper()
-	kr, err := seal.NewKeyring(cur, prev...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
-}
-
 func TestSeal_RoundTripKeepsBytesExact(t *testing.T) {
 	t.Parallel()
-	kr := mustKeyring(t, newKey(t))
+	kr := apptest.Keyring(t, nil)
 	for _, v := range []string{"", "p@ss$word", "multi\nline\nvalue", "ünïcødé ✓", strings.Repeat("x", 1<<16)} {
 		ad := seal.SecretAD(7, "global", "DB_URL")
 		s, err := kr.Seal([]byte(v), ad)
@@ -53,7 +35,7 @@ func TestSeal_RoundTripKeepsBytesExact(t *testing.T) {
 
 func TestSeal_NonceIsFreshForEveryWrite(t *testing.T) {
 	t.Parallel()
-	kr := mustKeyring(t, newKey(t))
+	kr := apptest.Keyring(t, nil)
 	seen := map[string]bool{}
 	for i := 0; i < 1000; i++ {
 		s, err := kr.Seal([]byte("same"), []byte("ad"))
@@ -72,8 +54,8 @@ func TestSeal_NonceIsFreshForEveryWrite(t *testing.T) {
 
 func TestSeal_OpenRefuses(t *testing.T) {
 	t.Parallel()
-	key := newKey(t)
-	kr := mustKeyring(t, key)
+	key := apptest.Key(t)
+	kr := apptest.Keyring(t, key)
 	ad := seal.SecretAD(1, "backend", "API_KEY")
 	good, err := kr.Seal([]byte("hunter2"), ad)
 	if err != nil {
@@ -96,7 +78,7 @@ func TestSeal_OpenRefuses(t *testing.T) {
 		{"copied to another scope", kr, good, seal.SecretAD(1, "global", "API_KEY"), seal.ErrOpen},
 		{"copied to another key", kr, good, seal.SecretAD(1, "backend", "API_KEY2"), seal.ErrOpen},
 		{"ambiguous join of scope and key", kr, good, seal.SecretAD(1, "backendA", "PI_KEY"), seal.ErrOpen},
-		{"wrong master key with the same id label", mustKeyring(t, newKey(t)), seal.Sealed{Ciphertext: good.Ciphertext, Nonce: good.Nonce, KeyID: seal.KeyID(newKey(t))}, ad, seal.ErrUnknownKey},
+		{"wrong master key with the same id label", apptest.Keyring(t, nil), seal.Sealed{Ciphertext: good.Ciphertext, Nonce: good.Nonce, KeyID: seal.KeyID(apptest.Key(t))}, ad, seal.ErrUnknownKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,29 +93,29 @@ func TestSeal_OpenRefuses(t *testing.T) {
 
 func TestSeal_WrongKeyUnderForgedKeyIDDoesNotOpen(t *testing.T) {
 	t.Parallel()
-	keyA, keyB := newKey(t), newKey(t)
-	sealed, err := mustKeyring(t, keyA).Seal([]byte("v"), []byte("ad"))
+	keyA, keyB := apptest.Key(t), apptest.Key(t)
+	sealed, err := apptest.Keyring(t, keyA).Seal([]byte("v"), []byte("ad"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A row edited to claim key B's id must still not open under key B.
 	sealed.KeyID = seal.KeyID(keyB)
-	if _, err := mustKeyring(t, keyB).Open(sealed, []byte("ad")); !errors.Is(err, seal.ErrOpen) {
+	if _, err := apptest.Keyring(t, keyB).Open(sealed, []byte("ad")); !errors.Is(err, seal.ErrOpen) {
 		t.Fatalf("got %v, want ErrOpen", err)
 	}
 }
 
 func TestSeal_RotationOpensOldAndSealsNew(t *testing.T) {
 	t.Parallel()
-	oldKey, newKeyBytes := newKey(t), newKey(t)
-	oldRing := mustKeyring(t, oldKey)
+	oldKey, newKeyBytes := apptest.Key(t), apptest.Key(t)
+	oldRing := apptest.Keyring(t, oldKey)
 	ad := seal.SecretAD(3, "global", "TOKEN")
 	s, err := oldRing.Seal([]byte("v1"), ad)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	rotating := mustKeyring(t, newKeyBytes, oldKey)
+	rotating := apptest.Keyring(t, newKeyBytes, oldKey)
 	if rotating.CurrentKeyID() == s.KeyID {
 		t.Fatal("new and old key share an id")
 	}
@@ -147,7 +129,7 @@ func TestSeal_RotationOpensOldAndSealsNew(t *testing.T) {
 	if re.KeyID != seal.KeyID(newKeyBytes) {
 		t.Fatalf("resealed under %s, want the new key", re.KeyID)
 	}
-	newOnly := mustKeyring(t, newKeyBytes)
+	newOnly := apptest.Keyring(t, newKeyBytes)
 	if got, err := newOnly.Open(re, ad); err != nil || string(got) != "v1" {
 		t.Fatalf("resealed value without the old key: %q, %v", got, err)
 	}
@@ -158,7 +140,7 @@ func TestSeal_RotationOpensOldAndSealsNew(t *testing.T) {
 
 func TestParseKey(t *testing.T) {
 	t.Parallel()
-	raw := newKey(t)
+	raw := apptest.Key(t)
 	tests := []struct {
 		name    string
 		in      string

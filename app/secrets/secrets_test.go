@@ -3,35 +3,17 @@ package secrets_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
 )
-
-func key(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, seal.KeySize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func ring(t *testing.T, cur []byte, prev ...[]byte) *seal.Keyring {
-	t.Helper()
-	kr, err := seal.NewKeyring(cur, prev...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kr
-}
 
 // projects makes a user, an installation and n projects; it returns their ids.
 func projects(t *testing.T, st *store.Store, n int) []int64 {
@@ -62,7 +44,7 @@ func TestService_PutThenForDeployGivesExactValuesAndListHidesThem(t *testing.T) 
 	ctx := context.Background()
 	st := storetest.NewStore(t)
 	pid := projects(t, st, 1)[0]
-	svc := secrets.New(st, ring(t, key(t)))
+	svc := secrets.New(st, apptest.Keyring(t, nil))
 	values := map[string]string{
 		"DOLLAR":    "pa$$word ${HOME} $X",
 		"MULTILINE": "-----BEGIN KEY-----\nabc\n-----END KEY-----\n",
@@ -136,7 +118,7 @@ func TestService_CiphertextCopiedToAnotherRowDoesNotOpen(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.NewStore(t)
 	ids := projects(t, st, 2)
-	svc := secrets.New(st, ring(t, key(t)))
+	svc := secrets.New(st, apptest.Keyring(t, nil))
 	if _, err := svc.Put(ctx, ids[0], "global", "TOKEN", []byte("project-a-secret")); err != nil {
 		t.Fatal(err)
 	}
@@ -163,8 +145,8 @@ func TestRotate_ResealsEveryRowUnderTheNewKey(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.NewStore(t)
 	ids := projects(t, st, 2)
-	oldKey, newKey := key(t), key(t)
-	oldRing := ring(t, oldKey)
+	oldKey, newKey := apptest.Key(t), apptest.Key(t)
+	oldRing := apptest.Keyring(t, oldKey)
 	svc := secrets.New(st, oldRing)
 	for _, pid := range ids {
 		for _, k := range []string{"A", "B", "C"} {
@@ -187,7 +169,7 @@ func TestRotate_ResealsEveryRowUnderTheNewKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rotating := ring(t, newKey, oldKey)
+	rotating := apptest.Keyring(t, newKey, oldKey)
 	rep, err := secrets.Rotate(ctx, st, rotating)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +182,7 @@ func TestRotate_ResealsEveryRowUnderTheNewKey(t *testing.T) {
 		t.Fatalf("second Rotate = %+v, %v; want nothing left to do", again, err)
 	}
 
-	newOnly := ring(t, newKey)
+	newOnly := apptest.Keyring(t, newKey)
 	for _, pid := range ids {
 		got, err := secrets.New(st, newOnly).ForDeploy(ctx, pid)
 		if err != nil || len(got) != 3 {
@@ -222,8 +204,8 @@ func TestRotate_OneBadRowLeavesEveryRowUnderTheOldKey(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.NewStore(t)
 	pid := projects(t, st, 1)[0]
-	oldKey := key(t)
-	svc := secrets.New(st, ring(t, oldKey))
+	oldKey := apptest.Key(t)
+	svc := secrets.New(st, apptest.Keyring(t, oldKey))
 	for _, k := range []string{"A", "B", "C"} {
 		if _, err := svc.Put(ctx, pid, "global", k, []byte("v")); err != nil {
 			t.Fatal(err)
@@ -232,7 +214,7 @@ func TestRotate_OneBadRowLeavesEveryRowUnderTheOldKey(t *testing.T) {
 	if _, err := st.DB().ExecContext(ctx, `UPDATE secrets SET value_encrypted = value_encrypted || '\x00'::bytea WHERE key = 'C'`); err != nil {
 		t.Fatal(err)
 	}
-	_, err := secrets.Rotate(ctx, st, ring(t, key(t), oldKey))
+	_, err := secrets.Rotate(ctx, st, apptest.Keyring(t, apptest.Key(t), oldKey))
 	if !errors.Is(err, seal.ErrOpen) || !strings.Contains(err.Error(), "global/C") {
 		t.Fatalf("Rotate = %v, want ErrOpen naming global/C", err)
 	}

@@ -3,21 +3,16 @@ package setup_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,33 +20,17 @@ import (
 
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/appmanifest"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/github"
-	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/app/setup"
+	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
-	"github.com/stagely/stagely/store/storetest"
 )
 
 const conversions = "/app-manifests/*/conversions"
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fixture is a Stagely server with /setup and sign-in mounted on one appcreds.Provider, as the
 // real server wires them, against a started githubsim and a real database.
@@ -63,91 +42,43 @@ type fixture struct {
 	creds     *appcreds.Provider
 	github    *github.Client
 	srv       *httptest.Server
-	clock     *clock
+	clock     *clocktest.Clock
 	publicURL string
-	logs      *bytes.Buffer
-	logMu     *sync.Mutex
+	logs      *logtest.Buffer
 	// token is the setup token the server was given, as the operator reads it in the log.
 	token string
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
 	t.Helper()
-	gin.SetMode(gin.TestMode)
-	router := gin.New()
-	srv := httptest.NewUnstartedServer(router)
-	publicURL := "http://" + srv.Listener.Addr().String()
-
-	clk := &clock{t: time.Now()}
-	sim := githubsim.New(githubsim.Options{Now: clk.Now})
-	ep := sim.Start()
-	t.Cleanup(sim.Close)
-
-	st := storetest.NewStore(t)
-	key := make([]byte, seal.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.NewKeyring(key)
+	site := apptest.NewSite(false)
+	clk := clocktest.New()
+	k := apptest.New(t, githubsim.Options{Now: clk.Now})
+	creds := appcreds.New(k.Store, k.Keys, env)
+	gh := k.GitHubClient(t, github.Options{AppKey: creds.AppKey})
+	token := setup.TokenFromKey(k.Key)
+	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: k.Endpoints.Web, PublicURL: site.URL, Token: token, Logger: k.Logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := appcreds.New(st, keys, env)
-	logs, mu := &bytes.Buffer{}, &sync.Mutex{}
-	logger := slog.New(slog.NewJSONHandler(lockedWriter{mu, logs}, nil))
-
-	gh, err := github.NewClient(github.Options{APIURL: ep.API, WebURL: ep.Web, AppKey: creds.AppKey, Logger: logger})
+	s.Register(site.Router)
+	a, err := auth.New(auth.Options{Store: k.Store, Keys: k.Keys, Creds: creds, GitHub: gh, PublicURL: site.URL, Now: clk.Now, Logger: k.Logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := setup.TokenFromKey(key)
-	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: ep.Web, PublicURL: publicURL, Token: token, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Register(router)
-	a, err := auth.New(auth.Options{Store: st, Keys: keys, Creds: creds, GitHub: gh, PublicURL: publicURL, Now: clk.Now, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Register(router)
-	router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return &fixture{t: t, sim: sim, ep: ep, st: st, creds: creds, github: gh, srv: srv, clock: clk, publicURL: publicURL, logs: logs, logMu: mu, token: token}
+	a.Register(site.Router)
+	site.Router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
+	site.Start(t)
+	return &fixture{t: t, sim: k.Sim, ep: k.Endpoints, st: k.Store, creds: creds, github: gh, srv: site.Server, clock: clk, publicURL: site.URL, logs: k.Logs, token: token}
 }
 
 func (f *fixture) browser() *http.Client {
 	f.t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	return apptest.Browser(f.t, nil)
 }
 
 // stopAtCallback is c, but it does not follow GitHub's redirect to /setup/callback.
-func stopAtCallback(c *http.Client) *http.Client {
-	stop := *c
-	stop.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-		if req.URL.Path == "/setup/callback" {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}
-	return &stop
-}
+func stopAtCallback(c *http.Client) *http.Client { return apptest.StopAt(c, "/setup/callback") }
 
 func (f *fixture) get(c *http.Client, pathOrURL string) (*http.Response, string) {
 	f.t.Helper()
@@ -158,7 +89,7 @@ func (f *fixture) get(c *http.Client, pathOrURL string) (*http.Response, string)
 	if err != nil {
 		f.t.Fatalf("GET %s: %v", pathOrURL, err)
 	}
-	return resp, readBody(f.t, resp)
+	return resp, apptest.ReadBody(f.t, resp)
 }
 
 var (
@@ -202,19 +133,9 @@ func (f *fixture) callbackURL(c *http.Client) string {
 	f.t.Helper()
 	resp := f.register(stopAtCallback(c))
 	if resp.StatusCode != http.StatusFound {
-		f.t.Fatalf("GitHub answered %d, want a redirect to the callback: %s", resp.StatusCode, readBody(f.t, resp))
+		f.t.Fatalf("GitHub answered %d, want a redirect to the callback: %s", resp.StatusCode, apptest.ReadBody(f.t, resp))
 	}
 	return resp.Header.Get("Location")
-}
-
-func readBody(t *testing.T, resp *http.Response) string {
-	t.Helper()
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
@@ -248,7 +169,7 @@ func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
 	}
 
 	resp := f.register(c)
-	body := readBody(t, resp)
+	body := apptest.ReadBody(t, resp)
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/setup" {
 		t.Fatalf("registration ended at %s with %d: %s", resp.Request.URL, resp.StatusCode, body)
 	}
@@ -286,9 +207,7 @@ func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
 			t.Errorf("github_app row holds the %s in the clear", name)
 		}
 	}
-	f.logMu.Lock()
 	logs := f.logs.String()
-	f.logMu.Unlock()
 	if strings.Contains(logs, f.sim.ClientSecret()) || strings.Contains(logs, f.sim.WebhookSecret()) || strings.Contains(logs, "PRIVATE KEY") {
 		t.Fatal("the server log holds a credential")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/appmanifest"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/setup"
 )
@@ -41,7 +42,7 @@ func TestSetup_AStrangerWithoutTheTokenCannotRegisterAnApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body = readBody(t, resp)
+	body = apptest.ReadBody(t, resp)
 	if resp.Request.URL.Path != "/setup/callback" || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("the stranger's own registration ended at %s with %d, want the callback's 403\n%s", resp.Request.URL, resp.StatusCode, body)
 	}

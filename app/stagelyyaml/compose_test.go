@@ -65,10 +65,7 @@ func TestResolveComposeFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := stagelyyaml.Parse([]byte(tt.config))
-			if len(problems) != 0 {
-				t.Fatalf("parse: %v", problems)
-			}
+			cfg := mustParse(t, tt.config)
 			got, err := stagelyyaml.ResolveComposeFile(cfg, existsIn(tt.repo))
 			if tt.fragment == "" {
 				if err != nil || got != tt.want {

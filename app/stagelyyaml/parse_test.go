@@ -21,10 +21,7 @@ func TestParse_EmptyFileIsZeroConfig(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := stagelyyaml.Parse([]byte(input))
-			if len(problems) != 0 {
-				t.Fatalf("problems = %v, want none", problems)
-			}
+			cfg := mustParse(t, input)
 			if !reflect.DeepEqual(cfg, stagelyyaml.Default()) {
 				t.Fatalf("config = %+v, want Default() %+v", cfg, stagelyyaml.Default())
 			}
@@ -69,10 +66,7 @@ services:
   worker:
     ignore: true
 `
-	cfg, problems := stagelyyaml.Parse([]byte(input))
-	if len(problems) != 0 {
-		t.Fatalf("problems = %v, want none", problems)
-	}
+	cfg := mustParse(t, input)
 	want := stagelyyaml.Config{
 		Version:        "1.0",
 		ProjectID:      "proj_abc123",
@@ -156,10 +150,7 @@ func TestParse_AcceptedSpellings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := stagelyyaml.Parse([]byte(tt.input))
-			if len(problems) != 0 {
-				t.Fatalf("problems = %v, want none", problems)
-			}
+			cfg := mustParse(t, tt.input)
 			if !tt.check(cfg) {
 				t.Fatalf("config %+v does not hold", cfg)
 			}
@@ -353,6 +344,16 @@ func runProblemCases(t *testing.T, tests []problemCase) {
 			assertOneProblem(t, problems, stagelyyaml.FileName, stagelyyaml.LevelFailure, tt.line, tt.column, tt.fragment)
 		})
 	}
+}
+
+// mustParse parses a stagely.yaml that has no problems.
+func mustParse(t *testing.T, input string) stagelyyaml.Config {
+	t.Helper()
+	cfg, problems := stagelyyaml.Parse([]byte(input))
+	if len(problems) != 0 {
+		t.Fatalf("parse %q: problems %v, want none", input, problems)
+	}
+	return cfg
 }
 
 func assertOneProblem(t *testing.T, problems []stagelyyaml.Problem, path string, level stagelyyaml.Level, line, column int, fragment string) {

@@ -23,12 +23,19 @@ const composeFixture = `services:
       service: worker
 `
 
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	compose, err := stagelyyaml.ParseComposeServices("deploy/compose.yml", []byte(composeFixture))
+// fixtureServices is composeFixture's services, read as the compose file at path.
+func fixtureServices(t *testing.T, path string) map[string]stagelyyaml.ComposeService {
+	t.Helper()
+	services, err := stagelyyaml.ParseComposeServices(path, []byte(composeFixture))
 	if err != nil {
 		t.Fatalf("compose fixture: %v", err)
 	}
+	return services
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	compose := fixtureServices(t, "deploy/compose.yml")
 	tests := []struct {
 		name     string
 		config   string
@@ -66,10 +73,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := stagelyyaml.Parse([]byte(tt.config))
-			if len(problems) != 0 {
-				t.Fatalf("parse: %v", problems)
-			}
+			cfg := mustParse(t, tt.config)
 			got := stagelyyaml.Validate(cfg, compose, "deploy/compose.yml", tt.linked)
 			assertOneProblem(t, got, stagelyyaml.FileName, tt.level, tt.line, tt.column, tt.fragment)
 		})
@@ -78,10 +82,7 @@ func TestValidate(t *testing.T) {
 
 func TestValidate_AcceptsConsistentConfig(t *testing.T) {
 	t.Parallel()
-	compose, err := stagelyyaml.ParseComposeServices("compose.yaml", []byte(composeFixture))
-	if err != nil {
-		t.Fatalf("compose fixture: %v", err)
-	}
+	compose := fixtureServices(t, "compose.yaml")
 	tests := []struct {
 		name   string
 		config string
@@ -98,10 +99,7 @@ func TestValidate_AcceptsConsistentConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg, problems := stagelyyaml.Parse([]byte(tt.config))
-			if len(problems) != 0 {
-				t.Fatalf("parse: %v", problems)
-			}
+			cfg := mustParse(t, tt.config)
 			if got := stagelyyaml.Validate(cfg, compose, "compose.yaml", tt.linked); len(got) != 0 {
 				t.Fatalf("Validate problems:\n%s", render(got))
 			}
@@ -111,16 +109,9 @@ func TestValidate_AcceptsConsistentConfig(t *testing.T) {
 
 func TestValidate_ProblemsOrderedByLine(t *testing.T) {
 	t.Parallel()
-	compose, err := stagelyyaml.ParseComposeServices("compose.yaml", []byte(composeFixture))
-	if err != nil {
-		t.Fatalf("compose fixture: %v", err)
-	}
+	compose := fixtureServices(t, "compose.yaml")
 	config := "project_id: a\nhooks:\n  post_deploy:\n    - {service: x, command: y}\n  pre_deploy:\n    - {service: z, command: y}\nservices:\n  zz: {}\n  aa: {}\n"
-	cfg, problems := stagelyyaml.Parse([]byte(config))
-	if len(problems) != 0 {
-		t.Fatalf("parse: %v", problems)
-	}
-	got := stagelyyaml.Validate(cfg, compose, "compose.yaml", "b")
+	got := stagelyyaml.Validate(mustParse(t, config), compose, "compose.yaml", "b")
 	wantLines := []int{1, 4, 6, 8, 9}
 	if len(got) != len(wantLines) {
 		t.Fatalf("got %d problems, want %d:\n%s", len(got), len(wantLines), render(got))

@@ -83,7 +83,13 @@ func NewDatabase(t testing.TB) string {
 // NewStore returns a Store on a fresh database of its own, closed when the test ends.
 func NewStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), NewDatabase(t))
+	return Open(t, NewDatabase(t))
+}
+
+// Open returns a Store on the database at dsn (one NewDatabase made), closed when the test ends.
+func Open(t testing.TB, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatalf("storetest: %v", err)
 	}

@@ -21,7 +21,7 @@ func TestDemo_NonInteractiveRunsTheWholeLoopTwice(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		var out bytes.Buffer
 		err := run(ctx, []string{"--non-interactive", "--workdir", workdir, "--port", "0",
-			"--server-bin", built.server, "--agent-bin", built.agent}, os.Getenv, &out, &out)
+			"--server-bin", built.Server, "--agent-bin", built.Agent}, os.Getenv, &out, &out)
 		cancel()
 		text := out.String()
 		if err != nil {

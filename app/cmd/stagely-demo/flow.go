@@ -38,20 +38,13 @@ func (d *demo) startServer(ctx context.Context) error {
 	}
 	d.serverURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	// DESIGN.md §7's variables, pointing at githubsim instead of github.com.
-	env := childEnv(d.getenv,
-		"STAGELY_DATABASE_URL="+d.dsn,
-		"STAGELY_SECRET_KEY="+base64.StdEncoding.EncodeToString(key),
+	env := childEnv(d.getenv, append([]string{
+		"STAGELY_DATABASE_URL=" + d.dsn,
+		"STAGELY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key),
 		fmt.Sprintf("STAGELY_LISTEN=127.0.0.1:%d", port),
-		"STAGELY_PUBLIC_URL="+d.serverURL,
-		"STAGELY_GITHUB_API_URL="+d.ep.API,
-		"STAGELY_GITHUB_URL="+d.ep.Web,
-		fmt.Sprintf("STAGELY_GITHUB_APP_ID=%d", d.sim.AppID()),
-		"STAGELY_GITHUB_APP_PRIVATE_KEY="+string(d.sim.PrivateKeyPEM()),
-		"STAGELY_GITHUB_WEBHOOK_SECRET="+d.sim.WebhookSecret(),
-		"STAGELY_GITHUB_CLIENT_ID="+d.sim.ClientID(),
-		"STAGELY_GITHUB_CLIENT_SECRET="+d.sim.ClientSecret(),
+		"STAGELY_PUBLIC_URL=" + d.serverURL,
 		"STAGELY_SWEEP_INTERVAL=500ms",
-	)
+	}, d.sim.ServerEnv()...)...)
 	t0 := time.Now()
 	d.server, err = startProcess("stagely-server", d.opt.serverBin, nil, env, filepath.Join(d.opt.workdir, "server.log"))
 	if err != nil {

@@ -6,34 +6,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/stagely/stagely/app/apptest"
 )
 
 // testVersion is stamped into the binaries TestMain builds, through the Dockerfiles' own
 // VERSION build argument.
 const testVersion = "v0.0.0-demotest"
 
-// built holds the binaries TestMain built with the Dockerfiles' `go build` lines: the
-// demo test runs these, so the demo exercises exactly what the images carry.
-var built struct{ server, agent string }
+// built holds the binaries the tests run and the version stamped into them. TestMain builds
+// them with the Dockerfiles' `go build` lines, so the demo exercises exactly what the images
+// carry; or it takes the ones `make build` made (apptest.RunWithBinaries), which
+// TestMakefile_BuildsTheBinariesAsTheDockerfilesDo holds to the same lines.
+var built apptest.Binaries
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "stagely-demo-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	var code int
-	if built.server, err = buildFromDockerfile("Dockerfile.server", dir); err == nil {
-		built.agent, err = buildFromDockerfile("Dockerfile.agent", dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(apptest.RunWithBinaries(m, &built, func(dir string) (apptest.Binaries, error) {
+		b := apptest.Binaries{Version: testVersion}
+		var err error
+		if b.Server, err = buildFromDockerfile("Dockerfile.server", dir); err != nil {
+			return b, err
+		}
+		b.Agent, err = buildFromDockerfile("Dockerfile.agent", dir)
+		return b, err
+	}))
 }
 
 // repoRoot is the checkout, seen from this package's directory.

@@ -12,14 +12,14 @@ import (
 
 // The images cannot be built here (no registry for the base images); these tests check what
 // can be: the binaries the Dockerfiles build (TestMain built them with the Dockerfiles' own
-// `go build` lines), that the runtime stages copy and run exactly those, the compose file and
-// the systemd unit.
+// `go build` lines, or took make build's, made with the same lines), that the runtime stages
+// copy and run exactly those, the compose file and the systemd unit.
 
 func TestDockerfiles_BuildStaticBinariesWithVersionAndHelp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, bin, helpWord string }{
-		{"stagely-server", built.server, "STAGELY_DATABASE_URL"},
-		{"stagely-agent", built.agent, "STAGELY_SERVER_URL"},
+		{"stagely-server", built.Server, "STAGELY_DATABASE_URL"},
+		{"stagely-agent", built.Agent, "STAGELY_SERVER_URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -34,8 +34,8 @@ func TestDockerfiles_BuildStaticBinariesWithVersionAndHelp(t *testing.T) {
 				}
 			}
 			out, err := exec.Command(tc.bin, "--version").CombinedOutput()
-			if err != nil || strings.TrimSpace(string(out)) != tc.name+" "+testVersion {
-				t.Errorf("--version: %v %q, want %q", err, out, tc.name+" "+testVersion)
+			if err != nil || strings.TrimSpace(string(out)) != tc.name+" "+built.Version {
+				t.Errorf("--version: %v %q, want %q", err, out, tc.name+" "+built.Version)
 			}
 			out, err = exec.Command(tc.bin, "--help").CombinedOutput()
 			if err != nil || !strings.Contains(string(out), tc.helpWord) {
@@ -121,11 +121,11 @@ func TestBinaries_RefuseMissingOrMalformedConfiguration(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{"server without a database URL", built.server, nil, nil, "STAGELY_DATABASE_URL"},
-		{"server with a short secret key", built.server, nil, []string{"STAGELY_DATABASE_URL=postgres://x@127.0.0.1:1/x", "STAGELY_SECRET_KEY=c2hvcnQ="}, "STAGELY_SECRET_KEY"},
-		{"agent with a missing --config file", built.agent, []string{"--config", "/nonexistent/config.json"}, nil, "config"},
-		{"agent with an unknown key in config.json", built.agent, []string{"--config", badConfig}, nil, "server-url"},
-		{"agent with an unknown flag", built.agent, []string{"--bogus"}, nil, "bogus"},
+		{"server without a database URL", built.Server, nil, nil, "STAGELY_DATABASE_URL"},
+		{"server with a short secret key", built.Server, nil, []string{"STAGELY_DATABASE_URL=postgres://x@127.0.0.1:1/x", "STAGELY_SECRET_KEY=c2hvcnQ="}, "STAGELY_SECRET_KEY"},
+		{"agent with a missing --config file", built.Agent, []string{"--config", "/nonexistent/config.json"}, nil, "config"},
+		{"agent with an unknown key in config.json", built.Agent, []string{"--config", badConfig}, nil, "server-url"},
+		{"agent with an unknown flag", built.Agent, []string{"--bogus"}, nil, "bogus"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -185,7 +185,7 @@ func TestSystemdUnit_VerifiesWithTheBuiltAgent(t *testing.T) {
 	}
 	// verify insists that ExecStart exists, so point it at the agent the Dockerfile builds.
 	path := filepath.Join(t.TempDir(), "stagely-agent.service")
-	if err := os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/stagely-agent"), []byte(built.agent)), 0o644); err != nil {
+	if err := os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/stagely-agent"), []byte(built.Agent)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil {

@@ -19,8 +19,8 @@ func TestRun_RefusesBadCommandLines(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
 		{"extra argument", []string{"now"}, `unexpected argument "now"`},
-		{"port out of range", []string{"--port", "70000", "--server-bin", built.server, "--agent-bin", built.agent}, "--port 70000"},
-		{"missing server binary", []string{"--server-bin", "/nonexistent/stagely-server", "--agent-bin", built.agent}, "make build"},
+		{"port out of range", []string{"--port", "70000", "--server-bin", built.Server, "--agent-bin", built.Agent}, "--port 70000"},
+		{"missing server binary", []string{"--server-bin", "/nonexistent/stagely-server", "--agent-bin", built.Agent}, "make build"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

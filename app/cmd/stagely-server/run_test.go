@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
@@ -21,11 +20,7 @@ import (
 
 func newKeyB64(t *testing.T) string {
 	t.Helper()
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(k)
+	return base64.StdEncoding.EncodeToString(apptest.Key(t))
 }
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -108,21 +103,16 @@ func TestRun_RotateKeyResealsAndRefusesWithoutTheOldKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := storetest.NewDatabase(t)
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, dsn)
 	u, _ := st.UpsertUser(ctx, store.User{GitHubID: 1, Login: "a"})
 	in, _ := st.UpsertInstallation(ctx, store.Installation{GitHubID: 1, AccountLogin: "a", AccountID: 1, AccountType: "User"})
 	p, err := st.CreateProject(ctx, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web", RepoID: 1, RepoFullName: "a/web", DeployBranch: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldB64, newB64 := newKeyB64(t), newKeyB64(t)
-	oldKey, _ := seal.ParseKey(oldB64)
-	newKey, _ := seal.ParseKey(newB64)
-	oldRing, _ := seal.NewKeyring(oldKey)
+	oldKey, newKey := apptest.Key(t), apptest.Key(t)
+	oldB64, newB64 := base64.StdEncoding.EncodeToString(oldKey), base64.StdEncoding.EncodeToString(newKey)
+	oldRing := apptest.Keyring(t, oldKey)
 	if _, err := secrets.New(st, oldRing).Put(ctx, p.ID, "global", "DB", []byte("s3cret")); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +131,7 @@ func TestRun_RotateKeyResealsAndRefusesWithoutTheOldKey(t *testing.T) {
 	if !strings.Contains(out.String(), "1 secret(s)") {
 		t.Fatalf("rotate-key printed %q", out.String())
 	}
-	newRing, _ := seal.NewKeyring(newKey)
+	newRing := apptest.Keyring(t, newKey)
 	got, err := secrets.New(st, newRing).ForDeploy(ctx, p.ID)
 	if err != nil || len(got) != 1 || got[0].Value != "s3cret" {
 		t.Fatalf("after rotate-key, with only the new key: %v, %v", got, err)

@@ -23,6 +23,7 @@ import (
 	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/metrics"
+	"github.com/stagely/stagely/app/recovery"
 	"github.com/stagely/stagely/app/retention"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
@@ -37,9 +38,11 @@ type server struct {
 	hub    *hub.Hub
 	orch   *deploy.Orchestrator
 	worker *intake.Worker
-	auth   *auth.Auth
-	pruner *retention.Pruner
-	http   *http.Server
+	// recovery asks GitHub again for the webhooks it could not deliver to us.
+	recovery *recovery.Loop
+	auth     *auth.Auth
+	pruner   *retention.Pruner
+	http     *http.Server
 }
 
 // hubRef breaks the construction cycle: the orchestrator dispatches through the hub, and
@@ -122,7 +125,8 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	})
 	return &server{
 		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth, pruner: pruner,
-		http: newHTTPServer(router, cfg),
+		recovery: recovery.New(recovery.Options{GitHub: gh, Store: st, Interval: cfg.RecoveryInterval, Logger: logger}),
+		http:     newHTTPServer(router, cfg),
 	}, nil
 }
 
@@ -157,7 +161,7 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	parts := []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run, s.pruner.Run}
+	parts := []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run, s.recovery.Run, s.pruner.Run}
 	errs := make(chan error, len(parts))
 	for _, part := range parts {
 		wg.Add(1)
