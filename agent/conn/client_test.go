@@ -43,6 +43,7 @@ func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
 		Docker:         "27.5.1",
 		Compose:        "2.40.3",
 		UnackedResults: []protocol.JobResult{success("job-old")},
+		Jobs:           []protocol.HeldJob{},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("HELLO = %+v, want %+v", h, want)

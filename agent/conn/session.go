@@ -149,13 +149,15 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
 	vctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	docker, compose := c.opts.Versions(vctx)
 	cancel()
+	results, held := c.forHello()
 	hello := protocol.Hello{
 		AgentVersion:   c.opts.AgentVersion,
 		Protocol:       protocol.Version,
 		Hostname:       c.opts.Hostname,
 		Docker:         docker,
 		Compose:        compose,
-		UnackedResults: c.unackedForHello(),
+		UnackedResults: results,
+		Jobs:           held,
 	}
 	b, err := protocol.Encode(protocol.TypeHello, hello)
 	if err != nil {
@@ -166,7 +168,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
 	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
 		return fmt.Errorf("send HELLO: %w", err)
 	}
-	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults))
+	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults), "jobs", len(held))
 	return nil
 }
 
@@ -210,6 +212,8 @@ func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
 			c.onCancel(v.JobID)
 		case *protocol.ResultAck:
 			c.onAck(v.JobID)
+		case *protocol.LogAck:
+			c.onLogAck(*v)
 		default:
 			// A frame only agents send: the server has no business sending it here.
 			_ = ws.Close(websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType)
