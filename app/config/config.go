@@ -40,6 +40,9 @@ type Config struct {
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
 	SweepInterval    time.Duration
+	// Agent liveness; zero means the hub's defaults.
+	AgentPingInterval time.Duration
+	AgentPongTimeout  time.Duration
 }
 
 // Needs says which settings a command requires.
@@ -95,6 +98,8 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
 		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+		{"STAGELY_AGENT_PING_INTERVAL", &cfg.AgentPingInterval},
+		{"STAGELY_AGENT_PONG_TIMEOUT", &cfg.AgentPongTimeout},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)
