@@ -82,6 +82,11 @@ func (c *Client) connectLoop(ctx context.Context) {
 // that writes frames), a pinger and a shutdown watcher. The first of them to fail tears
 // the whole connection down. It returns how long the connection was up.
 func (c *Client) session(ctx context.Context) (time.Duration, error) {
+	// Asked before dialling: nothing reads the connection until HELLO is sent, so a slow
+	// `docker version` after the dial would leave the server's pings unanswered.
+	vctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	docker, compose := c.opts.Versions(vctx)
+	cancel()
 	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	ws, resp, err := websocket.Dial(dctx, c.wsURL, &websocket.DialOptions{
 		HTTPClient: c.opts.HTTPClient,
@@ -98,7 +103,7 @@ func (c *Client) session(ctx context.Context) (time.Duration, error) {
 	ws.SetReadLimit(protocol.MaxFrameBytes)
 	up := time.Now()
 
-	if err := c.sendHello(ctx, ws); err != nil {
+	if err := c.sendHello(ctx, ws, docker, compose); err != nil {
 		return 0, err
 	}
 
@@ -145,10 +150,7 @@ func (c *Client) session(ctx context.Context) (time.Duration, error) {
 	return time.Since(up), firstErr
 }
 
-func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
-	vctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-	docker, compose := c.opts.Versions(vctx)
-	cancel()
+func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn, docker, compose string) error {
 	results, held := c.forHello()
 	hello := protocol.Hello{
 		AgentVersion:   c.opts.AgentVersion,
