@@ -150,6 +150,12 @@ type stackOptions struct {
 	// bare leaves the database without user, installation, agent and project rows and starts
 	// no agent: the browser test creates them through the dashboard.
 	bare bool
+	// dsn is the database to use instead of a fresh one on the shared test cluster.
+	dsn string
+	// githubAPI, when set, maps githubsim's API URL to the one the server is given (a proxy).
+	githubAPI func(api string) string
+	// agentServerURL, when set, maps the server's URL to the one the agent dials (a proxy).
+	agentServerURL func(serverURL string) string
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -166,7 +172,10 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 
-	dsn := storetest.NewDatabase(t)
+	dsn := opt.dsn
+	if dsn == "" {
+		dsn = storetest.NewDatabase(t)
+	}
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -184,12 +193,16 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 
 	port := freePort(t)
 	s.serverURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	apiURL := ep.API
+	if opt.githubAPI != nil {
+		apiURL = opt.githubAPI(ep.API)
+	}
 	s.serverEnv = append([]string{
 		"STAGELY_DATABASE_URL=" + dsn,
 		"STAGELY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(rawKey),
 		fmt.Sprintf("STAGELY_LISTEN=127.0.0.1:%d", port),
 		"STAGELY_PUBLIC_URL=" + s.serverURL,
-		"STAGELY_GITHUB_API_URL=" + ep.API,
+		"STAGELY_GITHUB_API_URL=" + apiURL,
 		"STAGELY_GITHUB_URL=" + ep.Web,
 		fmt.Sprintf("STAGELY_GITHUB_APP_ID=%d", s.sim.AppID()),
 		"STAGELY_GITHUB_APP_PRIVATE_KEY=" + string(s.sim.PrivateKeyPEM()),
@@ -230,8 +243,12 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 	t.Cleanup(func() { composeDown(t, s.project.ComposeProject) })
 
+	agentURL := s.serverURL
+	if opt.agentServerURL != nil {
+		agentURL = opt.agentServerURL(s.serverURL)
+	}
 	s.agentEnv = []string{
-		"STAGELY_SERVER_URL=" + s.serverURL,
+		"STAGELY_SERVER_URL=" + agentURL,
 		"STAGELY_TOKEN=" + s.token,
 		"STAGELY_DATA_DIR=" + t.TempDir(),
 		"STAGELY_CONFIG=/nonexistent/config.json",
