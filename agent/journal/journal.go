@@ -194,16 +194,23 @@ func (j *Journal) List() ([]Entry, error) {
 }
 
 func readRecord(path string) (record, error) {
+	return readJSON(path, "journal entry", func(r record) string { return r.Result.JobID })
+}
+
+// readJSON reads one file of the journal, what it is named by what; a record without a job
+// id is refused.
+func readJSON[T any](path, what string, jobID func(T) string) (T, error) {
+	var rec T
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return record{}, fmt.Errorf("read journal entry %s: %w", filepath.Base(path), err)
+		return rec, fmt.Errorf("read %s %s: %w", what, filepath.Base(path), err)
 	}
-	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return record{}, fmt.Errorf("decode journal entry %s: %w", filepath.Base(path), err)
+		return rec, fmt.Errorf("decode %s %s: %w", what, filepath.Base(path), err)
 	}
-	if rec.Result.JobID == "" {
-		return record{}, fmt.Errorf("decode journal entry %s: no job id", filepath.Base(path))
+	if jobID(rec) == "" {
+		var zero T
+		return zero, fmt.Errorf("decode %s %s: no job id", what, filepath.Base(path))
 	}
 	return rec, nil
 }

@@ -118,16 +118,5 @@ func (j *Journal) Interrupted() ([]Started, error) {
 }
 
 func readStarted(path string) (Started, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Started{}, fmt.Errorf("read start record %s: %w", filepath.Base(path), err)
-	}
-	var rec Started
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return Started{}, fmt.Errorf("decode start record %s: %w", filepath.Base(path), err)
-	}
-	if rec.Job.JobID == "" {
-		return Started{}, fmt.Errorf("decode start record %s: no job id", filepath.Base(path))
-	}
-	return rec, nil
+	return readJSON(path, "start record", func(s Started) string { return s.Job.JobID })
 }
