@@ -53,6 +53,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed (the agent
 	// handshake's per-address limits); empty trusts none.
 	TrustedProxies []netip.Prefix
+	// Agent liveness; zero means the hub's defaults.
+	AgentPingInterval time.Duration
+	AgentPongTimeout  time.Duration
 }
 
 // Retention is how long stored history is kept; a zero duration keeps it for ever.
@@ -138,6 +141,8 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_WEBHOOK_READ_TIMEOUT", &cfg.WebhookReadTimeout},
 		{"STAGELY_HTTP_IDLE_TIMEOUT", &cfg.HTTPIdleTimeout},
 		{"STAGELY_WEBHOOK_RECOVERY_INTERVAL", &cfg.RecoveryInterval},
+		{"STAGELY_AGENT_PING_INTERVAL", &cfg.AgentPingInterval},
+		{"STAGELY_AGENT_PONG_TIMEOUT", &cfg.AgentPongTimeout},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

@@ -90,7 +90,8 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 		Secrets: secretSvc, Metrics: met, PublicURL: cfg.PublicURL.String(), Logger: logger,
 		AgentOfflineWait: cfg.AgentOfflineWait, AgentLostAfter: cfg.AgentLostAfter, SweepEvery: cfg.SweepInterval,
 	})
-	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies})
+	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies,
+		PingInterval: cfg.AgentPingInterval, PongTimeout: cfg.AgentPongTimeout})
 	ref.h = h
 	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
 		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
