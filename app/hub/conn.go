@@ -345,6 +345,8 @@ func (c *conn) readLoop() {
 		run = func() {
 			if c.admit(v) {
 				report()
+			} else if l, ok := v.(*protocol.LogChunk); ok {
+				c.logs.skip(*l)
 			}
 		}
 		if !c.st.work.push(c, frameSize(v), run) {

@@ -22,6 +22,9 @@ type logBuffer struct {
 	c *conn
 
 	pending map[string][]protocol.LogChunk
+	// skipped is the highest seq per job of lines dropped before the buffer (frames.go),
+	// confirmed with the job's next flush: sending them again would not help.
+	skipped map[string]int64
 	timer   *time.Timer
 	armed   bool
 	closed  bool
@@ -29,27 +32,40 @@ type logBuffer struct {
 }
 
 func newLogBuffer(c *conn) *logBuffer {
-	return &logBuffer{c: c, pending: map[string][]protocol.LogChunk{}, warned: map[string]bool{}}
+	return &logBuffer{c: c, pending: map[string][]protocol.LogChunk{}, skipped: map[string]int64{}, warned: map[string]bool{}}
 }
 
 // add buffers one line; it writes the job's batch at once when it is full.
 func (b *logBuffer) add(l protocol.LogChunk) {
-	opts := b.c.hub.opts
 	if b.closed {
 		return
 	}
 	b.pending[l.JobID] = append(b.pending[l.JobID], l)
-	if len(b.pending[l.JobID]) >= opts.LogBatchSize {
+	if len(b.pending[l.JobID]) >= b.c.hub.opts.LogBatchSize {
 		b.flushJob(l.JobID)
 		return
 	}
-	if !b.armed {
-		b.armed = true
-		if b.timer == nil {
-			b.timer = time.AfterFunc(opts.LogFlushEvery, func() { b.c.st.work.control(b.flushAll) })
-		} else {
-			b.timer.Reset(opts.LogFlushEvery)
-		}
+	b.arm()
+}
+
+// skip notes a line dropped before the buffer, to be confirmed with the job's next flush.
+func (b *logBuffer) skip(l protocol.LogChunk) {
+	if b.closed {
+		return
+	}
+	b.skipped[l.JobID] = max(b.skipped[l.JobID], l.Seq)
+	b.arm()
+}
+
+func (b *logBuffer) arm() {
+	if b.armed {
+		return
+	}
+	b.armed = true
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.c.hub.opts.LogFlushEvery, func() { b.c.st.work.control(b.flushAll) })
+	} else {
+		b.timer.Reset(b.c.hub.opts.LogFlushEvery)
 	}
 }
 
@@ -58,7 +74,14 @@ func (b *logBuffer) add(l protocol.LogChunk) {
 func (b *logBuffer) flushJob(jobID string) bool {
 	lines := b.pending[jobID]
 	delete(b.pending, jobID)
-	return b.write(jobID, lines)
+	if !b.write(jobID, lines) {
+		return false
+	}
+	if seq, ok := b.skipped[jobID]; ok {
+		delete(b.skipped, jobID)
+		b.ack(jobID, seq)
+	}
+	return true
 }
 
 // flushAll writes every waiting line; the timer queues it.
@@ -72,6 +95,9 @@ func (b *logBuffer) flushAll() {
 			return
 		}
 	}
+	for jobID := range b.skipped {
+		b.flushJob(jobID)
+	}
 }
 
 // close writes what is left and stops the timer; a flush the timer queued later finds
@@ -84,6 +110,10 @@ func (b *logBuffer) close() {
 	for jobID, lines := range b.pending {
 		delete(b.pending, jobID)
 		b.write(jobID, lines)
+	}
+	for jobID, seq := range b.skipped {
+		delete(b.skipped, jobID)
+		b.ack(jobID, seq)
 	}
 }
 
