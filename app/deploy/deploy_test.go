@@ -76,6 +76,11 @@ func (f flakyGitHub) CompleteCheckRun(ctx context.Context, repo string, id int64
 	if f.env.failing(failCompleteCheckRun) {
 		return errGitHubDown
 	}
+	if hold := f.env.held(repo); hold != nil {
+		hold <- struct{}{}
+		<-ctx.Done() // GitHub never answers: only the report's own deadline ends the call
+		return ctx.Err()
+	}
 	return f.Installation.CompleteCheckRun(ctx, repo, id, res)
 }
 
@@ -92,10 +97,12 @@ type env struct {
 	sim     *githubsim.Sim
 	hub     *fakeHub
 	orch    *deploy.Orchestrator
+	opts    deploy.Options
 	now     time.Time
 	nowMu   sync.Mutex
 	failMu  sync.Mutex
 	failGH  int
+	holds   map[string]chan struct{}
 	user    store.User
 	inst    store.Installation
 	instGH  int64
@@ -116,7 +123,7 @@ func newEnv(t *testing.T) *env {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, _ := seal.NewKeyring(key)
-	e.orch = deploy.New(deploy.Options{
+	e.opts = deploy.Options{
 		Store: e.st, Hub: e.hub, Secrets: secrets.New(e.st, keys), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub {
 			return flakyGitHub{Installation: app.Installation(id), env: e}
@@ -125,8 +132,14 @@ func newEnv(t *testing.T) *env {
 		AgentOfflineWait: 10 * time.Minute,
 		AgentLostAfter:   5 * time.Minute,
 		ResultGrace:      5 * time.Minute,
-	})
-	e.user, _ = e.st.UpsertUser(e.ctx, store.User{GitHubID: 1, Login: "alice"})
+	}
+	e.orch = deploy.New(e.opts)
+	// alice owns the projects: a member of acme, which gives her write access to its repositories.
+	aliceID := e.sim.AddUser("alice")
+	if err := e.sim.AddInstallationMember(e.instGH, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e.user, _ = e.st.UpsertUser(e.ctx, store.User{GitHubID: aliceID, Login: "alice"})
 	e.inst, err = e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: e.instGH, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +152,25 @@ func (e *env) advance(d time.Duration) {
 	e.nowMu.Lock()
 	e.now = e.now.Add(d)
 	e.nowMu.Unlock()
+}
+
+// hold makes completing check runs of repo hang until the caller's context ends; each call
+// that hangs sends on the returned channel first.
+func (e *env) hold(repo string) <-chan struct{} {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	if e.holds == nil {
+		e.holds = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{}, 16)
+	e.holds[repo] = ch
+	return ch
+}
+
+func (e *env) held(repo string) chan struct{} {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	return e.holds[repo]
 }
 
 // failGitHub makes the calls in the mask fail until the next failGitHub.
@@ -193,9 +225,11 @@ func (e *env) agent(name string) store.Agent {
 	return a
 }
 
+func (e *env) pushHandler() deploy.PushHandler { return deploy.NewPushHandler(e.orch) }
+
 func (e *env) push(p store.Project, sha string) string {
 	e.t.Helper()
-	decision, err := deploy.NewPushHandler(e.orch).Handle(e.ctx, 0, webhook.Push{
+	decision, err := e.pushHandler().Handle(e.ctx, 0, webhook.Push{
 		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
 	})
 	if err != nil {

@@ -165,6 +165,11 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	if err := s.sim.CreateRepo(inst, s.repo, "main"); err != nil {
 		t.Fatal(err)
 	}
+	// alice, who owns the project, is a member of acme: GitHub gives her write access to acme/web.
+	aliceGitHubID := s.sim.AddUser("alice")
+	if err := s.sim.AddInstallationMember(inst, "alice"); err != nil {
+		t.Fatal(err)
+	}
 
 	dsn := storetest.NewDatabase(t)
 	st, err := store.Open(ctx, dsn)
@@ -205,7 +210,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 
 	// The dashboard (issue [4]) will create these rows; here the test does, the same way.
-	user, err := st.UpsertUser(ctx, store.User{GitHubID: 4242, Login: "alice"})
+	user, err := st.UpsertUser(ctx, store.User{GitHubID: aliceGitHubID, Login: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
