@@ -2,6 +2,7 @@ package github_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -135,5 +136,33 @@ func TestWrites_A502AmidAnnotationBatchesAppendsEachOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWrites_ALookupThatFailsStopsTheWrite: when GitHub cannot say whether it holds a write it
+// answered 502, the write is not sent blind; the caller gets the 502, a passing failure.
+func TestWrites_ALookupThatFailsStopsTheWrite(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, func(o *github.Options) { o.MaxRetries = 2 })
+	ctx := context.Background()
+	in := f.installation()
+	for _, fault := range []githubsim.Fault{
+		{Method: http.MethodPost, Path: "/repos/*/*/statuses/*", Kind: githubsim.FaultBadGateway, Applied: true, Times: 1},
+		{Method: http.MethodGet, Path: "/repos/*/*/commits/*/statuses", Kind: githubsim.FaultBadGateway},
+	} {
+		if _, err := f.sim.AddFault(fault); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := in.CreateStatus(ctx, repoWeb, f.sha2, github.CommitStatus{State: "success", Description: "Deployed"})
+	var apiErr *github.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadGateway || errors.Is(err, github.ErrNotFound) {
+		t.Fatalf("CreateStatus error = %v, want the 502", err)
+	}
+	if n := len(f.sim.CallsMatching(http.MethodPost, "/repos/*/*/statuses/*")); n != 1 {
+		t.Fatalf("%d POSTs, want 1: the second would be blind", n)
+	}
+	if got := f.sim.Statuses(repoWeb, f.sha2); len(got) != 1 {
+		t.Fatalf("%d statuses stored, want the one GitHub applied", len(got))
 	}
 }
