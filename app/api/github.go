@@ -54,7 +54,7 @@ func (a *API) listRepositories(c *gin.Context, _ store.User) error {
 	}
 	out := make([]repositoryView, 0, len(repos))
 	for _, r := range repos {
-		out = append(out, repositoryView{ID: r.ID, FullName: r.FullName, DefaultBranch: r.DefaultBranch, Private: r.Private})
+		out = append(out, repositoryView{ID: r.ID, FullName: r.FullName, DefaultBranch: r.DefaultBranch, Private: r.Private, Push: r.Push})
 	}
 	c.JSON(http.StatusOK, out)
 	return nil
