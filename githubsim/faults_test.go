@@ -146,3 +146,27 @@ func TestRepoRole_DecidesWhatTheUserSeesAndThePermissionEndpoint(t *testing.T) {
 		t.Fatal("an unknown role was accepted")
 	}
 }
+
+func TestLagBranch_RefReadsAnswerTheOldHeadForAWhile(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	auth := "Bearer " + f.installationToken(t, nil)
+	read := func() string {
+		resp, b := f.do(t, http.MethodGet, "repos/acme/web/git/ref/heads/main", auth, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("get ref: %d %s", resp.StatusCode, b)
+		}
+		return jsonMap(t, b)["object"].(map[string]any)["sha"].(string)
+	}
+	if err := f.sim.LagBranch(repoWeb, "main", f.sha1, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{f.sha1, f.sha1, f.sha2} {
+		if got := read(); got != want {
+			t.Fatalf("read %d = %s, want %s", i+1, got[:7], want[:7])
+		}
+	}
+	if resp, _ := f.do(t, http.MethodGet, "repos/acme/web/git/ref/heads/nope", auth, nil); resp.StatusCode != 404 {
+		t.Fatalf("missing branch: %d", resp.StatusCode)
+	}
+}

@@ -1,6 +1,7 @@
 package githubsim
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -9,6 +10,29 @@ const (
 	docsGetRef  = "https://docs.github.com/rest/git/refs#get-a-reference"
 	docsCompare = "https://docs.github.com/rest/commits/commits#compare-two-commits"
 )
+
+// refLag is a branch whose ref reads answer an older head for a while.
+type refLag struct {
+	sha   string
+	reads int
+}
+
+// LagBranch makes the next reads of a branch's ref (GET .../git/ref/heads/{branch}) answer
+// sha instead of the branch's head, as GitHub's replicas can for a moment right after a push.
+// Only the ref endpoint lags; everything else sees the branch as it is.
+func (s *Sim) LagBranch(fullName, branch, sha string, reads int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp := s.st.repo(fullName)
+	if rp == nil || rp.commits[sha] == nil {
+		return fmt.Errorf("lag branch %s of %s: no such repository or commit %s", branch, fullName, sha)
+	}
+	if rp.lags == nil {
+		rp.lags = map[string]*refLag{}
+	}
+	rp.lags[branch] = &refLag{sha: sha, reads: reads}
+	return nil
+}
 
 // getRef is GET /repos/{owner}/{repo}/git/ref/{ref}: ref is "heads/<branch>" or "tags/<tag>";
 // anything else, or a ref that does not exist, is 404.
@@ -19,6 +43,10 @@ func (s *Sim) getRef(w http.ResponseWriter, r *http.Request, a repoAccess) {
 	var sha string
 	if name, ok := strings.CutPrefix(ref, "heads/"); ok {
 		sha = a.repo.branches[name]
+		if lag := a.repo.lags[name]; lag != nil && lag.reads > 0 {
+			sha = lag.sha
+			lag.reads--
+		}
 	} else if name, ok := strings.CutPrefix(ref, "tags/"); ok {
 		sha = a.repo.tags[name]
 	}

@@ -85,7 +85,8 @@ type repo struct {
 	branches       map[string]string // name -> sha
 	tags           map[string]string // name -> sha
 	commits        map[string]*commit
-	roles          map[string]string // lower-case login -> role set by SetRepoRole
+	roles          map[string]string  // lower-case login -> role set by SetRepoRole
+	lags           map[string]*refLag // branch -> what its ref reads answer for now (LagBranch)
 	createdAt      time.Time
 	pushedAt       time.Time
 }
