@@ -123,23 +123,33 @@ func TestPush_ReplayedOrOutOfOrderPushNeverRollsBack(t *testing.T) {
 }
 
 // TestPush_BranchHeadLaggingBehindThePushStillDeploys: right after a push GitHub's ref API can
-// still show the old head; a push whose commit is ahead of what GitHub shows is new, not stale.
-// A push that a force push has since left behind is stale.
+// still show the old head for a moment; a push whose commit is ahead of what GitHub shows is
+// new, and deploys once the ref catches up. A head that stays behind means the branch was
+// forced back, and a push left off the branch by a force push is stale.
 func TestPush_BranchHeadLaggingBehindThePushStillDeploys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.agent("box") // offline: deployments stay queued, which is all this test looks at
 	p, first := e.project(&a)
 	second := e.commit(p, "second")
-	// GitHub's ref still shows first although second was pushed.
-	if _, err := e.sim.ForcePush(e.ctx, p.RepoFullName, "main", first); err != nil {
+	// GitHub's ref API answers first to the next read although second was pushed.
+	if err := e.sim.LagBranch(p.RepoFullName, "main", first, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.pushEvent(p, webhook.Push{Before: first, After: second}); !strings.HasPrefix(got, "deployed as #") {
 		t.Fatalf("a push GitHub's ref has not caught up with decided %q", got)
 	}
-	third := e.commit(p, "third") // on first: second is now on no branch
-	want := "ignored: stale push, main is at " + third[:7]
+	// The maintainers force main back to first: the push of second, sent again, must not
+	// bring second back.
+	if _, err := e.sim.ForcePush(e.ctx, p.RepoFullName, "main", first); err != nil {
+		t.Fatal(err)
+	}
+	want := "ignored: stale push, main is at " + first[:7]
+	if got := e.pushEvent(p, webhook.Push{Before: first, After: second}); got != want {
+		t.Fatalf("a replay after main was forced back decided %q, want %q", got, want)
+	}
+	third := e.commit(p, "third") // on first: second is on no branch now
+	want = "ignored: stale push, main is at " + third[:7]
 	if got := e.pushEvent(p, webhook.Push{Before: first, After: second}); got != want {
 		t.Fatalf("a push force-pushed away decided %q, want %q", got, want)
 	}
