@@ -40,6 +40,8 @@ type Config struct {
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
 	SweepInterval    time.Duration
+	// ReportRetryMin is the first wait before a failed GitHub report is tried again.
+	ReportRetryMin time.Duration
 }
 
 // Needs says which settings a command requires.
@@ -95,6 +97,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
 		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+		{"STAGELY_REPORT_RETRY_MIN", &cfg.ReportRetryMin},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

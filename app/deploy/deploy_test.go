@@ -273,12 +273,12 @@ func TestOrchestrator_DeploymentWaitsForAnOfflineAgentThenFailsWithAgentOffline(
 		t.Fatalf("check run %s, want queued while waiting", run.Status)
 	}
 	e.advance(9 * time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if d := e.latest(p); d.Status != store.DeploymentQueued {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
 	e.advance(2 * time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "agent offline") {
 		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
@@ -328,12 +328,12 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	// The agent's server loses power: the hub marks it offline, its last heartbeat ages.
 	_ = e.st.SetAgentStatus(e.ctx, a.ID, store.AgentOffline)
 	e.advance(time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if d := e.latest(p); d.Finished() {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
 	e.advance(5 * time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "disconnected during the deployment") {
 		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
@@ -401,12 +401,12 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 		t.Fatal("check run completed although GitHub refused")
 	}
 	e.failGitHub(0)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("the sweeper reported a deployment that had only just finished")
 	}
 	e.advance(time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if run := e.checkRun(p, sha); run.Conclusion != "success" {
 		t.Fatalf("after the sweep the check run is %q", run.Conclusion)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
@@ -315,24 +316,68 @@ func (o *Orchestrator) createDeployment(ctx context.Context, f facts) error {
 
 // reportFinal reports a finished deployment and records that GitHub has been told, unless
 // the report failed in a way a retry can fix: then reported_status stays behind its status
-// and the sweeper retries.
+// and the sweeper retries it after a back-off (retryReports).
 func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) {
+	err := o.sendFinal(ctx, p, d, problems)
+	if err == nil {
+		return
+	}
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	attempts, cerr := o.opt.Store.CountReportAttempt(sctx, d.ID)
+	if cerr != nil {
+		// next_report_at stays NULL: the sweeper takes the report over once it has settled.
+		o.log.Error("count an attempt at a GitHub report", "deployment", d.ID, "err", cerr)
+		return
+	}
+	o.scheduleReport(ctx, d, attempts, err)
+}
+
+// sendFinal sends d's final report and records that GitHub has been told. It returns the
+// report's error when a retry can fix it; one that no retry can fix is logged and counts as told.
+func (o *Orchestrator) sendFinal(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) error {
 	st := stageFinished
 	if d.Status == store.DeploymentSuperseded {
 		st = stageSuperseded
 	}
 	if err := o.report(ctx, st, p, &d, problems); err != nil {
 		if !permanent(err) {
-			o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status, "err", err)
-			return
+			return err
 		}
 		// Retrying cannot help (the App was uninstalled, the repository is gone, GitHub refuses
 		// the request): the deployment's own record stays, and the retry queue stays short.
 		o.log.Error("report finished deployment to GitHub; giving up", "deployment", d.ID, "status", d.Status, "err", err)
 	}
-	if err := o.opt.Store.SetReportedStatus(ctx, d.ID, d.Status); err != nil {
+	// The report may have used up ctx's deadline: what GitHub was told is recorded all the same.
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if err := o.opt.Store.SetReportedStatus(sctx, d.ID, d.Status); err != nil {
 		o.log.Error("record GitHub report", "deployment", d.ID, "err", err)
 	}
+	return nil
+}
+
+// scheduleReport sets when d's final report, which failed (err) at its attempts-th attempt,
+// is tried again.
+func (o *Orchestrator) scheduleReport(ctx context.Context, d store.Deployment, attempts int, err error) {
+	wait := o.reportBackoff(attempts)
+	o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status,
+		"attempt", attempts, "retry_in", wait, "err", err)
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if serr := o.opt.Store.ScheduleReport(sctx, d.ID, o.opt.Now().Add(wait)); serr != nil {
+		// The claim's lease runs out instead, and the sweeper tries again then.
+		o.log.Error("schedule a GitHub report", "deployment", d.ID, "err", serr)
+	}
+}
+
+// storeTimeout bounds the store writes that record how a report went.
+const storeTimeout = 10 * time.Second
+
+// storeContext is a context for recording how a GitHub call went: ctx's values without its
+// deadline, which the call may have used up, and with a deadline of its own.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 }
 
 // conclusion maps a deployment status to GitHub's check run conclusion, commit status state
