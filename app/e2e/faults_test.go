@@ -32,8 +32,9 @@ var reportReads = []string{
 
 // TestGitHubFaultsWriteEveryReportOnce (fault 5): while a push deploys, GitHub answers every
 // report with 502s (some after carrying the write out), 403 secondary rate limits and 429s
-// with Retry-After, and the lookups with 502s and 429s. Once GitHub recovers, the check run,
-// the commit statuses and the deployment statuses are all there, each exactly once.
+// with Retry-After, and the lookups with 502s, a 403 secondary limit and 429s. Once GitHub
+// recovers, the check run, the commit statuses and the deployment statuses are all there,
+// each exactly once.
 func TestGitHubFaultsWriteEveryReportOnce(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{serverEnv: []string{"STAGELY_REPORT_RETRY_MIN=1s"}})
@@ -55,8 +56,11 @@ func TestGitHubFaultsWriteEveryReportOnce(t *testing.T) {
 			s.addFault(f)
 		}
 	}
+	// A write answered 502 is sent again only once a lookup says GitHub does not hold it, and
+	// while the lookups are refused nothing is sent: the lookups meet the secondary limit too.
 	for _, p := range reportReads {
 		s.addFault(githubsim.Fault{Method: http.MethodGet, Path: p, Kind: githubsim.FaultBadGateway, Times: 2})
+		s.addFault(githubsim.Fault{Method: http.MethodGet, Path: p, Kind: githubsim.FaultSecondaryLimit, RetryAfter: time.Second, Times: 1})
 		f := limited(githubsim.FaultTooManyRequests)
 		f.Method, f.Path = http.MethodGet, p
 		s.addFault(f)
@@ -77,10 +81,12 @@ func TestGitHubFaultsWriteEveryReportOnce(t *testing.T) {
 		t.Fatalf("service answered %q", got)
 	}
 	// GitHub stays down while the final report is refused again and again: twice the five
-	// attempts of one write at least, counted in githubsim's call log.
-	finishedAt := s.faultedWrites()
+	// attempts of one call at least, counted in githubsim's call log. A retried report asks
+	// GitHub what an earlier attempt wrote before it writes (never blind: a write answered 502
+	// may have been applied), so while the reads are refused its refused calls are those reads.
+	finishedAt := s.faultedReportCalls()
 	waitFor(t, 3*time.Minute, "the final report to be refused twice", func() bool {
-		return s.faultedWrites() >= finishedAt+10
+		return s.faultedReportCalls() >= finishedAt+10
 	})
 	for _, status := range []int{http.StatusBadGateway, http.StatusForbidden, http.StatusTooManyRequests} {
 		if !s.faultedWith(status) {
@@ -143,10 +149,14 @@ func (s *stack) addFault(f githubsim.Fault) {
 	}
 }
 
-// faultedWrites counts the report writes a fault answered so far.
-func (s *stack) faultedWrites() int {
+// faultedReportCalls counts the report writes and lookups a fault answered so far.
+func (s *stack) faultedReportCalls() int {
+	calls := reportWrites
+	for _, p := range reportReads {
+		calls = append(calls[:len(calls):len(calls)], struct{ method, path string }{http.MethodGet, p})
+	}
 	n := 0
-	for _, w := range reportWrites {
+	for _, w := range calls {
 		for _, c := range s.sim.CallsMatching(w.method, w.path) {
 			if c.Faulted {
 				n++
