@@ -107,6 +107,13 @@ func (s *Store) DeploymentsByProject(ctx context.Context, projectID int64, limit
 	return out, mapErr(err)
 }
 
+// HasDeploymentOf says whether the project has a deployment of sha, in any status.
+func (s *Store) HasDeploymentOf(ctx context.Context, projectID int64, sha string) (bool, error) {
+	var ok bool
+	err := s.q.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM deployments WHERE project_id = $1 AND sha = $2)`, projectID, sha)
+	return ok, mapErr(err)
+}
+
 // SetDeploymentGitHubIDs records the check run and GitHub deployment that report on d.
 func (s *Store) SetDeploymentGitHubIDs(ctx context.Context, id int64, checkRunID, githubDeploymentID *int64) error {
 	return s.execOne(ctx, "deployment", id, `

@@ -158,3 +158,19 @@ func TestDeployments_CreatedOnTheCallersClockOrElseTheDatabases(t *testing.T) {
 		t.Fatalf("created at %v without a time, want the database's now", d.CreatedAt)
 	}
 }
+
+func TestHasDeploymentOf_LooksAtTheProjectsOwnDeploymentsOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	web, api := f.newProject("web", 1, "main"), f.newProject("api", 2, "main")
+	f.newDeployment(web.ID, 1)
+	for _, c := range []struct {
+		project int64
+		n       int
+		want    bool
+	}{{web.ID, 1, true}, {web.ID, 2, false}, {api.ID, 1, false}} {
+		if got, err := f.st.HasDeploymentOf(f.ctx, c.project, sha(c.n)); err != nil || got != c.want {
+			t.Errorf("HasDeploymentOf(project %d, sha %d) = %v, %v; want %v", c.project, c.n, got, err, c.want)
+		}
+	}
+}

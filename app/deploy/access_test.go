@@ -176,3 +176,29 @@ func (e *env) pushEvent(p store.Project, ev webhook.Push) string {
 	}
 	return decision
 }
+
+// TestPush_TwoQuickPushesQueueTheOlderUntilTheNewerSupersedesIt: when the older of two quick
+// pushes is handled, GitHub already shows the newer commit as the head. Stagely has no
+// deployment of it yet, so its push is on its way: the older is queued, not called stale, and
+// the newer supersedes it.
+func TestPush_TwoQuickPushesQueueTheOlderUntilTheNewerSupersedesIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box") // offline: both stay queued
+	p, first := e.project(&a)
+	second := e.commit(p, "second")
+	third := e.commit(p, "third")
+	if got := e.pushEvent(p, webhook.Push{Before: first, After: second}); !strings.HasPrefix(got, "deployed as #") {
+		t.Fatalf("the older push, handled before the newer, decided %q", got)
+	}
+	older := e.latest(p)
+	if got := e.pushEvent(p, webhook.Push{Before: second, After: third}); !strings.HasPrefix(got, "deployed as #") {
+		t.Fatalf("the newer push decided %q", got)
+	}
+	if d, err := e.st.DeploymentByID(e.ctx, older.ID); err != nil || d.Status != store.DeploymentSuperseded {
+		t.Fatalf("the older push's deployment is %s (%v), want superseded", d.Status, err)
+	}
+	if d := e.latest(p); d.SHA != third {
+		t.Fatalf("the latest deployment is of %s, want %s", d.SHA[:7], third[:7])
+	}
+}

@@ -40,7 +40,7 @@ func (h PushHandler) Handle(ctx context.Context, deliveryID int64, ev webhook.Pu
 	if err != nil || why != "" {
 		return why, err
 	}
-	if stale, err := h.o.stalePush(ctx, projects[0], ev); err != nil || stale != "" {
+	if stale, err := h.o.stalePush(ctx, projects, ev); err != nil || stale != "" {
 		return stale, err
 	}
 	deployed, err := h.o.enqueueAll(ctx, projects, ev.After, ev.Ref, store.TriggerPush, delivery)
@@ -97,8 +97,11 @@ const maxHeadRechecks = 3
 // delivery id. Deploying it would roll production back. A head that is behind the pushed commit
 // is what GitHub's ref API shows for a moment right after a push, so it is read again a few
 // times (0.5 s, 1 s, 2 s); a head that stays behind means the branch was forced back since.
-func (o *Orchestrator) stalePush(ctx context.Context, p store.Project, ev webhook.Push) (string, error) {
-	in, err := o.opt.Store.InstallationByID(ctx, p.InstallationID)
+// A head ahead of the pushed commit that no project has a deployment of yet is a newer push
+// still on its way, as when two pushes come quickly: this one is queued, and the newer one
+// supersedes it when it arrives.
+func (o *Orchestrator) stalePush(ctx context.Context, projects []store.Project, ev webhook.Push) (string, error) {
+	in, err := o.opt.Store.InstallationByID(ctx, projects[0].InstallationID)
 	if err != nil {
 		return "", err
 	}
@@ -129,6 +132,12 @@ func (o *Orchestrator) stalePush(ctx context.Context, p store.Project, ev webhoo
 			return "", fmt.Errorf("compare %s with the head of %s on GitHub: %w", short(ev.After), branch, err)
 		case where == github.CompareIdentical:
 			return "", nil
+		case where == github.CompareAhead:
+			seen, err := o.deployedAny(ctx, projects, head)
+			if err != nil || !seen {
+				return "", err
+			}
+			return stale, nil
 		case where != github.CompareBehind || attempt == maxHeadRechecks:
 			return stale, nil
 		}
@@ -136,6 +145,16 @@ func (o *Orchestrator) stalePush(ctx context.Context, p store.Project, ev webhoo
 			return "", err
 		}
 	}
+}
+
+// deployedAny says whether one of projects has a deployment of sha.
+func (o *Orchestrator) deployedAny(ctx context.Context, projects []store.Project, sha string) (bool, error) {
+	for _, p := range projects {
+		if ok, err := o.opt.Store.HasDeploymentOf(ctx, p.ID, sha); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
 }
 
 // sleepCtx waits d, or less if ctx ends first.
