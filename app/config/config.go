@@ -56,6 +56,8 @@ type Config struct {
 	// Agent liveness; zero means the hub's defaults.
 	AgentPingInterval time.Duration
 	AgentPongTimeout  time.Duration
+	// ReportRetryMin is the first wait before a failed GitHub report is tried again.
+	ReportRetryMin time.Duration
 }
 
 // Retention is how long stored history is kept; a zero duration keeps it for ever.
@@ -143,6 +145,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_WEBHOOK_RECOVERY_INTERVAL", &cfg.RecoveryInterval},
 		{"STAGELY_AGENT_PING_INTERVAL", &cfg.AgentPingInterval},
 		{"STAGELY_AGENT_PONG_TIMEOUT", &cfg.AgentPongTimeout},
+		{"STAGELY_REPORT_RETRY_MIN", &cfg.ReportRetryMin},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

@@ -55,6 +55,13 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	if !in.Active() {
 		return o.failQueued(ctx, p, d, "the Stagely GitHub App is suspended or uninstalled on "+in.AccountLogin)
 	}
+	// Checked before anything of the repository is read or handed out.
+	if denied, err := o.ownerAccess(ctx, o.opt.GitHub(in.GitHubID), p); err != nil || denied != "" {
+		if err != nil {
+			return false, err
+		}
+		return o.failQueued(ctx, p, d, denied)
+	}
 	agentID := p.AgentID.Int64
 	if !o.opt.Hub.Idle(agentID) {
 		// It waits: for the agent to connect (the sweeper fails it if the agent stays away

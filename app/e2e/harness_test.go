@@ -164,6 +164,11 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	if err := s.sim.CreateRepo(inst, s.repo, "main"); err != nil {
 		t.Fatal(err)
 	}
+	// alice, who owns the project, is a member of acme: GitHub gives her write access to acme/web.
+	aliceGitHubID := s.sim.AddUser("alice")
+	if err := s.sim.AddInstallationMember(inst, "alice"); err != nil {
+		t.Fatal(err)
+	}
 
 	if opt.dsn != "" {
 		s.st, s.dsn = storetest.Open(t, opt.dsn), opt.dsn
@@ -190,7 +195,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 
 	// The dashboard (issue [4]) will create these rows; here the test does, the same way.
-	user, err := s.st.UpsertUser(ctx, store.User{GitHubID: 4242, Login: "alice"})
+	user, err := s.st.UpsertUser(ctx, store.User{GitHubID: aliceGitHubID, Login: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,6 +89,7 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 		Store: st, Hub: ref, GitHub: func(id int64) deploy.GitHub { return gh.Installation(id) },
 		Secrets: secretSvc, Metrics: met, PublicURL: cfg.PublicURL.String(), Logger: logger,
 		AgentOfflineWait: cfg.AgentOfflineWait, AgentLostAfter: cfg.AgentLostAfter, SweepEvery: cfg.SweepInterval,
+		ReportBackoff: cfg.ReportRetryMin,
 	})
 	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		PingInterval: cfg.AgentPingInterval, PongTimeout: cfg.AgentPongTimeout})
