@@ -44,6 +44,9 @@ type Config struct {
 	// RecoveryInterval is how often GitHub's webhook delivery log is read for missed
 	// deliveries; zero means the recovery loop's default.
 	RecoveryInterval time.Duration
+	// AgentBootstrapTTL is how long a new agent's single-use bootstrap token stays valid;
+	// zero means the API's default (24h).
+	AgentBootstrapTTL time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed (the agent
 	// handshake's per-address limits); empty trusts none.
 	TrustedProxies []netip.Prefix
@@ -103,6 +106,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
 		{"STAGELY_WEBHOOK_RECOVERY_INTERVAL", &cfg.RecoveryInterval},
+		{"STAGELY_AGENT_BOOTSTRAP_TTL", &cfg.AgentBootstrapTTL},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)
