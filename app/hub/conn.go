@@ -29,7 +29,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, msgMethod)
 		return
 	}
-	src := keyOf(clientAddr(r, h.opts.TrustedProxies))
+	addr := clientAddr(r, h.opts.TrustedProxies)
+	src := keyOf(addr)
 	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"), src)
 	if err != nil {
 		var he *httpError
@@ -53,6 +54,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.serving.Done()
 
 	c := newConn(h, agentID)
+	c.source = addr.String()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any ping or pong from the agent proves it is alive.
 		OnPingReceived: func(context.Context, []byte) bool { c.heard(); return true },
@@ -96,6 +98,9 @@ type conn struct {
 
 	logs *logBuffer
 	gate frameGate // frames.go
+
+	source   string // the client's address, for the audit log
+	hostname string // from HELLO; written before register, read by a newcomer (duplicate.go)
 }
 
 func newConn(h *Hub, agentID int64) *conn {
@@ -161,6 +166,11 @@ func (c *conn) run() {
 	hello, ok := c.readHello()
 	// A timer that fired already has stopped the connection, HELLO or not.
 	if !helloTimer.Stop() || !ok {
+		c.finish()
+		return
+	}
+	c.hostname = hello.Hostname
+	if !c.admitted(hello) {
 		c.finish()
 		return
 	}

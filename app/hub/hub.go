@@ -37,6 +37,9 @@ type Store interface {
 	AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error
 	// DeploymentByID tells whether a job this process did not dispatch is the agent's.
 	DeploymentByID(ctx context.Context, id int64) (store.Deployment, error)
+	// ConsumeAgentBootstrap and AddAudit serve bootstrap.go and duplicate.go.
+	ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash string, now time.Time) (bool, error)
+	AddAudit(ctx context.Context, e store.AuditEntry) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -90,6 +93,9 @@ type Options struct {
 	TokenCacheSize int
 	// VerifyToken checks a token against a stored hash (default agenttoken.Verify, bcrypt).
 	VerifyToken func(token, hash string) error
+	// MintToken makes the long-lived token an agent gets for its bootstrap token (default
+	// agenttoken.Mint).
+	MintToken func(agentID int64) (agenttoken.Minted, error)
 	// OutboundQueue is how many frames may wait for one connection's writer (default 16).
 	OutboundQueue int
 
@@ -141,6 +147,9 @@ func (o *Options) setDefaults() {
 	if o.OutboundQueue <= 0 {
 		o.OutboundQueue = 16
 	}
+	if o.MintToken == nil {
+		o.MintToken = agenttoken.Mint
+	}
 	o.setLimitDefaults()
 }
 
@@ -180,6 +189,8 @@ type Hub struct {
 	bySource *limiterSet[sourceKey]
 	byAgent  *limiterSet[int64]
 	slots    *verifySlots
+	// auditPace paces the audit entries of refusals (duplicate.go).
+	auditPace *limiterSet[auditKey]
 
 	mu     sync.Mutex
 	agents map[int64]*agentState
@@ -209,13 +220,14 @@ type agentState struct {
 func New(opts Options) *Hub {
 	opts.setDefaults()
 	return &Hub{
-		opts:     opts,
-		log:      opts.Logger,
-		cache:    newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
-		bySource: newLimiterSet[sourceKey](opts.SourceRate, opts.LimiterKeys),
-		byAgent:  newLimiterSet[int64](opts.AgentRate, opts.LimiterKeys),
-		slots:    newVerifySlots(opts.VerifySlots, opts.VerifyQueue, opts.VerifyWait),
-		agents:   map[int64]*agentState{},
+		opts:      opts,
+		log:       opts.Logger,
+		cache:     newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
+		bySource:  newLimiterSet[sourceKey](opts.SourceRate, opts.LimiterKeys),
+		byAgent:   newLimiterSet[int64](opts.AgentRate, opts.LimiterKeys),
+		slots:     newVerifySlots(opts.VerifySlots, opts.VerifyQueue, opts.VerifyWait),
+		auditPace: newLimiterSet[auditKey](Rate{Burst: 1, Every: auditEvery}, opts.LimiterKeys),
+		agents:    map[int64]*agentState{},
 	}
 }
 
