@@ -27,7 +27,16 @@ type Agent struct {
 	ComposeVersion string       `db:"compose_version"`
 	CreatedAt      time.Time    `db:"created_at"`
 	UpdatedAt      time.Time    `db:"updated_at"`
+	// BootstrapHash is the bcrypt hash of the agent's single-use bootstrap token, kept after
+	// use so that a replay of the real token can be told from a guess.
+	BootstrapHash      string       `db:"bootstrap_hash"`
+	BootstrapExpiresAt sql.NullTime `db:"bootstrap_expires_at"`
+	BootstrapUsedAt    sql.NullTime `db:"bootstrap_used_at"`
 }
+
+// WaitingForFirstConnection reports whether the agent has no long-lived credential yet: its
+// bootstrap token (from creation or the last rotation) has not been exchanged.
+func (a Agent) WaitingForFirstConnection() bool { return a.TokenHash == "" }
 
 // CreateAgent inserts an agent whose token hash comes from mint, which receives the new
 // agent's id first: tokens carry the id, so the id is drawn before the row is written.
@@ -63,6 +72,34 @@ func (s *Store) AgentsByUser(ctx context.Context, userID int64) ([]Agent, error)
 // SetAgentTokenHash replaces the agent's token hash (token rotation).
 func (s *Store) SetAgentTokenHash(ctx context.Context, id int64, hash string) error {
 	return s.execOne(ctx, "agent", id, `UPDATE agents SET token_hash = $2, updated_at = now() WHERE id = $1`, id, hash)
+}
+
+// SetAgentBootstrap gives the agent a new single-use bootstrap token (its hash) valid until
+// expires, and drops its long-lived credential: the agent waits for its first connection again.
+func (s *Store) SetAgentBootstrap(ctx context.Context, id int64, hash string, expires time.Time) error {
+	return s.execOne(ctx, "agent", id, `
+		UPDATE agents SET bootstrap_hash = $2, bootstrap_expires_at = $3, bootstrap_used_at = NULL,
+		       token_hash = '', updated_at = now()
+		WHERE id = $1`, id, hash, expires)
+}
+
+// ConsumeAgentBootstrap trades the agent's bootstrap token for its long-lived credential in
+// one statement: it sets token_hash to tokenHash only if the bootstrap hash is still
+// bootstrapHash, unused and not expired at now. It reports whether it did; of two
+// concurrent exchanges of one token, one wins.
+func (s *Store) ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash string, now time.Time) (bool, error) {
+	res, err := s.q.ExecContext(ctx, `
+		UPDATE agents SET token_hash = $3, bootstrap_used_at = $4, updated_at = now()
+		WHERE id = $1 AND bootstrap_hash = $2 AND bootstrap_hash <> '' AND bootstrap_used_at IS NULL
+		  AND bootstrap_expires_at > $4`, id, bootstrapHash, tokenHash, now)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, mapErr(err)
+	}
+	return n == 1, nil
 }
 
 // AgentHello records what an agent said about itself when it connected.

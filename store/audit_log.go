@@ -35,3 +35,11 @@ func (s *Store) AuditByUser(ctx context.Context, userID int64, limit int) ([]Aud
 	return selectAs[AuditEntry](ctx, s, `
 		SELECT * FROM audit_log WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, userID, limit)
 }
+
+// AuditForTarget lists the newest entries about one thing of a user (an agent's history:
+// created, token rotated, bootstrap token replayed, duplicate connection refused).
+func (s *Store) AuditForTarget(ctx context.Context, userID int64, targetType, targetID string, limit int) ([]AuditEntry, error) {
+	return selectAs[AuditEntry](ctx, s, `
+		SELECT * FROM audit_log WHERE user_id = $1 AND target_type = $2 AND target_id = $3
+		ORDER BY created_at DESC, id DESC LIMIT $4`, userID, targetType, targetID, limit)
+}

@@ -29,6 +29,9 @@ const (
 	CloseReasonTokenRevoked    = "agent token revoked"
 	CloseReasonReplaced        = "replaced by a newer connection of this agent"
 	CloseReasonShutdown        = "server shutting down"
+	// CloseReasonDuplicate refuses a connection while another agent holding the same token
+	// is connected and answers pings: two servers must not share one agent's credential.
+	CloseReasonDuplicate = "another agent is connected with this token"
 )
 
 // Message types, server to agent.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs or upgrades the Stagely agent from the control plane that served this script.
 #
-#   curl -fsSL https://stagely.example.com/install.sh | sudo sh -s -- --token stg_...
+#   curl -fsSL https://stagely.example.com/install.sh | sudo sh -s -- --token stgb_...
 #
 # Steps, in this order, so a refused download changes nothing on the machine:
 #   1. detect the architecture (amd64, arm64),
@@ -10,9 +10,10 @@
 #      and stop unless `docker info` answers,
 #   4. install the binary (atomically: a running agent keeps its old file), write
 #      /etc/stagely/config.json (0600, root) and the systemd unit, and (re)start the agent.
-# Running it again upgrades in place; without --token it keeps the existing config.json.
+# Running it again upgrades in place; without --token it keeps the existing config.json, and
+# so it does with the bootstrap token the agent already traded for its own token.
 # Flags:
-#   --token TOKEN  the agent's token from the dashboard (written only to config.json)
+#   --token TOKEN  the agent's bootstrap token from the dashboard (written only to config.json)
 #   --url URL      the control plane's URL (default: the server this script came from)
 #   --root DIR     install under DIR instead of / (image builds, tests); systemd is not used
 #   --start        without systemd, start the agent in the background (log in /var/log/stagely-agent.log)
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-# Tokens are stg_<id>_<base64url>; refusing anything else keeps config.json valid JSON without
+# Tokens are stgb_<id>_<base64url> (bootstrap) or stg_<id>_<base64url>; refusing anything else keeps config.json valid JSON without
 # a JSON encoder in sh.
 case "$token" in
 *[!A-Za-z0-9_.-]*) die "the token holds characters a Stagely token never has: copy it again from the dashboard" ;;
@@ -198,6 +199,16 @@ ensure_docker() {
 # systemd_running is true when systemd is PID 1 of this machine and the install targets it.
 systemd_running() { [ -z "$root" ] && [ -d /run/systemd/system ]; }
 
+# already_exchanged is true when config.json says the agent traded this very bootstrap token
+# (it keeps the token's SHA-256): running the same command again to upgrade must not replace
+# the agent's own token with a bootstrap token that works only once.
+already_exchanged() {
+	case "$token" in stgb_*) ;; *) return 1 ;; esac
+	[ -s "$config_path" ] || return 1
+	sum=$(printf '%s' "$token" | sha256 /dev/stdin)
+	grep -q "\"bootstrap_sha256\":\"$sum\"" "$config_path"
+}
+
 write_config() {
 	mkdir -p "$config_dir"
 	chmod 0700 "$config_dir"
@@ -284,7 +295,9 @@ main() {
 	cp "$work/stagely-agent" "$bin_path.new"
 	mv -f "$bin_path.new" "$bin_path"
 	say "installed $bin_path ($("$bin_path" --version))"
-	if [ -n "$token" ]; then
+	if [ -n "$token" ] && already_exchanged; then
+		say "kept $config_path: the agent traded this bootstrap token for its own token already"
+	elif [ -n "$token" ]; then
 		write_config
 	else
 		say "kept $config_path"

@@ -17,8 +17,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Prefix starts every agent token.
+// Prefix starts every long-lived agent token.
 const Prefix = "stg_"
+
+// BootstrapPrefix starts every bootstrap token: the single-use, expiring token the dashboard
+// shows, which the agent trades for its long-lived one at its first connection.
+const BootstrapPrefix = "stgb_"
 
 // secretBytes is the randomness in a token: 256 bits.
 const secretBytes = 32
@@ -54,6 +58,20 @@ func Mint(agentID int64) (Minted, error) {
 // race detector one hash at Cost takes over a second of CPU, and a loaded machine stretches
 // that past any handshake deadline.
 func MintCost(agentID int64, cost int) (Minted, error) {
+	return mint(Prefix, agentID, cost)
+}
+
+// MintBootstrapCost makes a bootstrap token (stgb_<agent id>_<secret>) for the agent.
+func MintBootstrapCost(agentID int64, cost int) (Minted, error) {
+	return mint(BootstrapPrefix, agentID, cost)
+}
+
+// IsBootstrap reports whether token has the form of a bootstrap token.
+func IsBootstrap(token string) bool {
+	return strings.HasPrefix(token, BootstrapPrefix)
+}
+
+func mint(prefix string, agentID int64, cost int) (Minted, error) {
 	if agentID <= 0 {
 		return Minted{}, fmt.Errorf("mint agent token: agent id %d is not positive", agentID)
 	}
@@ -67,12 +85,12 @@ func MintCost(agentID int64, cost int) (Minted, error) {
 		return Minted{}, fmt.Errorf("hash agent token: %w", err)
 	}
 	return Minted{
-		Token: Prefix + strconv.FormatInt(agentID, 10) + "_" + secret,
+		Token: prefix + strconv.FormatInt(agentID, 10) + "_" + secret,
 		Hash:  string(hash),
 	}, nil
 }
 
-// AgentID returns the agent id inside a token without checking its secret.
+// AgentID returns the agent id inside a token (long-lived or bootstrap) without checking its secret.
 func AgentID(token string) (int64, error) {
 	id, _, err := parse(token)
 	return id, err
@@ -93,7 +111,9 @@ func Verify(token, hash string) error {
 func parse(token string) (int64, string, error) {
 	rest, ok := strings.CutPrefix(token, Prefix)
 	if !ok {
-		return 0, "", ErrMalformed
+		if rest, ok = strings.CutPrefix(token, BootstrapPrefix); !ok {
+			return 0, "", ErrMalformed
+		}
 	}
 	idPart, secret, ok := strings.Cut(rest, "_")
 	if !ok || len(secret) != base64.RawURLEncoding.EncodedLen(secretBytes) {

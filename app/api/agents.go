@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -74,15 +77,20 @@ func (a *API) createAgent(c *gin.Context, u store.User) error {
 	// One transaction: if the script cannot be rendered, no agent exists whose token nobody saw.
 	err := a.st.InTx(ctx, func(tx *store.Store) error {
 		var err error
+		// The agent gets no long-lived token now: its first connection trades the bootstrap
+		// token for one (app/hub/bootstrap.go).
 		ag, err = tx.CreateAgent(ctx, u.ID, name, func(id int64) (string, error) {
-			minted, err = agenttoken.MintCost(id, a.tokenCost)
-			return minted.Hash, err
+			minted, err = agenttoken.MintBootstrapCost(id, a.tokenCost)
+			return "", err
 		})
 		if conflictOn(err, constraintAgentName) {
 			return conflict(fmt.Sprintf("you already have an agent named %s: pick another name", name),
 				Validation{Field: "name", Message: "already used by another of your agents"})
 		}
 		if err != nil {
+			return err
+		}
+		if ag, err = a.setBootstrap(ctx, tx, ag.ID, minted.Hash); err != nil {
 			return err
 		}
 		if out, err = a.withToken(ag, minted.Token); err != nil {
@@ -107,16 +115,18 @@ func (a *API) rotateAgentToken(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	minted, err := agenttoken.MintCost(ag.ID, a.tokenCost)
+	// Rotation hands out a bootstrap token, like creation: the old long-lived token stops
+	// working now, and the agent waits for its first connection with the new one.
+	minted, err := agenttoken.MintBootstrapCost(ag.ID, a.tokenCost)
 	if err != nil {
 		return err
 	}
-	out, err := a.withToken(ag, minted.Token)
-	if err != nil {
-		return err
-	}
+	var out agentWithToken
 	err = a.st.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.SetAgentTokenHash(ctx, ag.ID, minted.Hash); err != nil {
+		if ag, err = a.setBootstrap(ctx, tx, ag.ID, minted.Hash); err != nil {
+			return err
+		}
+		if out, err = a.withToken(ag, minted.Token); err != nil {
 			return err
 		}
 		return audit(c, tx, u, "agent.rotate_token", "agent", ag.ID, nil)
@@ -153,4 +163,34 @@ func (a *API) deleteAgent(c *gin.Context, u store.User) error {
 	a.revoker.Revoke(id)
 	c.Status(http.StatusNoContent)
 	return nil
+}
+
+// setBootstrap stores the hash of a new bootstrap token valid for the configured TTL and
+// returns the agent as it is now ("waiting for first connection").
+func (a *API) setBootstrap(ctx context.Context, tx *store.Store, agentID int64, hash string) (store.Agent, error) {
+	if err := tx.SetAgentBootstrap(ctx, agentID, hash, time.Now().Add(a.bootTTL)); err != nil {
+		return store.Agent{}, err
+	}
+	return tx.AgentByID(ctx, agentID)
+}
+
+// maxAgentEvents is how many of an agent's newest events its page shows.
+const maxAgentEvents = 50
+
+// listAgentEvents answers the agent's history from the audit log, newest first: created,
+// token rotated, bootstrap token exchanged or replayed, duplicate connections refused.
+func (a *API) listAgentEvents(c *gin.Context, u store.User) error {
+	id, err := pathID(c, "id", "agent")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	if _, err := a.st.AgentForUser(ctx, u.ID, id); err != nil {
+		return err
+	}
+	entries, err := a.st.AuditForTarget(ctx, u.ID, "agent", strconv.FormatInt(id, 10), maxAgentEvents)
+	if err != nil {
+		return err
+	}
+	return list(c, entries, toAgentEventView)
 }

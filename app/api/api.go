@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -49,6 +50,9 @@ type Options struct {
 	// AgentTokenCost is the bcrypt cost of the agent tokens the API mints (default
 	// agenttoken.Cost); tests lower it, as the hub checks any cost the same way.
 	AgentTokenCost int
+	// BootstrapTTL is how long the single-use bootstrap token shown at agent creation and
+	// rotation stays valid (default 24h).
+	BootstrapTTL time.Duration
 	// Logger receives one line per failed request; never bodies, secrets or tokens.
 	Logger *slog.Logger
 }
@@ -64,6 +68,7 @@ type API struct {
 	githubURL   string
 	serverURL   string
 	tokenCost   int
+	bootTTL     time.Duration
 	log         *slog.Logger
 }
 
@@ -103,11 +108,14 @@ func New(opts Options) (*API, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.BootstrapTTL <= 0 {
+		opts.BootstrapTTL = DefaultBootstrapTTL
+	}
 	return &API{
 		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, github: opts.GitHub,
 		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
 		githubURL: strings.TrimRight(opts.GitHubURL, "/"),
-		serverURL: opts.ServerURL, tokenCost: opts.AgentTokenCost, log: opts.Logger,
+		serverURL: opts.ServerURL, tokenCost: opts.AgentTokenCost, bootTTL: opts.BootstrapTTL, log: opts.Logger,
 	}, nil
 }
 
@@ -132,6 +140,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/agents", a.handle(a.createAgent))
 	g.POST("/agents/:id/rotate-token", a.handle(a.rotateAgentToken))
 	g.DELETE("/agents/:id", a.handle(a.deleteAgent))
+	g.GET("/agents/:id/events", a.handle(a.listAgentEvents))
 }
 
 // NotFound answers a request under /api/ that matches no route, in the one error shape. The
@@ -179,3 +188,6 @@ func audit(c *gin.Context, tx *store.Store, u store.User, action, targetType str
 	}
 	return nil
 }
+
+// DefaultBootstrapTTL is how long an agent's bootstrap token stays valid unless configured.
+const DefaultBootstrapTTL = 24 * time.Hour

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stagely/stagely/app/agenttoken"
+	"github.com/stagely/stagely/app/api"
 	"github.com/stagely/stagely/store"
 )
 
@@ -507,7 +508,7 @@ func TestAgents_TokensAreHashedAtTheStoredCostByDefault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cost, err := bcrypt.Cost([]byte(row.TokenHash)); err != nil || cost != agenttoken.Cost {
+		if cost, err := bcrypt.Cost([]byte(row.BootstrapHash)); err != nil || cost != agenttoken.Cost {
 			t.Errorf("%s token hashed at cost %d (%v), want agenttoken.Cost %d", step, cost, err, agenttoken.Cost)
 		}
 	}
@@ -516,6 +517,8 @@ func TestAgents_TokensAreHashedAtTheStoredCostByDefault(t *testing.T) {
 	wantCost("rotated")
 }
 
+// The token the API shows is the single-use bootstrap token; the long-lived one comes from
+// the hub at the agent's first connection (app/hub/bootstrap_test.go).
 func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -534,9 +537,13 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := agenttoken.Verify(created.Token, row.TokenHash); err != nil {
-		t.Errorf("the stored hash does not verify the shown token: %v", err)
+	if !agenttoken.IsBootstrap(created.Token) {
+		t.Errorf("the shown token is not a bootstrap token (stgb_...)")
 	}
+	if err := agenttoken.Verify(created.Token, row.BootstrapHash); err != nil || row.TokenHash != "" {
+		t.Errorf("the stored bootstrap hash does not verify the shown token (%v), or a long-lived hash exists already", err)
+	}
+	wantWaiting(t, created.Agent, time.Now().Add(api.DefaultBootstrapTTL))
 	if !strings.HasPrefix(created.CloudInit, "#cloud-config\n") || !strings.Contains(created.CloudInit, created.Token) ||
 		!strings.Contains(created.CloudInit, serverURL) || !strings.Contains(created.CloudInit, "/install.sh") {
 		t.Errorf("cloud_init lacks the header, token, server URL or installer:\n%s", created.CloudInit)
@@ -560,12 +567,20 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 		t.Errorf("rotation = %+v", rotated.Agent)
 	}
 	row, _ = e.st.AgentByID(ctx, created.Agent.ID)
-	if agenttoken.Verify(created.Token, row.TokenHash) == nil {
+	if agenttoken.Verify(created.Token, row.BootstrapHash) == nil {
 		t.Errorf("the old token still verifies after rotation")
 	}
-	if err := agenttoken.Verify(rotated.Token, row.TokenHash); err != nil {
-		t.Errorf("the new token does not verify: %v", err)
+	if err := agenttoken.Verify(rotated.Token, row.BootstrapHash); err != nil || !agenttoken.IsBootstrap(rotated.Token) {
+		t.Errorf("the new bootstrap token does not verify: %v", err)
 	}
+	wantWaiting(t, rotated.Agent, time.Now().Add(api.DefaultBootstrapTTL))
+	var events []agentEvent
+	e.must(200, "GET", fmt.Sprintf("/api/agents/%d/events", created.Agent.ID), "alice", nil, &events)
+	if len(events) != 2 || events[0].Action != "agent.rotate_token" || events[1].Action != "agent.create" {
+		t.Errorf("agent events = %+v, want rotate_token then create", events)
+	}
+	e.signIn("mallory")
+	e.must(404, "GET", fmt.Sprintf("/api/agents/%d/events", created.Agent.ID), "mallory", nil, nil)
 	if got := e.revoker.revoked(); !slices.Equal(got, []int64{created.Agent.ID}) {
 		t.Errorf("revoked after rotation = %v, want [%d]", got, created.Agent.ID)
 	}
@@ -649,4 +664,17 @@ func TestCreateProject_NeedsWriteAccessToTheRepository(t *testing.T) {
 	var ag agentWithToken
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)
 	e.must(200, "PATCH", fmt.Sprintf("/api/projects/%d", p.ID), "alice", map[string]any{"agent_id": ag.Agent.ID}, nil)
+}
+
+// wantWaiting checks the agent is shown as waiting for its first connection, with its
+// bootstrap token expiring about at expires.
+func wantWaiting(t *testing.T, a agent, expires time.Time) {
+	t.Helper()
+	if !a.WaitingForFirstConnection || a.BootstrapExpiresAt == nil {
+		t.Fatalf("agent = %+v, want waiting for first connection with an expiry", a)
+	}
+	at, err := time.Parse(time.RFC3339, *a.BootstrapExpiresAt)
+	if err != nil || at.Sub(expires).Abs() > time.Minute {
+		t.Errorf("bootstrap_expires_at = %s (%v), want about %s", *a.BootstrapExpiresAt, err, expires.UTC().Format(time.RFC3339))
+	}
 }

@@ -303,6 +303,17 @@ type agent struct {
 	DockerVersion  string  `json:"docker_version"`
 	ComposeVersion string  `json:"compose_version"`
 	CreatedAt      string  `json:"created_at"`
+
+	WaitingForFirstConnection bool    `json:"waiting_for_first_connection"`
+	BootstrapExpiresAt        *string `json:"bootstrap_expires_at"`
+}
+
+type agentEvent struct {
+	ID        int64          `json:"id"`
+	Action    string         `json:"action"`
+	Actor     string         `json:"actor"`
+	Detail    map[string]any `json:"detail"`
+	CreatedAt string         `json:"created_at"`
 }
 
 type agentWithToken struct {

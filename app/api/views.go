@@ -86,6 +86,24 @@ type agentView struct {
 	DockerVersion  string  `json:"docker_version"`
 	ComposeVersion string  `json:"compose_version"`
 	CreatedAt      string  `json:"created_at"`
+	// WaitingForFirstConnection is true until the agent has traded its bootstrap token
+	// (from creation or the last rotation) for its long-lived one.
+	WaitingForFirstConnection bool `json:"waiting_for_first_connection"`
+	// BootstrapExpiresAt is when that bootstrap token stops working, while waiting.
+	BootstrapExpiresAt *string `json:"bootstrap_expires_at"`
+}
+
+// agentEventView is one line of an agent's history (its audit entries).
+type agentEventView struct {
+	ID        int64           `json:"id"`
+	Action    string          `json:"action"`
+	Actor     string          `json:"actor"`
+	Detail    json.RawMessage `json:"detail"`
+	CreatedAt string          `json:"created_at"`
+}
+
+func toAgentEventView(e store.AuditEntry) agentEventView {
+	return agentEventView{ID: e.ID, Action: e.Action, Actor: e.Actor, Detail: e.Detail, CreatedAt: timestamp(e.CreatedAt)}
 }
 
 // agentWithToken is the only answer that carries an agent token: creation and rotation.
@@ -132,11 +150,16 @@ func list[T, V any](c *gin.Context, items []T, view func(T) V) error {
 }
 
 func toAgentView(ag store.Agent) agentView {
-	return agentView{
+	v := agentView{
 		ID: ag.ID, Name: ag.Name, Status: ag.Status, LastHeartbeat: nullTimestamp(ag.LastHeartbeat),
 		Version: ag.Version, Hostname: ag.Hostname, DockerVersion: ag.DockerVersion,
 		ComposeVersion: ag.ComposeVersion, CreatedAt: timestamp(ag.CreatedAt),
+		WaitingForFirstConnection: ag.WaitingForFirstConnection(),
 	}
+	if v.WaitingForFirstConnection {
+		v.BootstrapExpiresAt = nullTimestamp(ag.BootstrapExpiresAt)
+	}
+	return v
 }
 
 func toSecretView(m store.SecretMeta) secretView {

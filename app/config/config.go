@@ -50,6 +50,9 @@ type Config struct {
 	// RecoveryInterval is how often GitHub's webhook delivery log is read for missed
 	// deliveries; zero means the recovery loop's default.
 	RecoveryInterval time.Duration
+	// AgentBootstrapTTL is how long a new agent's single-use bootstrap token stays valid;
+	// zero means the API's default (24h).
+	AgentBootstrapTTL time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed (the agent
 	// handshake's per-address limits); empty trusts none.
 	TrustedProxies []netip.Prefix
@@ -146,6 +149,7 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_PING_INTERVAL", &cfg.AgentPingInterval},
 		{"STAGELY_AGENT_PONG_TIMEOUT", &cfg.AgentPongTimeout},
 		{"STAGELY_REPORT_RETRY_MIN", &cfg.ReportRetryMin},
+		{"STAGELY_AGENT_BOOTSTRAP_TTL", &cfg.AgentBootstrapTTL},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)

@@ -71,7 +71,7 @@ func TestInstallCommand(t *testing.T) {
 	firstPID := installedPID(t, root)
 	s.waitAgentOnline(created.Agent.ID, "after the first install")
 
-	t.Run("config.json is root's, 0600, and holds the server URL and token", func(t *testing.T) {
+	t.Run("config.json is root's, 0600, and holds the server URL and the traded token", func(t *testing.T) {
 		path := filepath.Join(root, "etc/stagely/config.json")
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -86,8 +86,10 @@ func TestInstallCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(raw, &cfg); err != nil || cfg["server_url"] != s.serverURL || cfg["token"] != created.Token {
-			t.Errorf("config.json = %s (%v)", raw, err)
+		// The agent traded the bootstrap token the command carried for its own token.
+		if err := json.Unmarshal(raw, &cfg); err != nil || cfg["server_url"] != s.serverURL ||
+			!strings.HasPrefix(cfg["token"], "stg_") || cfg["bootstrap_sha256"] == "" || strings.Contains(string(raw), created.Token) {
+			t.Errorf("config.json holds no traded token (%v): server_url %q, token prefix %.5q", err, cfg["server_url"], cfg["token"])
 		}
 		unit, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/stagely-agent.service"))
 		if err != nil || !bytes.Contains(unit, []byte("ExecStart=/usr/local/bin/stagely-agent --config /etc/stagely/config.json")) {
@@ -95,10 +97,36 @@ func TestInstallCommand(t *testing.T) {
 		}
 	})
 
-	// Running it again replaces the binary and restarts the agent.
+	t.Run("the bootstrap token works once", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodPost, s.serverURL+"/agent/bootstrap", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+created.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGone {
+			t.Fatalf("replayed bootstrap token answered %d, want 410", resp.StatusCode)
+		}
+		var agents []struct {
+			ID      int64 `json:"id"`
+			Waiting bool  `json:"waiting_for_first_connection"`
+		}
+		s.apiDo(client, http.MethodGet, "/api/agents", nil, &agents)
+		if len(agents) != 1 || agents[0].Waiting {
+			t.Fatalf("agents = %+v, want the one agent no longer waiting", agents)
+		}
+	})
+
+	// Running the same command again replaces the binary and restarts the agent, which keeps
+	// the token it traded (the bootstrap token works once).
 	out = install()
-	if !strings.Contains(out, fmt.Sprintf("stopping the running agent (pid %d) to upgrade it", firstPID)) {
-		t.Fatalf("the second run did not upgrade the running agent in place:\n%s", out)
+	if !strings.Contains(out, fmt.Sprintf("stopping the running agent (pid %d) to upgrade it", firstPID)) ||
+		!strings.Contains(out, "traded this bootstrap token for its own token already") {
+		t.Fatalf("the second run did not upgrade the running agent in place, keeping its token:\n%s", out)
 	}
 	if pid := installedPID(t, root); pid == firstPID {
 		t.Fatalf("the second run left pid %d running", pid)

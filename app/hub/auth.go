@@ -61,6 +61,9 @@ func (h *Hub) authenticate(ctx context.Context, header string, src sourceKey) (i
 		return 0, &httpError{status: http.StatusUnauthorized, message: msgMissingToken}
 	}
 	token = strings.TrimSpace(token)
+	if agenttoken.IsBootstrap(token) {
+		return 0, &httpError{status: http.StatusUnauthorized, message: msgBootstrapAtWS}
+	}
 	agentID, err := agenttoken.AgentID(token)
 	if err != nil {
 		return 0, &httpError{status: http.StatusUnauthorized, message: msgMalformedToken}
@@ -82,6 +85,12 @@ func (h *Hub) authenticate(ctx context.Context, header string, src sourceKey) (i
 	if err != nil {
 		h.log.Error("agent refused: look up agent", "agent_id", agentID, "err", err)
 		return 0, &httpError{status: http.StatusServiceUnavailable, message: msgUnavailable}
+	}
+	if agent.TokenHash == "" {
+		// Waiting for its first connection: only the bootstrap exchange gives it a token.
+		h.log.Info("agent refused: no long-lived token yet", "agent_id", agentID, "source", src.String())
+		h.chargeFailure(src, agentID)
+		return 0, &httpError{status: http.StatusUnauthorized, message: msgInvalidToken}
 	}
 	if h.cache.valid(key, agentID, agent.TokenHash, now) {
 		return agentID, nil

@@ -29,7 +29,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, msgMethod)
 		return
 	}
-	src := keyOf(clientAddr(r, h.opts.TrustedProxies))
+	addr := clientAddr(r, h.opts.TrustedProxies)
+	src := keyOf(addr)
 	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"), src)
 	if err != nil {
 		var he *httpError
@@ -53,6 +54,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.serving.Done()
 
 	c := newConn(h, agentID)
+	c.source = addr.String()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any ping or pong from the agent proves it is alive.
 		OnPingReceived: func(context.Context, []byte) bool { c.heard(); return true },
@@ -102,6 +104,9 @@ type conn struct {
 
 	logs *logBuffer
 	gate frameGate // frames.go
+
+	source   string // the client's address, for the audit log
+	hostname string // from HELLO; written before register, read by a newcomer (duplicate.go)
 }
 
 // outFrame is an encoded frame waiting for the writer, with its type.
@@ -177,6 +182,11 @@ func (c *conn) run() {
 		return
 	}
 	c.protocol = hello.Protocol
+	c.hostname = hello.Hostname
+	if !c.admitted(hello) {
+		c.finish()
+		return
+	}
 	st, ok := h.register(c)
 	if !ok {
 		c.stop(websocket.StatusGoingAway, protocol.CloseReasonShutdown)

@@ -271,9 +271,12 @@ func TestHello_UnackedResultsGoToTheSinkAndEachIsAckedAfterARetry(t *testing.T) 
 	}
 }
 
-func TestConnect_SecondConnectionReplacesTheFirst(t *testing.T) {
+// A first connection whose agent stopped reading (so it cannot answer the newcomer's ping:
+// a cut network, a frozen process) is dead: the newcomer takes over. duplicate_test.go has
+// the healthy case.
+func TestConnect_SecondConnectionReplacesAFirstThatAnswersNoPing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, nil)
+	e := newEnv(t, nil, func(o *hub.Options) { o.PongTimeout = 200 * time.Millisecond })
 	agent, token := e.newAgent("box")
 	first := e.connect(agent.ID, token, helloV1())
 	jobID := e.dispatch(agent.ID, first)

@@ -199,6 +199,7 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 	e.hub = hub.New(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/agent/ws", e.hub)
+	mux.Handle("/agent/bootstrap", e.hub.Bootstrap())
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		e.hub.Close()
@@ -404,4 +405,22 @@ func newServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// jsonDecode decodes a response body.
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// getStatus answers the status of a GET.
+func getStatus(ctx context.Context, t *testing.T, url string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -37,6 +37,9 @@ type Store interface {
 	AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error
 	// DeploymentByID tells whether a job this process did not dispatch is the agent's.
 	DeploymentByID(ctx context.Context, id int64) (store.Deployment, error)
+	// ConsumeAgentBootstrap and AddAudit serve bootstrap.go and duplicate.go.
+	ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash string, now time.Time) (bool, error)
+	AddAudit(ctx context.Context, e store.AuditEntry) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -97,6 +100,9 @@ type Options struct {
 	TokenCacheSize int
 	// VerifyToken checks a token against a stored hash (default agenttoken.Verify, bcrypt).
 	VerifyToken func(token, hash string) error
+	// MintToken makes the long-lived token an agent gets for its bootstrap token (default
+	// agenttoken.Mint).
+	MintToken func(agentID int64) (agenttoken.Minted, error)
 	// OutboundQueue is how many frames may wait for one connection's writer (default 16).
 	OutboundQueue int
 
@@ -159,6 +165,9 @@ func (o *Options) setDefaults() {
 		o.WorkQueueBytes = 8 << 20
 	}
 	setDur(&o.StoreRetryFor, 15*time.Second)
+	if o.MintToken == nil {
+		o.MintToken = agenttoken.Mint
+	}
 	o.setLimitDefaults()
 }
 
@@ -198,6 +207,8 @@ type Hub struct {
 	bySource *limiterSet[sourceKey]
 	byAgent  *limiterSet[int64]
 	slots    *verifySlots
+	// auditPace paces the audit entries of refusals (duplicate.go).
+	auditPace *limiterSet[auditKey]
 
 	mu     sync.Mutex
 	agents map[int64]*agentState
@@ -239,6 +250,7 @@ func New(opts Options) *Hub {
 		bySource:   newLimiterSet[sourceKey](opts.SourceRate, opts.LimiterKeys),
 		byAgent:    newLimiterSet[int64](opts.AgentRate, opts.LimiterKeys),
 		slots:      newVerifySlots(opts.VerifySlots, opts.VerifyQueue, opts.VerifyWait),
+		auditPace:  newLimiterSet[auditKey](Rate{Burst: 1, Every: auditEvery}, opts.LimiterKeys),
 		agents:     map[int64]*agentState{},
 		sinkCtx:    ctx,
 		cancelSink: cancel,

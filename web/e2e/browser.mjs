@@ -107,7 +107,7 @@ try {
     await page.getByTestId('new-agent-name').press('Enter');
     await page.getByTestId('agent-credentials').waitFor();
     token = (await page.getByTestId('agent-token').textContent()).trim();
-    check(/^stg_\S{20,}$/.test(token), 'the token box does not hold a stg_ token');
+    check(/^stgb_\S{20,}$/.test(token), 'the token box does not hold a stgb_ bootstrap token');
     const cloudInit = await page.getByTestId('agent-cloud-init').textContent();
     check(cloudInit.includes(token), 'the cloud-init does not carry the token');
     check(cloudInit.includes(baseURL), `the cloud-init does not name the server ${baseURL}`);

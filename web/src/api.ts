@@ -109,6 +109,19 @@ export interface Agent {
   docker_version: string;
   compose_version: string;
   created_at: string;
+  /** True until the agent has traded its single-use bootstrap token for its own token. */
+  waiting_for_first_connection: boolean;
+  /** When that bootstrap token stops working, while waiting. */
+  bootstrap_expires_at: string | null;
+}
+
+/** One line of an agent's history, from the audit log (newest first). */
+export interface AgentEvent {
+  id: number;
+  action: string;
+  actor: string;
+  detail: Record<string, unknown>;
+  created_at: string;
 }
 
 /** The answer to creating an agent or rotating its token: the only time the token is visible. */
@@ -275,6 +288,10 @@ export class ApiClient {
 
   rotateAgentToken(id: number): Promise<AgentCredentials> {
     return this.json('POST', `/api/agents/${id}/rotate-token`);
+  }
+
+  agentEvents(id: number): Promise<AgentEvent[]> {
+    return this.json('GET', `/api/agents/${id}/events`);
   }
 
   deleteAgent(id: number): Promise<void> {

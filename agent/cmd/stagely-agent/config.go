@@ -35,6 +35,9 @@ type config struct {
 type fileConfig struct {
 	ServerURL string `json:"server_url"`
 	Token     string `json:"token"`
+	// BootstrapSHA256 is the SHA-256 of the bootstrap token the agent traded for Token:
+	// install.sh run again with that token keeps this file (bootstrap.go).
+	BootstrapSHA256 string `json:"bootstrap_sha256,omitempty"`
 }
 
 // loadConfig reads the config file, then lets the environment override it. A missing
@@ -68,7 +71,9 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (config,
 	if v := strings.TrimSpace(getenv("STAGELY_SERVER_URL")); v != "" {
 		c.ServerURL = v
 	}
-	if v := strings.TrimSpace(getenv("STAGELY_TOKEN")); v != "" {
+	// A bootstrap token in the environment never overrides the long-lived token it was
+	// traded for: that one is in the file since the first start.
+	if v := strings.TrimSpace(getenv("STAGELY_TOKEN")); v != "" && !(isBootstrap(v) && c.Token != "" && !isBootstrap(c.Token)) {
 		c.Token = v
 	}
 	if v := strings.TrimSpace(getenv("STAGELY_DATA_DIR")); v != "" {
@@ -92,8 +97,8 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (config,
 		return config{}, fmt.Errorf("no server URL: set \"server_url\" in %s or STAGELY_SERVER_URL", path)
 	case c.Token == "":
 		return config{}, fmt.Errorf("no token: set \"token\" in %s or STAGELY_TOKEN", path)
-	case !strings.HasPrefix(c.Token, tokenPrefix):
-		return config{}, errors.New("token is not a Stagely agent token (it starts with stg_): copy it again from the dashboard")
+	case !strings.HasPrefix(c.Token, tokenPrefix) && !isBootstrap(c.Token):
+		return config{}, errors.New("token is not a Stagely agent token (it starts with stgb_ or stg_): copy it again from the dashboard")
 	case strings.ContainsFunc(c.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return config{}, errors.New("token contains spaces or control characters: copy it again from the dashboard")
 	}
@@ -106,12 +111,14 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (config,
 	return c, nil
 }
 
-// agentID is the agent id a token of the form stg_<agentid>_<secret> carries, the only
+// agentID is the agent id a token of the form stg_<agentid>_<secret> (or stgb_...) carries, the only
 // part of a token safe to log; "" for any other form.
 func agentID(token string) string {
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if !ok {
-		return ""
+		if rest, ok = strings.CutPrefix(token, bootstrapPrefix); !ok {
+			return ""
+		}
 	}
 	id, secret, ok := strings.Cut(rest, "_")
 	if !ok || id == "" || secret == "" {

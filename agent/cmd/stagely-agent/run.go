@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,9 @@ with docker compose on this machine.
 Configuration (the environment overrides the file):
   --config PATH            JSON file {"server_url": "...", "token": "..."} (default %s)
   STAGELY_SERVER_URL       the Stagely server, https://... (http:// only for local tests)
-  STAGELY_TOKEN            the agent token shown once in the dashboard (stg_...)
+  STAGELY_TOKEN            the bootstrap token shown in the dashboard (stgb_...), traded
+                           at the first start for the agent's own token, which is then
+                           written to the config file (or a long-lived stg_... token)
   STAGELY_DATA_DIR         projects, releases and the result journal (default %s)
   STAGELY_SHUTDOWN_GRACE   how long a running deploy may finish after SIGTERM (default 2m)
   STAGELY_LOG_LEVEL        debug, info, warn or error (default info)
@@ -67,6 +70,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if isBootstrap(cfg.Token) {
+		x := exchanger{client: &http.Client{Timeout: 30 * time.Second}, log: log, configPath: *configPath, firstWait: time.Second, maxWait: 30 * time.Second}
+		if cfg.Token, err = x.exchange(ctx, cfg.ServerURL, cfg.Token); err != nil {
+			return err
+		}
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)

@@ -51,6 +51,7 @@ func routes(p parts) (*gin.Engine, error) {
 	router.GET("/metrics", gin.WrapH(p.metrics.Handler()))
 	router.POST("/webhooks/github", gin.WrapH(p.webhooks))
 	router.GET("/agent/ws", gin.WrapH(p.hub))
+	router.POST("/agent/bootstrap", gin.WrapH(p.hub.Bootstrap()))
 	p.agents.Register(router)
 	p.auth.Register(router)
 	p.setup.Register(router)

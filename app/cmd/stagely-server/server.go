@@ -118,6 +118,7 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	if p.api, err = api.New(api.Options{
 		Store: st, Secrets: secretSvc, Revoker: h, GitHub: gh, CurrentUser: auth.CurrentUser, GitHubToken: auth.GitHubToken,
 		GitHubURL: cfg.GitHubURL.String(), ServerURL: cfg.PublicURL.String(), Logger: logger,
+		BootstrapTTL: cfg.AgentBootstrapTTL,
 	}); err != nil {
 		return nil, err
 	}

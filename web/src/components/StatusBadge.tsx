@@ -13,6 +13,7 @@ const badgeTone: Record<string, string> = {
   failure: 'bad',
   timed_out: 'bad',
   rolled_back: 'warn',
+  waiting_for_first_connection: 'warn',
 };
 
 /** A coloured status word; the word itself carries the meaning, the colour only helps. */

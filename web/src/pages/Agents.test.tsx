@@ -15,10 +15,11 @@ describe('agents', () => {
 
     const tokenBox = await screen.findByTestId('agent-token');
     const token = tokenBox.textContent ?? '';
-    expect(token).toMatch(/^stg_agent_\d+_1_Zq8x$/);
+    expect(token).toMatch(/^stgb_agent_\d+_1_Zq8x$/);
     expect(screen.getByTestId('agent-cloud-init').tagName).toBe('PRE');
     expect(screen.getByTestId('agent-cloud-init').textContent).toContain(`"token":"${token}"`);
     expect(screen.getByTestId('agent-token-note').textContent).toContain('This is the only time you will see this token.');
+    expect(screen.getByTestId('agent-token-note').textContent).toContain('It works once, until tomorrow');
     expect(screen.getByRole('button', { name: 'Copy token' })).toBeTruthy();
     expect(screen.getByRole('button', { name: 'Copy cloud-init' })).toBeTruthy();
     expect(screen.getByTestId('agent-install-command').textContent).toBe(
@@ -26,7 +27,8 @@ describe('agents', () => {
     );
     expect(screen.getByRole('button', { name: 'Copy install command' })).toBeTruthy();
     const row = await screen.findByTestId('agent-row');
-    expect(within(row).getByTestId('agent-status').textContent).toBe('offline');
+    expect(within(row).getByTestId('agent-status').textContent).toBe('waiting for first connection');
+    expect(within(row).getByTestId('agent-bootstrap-expiry').textContent).toBe('Token valid until tomorrow');
     expect(JSON.stringify({ ...window.localStorage }) + JSON.stringify({ ...window.sessionStorage })).not.toContain(token);
     first.unmount();
 
@@ -99,5 +101,53 @@ describe('agents', () => {
     await user.click(within(row).getByTestId('agent-delete-confirm'));
     await screen.findByTestId('agents-empty');
     expect(server.agents).toHaveLength(0);
+  });
+
+  it('shows an agent as waiting for its first connection until it has, and says when its token expired', async () => {
+    const server = new FakeServer();
+    const agent = server.addAgent({
+      name: 'web-1',
+      waiting_for_first_connection: true,
+      bootstrap_expires_at: new Date(Date.now() - 60_000).toISOString(),
+    });
+    renderApp(server, '/agents', { agentsPollMs: 20 });
+
+    const row = await screen.findByTestId('agent-row');
+    expect(within(row).getByTestId('agent-status').textContent).toBe('waiting for first connection');
+    expect(within(row).getByTestId('agent-bootstrap-expiry').textContent).toContain('expired: rotate it');
+    agent.waiting_for_first_connection = false;
+    agent.bootstrap_expires_at = null;
+    agent.status = 'online';
+    await waitFor(() => expect(within(screen.getByTestId('agent-row')).getByTestId('agent-status').textContent).toBe('online'));
+    expect(screen.queryByTestId('agent-bootstrap-expiry')).toBeNull();
+  });
+
+  it('lists the agent events, refused connections among them', async () => {
+    const server = new FakeServer();
+    const agent = server.addAgent({ name: 'web-1', status: 'online' });
+    server.agentEvents[agent.id] = [
+      {
+        id: 3,
+        action: 'agent.duplicate_refused',
+        actor: 'agent web-1',
+        detail: { source: '203.0.113.9', hostname: 'intruder', connected_hostname: 'box-1' },
+        created_at: new Date().toISOString(),
+      },
+      { id: 2, action: 'agent.bootstrap_replayed', actor: 'agent web-1', detail: { source: '198.51.100.7' }, created_at: new Date().toISOString() },
+      { id: 1, action: 'agent.create', actor: 'alice', detail: {}, created_at: new Date().toISOString() },
+    ];
+    const user = userEvent.setup();
+    renderApp(server, '/agents');
+
+    const row = await screen.findByTestId('agent-row');
+    expect(screen.queryByTestId('agent-events')).toBeNull();
+    await user.click(within(row).getByTestId('agent-events-toggle'));
+    const events = await screen.findAllByTestId('agent-event');
+    expect(events.map((e) => e.dataset.action)).toEqual(['agent.duplicate_refused', 'agent.bootstrap_replayed', 'agent.create']);
+    expect(events[0]!.textContent).toContain('Refused a second agent with this token (intruder, from 203.0.113.9) while box-1 was connected');
+    expect(events[0]!.className).toBe('warning');
+    expect(events[1]!.textContent).toContain('used a second time, from 198.51.100.7');
+    expect(events[2]!.textContent).toContain('Created by alice');
+    expect(server.requests.some((r) => r.method === 'GET' && r.path === `/api/agents/${agent.id}/events`)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 // The user's agents with live status, creation with a copy-once token, rotation and deletion.
-import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { asApiError, type Agent, type AgentCredentials, type ApiError } from '../api';
+import { Fragment, useEffect, useRef, useState, type FormEvent } from 'react';
+import { asApiError, type Agent, type AgentCredentials, type AgentEvent, type ApiError } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
 import { ConfirmButton } from '../components/ConfirmButton';
@@ -22,6 +22,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
   const [shown, setShown] = useState<Shown | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const [busyId, setBusyId] = useState<number | null>(null);
+  const [eventsOf, setEventsOf] = useState<number | null>(null);
 
   const fail = (e: unknown) => setActionError(asApiError(e));
 
@@ -103,10 +104,11 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
           </thead>
           <tbody>
             {agents.data.map((a) => (
-              <tr key={a.id} data-testid="agent-row" data-agent-id={a.id}>
+              <Fragment key={a.id}>
+              <tr data-testid="agent-row" data-agent-id={a.id}>
                 <td>{a.name}</td>
                 <td>
-                  <StatusBadge status={a.status} testId="agent-status" />
+                  <AgentState agent={a} />
                 </td>
                 <td>
                   <Time at={a.last_heartbeat} />
@@ -117,6 +119,14 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
                   {a.docker_version && <p className="muted small">Docker {a.docker_version}{a.compose_version && `, Compose ${a.compose_version}`}</p>}
                 </td>
                 <td className="row-actions">
+                  <button
+                    type="button"
+                    aria-expanded={eventsOf === a.id}
+                    onClick={() => setEventsOf(eventsOf === a.id ? null : a.id)}
+                    data-testid="agent-events-toggle"
+                  >
+                    Events
+                  </button>
                   <ConfirmButton
                     label="Rotate token"
                     question={`The current token of ${a.name} stops working at once. Rotate?`}
@@ -135,6 +145,14 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
                   />
                 </td>
               </tr>
+              {eventsOf === a.id && (
+                <tr data-testid="agent-events-row">
+                  <td colSpan={6}>
+                    <AgentEvents agentId={a.id} />
+                  </td>
+                </tr>
+              )}
+              </Fragment>
             ))}
           </tbody>
         </table>
@@ -208,6 +226,8 @@ export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () =
       <p className="warning" role="note" data-testid="agent-token-note">
         <strong>This is the only time you will see this token.</strong> Copy it, or the command below, now: Stagely
         keeps only a hash of it. If you leave or reload this page, it is gone and you will have to rotate the token.
+        It works once, until <Time at={agent.bootstrap_expires_at} />: at its first connection the agent trades it for
+        its own credential, which it keeps in its config file.
       </p>
       <div className="field">
         <span className="label" id="agent-token-label">
@@ -255,5 +275,75 @@ export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () =
         </button>
       </div>
     </section>
+  );
+}
+
+/** The agent's status, or that it has not traded its bootstrap token yet (and until when it can). */
+function AgentState({ agent }: { agent: Agent }) {
+  if (!agent.waiting_for_first_connection) return <StatusBadge status={agent.status} testId="agent-status" />;
+  const expired = agent.bootstrap_expires_at !== null && Date.parse(agent.bootstrap_expires_at) <= Date.now();
+  return (
+    <>
+      <StatusBadge status="waiting_for_first_connection" testId="agent-status" />
+      <p className="muted small" data-testid="agent-bootstrap-expiry">
+        {expired ? (
+          'Its token expired: rotate it for a new install command.'
+        ) : (
+          <>
+            Token valid until <Time at={agent.bootstrap_expires_at} />
+          </>
+        )}
+      </p>
+    </>
+  );
+}
+
+/** What an audit entry about an agent means, in words; refusals are worth a look. */
+function describeEvent(e: AgentEvent): { text: string; warn: boolean } {
+  const d = (k: string) => (typeof e.detail[k] === 'string' ? (e.detail[k] as string) : '?');
+  switch (e.action) {
+    case 'agent.create':
+      return { text: `Created by ${e.actor}`, warn: false };
+    case 'agent.rotate_token':
+      return { text: `Token rotated by ${e.actor}`, warn: false };
+    case 'agent.delete':
+      return { text: `Deleted by ${e.actor}`, warn: false };
+    case 'agent.bootstrap_exchanged':
+      return { text: `First connection from ${d('source')}: the bootstrap token was traded for the agent's own token`, warn: false };
+    case 'agent.bootstrap_replayed':
+      return {
+        text: `Refused the bootstrap token, used a second time, from ${d('source')}. If that was not you, rotate the token.`,
+        warn: true,
+      };
+    case 'agent.bootstrap_expired':
+      return { text: `Refused the expired bootstrap token from ${d('source')}`, warn: true };
+    case 'agent.duplicate_refused':
+      return {
+        text: `Refused a second agent with this token (${d('hostname')}, from ${d('source')}) while ${d('connected_hostname')} was connected. If that was not you, rotate the token.`,
+        warn: true,
+      };
+    default:
+      return { text: e.action, warn: false };
+  }
+}
+
+/** The agent's history: creation, rotations, first connection and refused connections. */
+function AgentEvents({ agentId }: { agentId: number }) {
+  const api = useApi();
+  const events = useResource(() => api.agentEvents(agentId), `agent-events-${agentId}`);
+  if (events.status === 'loading') return <Loading what="events" />;
+  if (events.status === 'error') return <ErrorMessage error={events.error} onRetry={events.reload} />;
+  if (!events.data?.length) return <p className="muted">No events yet.</p>;
+  return (
+    <ul className="events" data-testid="agent-events">
+      {events.data.map((e) => {
+        const { text, warn } = describeEvent(e);
+        return (
+          <li key={e.id} className={warn ? 'warning' : undefined} data-testid="agent-event" data-action={e.action}>
+            <Time at={e.created_at} /> {text}
+          </li>
+        );
+      })}
+    </ul>
   );
 }

@@ -1,7 +1,7 @@
 // An in-memory server that follows docs/api.md, used by the component tests as their fetch.
 // It keeps real state (agents, projects, secrets) so a test can "reload" and see what the server
 // would answer, and it records every request so tests can check what left the browser.
-import type { Agent, Deployment, Installation, Me, Project, Repository } from '../api';
+import type { Agent, AgentEvent, Deployment, Installation, Me, Project, Repository } from '../api';
 
 export interface RecordedRequest {
   method: string;
@@ -31,6 +31,8 @@ export class FakeServer {
   };
   projects: Project[] = [];
   agents: Agent[] = [];
+  /** Each agent's history by agent id, newest first. */
+  agentEvents: Record<number, AgentEvent[]> = {};
   secretValues = new Map<string, string>(); // "project/scope/key" -> value, as the server stores it
   secretTimes = new Map<string, string>();
   deployments: Record<number, Deployment[]> = {};
@@ -57,6 +59,7 @@ export class FakeServer {
       ['GET', /^\/api\/agents$/, () => json(200, this.agents)],
       ['POST', /^\/api\/agents$/, (_, b) => this.createAgent(b as Record<string, unknown>)],
       ['POST', /^\/api\/agents\/(\d+)\/rotate-token$/, (m) => this.withAgent(m, (a) => json(200, this.credentials(a)))],
+      ['GET', /^\/api\/agents\/(\d+)\/events$/, (m) => this.withAgent(m, (a) => json(200, this.agentEvents[a.id] ?? []))],
       ['DELETE', /^\/api\/agents\/(\d+)$/, (m) => this.withAgent(m, (a) => this.deleteAgent(a))],
     ];
   }
@@ -104,6 +107,8 @@ export class FakeServer {
       docker_version: '',
       compose_version: '',
       created_at: now,
+      waiting_for_first_connection: false,
+      bootstrap_expires_at: null,
       ...a,
     };
     this.agents.push(agent);
@@ -202,7 +207,9 @@ export class FakeServer {
 
   private credentials(agent: Agent) {
     this.tokenCounter++;
-    const token = `stg_agent_${agent.id}_${this.tokenCounter}_Zq8x`;
+    const token = `stgb_agent_${agent.id}_${this.tokenCounter}_Zq8x`;
+    agent.waiting_for_first_connection = true;
+    agent.bootstrap_expires_at = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
     return {
       agent,
       token,
