@@ -110,15 +110,18 @@ func TestKeyOf_GroupsIPv6ByItsSlash64(t *testing.T) {
 
 func TestVerifySlots_WaitIsBoundedInCountAndTime(t *testing.T) {
 	t.Parallel()
-	s := newVerifySlots(1, 1, 50*time.Millisecond)
+	// In count: with the slot and the one place in the queue taken, a caller is refused at
+	// once. The queued waiter is ended by its context, not a timer, so that a loaded machine
+	// cannot let its wait run out before the test has seen it queued.
+	s := newVerifySlots(1, 1, time.Hour)
 	ctx := context.Background()
 	if !s.acquire(ctx) {
 		t.Fatal("the free slot was refused")
 	}
+	waiterCtx, stopWaiter := context.WithCancel(ctx)
 	waited := make(chan bool)
-	go func() { waited <- s.acquire(ctx) }()
-	// The waiter is queued once the queue is full for the next caller.
-	deadline := time.Now().Add(10 * time.Second)
+	go func() { waited <- s.acquire(waiterCtx) }()
+	deadline := time.Now().Add(time.Minute)
 	for {
 		s.mu.Lock()
 		n := s.waiting
@@ -134,11 +137,21 @@ func TestVerifySlots_WaitIsBoundedInCountAndTime(t *testing.T) {
 	if s.acquire(ctx) {
 		t.Fatal("a third caller got a slot with the slot and the queue taken")
 	}
+	stopWaiter()
 	if <-waited {
 		t.Fatal("the waiter got a slot that was never released")
 	}
 	s.release()
 	if !s.acquire(ctx) {
 		t.Fatal("the released slot was refused")
+	}
+
+	// In time: a waiter gives up once the wait has passed, though its context goes on.
+	short := newVerifySlots(1, 1, 50*time.Millisecond)
+	if !short.acquire(ctx) {
+		t.Fatal("the free slot was refused")
+	}
+	if short.acquire(ctx) {
+		t.Fatal("a waiter got a slot that was never released")
 	}
 }
