@@ -95,7 +95,8 @@ type conn struct {
 	writerDone chan struct{}
 
 	logs *logBuffer
-	gate frameGate // frames.go
+	gate frameGate   // frames.go
+	upd  updateState // update.go
 }
 
 func newConn(h *Hub, agentID int64) *conn {
@@ -207,6 +208,7 @@ func (c *conn) connected(hello protocol.Hello) bool {
 		}
 	}
 	h.opts.Sink.AgentConnected(c.ctx, c.agentID, hello)
+	c.updateOnConnect(hello)
 	return true
 }
 
@@ -304,6 +306,9 @@ func (c *conn) readLoop() {
 			// result finds the complete log.
 			c.logs.flushJob(p.JobID)
 			c.handleResult(*p)
+			c.offerIfIdle()
+		case *protocol.UpdateFailed:
+			c.updateFailed(*p)
 		case *protocol.Hello:
 			c.refuse(websocket.StatusPolicyViolation, protocol.CloseReasonBadFrame, errors.New("second HELLO"))
 			return
@@ -435,6 +440,7 @@ func (c *conn) teardown() {
 	c.finish()
 	c.log.Info("agent connection ended", "close_code", int(c.closeCode), "close_reason", c.closeReason)
 	c.logs.close()
+	c.stopUpdate()
 	c.reportDropped()
 	if !c.hub.unregister(c, c.st) {
 		c.log.Info("agent connection replaced")
