@@ -157,6 +157,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
 		Compose:        compose,
 		UnackedResults: c.unackedForHello(),
 	}
+	c.helloUpdate(&hello)
 	b, err := protocol.Encode(protocol.TypeHello, hello)
 	if err != nil {
 		return err
@@ -167,6 +168,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
 		return fmt.Errorf("send HELLO: %w", err)
 	}
 	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults))
+	c.afterHello()
 	return nil
 }
 
@@ -210,6 +212,8 @@ func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
 			c.onCancel(v.JobID)
 		case *protocol.ResultAck:
 			c.onAck(v.JobID)
+		case *protocol.Update:
+			c.onUpdate(*v)
 		default:
 			// A frame only agents send: the server has no business sending it here.
 			_ = ws.Close(websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType)
