@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,7 @@ func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
 		Docker:         "27.5.1",
 		Compose:        "2.40.3",
 		UnackedResults: []protocol.JobResult{success("job-old")},
+		Platform:       runtime.GOOS + "/" + runtime.GOARCH,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("HELLO = %+v, want %+v", h, want)

@@ -198,9 +198,19 @@ func (u *Updater) check(ctx context.Context, path, version string) error {
 	ctx, cancel := context.WithTimeout(ctx, u.opts.CheckTimeout)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, path, "--version")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	var err error
+	for attempt := 1; ; attempt++ {
+		out.Reset()
+		cmd := exec.CommandContext(ctx, path, "--version")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err = cmd.Run()
+		// ETXTBSY: a process forked elsewhere in the agent (a docker command) may still
+		// hold the just-written file open until it execs (golang.org/issue/22315).
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 5 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
 	got := strings.TrimSpace(out.String())
 	if err != nil {
 		return fmt.Errorf("the new build does not run here: %s --version: %w (output %.200q)", path, err, got)

@@ -84,6 +84,10 @@ type agentView struct {
 	DockerVersion  string  `json:"docker_version"`
 	ComposeVersion string  `json:"compose_version"`
 	CreatedAt      string  `json:"created_at"`
+	// AutoUpdate, LatestVersion and VersionStatus: self-update (docs/agents.md).
+	AutoUpdate    bool   `json:"auto_update"`
+	LatestVersion string `json:"latest_version"`
+	VersionStatus string `json:"version_status"`
 }
 
 // agentWithToken is the only answer that carries an agent token: creation and rotation.
@@ -129,11 +133,13 @@ func list[T, V any](c *gin.Context, items []T, view func(T) V) error {
 	return nil
 }
 
-func toAgentView(ag store.Agent) agentView {
+func (a *API) toAgentView(ag store.Agent) agentView {
+	latest, status := a.versionStatus(ag)
 	return agentView{
 		ID: ag.ID, Name: ag.Name, Status: ag.Status, LastHeartbeat: nullTimestamp(ag.LastHeartbeat),
 		Version: ag.Version, Hostname: ag.Hostname, DockerVersion: ag.DockerVersion,
 		ComposeVersion: ag.ComposeVersion, CreatedAt: timestamp(ag.CreatedAt),
+		AutoUpdate: ag.AutoUpdate, LatestVersion: latest, VersionStatus: status,
 	}
 }
 
