@@ -109,6 +109,11 @@ export interface Agent {
   docker_version: string;
   compose_version: string;
   created_at: string;
+  /** Whether the server offers this agent the build it serves (docs/agents.md, "Self-update"). */
+  auto_update: boolean;
+  /** The agent version this server serves; empty when unknown. */
+  latest_version: string;
+  version_status: 'current' | 'outdated' | 'unknown';
 }
 
 /** The answer to creating an agent or rotating its token: the only time the token is visible. */
@@ -275,6 +280,10 @@ export class ApiClient {
 
   rotateAgentToken(id: number): Promise<AgentCredentials> {
     return this.json('POST', `/api/agents/${id}/rotate-token`);
+  }
+
+  setAgentAutoUpdate(id: number, on: boolean): Promise<Agent> {
+    return this.json('PATCH', `/api/agents/${id}`, { auto_update: on });
   }
 
   deleteAgent(id: number): Promise<void> {

@@ -58,6 +58,7 @@ export class FakeServer {
       ['POST', /^\/api\/agents$/, (_, b) => this.createAgent(b as Record<string, unknown>)],
       ['POST', /^\/api\/agents\/(\d+)\/rotate-token$/, (m) => this.withAgent(m, (a) => json(200, this.credentials(a)))],
       ['DELETE', /^\/api\/agents\/(\d+)$/, (m) => this.withAgent(m, (a) => this.deleteAgent(a))],
+      ['PATCH', /^\/api\/agents\/(\d+)$/, (m, b) => this.withAgent(m, (a) => this.patchAgent(a, b as Record<string, unknown>))],
     ];
   }
 
@@ -104,6 +105,9 @@ export class FakeServer {
       docker_version: '',
       compose_version: '',
       created_at: now,
+      auto_update: true,
+      latest_version: 'v1.3.0',
+      version_status: 'unknown',
       ...a,
     };
     this.agents.push(agent);
@@ -209,6 +213,14 @@ export class FakeServer {
       cloud_init: `#cloud-config\nwrite_files:\n  - path: /etc/stagely/config.json\n    content: '{"server_url":"https://stagely.example","token":"${token}"}'\n`,
       install_command: `curl -fsSL https://stagely.example/install.sh | sudo sh -s -- --token ${token}`,
     };
+  }
+
+  private patchAgent(a: Agent, b: Record<string, unknown>): Response {
+    if (typeof b.auto_update !== 'boolean') {
+      return problem(400, 'nothing to change', [{ field: 'auto_update', message: 'is required: true or false' }]);
+    }
+    a.auto_update = b.auto_update;
+    return json(200, a);
   }
 
   private deleteAgent(a: Agent): Response {
