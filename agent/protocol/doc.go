@@ -29,6 +29,12 @@
 // JOB_RESULT. A result that could not be delivered is journaled on disk and sent again in
 // the next HELLO, until RESULT_ACK arrives, so a dropped connection loses nothing.
 //
+// # Self-update
+//
+// HELLO carries the agent's platform (linux/amd64) and features; an agent listing
+// FeatureSelfUpdate may receive UPDATE when idle. It answers UPDATE_FAILED when it does not
+// apply it; on success it reconnects with a HELLO carrying the new version (update.go).
+//
 // # Limits
 //
 // Each side sets a read limit (MaxFrameBytes), and Decode refuses a larger frame too. A
