@@ -23,13 +23,14 @@ const (
 )
 
 // versionStatus compares the agent's version with the served one; without a served
-// version, or before the agent's first HELLO, it is unknown.
+// version, before the agent's first HELLO, or for an unstamped development build (which
+// is never updated), it is unknown.
 func (a *API) versionStatus(ag store.Agent) (latest, status string) {
 	if a.updates != nil {
 		latest = a.updates.LatestAgentVersion()
 	}
 	switch {
-	case latest == "" || ag.Version == "":
+	case latest == "" || ag.Version == "" || ag.Version == "dev":
 		return latest, versionUnknown
 	case ag.Version == latest:
 		return latest, versionCurrent

@@ -69,6 +69,9 @@ func TestAgents_ShowVersionStatusAndSwitchAutoUpdate(t *testing.T) {
 	if got := status("v1.0.0"); got != "outdated" {
 		t.Errorf("older agent: version_status %q, want outdated", got)
 	}
+	if got := status("dev"); got != "unknown" {
+		t.Errorf("development build: version_status %q, want unknown (it is never updated)", got)
+	}
 	if got := status(servedVersion); got != "current" {
 		t.Errorf("agent on the served build: version_status %q, want current", got)
 	}
