@@ -10,27 +10,34 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION := $(VERSION)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: agent-binaries test deps npm-deps web web-test fmt-check vet staticcheck build-check go-test fuzz browser-test build demo clean
+.PHONY: agent-binaries test deps demo-deps npm-deps web-deps web web-test fmt-check vet staticcheck build-check go-test fuzz browser-test build demo clean
 
 # go-test includes the end-to-end tests: the browser test (app/e2e TestBrowser), the demo in
 # non-interactive mode (app/cmd/stagely-demo) and the push-to-deploy loop on the real Docker engine.
 test: deps web fmt-check vet staticcheck build-check web-test go-test fuzz
 	@echo "make test: all checks passed"
 
-# PostgreSQL, the Docker engine and compose plugin, Go tools, Node, cloud-init and Chromium.
-deps: npm-deps
-	scripts/ensure-postgres.sh
-	scripts/ensure-docker.sh
+# What the tests need: the demo's, plus Go tools, GitHub's REST description, cloud-init,
+# Chromium, shellcheck, sudo and qemu-user (scripts/ensure-debian-tools.sh says why each).
+deps: demo-deps npm-deps
 	scripts/ensure-tools.sh
 	scripts/ensure-debian-tools.sh
 
-npm-deps:
-	scripts/ensure-node.sh
+# What the demo needs, and nothing more, so that a first deploy comes quickly on a fresh
+# machine: PostgreSQL, the Docker engine and compose plugin (and Node, through make web).
+demo-deps:
+	scripts/ensure-postgres.sh
+	scripts/ensure-docker.sh
+
+npm-deps: web-deps
 	cd githubsim/testdata/openapi && npm ci --no-audit --no-fund --loglevel=error
+
+web-deps:
+	scripts/ensure-node.sh
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 
 # The SPA is embedded into the server binary, so it is built before any Go package compiles.
-web: npm-deps
+web: web-deps
 	cd web && npm run build
 
 web-test: npm-deps
@@ -94,8 +101,8 @@ browser-test: web
 	cd web && npm run test:browser
 
 # The server embeds the agent it serves at /agent/download/ (docs/agents.md), so the agent is
-# cross-compiled into app/agentdist/dist/ first; bin/stagely-agent is a copy of this machine's
-# (built once: the same flags make the same binary).
+# cross-compiled into app/agentdist/dist/ first; bin/stagely-agent is built as the agent image
+# builds it (app/cmd/stagely-demo's TestDockerfile compares the two commands).
 AGENT_DIST := app/agentdist/dist
 AGENT_ARCHES := amd64 arm64
 
@@ -110,10 +117,10 @@ agent-binaries:
 build: web agent-binaries
 	mkdir -p bin
 	CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stagely-server ./app/cmd/stagely-server
-	cp $(AGENT_DIST)/stagely-agent-linux-$$(go env GOARCH) bin/stagely-agent
+	cd agent && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/stagely-agent ./cmd/stagely-agent
 	go build -o bin/stagely-demo ./app/cmd/stagely-demo
 
-demo: deps build
+demo: demo-deps build
 	bin/stagely-demo --server-bin bin/stagely-server --agent-bin bin/stagely-agent $(DEMO_FLAGS)
 
 clean:

@@ -11,6 +11,8 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
+
+	"github.com/stagely/stagely/githubsim"
 )
 
 // TestConformance_EveryServedOperationMatchesGitHubsDescription drives every operation githubsim
@@ -138,12 +140,38 @@ func TestConformance_EveryServedOperationMatchesGitHubsDescription(t *testing.T)
 		State: ptr("success"), LogURL: ptr("https://stagely.example/d/1"), Description: ptr("Deployed"), EnvironmentURL: ptr("https://web.example"),
 	}))
 	must(gh.Repositories.ListDeploymentStatuses(ctx, "acme", "web", dep.GetID(), nil))
+	must(gh.Repositories.ListDeployments(ctx, "acme", "web", &github.DeploymentsListOptions{SHA: f.sha2, Environment: "web"}))
 
-	// A user, through the OAuth web flow.
+	// What Stagely asks before it acts: the branch head, how two commits relate, a user's role.
+	must(gh.Git.GetRef(ctx, "acme", "web", "heads/main"))
+	for _, basehead := range [][2]string{{f.sha1, f.sha2}, {f.sha2, f.sha1}, {f.sha2, f.sha2}} {
+		must(gh.Repositories.CompareCommits(ctx, "acme", "web", basehead[0], basehead[1], nil))
+	}
 	f.sim.AddUser("alice")
 	if err := f.sim.AddInstallationMember(f.inst, "alice"); err != nil {
 		t.Fatal(err)
 	}
+	must(gh.Repositories.GetPermissionLevel(ctx, "acme", "web", "alice"))
+	if err := f.sim.SetRepoRole("acme/web", "alice", "none"); err != nil {
+		t.Fatal(err)
+	}
+	must(gh.Repositories.GetPermissionLevel(ctx, "acme", "web", "alice"))
+	if err := f.sim.SetRepoRole("acme/web", "alice", "write"); err != nil {
+		t.Fatal(err)
+	}
+
+	// GitHub failing: a 502 and both shapes of a secondary rate limit.
+	for _, kind := range []githubsim.FaultKind{githubsim.FaultBadGateway, githubsim.FaultSecondaryLimit, githubsim.FaultTooManyRequests} {
+		if _, err := f.sim.AddFault(githubsim.Fault{Method: "POST", Path: "/repos/*/*/statuses/*", Kind: kind, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := gh.Repositories.CreateStatus(ctx, "acme", "web", f.sha2, &github.RepoStatus{State: ptr("pending"), Context: ptr("faulty")})
+		if err == nil {
+			t.Fatalf("fault %d did not fail the call", kind)
+		}
+	}
+
+	// A user, through the OAuth web flow.
 	f.sim.SetAuthorizeAs("alice")
 	user := ghClient(t, f.ep.API, vt, oauthToken(t, f, "https://stagely.example/auth/github/callback"))
 	must(user.Users.Get(ctx, ""))
@@ -202,7 +230,7 @@ func sim404(method, path string) bool {
 	switch method + " " + path {
 	case "PATCH /repos/{owner}/{repo}", "DELETE /repos/{owner}/{repo}",
 		"PUT /repos/{owner}/{repo}/contents/{path}", "DELETE /repos/{owner}/{repo}/contents/{path}",
-		"GET /repos/{owner}/{repo}/deployments", "PATCH /user", "DELETE /app/installations/{installation_id}":
+		"PATCH /user", "DELETE /app/installations/{installation_id}":
 		return true
 	}
 	return false

@@ -362,3 +362,30 @@ func (s *Sim) DeploymentStatuses(fullName string, id int64) []DeploymentStatus {
 	}
 	return nil
 }
+
+// listDeployments is GET /repos/{owner}/{repo}/deployments, newest first, filtered by the sha,
+// ref, task and environment query parameters GitHub documents.
+func (s *Sim) listDeployments(w http.ResponseWriter, r *http.Request, a repoAccess) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	var ds []*deployment
+	for _, d := range s.st.deployments {
+		if d.repoID != a.repo.id ||
+			(q.Get("sha") != "" && d.SHA != q.Get("sha")) ||
+			(q.Get("ref") != "" && d.Ref != q.Get("ref")) ||
+			(q.Get("task") != "" && d.Task != q.Get("task")) ||
+			(q.Get("environment") != "" && d.Environment != q.Get("environment")) {
+			continue
+		}
+		ds = append(ds, d)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].ID > ds[j].ID })
+	items := []any{}
+	for _, d := range ds {
+		items = append(items, s.st.deploymentJSON(a.repo, d))
+	}
+	s.mu.Unlock()
+	if page, ok := paginate(w, r, items); ok {
+		writeJSON(w, http.StatusOK, page)
+	}
+}

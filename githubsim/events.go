@@ -2,6 +2,7 @@ package githubsim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -125,6 +126,32 @@ func (s *Sim) PushTag(ctx context.Context, fullName, tag, ref string) (*Delivery
 	payload := s.st.pushPayload(rp, "refs/tags/"+tag, before, c.sha, false)
 	s.mu.Unlock()
 	return s.deliver(ctx, "push", payload)
+}
+
+// ForcePush moves a branch (created if missing) to a commit the repository already has, as
+// `git push --force` does, and delivers the push; forced is true unless the move only goes
+// forward. With no webhook URL set it only moves the branch.
+func (s *Sim) ForcePush(ctx context.Context, fullName, branch, ref string) (*Delivery, error) {
+	s.mu.Lock()
+	rp := s.st.repo(fullName)
+	if rp == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("force push %s: repository %s not found", branch, fullName)
+	}
+	c := rp.resolve(ref)
+	if c == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("force push %s: ref %s not found in %s", branch, ref, fullName)
+	}
+	before := rp.branches[branch]
+	rp.branches[branch] = c.sha
+	payload := s.st.pushPayload(rp, "refs/heads/"+branch, before, c.sha, before != "" && !isAncestor(rp, before, c.sha))
+	s.mu.Unlock()
+	d, err := s.deliver(ctx, "push", payload)
+	if errors.Is(err, ErrNoWebhookURL) {
+		return nil, nil
+	}
+	return d, err
 }
 
 // DeleteBranch removes a branch and delivers the push with deleted: true.

@@ -32,7 +32,10 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /app-manifests/{code}/conversions", s.convertManifest)
 	// API: repositories.
 	mux.HandleFunc("GET /repos/{owner}/{repo}", s.repoCall("metadata", "read", s.getRepo))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/collaborators/{username}/permission", s.repoCall("metadata", "read", s.getCollaboratorPermission))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}", s.repoCall("contents", "read", s.getCommit))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/git/ref/{ref...}", s.repoCall("contents", "read", s.getRef))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead}", s.repoCall("contents", "read", s.compare))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", s.repoCall("contents", "read", s.getContents))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/tarball", s.repoCall("contents", "read", s.getTarball))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/tarball/{ref...}", s.repoCall("contents", "read", s.getTarball))
@@ -43,6 +46,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.repoCall("statuses", "write", s.createStatus))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/statuses", s.repoCall("statuses", "read", s.listStatuses))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.repoCall("deployments", "write", s.createDeployment))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.repoCall("deployments", "read", s.listDeployments))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.repoCall("deployments", "write", s.createDeploymentStatus))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/deployments/{id}/statuses", s.repoCall("deployments", "read", s.listDeploymentStatuses))
 	// API: the signed-in user.
@@ -58,7 +62,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found", docsREST)
 	})
-	return s.record(mux)
+	return s.record(s.faulty(mux))
 }
 
 // DownloadHandler serves the short-lived tarball URLs that GET /repos/{o}/{r}/tarball redirects to.
@@ -76,6 +80,8 @@ type callInfoKey struct{}
 type callInfo struct {
 	credential CredentialKind
 	rateKey    string
+	// faulted is set when a Fault answered the call.
+	faulted bool
 }
 
 func info(ctx context.Context) *callInfo {
@@ -106,6 +112,7 @@ func (s *Sim) record(next http.Handler) http.Handler {
 			Status:     rw.status,
 			Body:       body,
 			Credential: ci.credential,
+			Faulted:    ci.faulted,
 			At:         s.now(),
 		})
 		s.mu.Unlock()

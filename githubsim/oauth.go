@@ -244,8 +244,15 @@ func (s *Sim) listUserInstallationRepos(w http.ResponseWriter, r *http.Request, 
 	}
 	items := []any{}
 	if inst != nil {
+		// A user sees the repositories they have a role on, with that role's permissions.
 		for _, rp := range s.st.reposOf(id) {
-			items = append(items, s.st.repository(rp, true))
+			role := s.st.roleOf(rp, t.userLogin)
+			if role == "none" {
+				continue
+			}
+			o := s.st.repository(rp, true)
+			o["permissions"] = rolePermissions(role)
+			items = append(items, o)
 		}
 	}
 	s.mu.Unlock()

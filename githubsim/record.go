@@ -25,7 +25,9 @@ type Call struct {
 	Status     int
 	Body       []byte
 	Credential CredentialKind
-	At         time.Time
+	// Faulted is true when a Fault (AddFault) answered the call instead of the API.
+	Faulted bool
+	At      time.Time
 }
 
 // Calls returns every call made so far, oldest first.

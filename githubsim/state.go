@@ -32,6 +32,8 @@ type state struct {
 	manifestCodes map[string]*manifestCode
 	deliveries    []*Delivery
 	calls         []Call
+	faults        []*activeFault
+	faultSeq      int
 }
 
 type app struct {
@@ -83,6 +85,8 @@ type repo struct {
 	branches       map[string]string // name -> sha
 	tags           map[string]string // name -> sha
 	commits        map[string]*commit
+	roles          map[string]string  // lower-case login -> role set by SetRepoRole
+	lags           map[string]*refLag // branch -> what its ref reads answer for now (LagBranch)
 	createdAt      time.Time
 	pushedAt       time.Time
 }

@@ -54,3 +54,23 @@ func (s *Store) LogTail(ctx context.Context, deploymentID int64, n int) ([]LogLi
 			SELECT * FROM deployment_logs WHERE deployment_id = $1 ORDER BY seq DESC LIMIT $2
 		) t ORDER BY seq`, deploymentID, n)
 }
+
+// PruneDeploymentLogs deletes the log lines of up to batch deployments that finished before
+// cutoff, whose outcome GitHub has been told (the report carries the log's tail) and that are
+// not among their project's keepLast newest. It returns how many deployments lost their logs
+// and how many lines went. The deployments themselves stay.
+func (s *Store) PruneDeploymentLogs(ctx context.Context, cutoff time.Time, keepLast, batch int) (deployments, lines int64, err error) {
+	err = s.q.QueryRowxContext(ctx, `
+		WITH doomed AS (
+			SELECT id FROM (
+				SELECT id, finished_at, status, reported_status,
+				       row_number() OVER (PARTITION BY project_id ORDER BY created_at DESC, id DESC) AS newest
+				FROM deployments) d
+			WHERE finished_at < $1 AND reported_status = status AND newest > $2
+			  AND EXISTS (SELECT 1 FROM deployment_logs l WHERE l.deployment_id = d.id)
+			ORDER BY id LIMIT $3),
+		gone AS (
+			DELETE FROM deployment_logs l USING doomed WHERE l.deployment_id = doomed.id RETURNING l.deployment_id)
+		SELECT count(DISTINCT deployment_id), count(*) FROM gone`, cutoff, keepLast, batch).Scan(&deployments, &lines)
+	return deployments, lines, mapErr(err)
+}

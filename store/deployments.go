@@ -53,6 +53,10 @@ type Deployment struct {
 	Config []byte `db:"config"`
 	// ReportedStatus is the last status reported to GitHub; it lags Status when a report failed.
 	ReportedStatus string `db:"reported_status"`
+	// ReportAttempts counts the attempts at the final report (ClaimReports, CountReportAttempt).
+	ReportAttempts int `db:"report_attempts"`
+	// NextReportAt is when the final report may be tried again; NULL while the first is under way.
+	NextReportAt sql.NullTime `db:"next_report_at"`
 }
 
 // Finished reports whether the deployment reached a final status.
@@ -93,6 +97,13 @@ func (s *Store) DeploymentByCheckRunID(ctx context.Context, checkRunID int64) (D
 func (s *Store) DeploymentsByProject(ctx context.Context, projectID int64, limit int) ([]Deployment, error) {
 	return selectAs[Deployment](ctx, s, `
 		SELECT * FROM deployments WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, projectID, limit)
+}
+
+// HasDeploymentOf says whether the project has a deployment of sha, in any status.
+func (s *Store) HasDeploymentOf(ctx context.Context, projectID int64, sha string) (bool, error) {
+	var ok bool
+	err := s.q.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM deployments WHERE project_id = $1 AND sha = $2)`, projectID, sha)
+	return ok, mapErr(err)
 }
 
 // SetDeploymentGitHubIDs records the check run and GitHub deployment that report on d.
@@ -144,13 +155,36 @@ func (s *Store) SetReportedStatus(ctx context.Context, id int64, status string) 
 	return s.execOne(ctx, "deployment", id, `UPDATE deployments SET reported_status = $2 WHERE id = $1`, id, status)
 }
 
-// UnreportedFinished returns deployments finished before cutoff whose final status GitHub
-// has not been told yet (the report failed), oldest first. The cutoff keeps the sweeper off
-// a deployment whose report is still under way.
-func (s *Store) UnreportedFinished(ctx context.Context, cutoff time.Time, limit int) ([]Deployment, error) {
-	return selectAs[Deployment](ctx, s, `
-		SELECT * FROM deployments WHERE finished_at < $1 AND reported_status <> status
-		ORDER BY finished_at, id LIMIT $2`, cutoff, limit)
+// ClaimReports takes up to limit finished deployments whose final status GitHub has not been
+// told yet and whose retry is due (next_report_at at or before now), or whose first report,
+// never scheduled, began before settled (its reporter died), the most overdue first. Each one
+// claimed counts an attempt and is held until leaseUntil: another claim skips it meanwhile.
+func (s *Store) ClaimReports(ctx context.Context, now, settled, leaseUntil time.Time, limit int) ([]Deployment, error) {
+	var out []Deployment
+	err := s.q.SelectContext(ctx, &out, `
+		UPDATE deployments SET report_attempts = report_attempts + 1, next_report_at = $3
+		WHERE id IN (
+			SELECT id FROM deployments
+			WHERE finished_at IS NOT NULL AND reported_status <> status
+			  AND (next_report_at <= $1 OR (next_report_at IS NULL AND finished_at <= $2))
+			ORDER BY COALESCE(next_report_at, finished_at), id
+			LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING *`, now, settled, leaseUntil, limit)
+	return out, mapErr(err)
+}
+
+// CountReportAttempt records one more attempt at the deployment's final report and returns
+// how many there have been.
+func (s *Store) CountReportAttempt(ctx context.Context, id int64) (int, error) {
+	var n int
+	err := s.get(ctx, &n, "deployment", id, `
+		UPDATE deployments SET report_attempts = report_attempts + 1 WHERE id = $1 RETURNING report_attempts`, id)
+	return n, err
+}
+
+// ScheduleReport sets when the deployment's final report may be tried again.
+func (s *Store) ScheduleReport(ctx context.Context, id int64, at time.Time) error {
+	return s.execOne(ctx, "deployment", id, `UPDATE deployments SET next_report_at = $2 WHERE id = $1`, id, at)
 }
 
 // StaleQueued returns queued deployments created before cutoff whose project's agent is

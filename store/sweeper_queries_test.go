@@ -95,15 +95,32 @@ func TestDeployments_ConfigAndReportState(t *testing.T) {
 	_ = f.st.FinishDeployment(f.ctx, a.ID, store.DeploymentSuccess, "", nil, now)
 	b := f.newDeployment(p.ID, 2)
 	_ = f.st.FinishDeployment(f.ctx, b.ID, store.DeploymentFailure, "x", nil, now)
-	unreported, err := f.st.UnreportedFinished(f.ctx, now.Add(time.Minute), 10)
-	if err != nil || len(unreported) != 2 {
-		t.Fatalf("UnreportedFinished = %v, %v", depIDs(unreported), err)
+	// Their first reports are under way: nothing to claim until they have had time to finish.
+	if got, err := f.st.ClaimReports(f.ctx, now, now.Add(-time.Minute), now.Add(time.Hour), 10); err != nil || len(got) != 0 {
+		t.Fatalf("ClaimReports while the first reports run = %v, %v", depIDs(got), err)
+	}
+	later := now.Add(time.Minute)
+	claimed, err := f.st.ClaimReports(f.ctx, later, later, later.Add(5*time.Minute), 10)
+	if err != nil || len(claimed) != 2 || claimed[0].ReportAttempts != 1 || claimed[0].NextReportAt.Time.Sub(later.Add(5*time.Minute)).Abs() > time.Millisecond {
+		t.Fatalf("ClaimReports once settled = %+v, %v", claimed, err)
+	}
+	if got, _ := f.st.ClaimReports(f.ctx, later, later, later.Add(5*time.Minute), 10); len(got) != 0 {
+		t.Fatalf("claimed again while held: %v", depIDs(got))
 	}
 	if err := f.st.SetReportedStatus(f.ctx, a.ID, store.DeploymentSuccess); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := f.st.UnreportedFinished(f.ctx, now.Add(time.Minute), 10); len(got) != 1 || got[0].ID != b.ID {
-		t.Fatalf("after reporting #%d: %v", a.ID, depIDs(got))
+	if err := f.st.ScheduleReport(f.ctx, b.ID, later.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.st.ClaimReports(f.ctx, later.Add(time.Minute), later, later.Add(time.Hour), 10); len(got) != 0 {
+		t.Fatalf("claimed before its retry is due: %v", depIDs(got))
+	}
+	if got, _ := f.st.ClaimReports(f.ctx, later.Add(2*time.Minute), later, later.Add(time.Hour), 10); len(got) != 1 || got[0].ID != b.ID || got[0].ReportAttempts != 2 {
+		t.Fatalf("after reporting #%d and scheduling #%d: %+v", a.ID, b.ID, got)
+	}
+	if n, err := f.st.CountReportAttempt(f.ctx, b.ID); err != nil || n != 3 {
+		t.Fatalf("CountReportAttempt = %d, %v; want 3", n, err)
 	}
 	got, _ := f.st.DeploymentByID(f.ctx, a.ID)
 	var cfg map[string]string
@@ -139,5 +156,21 @@ func TestDeployments_CreatedOnTheCallersClockOrElseTheDatabases(t *testing.T) {
 	before := time.Now().Add(-time.Minute)
 	if d := f.newDeployment(p.ID, 2); d.CreatedAt.Before(before) || d.CreatedAt.After(at) {
 		t.Fatalf("created at %v without a time, want the database's now", d.CreatedAt)
+	}
+}
+
+func TestHasDeploymentOf_LooksAtTheProjectsOwnDeploymentsOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	web, api := f.newProject("web", 1, "main"), f.newProject("api", 2, "main")
+	f.newDeployment(web.ID, 1)
+	for _, c := range []struct {
+		project int64
+		n       int
+		want    bool
+	}{{web.ID, 1, true}, {web.ID, 2, false}, {api.ID, 1, false}} {
+		if got, err := f.st.HasDeploymentOf(f.ctx, c.project, sha(c.n)); err != nil || got != c.want {
+			t.Errorf("HasDeploymentOf(project %d, sha %d) = %v, %v; want %v", c.project, c.n, got, err, c.want)
+		}
 	}
 }

@@ -14,7 +14,8 @@ const (
 	DeliveryFailed     = "failed"
 )
 
-// Delivery is one webhook delivery from GitHub, kept with its raw body and its decision.
+// Delivery is one webhook delivery from GitHub, kept with its raw body until it is decided,
+// and with its decision.
 type Delivery struct {
 	ID             int64         `db:"id"`
 	DeliveryID     string        `db:"delivery_id"`
@@ -24,13 +25,14 @@ type Delivery struct {
 	// RepositoryID is the repository the delivery is about; NULL for events about none
 	// (installation events) and for deliveries that had finished before the column existed.
 	RepositoryID sql.NullInt64 `db:"repository_id"`
-	Payload      []byte        `db:"payload"`
-	Status       string        `db:"status"`
-	Decision     string        `db:"decision"`
-	Attempts     int           `db:"attempts"`
-	LockedUntil  sql.NullTime  `db:"locked_until"`
-	ReceivedAt   time.Time     `db:"received_at"`
-	ProcessedAt  sql.NullTime  `db:"processed_at"`
+	// Payload is the raw body; nil once the delivery is done or failed.
+	Payload     []byte       `db:"payload"`
+	Status      string       `db:"status"`
+	Decision    string       `db:"decision"`
+	Attempts    int          `db:"attempts"`
+	LockedUntil sql.NullTime `db:"locked_until"`
+	ReceivedAt  time.Time    `db:"received_at"`
+	ProcessedAt sql.NullTime `db:"processed_at"`
 }
 
 // NewDelivery is what the webhook endpoint records before answering GitHub.
@@ -83,10 +85,11 @@ func (s *Store) ClaimDeliveries(ctx context.Context, n int, lease time.Duration,
 		RETURNING *`, n, lease.Seconds(), now)
 }
 
-// FinishDelivery records the outcome and the one-line decision of a claimed delivery.
+// FinishDelivery records the outcome and the one-line decision of a claimed delivery, and drops
+// its raw body: nothing reads it after the decision, and it holds commit messages and file lists.
 func (s *Store) FinishDelivery(ctx context.Context, id int64, status, decision string, at time.Time) error {
 	return s.execOne(ctx, "webhook delivery", id, `
-		UPDATE webhook_deliveries SET status = $2, decision = $3, processed_at = $4, locked_until = NULL
+		UPDATE webhook_deliveries SET status = $2, decision = $3, processed_at = $4, locked_until = NULL, payload = NULL
 		WHERE id = $1 AND status = 'processing'`, id, status, decision, at)
 }
 
@@ -100,4 +103,17 @@ func (s *Store) DelayDelivery(ctx context.Context, id int64, until time.Time) er
 // RecentDeliveries lists the newest deliveries first.
 func (s *Store) RecentDeliveries(ctx context.Context, limit int) ([]Delivery, error) {
 	return selectAs[Delivery](ctx, s, `SELECT * FROM webhook_deliveries ORDER BY received_at DESC, id DESC LIMIT $1`, limit)
+}
+
+// PruneDeliveries deletes up to batch deliveries decided before cutoff and returns how many it
+// deleted; deployments they started keep everything but the link. Deliveries not yet decided
+// stay, however old.
+func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+	res, err := s.q.ExecContext(ctx, `
+		DELETE FROM webhook_deliveries WHERE id IN (
+			SELECT id FROM webhook_deliveries WHERE processed_at < $1 ORDER BY processed_at LIMIT $2)`, cutoff, batch)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return res.RowsAffected()
 }

@@ -153,18 +153,7 @@ func TestDeliveries_KeepTheirInstallationAndRepository(t *testing.T) {
 func TestMigration3_GivesWaitingDeliveriesTheirRepository(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := emptyDatabase(t)
-	fsys, err := migrations.FS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 2); err != nil {
-		t.Fatalf("migrate to version 2: %v", err)
-	}
+	db, _ := migratedTo(t, 2)
 	rows := []struct {
 		id, status, payload string
 		want                sql.NullInt64
@@ -216,6 +205,24 @@ func deref(p *int64) int64 {
 }
 
 // emptyDatabase is a database of the test's own with no schema, closed when the test ends.
+// migratedTo is a database migrated to version, and the goose provider that migrates it further.
+func migratedTo(t *testing.T, version int64) (*sql.DB, *goose.Provider) {
+	t.Helper()
+	db := emptyDatabase(t)
+	fsys, err := migrations.FS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatalf("migrate to version %d: %v", version, err)
+	}
+	return db, p
+}
+
 func emptyDatabase(t *testing.T) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("postgres", storetest.NewEmptyDatabase(t))

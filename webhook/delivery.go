@@ -41,22 +41,14 @@ func ReadDelivery(r *http.Request, secret []byte, maxBody int64) (Delivery, erro
 	if len(secret) == 0 {
 		return Delivery{}, ErrSecretEmpty
 	}
-	// Refuse unsigned requests before reading up to maxBody bytes from an unknown sender.
-	signature := r.Header.Get(HeaderSignature256)
-	if signature == "" {
-		if r.Header.Get(HeaderSignatureSHA1) != "" {
-			return Delivery{}, ErrSignatureSHA1Only
-		}
-		return Delivery{}, ErrSignatureMissing
-	}
-	if r.ContentLength > maxBody {
-		return Delivery{}, fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrBodyTooLarge, r.ContentLength, maxBody)
+	if err := CheckBeforeBody(r, maxBody); err != nil {
+		return Delivery{}, err
 	}
 	raw, err := readLimited(r.Body, maxBody)
 	if err != nil {
 		return Delivery{}, err
 	}
-	if err := Verify(secret, raw, signature); err != nil {
+	if err := Verify(secret, raw, r.Header.Get(HeaderSignature256)); err != nil {
 		return Delivery{}, fmt.Errorf("verify delivery: %w", err)
 	}
 
@@ -87,6 +79,30 @@ func ReadDelivery(r *http.Request, secret []byte, maxBody int64) (Delivery, erro
 		return Delivery{}, err
 	}
 	return d, nil
+}
+
+// CheckBeforeBody makes the checks that need no body: a signature header that is "sha256=" and
+// 64 hex digits, and a Content-Length within maxBody (DefaultMaxBody when maxBody <= 0). A
+// request that fails them is not GitHub's, so none of its body needs reading. ReadDelivery
+// makes them first; a caller may make them earlier, before it spends anything on the body.
+func CheckBeforeBody(r *http.Request, maxBody int64) error {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	signature := r.Header.Get(HeaderSignature256)
+	if signature == "" {
+		if r.Header.Get(HeaderSignatureSHA1) != "" {
+			return ErrSignatureSHA1Only
+		}
+		return ErrSignatureMissing
+	}
+	if _, err := parseSignature(signature); err != nil {
+		return fmt.Errorf("verify delivery: %w", err)
+	}
+	if r.ContentLength > maxBody {
+		return fmt.Errorf("%w: Content-Length %d exceeds %d bytes", ErrBodyTooLarge, r.ContentLength, maxBody)
+	}
+	return nil
 }
 
 // readLimited reads body up to limit bytes and reports ErrBodyTooLarge past it,

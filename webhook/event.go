@@ -58,6 +58,12 @@ const (
 	EventPing                     = "ping"
 )
 
+// Events returns the event names Decode turns into typed values.
+func Events() []string {
+	return []string{EventPush, EventPullRequest, EventCheckRun, EventCheckSuite,
+		EventInstallation, EventInstallationRepositories, EventPing}
+}
+
 // Decode parses body as the payload of event. Events outside the list above become
 // Unhandled; a body that is not valid JSON, or lacks the fields its event cannot do
 // without, is an ErrPayloadMalformed error.

@@ -25,7 +25,8 @@ import (
 type Options struct {
 	// Token is the bearer token the server accepts.
 	Token string
-	// AutoAck answers every JOB_RESULT (and every result in HELLO) with RESULT_ACK.
+	// AutoAck answers every JOB_RESULT (and every result in HELLO) with RESULT_ACK, and
+	// every LOG_CHUNK with LOG_ACK.
 	AutoAck bool
 }
 
@@ -247,6 +248,10 @@ func (s *Server) serve(ctx context.Context, id int, c *websocket.Conn, stall tim
 			}
 		case *protocol.JobResult:
 			acks = append(acks, v.JobID)
+		case *protocol.LogChunk:
+			if err := s.write(ctx, c, protocol.TypeLogAck, protocol.LogAck{JobID: v.JobID, Seq: v.Seq}); err != nil {
+				return err
+			}
 		}
 		for _, jobID := range acks {
 			if err := s.write(ctx, c, protocol.TypeResultAck, protocol.ResultAck{JobID: jobID}); err != nil {
@@ -361,11 +366,14 @@ func (s *Server) Results() []protocol.JobResult {
 	return out
 }
 
-// Logs returns the LOG_CHUNKs of one job, in arrival order.
+// Logs returns the LOG_CHUNKs of one job in arrival order, as the server stores them: a
+// line sent again after a reconnect (a seq seen before) is left out. Frames has them all.
 func (s *Server) Logs(jobID string) []protocol.LogChunk {
 	var out []protocol.LogChunk
+	seen := map[int64]bool{}
 	for _, f := range s.Frames() {
-		if l, ok := f.Payload.(*protocol.LogChunk); ok && l.JobID == jobID {
+		if l, ok := f.Payload.(*protocol.LogChunk); ok && l.JobID == jobID && !seen[l.Seq] {
+			seen[l.Seq] = true
 			out = append(out, *l)
 		}
 	}

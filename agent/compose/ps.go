@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Container is one container as `docker compose ps --format json` describes it. Only the
@@ -17,7 +18,13 @@ type Container struct {
 	State    string `json:"State"`
 	Health   string `json:"Health"`
 	ExitCode int    `json:"ExitCode"`
+	// OneOff is set for a container `compose run` made (a hook, say) rather than one of the
+	// service's own: `ps --all` lists those too. Compose says so in a label.
+	OneOff bool `json:"OneOff,omitempty"`
 }
+
+// oneOffLabel is the label compose puts on the containers of `compose run`.
+const oneOffLabel = "com.docker.compose.oneoff"
 
 // ParsePS reads `docker compose ps --format json` output in either of its two shapes:
 // one JSON array (compose before v2.21.0) or one JSON object per line (v2.21.0 and later).
@@ -62,7 +69,22 @@ func decodeContainer(raw json.RawMessage, c *Container) error {
 	if len(raw) == 0 || raw[0] != '{' {
 		return fmt.Errorf("want a JSON object, got %.20s", raw)
 	}
-	return json.Unmarshal(raw, c)
+	if err := json.Unmarshal(raw, c); err != nil {
+		return err
+	}
+	// Labels are one "k=v,k=v" string in compose's JSON lines; an object is read too.
+	var l struct {
+		Labels any `json:"Labels"`
+	}
+	if json.Unmarshal(raw, &l) == nil {
+		switch v := l.Labels.(type) {
+		case string:
+			c.OneOff = c.OneOff || strings.Contains(","+v+",", ","+oneOffLabel+"=True,")
+		case map[string]any:
+			c.OneOff = c.OneOff || v[oneOffLabel] == "True"
+		}
+	}
+	return nil
 }
 
 // PS lists every container of the project, stopped ones included.

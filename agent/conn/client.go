@@ -71,6 +71,7 @@ func New(opts Options) (*Client, error) {
 // nil. The connection and the jobs deliberately outlive ctx during that drain. After an
 // update was installed it shuts down the same way and returns ErrRestart.
 func (c *Client) Run(ctx context.Context) error {
+	c.resumeInterrupted()
 	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConn()
 	bgCtx, stopBg := context.WithCancel(ctx)
@@ -105,6 +106,28 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Wait()
 	c.log.Info("agent stopped")
 	return err
+}
+
+// resumeInterrupted queues the jobs a killed agent left unfinished, first in line: each
+// brings its project to a known state and reports the job's result.
+func (c *Client) resumeInterrupted() {
+	started, err := c.opts.Journal.Interrupted()
+	if err != nil {
+		c.log.Error("read the journal of started jobs", "err", err)
+	}
+	for i := len(started) - 1; i >= 0; i-- {
+		s := started[i]
+		if _, done, _ := c.opts.Journal.Get(s.Job.JobID); done {
+			// Killed between journaling the result and closing the start record.
+			if err := c.opts.Journal.End(s.Job.JobID); err != nil {
+				c.log.Error("journal the job's end", "job_id", s.Job.JobID, "err", err)
+			}
+			continue
+		}
+		c.log.Warn("found a job the agent was running when it stopped", "job_id", s.Job.JobID,
+			"project", s.Job.Project.Name, "sha", s.Job.SHA, "phase", s.Phase, "started_at", s.StartedAt)
+		c.jobs.resume(job{Deploy: s.Job, interrupted: true, phase: s.Phase})
+	}
 }
 
 // errShutdown is the cause a job's context carries when the shutdown grace ran out.
@@ -177,11 +200,14 @@ func (c *Client) finish(r protocol.JobResult) {
 	c.log.Info("job finished", "job_id", r.JobID, "status", r.Status, "duration_ms", r.DurationMS)
 }
 
-// unackedForHello lists the journaled results for HELLO and marks them sent. Results
-// still queued behind their job's log lines are left to follow those lines.
-func (c *Client) unackedForHello() []protocol.JobResult {
+// forHello lists, for a new connection's HELLO, the journaled results (marked sent) and the
+// jobs the agent holds. Lines the last connection wrote but the server did not confirm go
+// out again first; a result whose job still has lines waiting is queued behind them rather
+// than put in HELLO, so the server stores the lines before the outcome.
+func (c *Client) forHello() ([]protocol.JobResult, []protocol.HeldJob) {
 	c.resMu.Lock()
 	defer c.resMu.Unlock()
+	c.out.rewind()
 	ready := c.out.takeReadyResults()
 	entries, err := c.opts.Journal.List()
 	if err != nil {
@@ -190,11 +216,15 @@ func (c *Client) unackedForHello() []protocol.JobResult {
 	out := []protocol.JobResult{}
 	seen := map[string]bool{}
 	for _, e := range entries {
+		seen[e.Result.JobID] = true
 		if c.out.hasResult(e.Result.JobID) {
 			continue
 		}
+		if c.out.hasLines(e.Result.JobID) {
+			c.out.requeueResult(e.Result)
+			continue
+		}
 		out = append(out, e.Result)
-		seen[e.Result.JobID] = true
 	}
 	// A result the journal failed to store, or one resent from memory after its ack.
 	for _, r := range ready {
@@ -205,7 +235,14 @@ func (c *Client) unackedForHello() []protocol.JobResult {
 	for _, r := range out {
 		c.awaiting[r.JobID] = true
 	}
-	return out
+	held := c.jobs.held()
+	for _, id := range c.out.resultsQueued() {
+		held = append(held, protocol.HeldJob{JobID: id, State: protocol.JobFinished})
+	}
+	if held == nil {
+		held = []protocol.HeldJob{}
+	}
+	return out, held
 }
 
 // finishedResult returns the result of a job this agent already finished, if it knows it.
@@ -280,6 +317,11 @@ func (c *Client) onDeploy(d protocol.Deploy) {
 		log.Warn("deploy refused: agent shutting down")
 		c.finish(refusal(d.JobID, "agent shutting down: the deploy did not start; run it again once the agent is back"))
 	}
+}
+
+// onLogAck forgets the job's lines the server has stored.
+func (c *Client) onLogAck(a protocol.LogAck) {
+	c.out.ack(a.JobID, a.Seq)
 }
 
 func (c *Client) onCancel(jobID string) {

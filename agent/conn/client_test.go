@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/stagely/stagely/agent/agenttest"
 	"github.com/stagely/stagely/agent/conn"
 	"github.com/stagely/stagely/agent/deployer"
+	"github.com/stagely/stagely/agent/journal"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -44,6 +46,7 @@ func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
 		Docker:         "27.5.1",
 		Compose:        "2.40.3",
 		UnackedResults: []protocol.JobResult{success("job-old")},
+		Jobs:           []protocol.HeldJob{},
 		Platform:       runtime.GOOS + "/" + runtime.GOARCH,
 	}
 	if !reflect.DeepEqual(h, want) {
@@ -506,5 +509,59 @@ func TestWebSocketURL_MapsSchemeAndKeepsPathPrefix(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("WebSocketURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+// recoveringRunner deploys like fakeRunner and, for an interrupted job, reports the phase
+// it was given.
+type recoveringRunner struct{ fakeRunner }
+
+func (recoveringRunner) Recover(_ context.Context, job protocol.Deploy, phase string, ev deployer.Events) protocol.JobResult {
+	ev.Log(protocol.StreamSystem, "recovering")
+	return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "The agent restarted during the deploy (while " + phase + ")"}
+}
+
+func TestClient_JobInterruptedByAKillIsRecoveredAndReportedAfterTheRestart(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a killed agent left: a job begun, at the deploying phase, with no result.
+	if err := j.Begin(deploy("job-killed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Phase("job-killed", protocol.PhaseDeploying); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, true)
+	r.start(recoveringRunner{}, func(o *conn.Options) { o.Journal = j })
+	h := r.connected(1)
+	res := r.result("job-killed")
+	if res.Status != protocol.StatusFailure || res.Error != "The agent restarted during the deploy (while deploying)" {
+		t.Fatalf("result %+v", res)
+	}
+	// Lines of the recovery follow whatever the killed agent sent for the job.
+	if logs := r.srv.Logs("job-killed"); len(logs) == 0 || logs[0].Seq <= 1<<32 {
+		t.Fatalf("recovery lines %+v, want seq above 2^32", logs)
+	}
+	// Listed in the first HELLO unless the recovery finished before it was built.
+	for _, held := range h.Jobs {
+		if held.JobID == "job-killed" && held.State != protocol.JobRunning && held.State != protocol.JobFinished {
+			t.Fatalf("HELLO lists the interrupted job as %q", held.State)
+		}
+	}
+	// The start record goes once the result is journaled.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := j.Interrupted()
+		if err == nil && len(got) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("start record still there: %+v, %v", got, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -35,12 +35,20 @@ const (
 // errCancelledByServer is the cause a job's context carries after CANCEL.
 var errCancelledByServer = errors.New("cancelled by the server")
 
+// job is a deploy to run, or one a killed agent left unfinished, to bring to a known state.
+type job struct {
+	protocol.Deploy
+	// interrupted marks a job found in the journal at start; phase is the last it reached.
+	interrupted bool
+	phase       string
+}
+
 // jobQueue holds the running job and the deploys waiting behind it. Jobs run one at a
 // time because they share the Docker engine and often the same compose project.
 type jobQueue struct {
 	mu        sync.Mutex
 	max       int
-	pending   []protocol.Deploy
+	pending   []job
 	runningID string
 	cancelRun context.CancelCauseFunc
 	draining  bool
@@ -75,21 +83,53 @@ func (q *jobQueue) submit(d protocol.Deploy, finished func(string) (protocol.Job
 	if len(q.pending) >= q.max {
 		return submitBusy, protocol.JobResult{}
 	}
-	q.pending = append(q.pending, d)
+	q.pending = append(q.pending, job{Deploy: d})
+	q.wakeLocked()
+	return submitAccepted, protocol.JobResult{}
+}
+
+// resume queues an interrupted job ahead of any deploy: the project must reach a known
+// state before anything else runs on it.
+func (q *jobQueue) resume(j job) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append([]job{j}, q.pending...)
+	q.wakeLocked()
+}
+
+func (q *jobQueue) wakeLocked() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return submitAccepted, protocol.JobResult{}
 }
 
-// next blocks for the next deploy and marks it running; false once draining or ctx ends.
-func (q *jobQueue) next(ctx context.Context, cancel context.CancelCauseFunc) (protocol.Deploy, bool) {
+// held lists the running and queued jobs, for HELLO.
+func (q *jobQueue) held() []protocol.HeldJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []protocol.HeldJob
+	if q.runningID != "" {
+		out = append(out, protocol.HeldJob{JobID: q.runningID, State: protocol.JobRunning})
+	}
+	for _, p := range q.pending {
+		state := protocol.JobQueued
+		if p.interrupted {
+			// Bringing its project to a known state is how the job goes on.
+			state = protocol.JobRunning
+		}
+		out = append(out, protocol.HeldJob{JobID: p.JobID, State: state})
+	}
+	return out
+}
+
+// next blocks for the next job and marks it running; false once draining or ctx ends.
+func (q *jobQueue) next(ctx context.Context, cancel context.CancelCauseFunc) (job, bool) {
 	for {
 		q.mu.Lock()
 		if q.draining || ctx.Err() != nil {
 			q.mu.Unlock()
-			return protocol.Deploy{}, false
+			return job{}, false
 		}
 		if len(q.pending) > 0 {
 			d := q.pending[0]
@@ -123,7 +163,8 @@ func (q *jobQueue) cancel(jobID string) cancelResult {
 		return cancelRunning
 	}
 	for i, p := range q.pending {
-		if p.JobID == jobID {
+		// An interrupted job is not cancelled: its project must reach a known state.
+		if p.JobID == jobID && !p.interrupted {
 			q.pending = append(q.pending[:i], q.pending[i+1:]...)
 			return cancelQueued
 		}
@@ -155,17 +196,20 @@ func (q *jobQueue) holdIfIdle() bool {
 }
 
 // drain stops taking jobs and returns the running job's id and the deploys that will
-// not start.
+// not start. Interrupted jobs are not among them: their journal entries stay, for the
+// next start to finish.
 func (q *jobQueue) drain() (string, []protocol.Deploy) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.draining = true
-	refused := q.pending
-	q.pending = nil
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	var refused []protocol.Deploy
+	for _, p := range q.pending {
+		if !p.interrupted {
+			refused = append(refused, p.Deploy)
+		}
 	}
+	q.pending = nil
+	q.wakeLocked()
 	return q.runningID, refused
 }
 
@@ -184,12 +228,26 @@ func (c *Client) work(ctx context.Context) {
 	}
 }
 
-func (c *Client) runJob(ctx context.Context, d protocol.Deploy) {
+func (c *Client) runJob(ctx context.Context, j job) {
+	d := j.Deploy
 	log := c.log.With("job_id", d.JobID, "project", d.Project.Name, "sha", d.SHA)
-	log.Info("job started")
 	ev := &jobEvents{c: c, jobID: d.JobID, maxLine: c.opts.MaxLineBytes}
+	var r protocol.JobResult
 	start := time.Now()
-	r := c.deploy(ctx, d, ev)
+	if j.interrupted {
+		log.Warn("bringing the project of a job interrupted by an agent restart to a known state", "phase", j.phase)
+		// Lines of the killed agent may be stored already; these follow them (see recoverySeq).
+		c.out.startSeq(d.JobID, recoverySeq)
+		r = c.recover(ctx, j, ev)
+	} else {
+		log.Info("job started")
+		// Journaled before anything is touched: a restart finds the job and finishes it.
+		if err := c.opts.Journal.Begin(d); err != nil {
+			log.Error("journal the job's start", "err", err)
+		}
+		ev.journal = true
+		r = c.deploy(ctx, d, ev)
+	}
 	// Lines the runner emits after returning would be numbered after the result.
 	ev.closed.Store(true)
 	r.JobID = d.JobID
@@ -209,7 +267,33 @@ func (c *Client) runJob(ctx context.Context, d protocol.Deploy) {
 		r.Error = cause.Error()
 	}
 	c.finish(r)
+	// The result is journaled: the start record has done its work.
+	if err := c.opts.Journal.End(d.JobID); err != nil {
+		log.Error("journal the job's end", "err", err)
+	}
 	c.jobs.done()
+}
+
+// recoverySeq numbers the lines a restarted agent writes for an interrupted job from
+// 2^32 + 1: the killed agent's last seq is lost with it, and the server ignores a seq it
+// has stored already, so starting at 1 again would drop these lines.
+const recoverySeq = int64(1) << 32
+
+// recover brings an interrupted job's project to a known state and returns the job's
+// result; a runner that cannot says so.
+func (c *Client) recover(ctx context.Context, j job, ev deployer.Events) (r protocol.JobResult) {
+	rec, ok := c.opts.Runner.(Recoverer)
+	if !ok {
+		return protocol.JobResult{JobID: j.JobID, Status: protocol.StatusFailure,
+			Error: "The agent restarted during the deploy; the state of the project's services is unknown. Check them and redeploy."}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("recovery panicked", "job_id", j.JobID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			r = protocol.JobResult{JobID: j.JobID, Status: protocol.StatusFailure, Error: fmt.Sprintf("The agent restarted during the deploy and then hit an internal error: %v", p)}
+		}
+	}()
+	return rec.Recover(ctx, j.Deploy, j.phase, ev)
 }
 
 // deploy calls the runner and turns a panic into a failed result, so one bad deploy
@@ -230,14 +314,23 @@ type jobEvents struct {
 	jobID   string
 	maxLine int
 	closed  atomic.Bool
+	// journal records each phase in the job's start record, so a restarted agent knows
+	// whether the containers had begun to change.
+	journal bool
 }
 
 var _ deployer.Events = (*jobEvents)(nil)
 
-// Phase queues a JOB_PHASE frame.
+// Phase records the phase and queues a JOB_PHASE frame.
 func (e *jobEvents) Phase(phase string) {
 	if e.closed.Load() {
 		return
+	}
+	if e.journal {
+		// Written before the step starts: a kill during it finds the step recorded.
+		if err := e.c.opts.Journal.Phase(e.jobID, phase); err != nil {
+			e.c.log.Error("journal the job's phase", "job_id", e.jobID, "phase", phase, "err", err)
+		}
 	}
 	e.c.out.frame(e.jobID, protocol.TypeJobPhase, protocol.JobPhase{JobID: e.jobID, Phase: phase})
 }

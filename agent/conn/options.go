@@ -24,6 +24,13 @@ type Runner interface {
 	Deploy(ctx context.Context, job protocol.Deploy, ev deployer.Events) protocol.JobResult
 }
 
+// Recoverer is a Runner that can bring a project to a known state after the agent was
+// killed in the middle of one of its jobs; *deployer.Deployer is one. phase is the last
+// phase the job reached. The result it returns is the interrupted job's result.
+type Recoverer interface {
+	Recover(ctx context.Context, job protocol.Deploy, phase string, ev deployer.Events) protocol.JobResult
+}
+
 // Options configures a Client. Zero durations and sizes take the defaults named on each field.
 type Options struct {
 	// ServerURL is the control plane's base URL, http:// or https://; the agent dials

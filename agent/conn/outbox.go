@@ -36,16 +36,26 @@ type item struct {
 // outbox is the ordered queue of frames for the server. It outlives connections: the
 // writer of each connection takes from its head, and an item leaves only once written,
 // so lines produced while disconnected go out, in order, after the next HELLO.
+//
+// A written log line is kept in sent until the server confirms it (LOG_ACK, or the job's
+// RESULT_ACK): a line written into a connection that was already dead, or that the
+// server could not store, goes out again after the next HELLO (rewind).
 type outbox struct {
-	mu       sync.Mutex
-	items    []*item
+	mu    sync.Mutex
+	items []*item
+	// sent holds written log lines (and drop notices) not confirmed yet, in write order.
+	sent     []*item
 	maxLines int
 	maxBytes int
-	lines    int
-	bytes    int
-	nextSeq  map[string]int64
-	notify   chan struct{}
-	// empty is closed and replaced whenever the queue drains, for shutdown's flush.
+	// lines and bytes count the log lines in items and sent.
+	lines   int
+	bytes   int
+	nextSeq map[string]int64
+	// acked is the highest seq the server confirmed, per job.
+	acked  map[string]int64
+	notify chan struct{}
+	// empty is closed and replaced whenever the queue drains and every line is confirmed,
+	// for shutdown's flush.
 	empty chan struct{}
 }
 
@@ -56,15 +66,14 @@ func newOutbox(maxLines, maxBytes int) *outbox {
 		maxLines: maxLines,
 		maxBytes: maxBytes,
 		nextSeq:  map[string]int64{},
+		acked:    map[string]int64{},
 		notify:   make(chan struct{}, 1),
 		empty:    e,
 	}
 }
 
 func (o *outbox) pushLocked(it *item) {
-	if len(o.items) == 0 {
-		o.empty = make(chan struct{})
-	}
+	o.fillingLocked()
 	o.items = append(o.items, it)
 	select {
 	case o.notify <- struct{}{}:
@@ -95,10 +104,27 @@ func (o *outbox) log(jobID, stream, line string, ts time.Time) {
 	o.lines++
 	o.bytes += it.size
 	for o.lines > o.maxLines || o.bytes > o.maxBytes {
-		if !o.dropOldestLocked() {
+		if !o.dropOldestLocked() && !o.forgetOldestSentLocked() {
 			break
 		}
 	}
+}
+
+// forgetOldestSentLocked forgets the oldest written line the server has not confirmed,
+// once the bound leaves no unsent line to drop: it most likely reached the server, and
+// resending it is not worth more memory.
+func (o *outbox) forgetOldestSentLocked() bool {
+	for i, it := range o.sent {
+		if it.kind != kindLog {
+			continue
+		}
+		o.sent = append(o.sent[:i], o.sent[i+1:]...)
+		o.lines--
+		o.bytes -= it.size
+		o.emptiedLocked()
+		return true
+	}
+	return false
 }
 
 // dropOldestLocked replaces the oldest line not yet numbered with a drop marker, or
@@ -149,7 +175,8 @@ func (o *outbox) head() (typ string, payload any, ok bool) {
 	}
 }
 
-// pop removes the head once it has been written.
+// pop removes the head once it has been written; a log line waits in sent for the
+// server's confirmation.
 func (o *outbox) pop() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -159,18 +186,140 @@ func (o *outbox) pop() {
 	it := o.items[0]
 	o.items[0] = nil
 	o.items = o.items[1:]
-	if it.kind == kindLog {
-		o.lines--
-		o.bytes -= it.size
-	}
-	if it.kind == kindResult {
+	switch {
+	case it.kind == kindLog || it.kind == kindDropped:
+		switch acked := o.acked[it.jobID]; {
+		case it.seq > acked:
+			o.sent = append(o.sent, it)
+		case acked == allLines:
+			o.forgetLocked(it)
+			delete(o.acked, it.jobID)
+		default:
+			o.forgetLocked(it)
+		}
+	case it.kind == kindResult:
 		// The result is the job's last frame: its numbering is finished.
 		delete(o.nextSeq, it.jobID)
 	}
 	if len(o.items) == 0 {
 		o.items = nil
+	}
+	o.emptiedLocked()
+}
+
+// forgetLocked uncounts a log line leaving the outbox.
+func (o *outbox) forgetLocked(it *item) {
+	if it.kind == kindLog {
+		o.lines--
+		o.bytes -= it.size
+	}
+}
+
+// fillingLocked notes the outbox is no longer drained.
+func (o *outbox) fillingLocked() {
+	if len(o.items) == 0 && len(o.sent) == 0 {
+		o.empty = make(chan struct{})
+	}
+}
+
+// emptiedLocked signals the drain once nothing waits to be written or confirmed.
+func (o *outbox) emptiedLocked() {
+	if len(o.items) > 0 || len(o.sent) > 0 {
+		return
+	}
+	select {
+	case <-o.empty:
+	default:
 		close(o.empty)
 	}
+}
+
+// ack records the server's confirmation of the job's lines up to seq and forgets them.
+// The head may be on the wire and stays; pop forgets it once written.
+func (o *outbox) ack(jobID string, seq int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if seq <= o.acked[jobID] {
+		return
+	}
+	o.acked[jobID] = seq
+	o.sent = o.dropLinesLocked(o.sent, jobID, seq, 0)
+	o.items = o.dropLinesLocked(o.items, jobID, seq, 1)
+	o.emptiedLocked()
+}
+
+// dropLinesLocked removes from list, past its first keep items, the numbered lines of the
+// job up to seq.
+func (o *outbox) dropLinesLocked(list []*item, jobID string, seq int64, keep int) []*item {
+	out := list[:0]
+	for i, it := range list {
+		numbered := (it.kind == kindLog || it.kind == kindDropped) && it.seq != 0
+		if i >= keep && numbered && it.jobID == jobID && it.seq <= seq {
+			o.forgetLocked(it)
+			continue
+		}
+		out = append(out, it)
+	}
+	for i := len(out); i < len(list); i++ {
+		list[i] = nil
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// rewind puts every line written but not confirmed back at the front of the queue, in
+// the order it was written, for a new connection: the old one may have lost it. Their
+// seq stays, and the server ignores a line it has stored already.
+func (o *outbox) rewind() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.sent) == 0 {
+		return
+	}
+	o.items = append(o.sent, o.items...)
+	o.sent = nil
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+// startSeq makes the job's next line number base+1, unless it is past that already.
+func (o *outbox) startSeq(jobID string, base int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.nextSeq[jobID] < base {
+		o.nextSeq[jobID] = base
+	}
+}
+
+// hasLines reports whether lines of the job wait to be written or confirmed.
+func (o *outbox) hasLines(jobID string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, list := range [][]*item{o.sent, o.items} {
+		for _, it := range list {
+			if (it.kind == kindLog || it.kind == kindDropped) && it.jobID == jobID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resultQueued lists the jobs whose results wait in the queue.
+func (o *outbox) resultsQueued() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var ids []string
+	for _, it := range o.items {
+		if it.kind == kindResult {
+			ids = append(ids, it.jobID)
+		}
+	}
+	return ids
 }
 
 // hasResult reports whether a job's result is still waiting in the queue.
@@ -207,27 +356,63 @@ func (o *outbox) takeReadyResults() []protocol.JobResult {
 		o.items[i] = nil
 	}
 	o.items = kept
-	if len(o.items) == 0 && len(taken) > 0 {
+	if len(o.items) == 0 {
 		o.items = nil
-		close(o.empty)
 	}
+	o.emptiedLocked()
 	return taken
 }
 
-// dropResult removes a queued result the server has already acknowledged.
+// dropResult removes a queued result the server has already acknowledged, and the job's
+// lines: the server stores a job's lines before it acknowledges its result.
 func (o *outbox) dropResult(jobID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	kept := o.items[:0]
 	for i, it := range o.items {
-		// The head may be in flight; the server ignores a repeated result anyway.
-		if i > 0 && it.kind == kindResult && it.jobID == jobID {
-			o.items = append(o.items[:i], o.items[i+1:]...)
+		// The head may be in flight; the server ignores a repeated frame anyway.
+		done := it.kind == kindResult || it.kind == kindLog || it.kind == kindDropped
+		if i > 0 && done && it.jobID == jobID {
+			o.forgetLocked(it)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	for i := len(kept); i < len(o.items); i++ {
+		o.items[i] = nil
+	}
+	o.items = kept
+	if len(o.items) == 0 {
+		o.items = nil
+	}
+	o.sent = o.dropLinesLocked(o.sent, jobID, allLines, 0)
+	// A line of the job on the wire right now is forgotten when popped; after that nothing
+	// of the job is left to remember.
+	if len(o.items) > 0 && o.items[0].jobID == jobID && o.items[0].kind != kindFrame {
+		o.acked[jobID] = allLines
+	} else {
+		delete(o.acked, jobID)
+	}
+	o.emptiedLocked()
+}
+
+// allLines is a seq above any line's: confirming it confirms the whole job.
+const allLines = int64(1) << 62
+
+// requeueResult queues a journaled result behind the job's lines still waiting to be
+// written or confirmed, unless it is queued already.
+func (o *outbox) requeueResult(r protocol.JobResult) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, it := range o.items {
+		if it.kind == kindResult && it.jobID == r.JobID {
 			return
 		}
 	}
+	o.pushLocked(&item{kind: kindResult, jobID: r.JobID, typ: protocol.TypeJobResult, payload: r})
 }
 
-// emptied returns a channel closed when the queue is empty.
+// emptied returns a channel closed when nothing waits to be written or confirmed.
 func (o *outbox) emptied() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()

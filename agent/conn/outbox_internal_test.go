@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,42 @@ func TestBackoff_FullJitterCappedWithFloor(t *testing.T) {
 		if d := b.Delay(attempt, 0.999999); d > b.Max {
 			t.Fatalf("Delay(%d) = %v exceeds the cap %v", attempt, d, b.Max)
 		}
+	}
+}
+
+func TestOutbox_WrittenLinesKeptUntilConfirmedAndRewoundInOrder(t *testing.T) {
+	t.Parallel()
+	o := newOutbox(100, 1<<20)
+	for _, l := range []string{"one", "two", "three"} {
+		o.log("a", protocol.StreamStdout, l, time.Now())
+	}
+	if n := len(drainAll(o)); n != 3 {
+		t.Fatalf("wrote %d frames, want 3", n)
+	}
+	select {
+	case <-o.emptied():
+		t.Fatal("outbox drained while no line is confirmed")
+	default:
+	}
+	o.ack("a", 1)
+	// A new connection: what was written but not confirmed goes out again, in order.
+	o.rewind()
+	o.log("a", protocol.StreamStdout, "four", time.Now())
+	var got []string
+	for _, p := range drainAll(o) {
+		l := p.(protocol.LogChunk)
+		got = append(got, fmt.Sprintf("%d:%s", l.Seq, l.Line))
+	}
+	if strings.Join(got, " ") != "2:two 3:three 4:four" {
+		t.Fatalf("after rewind wrote %v, want 2:two 3:three 4:four", got)
+	}
+	o.ack("a", 4)
+	select {
+	case <-o.emptied():
+	default:
+		t.Fatal("outbox not drained once every line is confirmed")
+	}
+	if o.hasLines("a") {
+		t.Fatal("confirmed lines still held")
 	}
 }

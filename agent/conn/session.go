@@ -82,6 +82,11 @@ func (c *Client) connectLoop(ctx context.Context) {
 // that writes frames), a pinger and a shutdown watcher. The first of them to fail tears
 // the whole connection down. It returns how long the connection was up.
 func (c *Client) session(ctx context.Context) (time.Duration, error) {
+	// Asked before dialling: nothing reads the connection until HELLO is sent, so a slow
+	// `docker version` after the dial would leave the server's pings unanswered.
+	vctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	docker, compose := c.opts.Versions(vctx)
+	cancel()
 	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	ws, resp, err := websocket.Dial(dctx, c.wsURL, &websocket.DialOptions{
 		HTTPClient: c.opts.HTTPClient,
@@ -98,7 +103,7 @@ func (c *Client) session(ctx context.Context) (time.Duration, error) {
 	ws.SetReadLimit(protocol.MaxFrameBytes)
 	up := time.Now()
 
-	if err := c.sendHello(ctx, ws); err != nil {
+	if err := c.sendHello(ctx, ws, docker, compose); err != nil {
 		return 0, err
 	}
 
@@ -145,17 +150,16 @@ func (c *Client) session(ctx context.Context) (time.Duration, error) {
 	return time.Since(up), firstErr
 }
 
-func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
-	vctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-	docker, compose := c.opts.Versions(vctx)
-	cancel()
+func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn, docker, compose string) error {
+	results, held := c.forHello()
 	hello := protocol.Hello{
 		AgentVersion:   c.opts.AgentVersion,
 		Protocol:       protocol.Version,
 		Hostname:       c.opts.Hostname,
 		Docker:         docker,
 		Compose:        compose,
-		UnackedResults: c.unackedForHello(),
+		UnackedResults: results,
+		Jobs:           held,
 	}
 	c.helloUpdate(&hello)
 	b, err := protocol.Encode(protocol.TypeHello, hello)
@@ -167,7 +171,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn) error {
 	if err := ws.Write(wctx, websocket.MessageText, b); err != nil {
 		return fmt.Errorf("send HELLO: %w", err)
 	}
-	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults))
+	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults), "jobs", len(held))
 	c.afterHello()
 	return nil
 }
@@ -212,6 +216,8 @@ func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
 			c.onCancel(v.JobID)
 		case *protocol.ResultAck:
 			c.onAck(v.JobID)
+		case *protocol.LogAck:
+			c.onLogAck(*v)
 		case *protocol.Update:
 			c.onUpdate(*v)
 		default:

@@ -346,6 +346,30 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, err
 	if err != nil {
 		return plan{}, fmt.Errorf("read the compose file %s: %w", cfg.ComposeFile, err)
 	}
+	pl, names, err := j.targets(resolved, cfg)
+	if err != nil {
+		return plan{}, err
+	}
+	env, skipped := serviceEnv(j.job.Secrets, names)
+	for _, s := range skipped {
+		j.say("secret %s names a service the compose file lacks or ignores; not injected", s)
+	}
+	content, err := renderOverride(env)
+	if err != nil {
+		return plan{}, err
+	}
+	override, err := writeOverride(j.dirs.run(), content)
+	if err != nil {
+		return plan{}, err
+	}
+	j.overrides = append(j.overrides, override)
+	pl.p = base
+	pl.p.Files = []string{file, override}
+	return pl, nil
+}
+
+// targets decides, from the resolved compose file and cfg, the services a job deploys.
+func (j *jobRun) targets(resolved *compose.Config, cfg protocol.JobConfig) (plan, []string, error) {
 	var pl plan
 	var names []string
 	for _, name := range resolved.Names() {
@@ -371,24 +395,9 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, err
 		}
 	}
 	if len(pl.targets) == 0 {
-		return plan{}, errors.New("the compose file has no service to deploy (all are ignored or none are defined)")
+		return plan{}, nil, errors.New("the compose file has no service to deploy (all are ignored or none are defined)")
 	}
-	env, skipped := serviceEnv(j.job.Secrets, names)
-	for _, s := range skipped {
-		j.say("secret %s names a service the compose file lacks or ignores; not injected", s)
-	}
-	content, err := renderOverride(env)
-	if err != nil {
-		return plan{}, err
-	}
-	override, err := writeOverride(j.dirs.run(), content)
-	if err != nil {
-		return plan{}, err
-	}
-	j.overrides = append(j.overrides, override)
-	pl.p = base
-	pl.p.Files = []string{file, override}
-	return pl, nil
+	return pl, names, nil
 }
 
 // prepareAndBuild runs prepare and build. When the project was deployed before and no

@@ -63,6 +63,10 @@ func (j *jobRun) verify(ctx context.Context, p compose.Project, targets []target
 func judge(cs []compose.Container, targets []target, elapsed time.Duration) (statuses []protocol.ServiceStatus, pending []string, failed *verifyError) {
 	byService := map[string][]compose.Container{}
 	for _, c := range cs {
+		// A hook's container (or one a killed agent's hook left running) is not the service.
+		if c.OneOff {
+			continue
+		}
 		byService[c.Service] = append(byService[c.Service], c)
 	}
 	for _, t := range targets {

@@ -50,9 +50,11 @@ func Open(dir string) (*Journal, error) {
 	}
 	// Leftover temporary files are writes a crash interrupted; the rename never
 	// happened, so they hold nothing the journal promised to keep.
-	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
-	for _, p := range tmps {
-		_ = os.Remove(p)
+	for _, pattern := range []string{"*.tmp", filepath.Join(startedDir, "*.tmp")} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, p := range tmps {
+			_ = os.Remove(p)
+		}
 	}
 	return &Journal{dir: dir, now: time.Now}, nil
 }
@@ -78,20 +80,25 @@ func (j *Journal) Put(r protocol.JobResult) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	final := j.fileName(r.JobID)
-	tmp := final + ".tmp"
-	if err := writeSync(tmp, b); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
-	}
-	if err := syncDir(j.dir); err != nil {
+	if err := replaceFile(j.fileName(r.JobID), b); err != nil {
 		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
 	}
 	return nil
+}
+
+// replaceFile writes b to a temporary file, fsyncs it, renames it over final and fsyncs
+// the directory, so a crash leaves the old content or the new, never a mix.
+func replaceFile(final string, b []byte) error {
+	tmp := final + ".tmp"
+	if err := writeSync(tmp, b); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(final))
 }
 
 func writeSync(path string, b []byte) error {
@@ -187,16 +194,23 @@ func (j *Journal) List() ([]Entry, error) {
 }
 
 func readRecord(path string) (record, error) {
+	return readJSON(path, "journal entry", func(r record) string { return r.Result.JobID })
+}
+
+// readJSON reads one file of the journal, what it is named by what; a record without a job
+// id is refused.
+func readJSON[T any](path, what string, jobID func(T) string) (T, error) {
+	var rec T
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return record{}, fmt.Errorf("read journal entry %s: %w", filepath.Base(path), err)
+		return rec, fmt.Errorf("read %s %s: %w", what, filepath.Base(path), err)
 	}
-	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return record{}, fmt.Errorf("decode journal entry %s: %w", filepath.Base(path), err)
+		return rec, fmt.Errorf("decode %s %s: %w", what, filepath.Base(path), err)
 	}
-	if rec.Result.JobID == "" {
-		return record{}, fmt.Errorf("decode journal entry %s: no job id", filepath.Base(path))
+	if jobID(rec) == "" {
+		var zero T
+		return zero, fmt.Errorf("decode %s %s: no job id", what, filepath.Base(path))
 	}
 	return rec, nil
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stagely/stagely/agent/journal"
@@ -143,5 +144,62 @@ func TestJournal_InterruptedWriteCleanedOnOpen(t *testing.T) {
 	}
 	if entries, err := j.List(); err != nil || len(entries) != 0 {
 		t.Fatalf("List = %v, %v; want empty", entries, err)
+	}
+}
+
+func TestStarted_BeginPhaseEndWithoutSecretsOnDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j := open(t, dir)
+	job := protocol.Deploy{
+		JobID:   "job-1",
+		Project: protocol.Project{Name: "shop", ComposeProject: "shop"},
+		SHA:     "0123456789abcdef0123456789abcdef01234567",
+		Source:  protocol.Source{TarballURL: "https://example.invalid/t", Token: "ghs_sourceTOKEN"},
+		Secrets: []protocol.Secret{{Key: "DB_PASSWORD", Value: "hunter2-secret", Scope: protocol.ScopeGlobal}},
+	}
+	if err := j.Begin(job); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Phase("job-1", protocol.PhaseDeploying); err != nil {
+		t.Fatal(err)
+	}
+	// What a restarted agent finds: a fresh Journal on the same directory.
+	got, err := open(t, dir).Interrupted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Job.JobID != "job-1" || got[0].Phase != protocol.PhaseDeploying || got[0].Job.SHA != job.SHA {
+		t.Fatalf("interrupted = %+v, want job-1 at phase deploying", got)
+	}
+	if got[0].Job.Secrets != nil || got[0].Job.Source.Token != "" {
+		t.Fatalf("start record kept secrets or the token: %+v", got[0].Job)
+	}
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, s := range []string{"hunter2-secret", "ghs_sourceTOKEN"} {
+			if strings.Contains(string(b), s) {
+				t.Errorf("%s holds %q", p, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.End("job-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := j.Interrupted(); err != nil || len(got) != 0 {
+		t.Fatalf("after End: %+v, %v; want none", got, err)
+	}
+	if err := j.End("job-1"); err != nil {
+		t.Fatalf("second End: %v, want nil", err)
 	}
 }

@@ -20,6 +20,7 @@
 //	agent  -> server JOB_ACCEPTED {job_id}
 //	agent  -> server JOB_PHASE    {job_id, phase}         (zero or more, in phase order)
 //	agent  -> server LOG_CHUNK    {job_id, seq, ...}      (zero or more, seq strictly increasing from 1)
+//	server -> agent  LOG_ACK      {job_id, seq}           (version 2: every line up to seq is stored)
 //	agent  -> server JOB_RESULT   {job_id, status, ...}   (exactly once per job)
 //	server -> agent  RESULT_ACK   {job_id}                (the agent then drops the result from its journal)
 //
@@ -28,6 +29,15 @@
 // the agent already finished is not run again: the agent answers with the journaled
 // JOB_RESULT. A result that could not be delivered is journaled on disk and sent again in
 // the next HELLO, until RESULT_ACK arrives, so a dropped connection loses nothing.
+//
+// Log lines are kept by the agent until a LOG_ACK covers them (version 2). The server sends
+// LOG_ACK once the lines are stored, in order, so an ack for seq n confirms every line of the
+// job up to n. After a reconnect the agent sends again, in order and before anything newer,
+// each line not confirmed yet; the server ignores a (job_id, seq) it has stored already. A
+// job's result follows its unconfirmed lines, so the server stores the lines first.
+// RESULT_ACK also confirms every line of its job. LOG_ACK means "do not send again": it
+// also covers lines the server dropped on purpose (a bad stream, a job not dispatched to
+// this agent).
 //
 // # Self-update
 //

@@ -10,7 +10,12 @@ import (
 )
 
 // Version is the protocol version an agent announces in HELLO and the server checks.
-const Version = 1
+// Version 2 added LOG_ACK and HELLO's jobs (see the package comment).
+const Version = 2
+
+// MinVersion is the oldest version the server still serves: a version 1 agent gets no
+// LOG_ACK and lists no jobs in HELLO, and works as it always did.
+const MinVersion = 1
 
 // MaxFrameBytes bounds one frame in either direction; both ends set it as their read limit.
 const MaxFrameBytes = 4 << 20
@@ -87,6 +92,8 @@ func Decode(frame []byte) (string, any, error) {
 		v = &Cancel{}
 	case TypeResultAck:
 		v = &ResultAck{}
+	case TypeLogAck:
+		v = &LogAck{}
 	case TypeHello:
 		v = &Hello{}
 	case TypeJobAccepted:
@@ -121,6 +128,9 @@ type Hello struct {
 	Docker         string      `json:"docker"`
 	Compose        string      `json:"compose"`
 	UnackedResults []JobResult `json:"unacked_results"`
+	// Jobs lists every job the agent holds without an acknowledged result (version 2). A
+	// version 1 agent sends no jobs: nil means "unknown", an empty list "none".
+	Jobs []HeldJob `json:"jobs"`
 	// Platform is the agent's build, like linux/amd64: the one an update must be for.
 	Platform string `json:"platform,omitempty"`
 	// Features lists what this agent can do beyond the base protocol (FeatureSelfUpdate).

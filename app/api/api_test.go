@@ -610,3 +610,43 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateProject_NeedsWriteAccessToTheRepository: linking a repository claims its deploy
+// branch and hands Stagely's deploys of it to the user, so it takes what pushing to it takes.
+// A read-only collaborator must not be able to claim main before its maintainers do.
+func TestCreateProject_NeedsWriteAccessToTheRepository(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.aliceWorld()
+	body := map[string]any{"installation_id": w.orgInst, "repo_id": w.orgRepo}
+	for _, role := range []string{"read", "triage"} {
+		if err := e.sim.SetRepoRole("acme/site", "alice", role); err != nil {
+			t.Fatal(err)
+		}
+		res := e.do("POST", "/api/projects", "alice", body)
+		if res.status != 403 || !strings.Contains(string(res.body), "write access to acme/site") {
+			t.Fatalf("role %s: %d %s, want 403 naming the write access it takes", role, res.status, res.body)
+		}
+	}
+	if ps, _ := e.st.ProjectsByUser(context.Background(), w.alice.user.ID); len(ps) != 0 {
+		t.Fatalf("a refused link created %d projects", len(ps))
+	}
+	if err := e.sim.SetRepoRole("acme/site", "alice", "maintain"); err != nil {
+		t.Fatal(err)
+	}
+	var p project
+	e.must(201, "POST", "/api/projects", "alice", body, &p)
+
+	// Moving the project to another branch claims that branch: it takes write access too.
+	if err := e.sim.SetRepoRole("acme/site", "alice", "read"); err != nil {
+		t.Fatal(err)
+	}
+	res := e.do("PATCH", fmt.Sprintf("/api/projects/%d", p.ID), "alice", map[string]any{"deploy_branch": "release"})
+	if res.status != 403 {
+		t.Fatalf("branch change with read access: %d %s", res.status, res.body)
+	}
+	// Linking an agent claims nothing on GitHub.
+	var ag agentWithToken
+	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)
+	e.must(200, "PATCH", fmt.Sprintf("/api/projects/%d", p.ID), "alice", map[string]any{"agent_id": ag.Agent.ID}, nil)
+}

@@ -19,6 +19,7 @@ type code int
 const (
 	codeInvalid code = iota + 1
 	codeUnauthenticated
+	codeForbidden
 	codeNotFound
 	codeConflict
 	codeTooLarge
@@ -33,6 +34,8 @@ func (c code) status() int {
 		return http.StatusBadRequest
 	case codeUnauthenticated:
 		return http.StatusUnauthorized
+	case codeForbidden:
+		return http.StatusForbidden
 	case codeNotFound:
 		return http.StatusNotFound
 	case codeConflict:
@@ -84,6 +87,10 @@ func invalid(message string, vs ...Validation) *Error {
 
 func notFound(format string, args ...any) *Error {
 	return &Error{code: codeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+func forbidden(format string, args ...any) *Error {
+	return &Error{code: codeForbidden, Message: fmt.Sprintf(format, args...)}
 }
 
 func conflict(message string, vs ...Validation) *Error {

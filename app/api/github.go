@@ -51,6 +51,6 @@ func (a *API) listRepositories(c *gin.Context, _ store.User) error {
 		return err
 	}
 	return list(c, repos, func(r github.Repository) repositoryView {
-		return repositoryView{ID: r.ID, FullName: r.FullName, DefaultBranch: r.DefaultBranch, Private: r.Private}
+		return repositoryView{ID: r.ID, FullName: r.FullName, DefaultBranch: r.DefaultBranch, Private: r.Private, Push: r.Push}
 	})
 }

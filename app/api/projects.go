@@ -231,7 +231,46 @@ func (a *API) visibleRepository(c *gin.Context, req createProjectRequest) (githu
 	if j < 0 {
 		return github.UserInstallation{}, github.Repository{}, notFound("repository %d not found in installation %d, or you cannot see it", req.RepoID, ins[i].ID)
 	}
+	if !repos[j].Push {
+		return github.UserInstallation{}, github.Repository{}, needWrite(repos[j].FullName, "link it to a project")
+	}
 	return ins[i], repos[j], nil
+}
+
+// needWrite refuses a user who may read a repository but not push to it. A project deploys
+// its branch as the user who linked it, so linking or moving it takes what pushing does;
+// otherwise a read-only collaborator could claim main before its maintainers.
+func needWrite(repo, what string) *Error {
+	return forbidden("you need write access to %s to %s: GitHub shows you can only read it", repo, what)
+}
+
+// canPushTo asks GitHub, with the user's own token, whether the user may still push to the
+// project's repository.
+func (a *API) canPushTo(c *gin.Context, p store.Project) error {
+	ctx := c.Request.Context()
+	tok, err := a.userToken(c)
+	if err != nil {
+		return err
+	}
+	in, err := a.st.InstallationByID(ctx, p.InstallationID)
+	if err != nil {
+		return err
+	}
+	repos, err := a.github.UserRepositories(ctx, tok, in.GitHubID)
+	if errors.Is(err, github.ErrNotFound) {
+		return forbidden("you need write access to %s: GitHub no longer shows you its installation", p.RepoFullName)
+	}
+	if err != nil {
+		return err
+	}
+	j := slices.IndexFunc(repos, func(r github.Repository) bool { return r.ID == p.RepoID })
+	if j < 0 {
+		return forbidden("you need write access to %s: GitHub no longer shows it to you", p.RepoFullName)
+	}
+	if !repos[j].Push {
+		return needWrite(p.RepoFullName, "change the branch it deploys")
+	}
+	return nil
 }
 
 func (a *API) createProject(c *gin.Context, u store.User) error {
@@ -343,6 +382,11 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 	}
 	if !setAgent && req.DeployBranch == nil {
 		return invalid("nothing to change: send agent_id and/or deploy_branch")
+	}
+	if req.DeployBranch != nil && *req.DeployBranch != p.DeployBranch {
+		if err := a.canPushTo(c, p); err != nil {
+			return err
+		}
 	}
 
 	ctx := c.Request.Context()

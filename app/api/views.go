@@ -32,6 +32,8 @@ type repositoryView struct {
 	FullName      string `json:"full_name"`
 	DefaultBranch string `json:"default_branch"`
 	Private       bool   `json:"private"`
+	// Push says whether the user may push to it, which linking it to a project takes.
+	Push bool `json:"push"`
 }
 
 type agentRef struct {

@@ -51,5 +51,15 @@ func Render(publicURL string) (Manifest, error) {
 	return m, nil
 }
 
+// deliveredToEveryApp are the events GitHub sends every App without a subscription
+// (GitHub's "Webhook events and payloads": "GitHub Apps receive this event by default").
+var deliveredToEveryApp = []string{"installation", "installation_repositories", "installation_target", "github_app_authorization", "meta"}
+
+// Events returns the events the App receives: those it subscribes to and those GitHub sends
+// every App.
+func (m Manifest) Events() []string {
+	return append(append([]string(nil), m.DefaultEvents...), deliveredToEveryApp...)
+}
+
 // JSON is the manifest as GitHub's form field `manifest` wants it.
 func (m Manifest) JSON() ([]byte, error) { return json.Marshal(m) }

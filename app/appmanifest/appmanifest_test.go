@@ -107,6 +107,20 @@ func TestRender_PermissionsAndEventsAreExactlyWhatStagelyNeeds(t *testing.T) {
 	}
 }
 
+func TestEvents_AreTheSubscribedOnesAndThoseEveryAppGets(t *testing.T) {
+	t.Parallel()
+	m, err := appmanifest.Render("http://localhost:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.Events()
+	slices.Sort(got)
+	want := []string{"check_run", "check_suite", "github_app_authorization", "installation", "installation_repositories", "installation_target", "meta", "pull_request", "push"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Events() = %v, want %v", got, want)
+	}
+}
+
 func TestRender_RefusesABadPublicURL(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "stagely.example.com", "ftp://x", "https://"} {

@@ -41,13 +41,49 @@ type Config struct {
 	AgentOfflineWait time.Duration
 	AgentLostAfter   time.Duration
 	SweepInterval    time.Duration
+	// WebhookReadTimeout bounds reading a webhook body; zero means intake's default.
+	WebhookReadTimeout time.Duration
+	// HTTPIdleTimeout closes a kept-alive connection that sends no next request.
+	HTTPIdleTimeout time.Duration
+	// Retention bounds what is kept; see docs/configuration.md.
+	Retention Retention
 	// RecoveryInterval is how often GitHub's webhook delivery log is read for missed
 	// deliveries; zero means the recovery loop's default.
 	RecoveryInterval time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed (the agent
 	// handshake's per-address limits); empty trusts none.
 	TrustedProxies []netip.Prefix
+	// Agent liveness; zero means the hub's defaults.
+	AgentPingInterval time.Duration
+	AgentPongTimeout  time.Duration
+	// ReportRetryMin is the first wait before a failed GitHub report is tried again.
+	ReportRetryMin time.Duration
 }
+
+// Retention is how long stored history is kept; a zero duration keeps it for ever.
+type Retention struct {
+	// Logs is how long a finished deployment keeps its log lines.
+	Logs time.Duration
+	// KeepLastLogs deployments per project keep their logs whatever their age.
+	KeepLastLogs int
+	// Deliveries is how long a decided webhook delivery (id, event, decision) is kept.
+	Deliveries time.Duration
+}
+
+// Retention defaults: GitHub Actions keeps logs 90 days; deliveries are kept well past the 3
+// days (7 on GitHub Enterprise Server) in which GitHub lets a delivery be redelivered.
+const (
+	DefaultLogRetention      = 90 * 24 * time.Hour
+	DefaultKeepLastLogs      = 10
+	DefaultDeliveryRetention = 30 * 24 * time.Hour
+	// MinDeliveryRetention keeps a delivery as long as GitHub may redeliver it: one forgotten
+	// sooner would be taken as new, and processed twice.
+	MinDeliveryRetention = 7 * 24 * time.Hour
+)
+
+// DefaultHTTPIdleTimeout is how long a kept-alive connection may idle; browsers reopen one
+// at once, so it can be short (nginx keeps 75 s).
+const DefaultHTTPIdleTimeout = 60 * time.Second
 
 // Needs says which settings a command requires.
 type Needs struct {
@@ -59,7 +95,9 @@ type Needs struct {
 func Load(getenv func(string) string, needs Needs) (Config, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	cfg := Config{Listen: DefaultListen}
+	cfg := Config{Listen: DefaultListen, HTTPIdleTimeout: DefaultHTTPIdleTimeout, Retention: Retention{
+		Logs: DefaultLogRetention, KeepLastLogs: DefaultKeepLastLogs, Deliveries: DefaultDeliveryRetention,
+	}}
 
 	cfg.DatabaseURL = strings.TrimSpace(getenv("STAGELY_DATABASE_URL"))
 	if needs.Database {
@@ -102,7 +140,12 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 		{"STAGELY_AGENT_OFFLINE_WAIT", &cfg.AgentOfflineWait},
 		{"STAGELY_AGENT_LOST_AFTER", &cfg.AgentLostAfter},
 		{"STAGELY_SWEEP_INTERVAL", &cfg.SweepInterval},
+		{"STAGELY_WEBHOOK_READ_TIMEOUT", &cfg.WebhookReadTimeout},
+		{"STAGELY_HTTP_IDLE_TIMEOUT", &cfg.HTTPIdleTimeout},
 		{"STAGELY_WEBHOOK_RECOVERY_INTERVAL", &cfg.RecoveryInterval},
+		{"STAGELY_AGENT_PING_INTERVAL", &cfg.AgentPingInterval},
+		{"STAGELY_AGENT_PONG_TIMEOUT", &cfg.AgentPongTimeout},
+		{"STAGELY_REPORT_RETRY_MIN", &cfg.ReportRetryMin},
 	} {
 		if v := getenv(d.env); v != "" {
 			dur, err := time.ParseDuration(v)
@@ -115,12 +158,64 @@ func Load(getenv func(string) string, needs Needs) (Config, error) {
 	}
 
 	cfg.TrustedProxies = loadTrustedProxies(getenv("STAGELY_TRUSTED_PROXIES"), bad)
-
+	loadRetention(getenv, &cfg.Retention, bad)
 	cfg.App, problems = loadApp(getenv, problems)
 	if len(problems) > 0 {
 		return Config{}, errors.New("configuration:\n  " + strings.Join(problems, "\n  "))
 	}
 	return cfg, nil
+}
+
+// loadRetention reads the retention settings: durations in days ("90d") or Go's units ("72h"),
+// 0 for for ever.
+func loadRetention(getenv func(string) string, r *Retention, bad func(format string, args ...any)) {
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"STAGELY_LOG_RETENTION", &r.Logs},
+		{"STAGELY_DELIVERY_RETENTION", &r.Deliveries},
+	} {
+		v := strings.TrimSpace(getenv(d.env))
+		if v == "" {
+			continue
+		}
+		dur, err := parseRetention(v)
+		if err != nil {
+			bad("%s %q is not a number of days like 90d, a duration like 72h, or 0 for for ever", d.env, v)
+			continue
+		}
+		*d.dst = dur
+	}
+	if r.Deliveries > 0 && r.Deliveries < MinDeliveryRetention {
+		bad("STAGELY_DELIVERY_RETENTION is %s, want at least 7d: GitHub may redeliver a delivery for up to 7 days, and one Stagely had forgotten would be processed again", r.Deliveries)
+	}
+	if v := strings.TrimSpace(getenv("STAGELY_LOG_KEEP_LAST")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			bad("STAGELY_LOG_KEEP_LAST %q is not a number of deployments (0 or more)", v)
+		} else {
+			r.KeepLastLogs = n
+		}
+	}
+}
+
+func parseRetention(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("bad number of days %q", days)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	if v == "0" {
+		return 0, nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur < 0 {
+		return 0, fmt.Errorf("bad duration %q", v)
+	}
+	return dur, nil
 }
 
 // loadURLs reads the public URL (default: localhost on the listen port) and GitHub's two bases.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -43,12 +44,21 @@ type GitHub interface {
 	ReadFile(ctx context.Context, repo, path, ref string) ([]byte, error)
 	RepoReadToken(ctx context.Context, repoID int64) (github.Token, error)
 	TarballURL(repo, sha string) string
+	// RepoPermission and the branch reads decide whether a deployment may happen at all.
+	RepoPermission(ctx context.Context, repo, login string) (github.Permission, error)
+	BranchHead(ctx context.Context, repo, branch string) (string, error)
+	Compare(ctx context.Context, repo, base, head string) (string, error)
 	CreateCheckRun(ctx context.Context, repo string, cr github.NewCheckRun) (int64, error)
 	UpdateCheckRun(ctx context.Context, repo string, id int64, u github.CheckRunUpdate) error
 	CompleteCheckRun(ctx context.Context, repo string, id int64, res github.CheckRunResult) error
 	CreateStatus(ctx context.Context, repo, sha string, st github.CommitStatus) error
 	CreateDeployment(ctx context.Context, repo string, d github.NewDeployment) (int64, error)
 	CreateDeploymentStatus(ctx context.Context, repo string, id int64, st github.DeploymentStatus) error
+	// The lookups tell a retried report what an earlier attempt already wrote.
+	FindCheckRun(ctx context.Context, repo, sha, name, externalID string) (int64, error)
+	StatusPosted(ctx context.Context, repo, sha string, st github.CommitStatus) (bool, error)
+	FindDeployment(ctx context.Context, repo string, d github.NewDeployment) (int64, error)
+	DeploymentStatusPosted(ctx context.Context, repo string, id int64, st github.DeploymentStatus) (bool, error)
 }
 
 // SecretOpener opens a project's secrets for one job.
@@ -80,12 +90,23 @@ type Options struct {
 	ResultGrace time.Duration
 	// SweepEvery is the period of the sweeper.
 	SweepEvery time.Duration
+	// ReportTimeout bounds one attempt of the sweeper at a deployment's final report.
+	ReportTimeout time.Duration
+	// ReportBackoff is the wait before a failed final report is tried again; it doubles with
+	// each attempt, up to maxReportBackoff.
+	ReportBackoff time.Duration
+	// ReportWorkers bounds how many final reports the sweeper retries at once.
+	ReportWorkers int
 }
 
 // Orchestrator runs deployments.
 type Orchestrator struct {
-	opt Options
-	log *slog.Logger
+	opt    Options
+	log    *slog.Logger
+	access *accessCache
+	// reportSlots bounds the sweeper's report retries; reports counts those running.
+	reportSlots chan struct{}
+	reports     sync.WaitGroup
 }
 
 // New builds an Orchestrator, filling defaults.
@@ -108,9 +129,21 @@ func New(opt Options) *Orchestrator {
 	if opt.SweepEvery == 0 {
 		opt.SweepEvery = 5 * time.Second
 	}
+	if opt.ReportTimeout == 0 {
+		opt.ReportTimeout = 2 * time.Minute
+	}
+	if opt.ReportBackoff == 0 {
+		opt.ReportBackoff = 30 * time.Second
+	}
+	if opt.ReportWorkers == 0 {
+		opt.ReportWorkers = 4
+	}
 	opt.PublicURL = strings.TrimRight(opt.PublicURL, "/")
-	return &Orchestrator{opt: opt, log: opt.Logger}
+	return &Orchestrator{opt: opt, log: opt.Logger, access: newAccessCache(), reportSlots: make(chan struct{}, opt.ReportWorkers)}
 }
+
+// Wait returns once the GitHub reports the sweeper started have ended.
+func (o *Orchestrator) Wait() { o.reports.Wait() }
 
 func (o *Orchestrator) deploymentURL(d store.Deployment) string {
 	return fmt.Sprintf("%s/projects/%d/deployments/%d", o.opt.PublicURL, d.ProjectID, d.ID)

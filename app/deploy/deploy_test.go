@@ -74,6 +74,11 @@ func (f flakyGitHub) CompleteCheckRun(ctx context.Context, repo string, id int64
 	if f.env.failing(failCompleteCheckRun) {
 		return errGitHubDown
 	}
+	if hold := f.env.held(repo); hold != nil {
+		hold <- struct{}{}
+		<-ctx.Done() // GitHub never answers: only the report's own deadline ends the call
+		return ctx.Err()
+	}
 	return f.Installation.CompleteCheckRun(ctx, repo, id, res)
 }
 
@@ -91,8 +96,10 @@ type env struct {
 	hub     *fakeHub
 	orch    *deploy.Orchestrator
 	clock   *clocktest.Clock
+	opts    deploy.Options
 	failMu  sync.Mutex
 	failGH  int
+	holds   map[string]chan struct{}
 	user    store.User
 	inst    store.Installation
 	instGH  int64
@@ -105,7 +112,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, ctx: context.Background(), st: k.Store, sim: k.Sim, hub: &fakeHub{idle: map[int64]bool{}}, clock: clocktest.New()}
 	e.instGH = e.sim.AddInstallation("acme")
 	app := k.App(t, github.Options{MaxRetries: -1})
-	e.orch = deploy.New(deploy.Options{
+	e.opts = deploy.Options{
 		Store: e.st, Hub: e.hub, Secrets: k.Secrets(), PublicURL: "http://stagely.test",
 		GitHub: func(id int64) deploy.GitHub {
 			return flakyGitHub{Installation: app.Installation(id), env: e}
@@ -114,14 +121,39 @@ func newEnv(t *testing.T) *env {
 		AgentOfflineWait: 10 * time.Minute,
 		AgentLostAfter:   5 * time.Minute,
 		ResultGrace:      5 * time.Minute,
-	})
-	e.user, _ = e.st.UpsertUser(e.ctx, store.User{GitHubID: 1, Login: "alice"})
+	}
+	e.orch = deploy.New(e.opts)
+	// alice owns the projects: a member of acme, which gives her write access to its repositories.
+	aliceID := e.sim.AddUser("alice")
+	if err := e.sim.AddInstallationMember(e.instGH, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e.user, _ = e.st.UpsertUser(e.ctx, store.User{GitHubID: aliceID, Login: "alice"})
 	inst, err := e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: e.instGH, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.inst = inst
 	return e
+}
+
+// hold makes completing check runs of repo hang until the caller's context ends; each call
+// that hangs sends on the returned channel first.
+func (e *env) hold(repo string) <-chan struct{} {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	if e.holds == nil {
+		e.holds = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{}, 16)
+	e.holds[repo] = ch
+	return ch
+}
+
+func (e *env) held(repo string) chan struct{} {
+	e.failMu.Lock()
+	defer e.failMu.Unlock()
+	return e.holds[repo]
 }
 
 // failGitHub makes the calls in the mask fail until the next failGitHub.
@@ -176,9 +208,11 @@ func (e *env) agent(name string) store.Agent {
 	return a
 }
 
+func (e *env) pushHandler() deploy.PushHandler { return deploy.NewPushHandler(e.orch) }
+
 func (e *env) push(p store.Project, sha string) string {
 	e.t.Helper()
-	decision, err := deploy.NewPushHandler(e.orch).Handle(e.ctx, 0, webhook.Push{
+	decision, err := e.pushHandler().Handle(e.ctx, 0, webhook.Push{
 		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
 	})
 	if err != nil {
@@ -222,12 +256,12 @@ func TestOrchestrator_DeploymentWaitsForAnOfflineAgentThenFailsWithAgentOffline(
 		t.Fatalf("check run %s, want queued while waiting", run.Status)
 	}
 	e.clock.Advance(9 * time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if d := e.latest(p); d.Status != store.DeploymentQueued {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
 	e.clock.Advance(2 * time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "agent offline") {
 		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
@@ -277,12 +311,12 @@ func TestOrchestrator_AgentVanishingMidJobFailsAfterTheBound(t *testing.T) {
 	// The agent's server loses power: the hub marks it offline, its last heartbeat ages.
 	_ = e.st.SetAgentStatus(e.ctx, a.ID, store.AgentOffline)
 	e.clock.Advance(time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if d := e.latest(p); d.Finished() {
 		t.Fatalf("failed before the bound: %s", d.Status)
 	}
 	e.clock.Advance(5 * time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	d := e.latest(p)
 	if d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "disconnected during the deployment") {
 		t.Fatalf("after the bound: %s %q", d.Status, d.Error)
@@ -350,12 +384,12 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 		t.Fatal("check run completed although GitHub refused")
 	}
 	e.failGitHub(0)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if run := e.checkRun(p, sha); run.Status == "completed" {
 		t.Fatal("the sweeper reported a deployment that had only just finished")
 	}
 	e.clock.Advance(time.Minute)
-	e.orch.Sweep(e.ctx)
+	e.sweep(e.orch)
 	if run := e.checkRun(p, sha); run.Conclusion != "success" {
 		t.Fatalf("after the sweep the check run is %q", run.Conclusion)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
@@ -54,11 +55,39 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	if !in.Active() {
 		return o.failQueued(ctx, p, d, "the Stagely GitHub App is suspended or uninstalled on "+in.AccountLogin)
 	}
+	// Checked before anything of the repository is read or handed out.
+	if denied, err := o.ownerAccess(ctx, o.opt.GitHub(in.GitHubID), p); err != nil || denied != "" {
+		if err != nil {
+			return false, err
+		}
+		return o.failQueued(ctx, p, d, denied)
+	}
 	agentID := p.AgentID.Int64
 	if !o.opt.Hub.Idle(agentID) {
 		// It waits: for the agent to connect (the sweeper fails it if the agent stays away
 		// too long) or to finish its current job (its result kicks the agent's projects).
 		return false, nil
+	}
+	// Everything that can fail is done while the row still says queued: a failure, or this
+	// server stopping half-way, then leaves nothing to undo.
+	gh := o.opt.GitHub(in.GitHubID)
+	job, problems, err := o.prepare(ctx, gh, p, d)
+	if err != nil && ctx.Err() != nil {
+		// Cancelled (the server stopping, say): the deployment stays queued for the next kick.
+		return false, err
+	}
+	if err != nil || stagelyyaml.HasFailure(problems) {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		} else {
+			msg = problemSummary(problems)
+		}
+		return o.failQueued(ctx, p, d, msg, problems...)
+	}
+	cfg, err := json.Marshal(job.Config)
+	if err != nil {
+		return false, fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
 	}
 	err = st.MarkDispatched(ctx, d.ID, agentID, o.opt.Now())
 	if errors.Is(err, store.ErrConflict) || store.IsNotFound(err) {
@@ -68,42 +97,44 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	if err != nil {
 		return false, err
 	}
-	gh := o.opt.GitHub(in.GitHubID)
-	job, problems, err := o.prepare(ctx, gh, p, d)
-	if err != nil || stagelyyaml.HasFailure(problems) {
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-		} else {
-			msg = problemSummary(problems)
-		}
-		if ferr := o.finish(ctx, p, d.ID, store.DeploymentFailure, msg, nil, problems); ferr != nil {
-			return false, ferr
-		}
-		return true, nil
-	}
-	cfg, err := json.Marshal(job.Config)
-	if err != nil {
-		return false, fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
-	}
 	if err := st.SetDeploymentConfig(ctx, d.ID, cfg); err != nil {
-		return false, err
+		return false, o.requeue(ctx, d.ID, err)
 	}
 	o.reportProgress(ctx, stageStarted, p, &d, problems)
 	if err := o.opt.Hub.Dispatch(ctx, agentID, job); err != nil {
 		o.log.Warn("hand deployment to agent; it waits for the agent", "deployment", d.ID, "agent", agentID, "err", err)
-		if rerr := st.Requeue(ctx, d.ID); rerr != nil {
-			return false, rerr
-		}
-		return false, nil
+		return false, o.requeue(ctx, d.ID, nil)
 	}
 	o.log.Info("deployment dispatched", "deployment", d.ID, "project", p.Name, "sha", d.SHA, "agent", agentID)
 	return false, nil
 }
 
-// failQueued finishes a queued deployment that cannot run, and asks for the next pass.
-func (o *Orchestrator) failQueued(ctx context.Context, p store.Project, d store.Deployment, msg string) (bool, error) {
-	if err := o.finish(ctx, p, d.ID, store.DeploymentFailure, msg, nil, nil); err != nil {
+// fallbackTimeout bounds a fallback's store writes.
+const fallbackTimeout = 30 * time.Second
+
+// fallback is the context of a step that undoes or settles what a failed step left: it
+// runs even when the failure was the caller's context ending, so it never shares its fate.
+func fallback(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), fallbackTimeout)
+}
+
+// requeue puts a deployment marked dispatched back in the queue after handing it to the
+// agent failed; cause, when set, is the error to return along.
+func (o *Orchestrator) requeue(ctx context.Context, id int64, cause error) error {
+	fctx, cancel := fallback(ctx)
+	defer cancel()
+	if err := o.opt.Store.Requeue(fctx, id); err != nil && !store.IsNotFound(err) {
+		return errors.Join(cause, fmt.Errorf("requeue deployment #%d: %w", id, err))
+	}
+	return cause
+}
+
+// failQueued finishes a queued deployment that cannot run, with the configuration's
+// problems if that is why, and asks for the next pass.
+func (o *Orchestrator) failQueued(ctx context.Context, p store.Project, d store.Deployment, msg string, problems ...stagelyyaml.Problem) (bool, error) {
+	fctx, cancel := fallback(ctx)
+	defer cancel()
+	if err := o.finish(fctx, p, d.ID, store.DeploymentFailure, msg, nil, problems); err != nil {
 		return false, err
 	}
 	return true, nil

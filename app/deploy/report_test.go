@@ -27,9 +27,8 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 		{"queued_then_superseded", func(e *env) {
 			a := e.agent("box")
 			p, first := e.project(&a)
-			second := e.commit(p, "second")
 			e.push(p, first)
-			e.push(p, second)
+			e.push(p, e.commit(p, "second"))
 		}},
 		{"started_with_a_warning_then_succeeded", func(e *env) {
 			a := e.idleAgent("box")
@@ -82,7 +81,7 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 			e.push(p, sha)
 			e.failGitHub(0)
 			e.clock.Advance(11 * time.Minute)
-			e.orch.Sweep(e.ctx)
+			e.sweep(e.orch)
 		}},
 		{"installation_deleted_gives_up_and_records_it", func(e *env) {
 			a := e.idleAgent("box")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
@@ -49,7 +50,7 @@ var stageWrites = map[stage]struct {
 	checkRun checkRunWrite
 	// commitStatus sets the commit status.
 	commitStatus bool
-	// deployment creates the GitHub deployment.
+	// deployment creates the GitHub deployment, if there is none yet.
 	deployment bool
 	// final reports stop at the first write GitHub refuses and return it, so the deployment's
 	// reported_status stays behind and the sweeper retries; the others log each refusal and
@@ -58,7 +59,7 @@ var stageWrites = map[stage]struct {
 }{
 	stageQueued:     {checkRun: createCheckRun, commitStatus: true, deployment: true},
 	stageStarted:    {checkRun: updateCheckRun},
-	stageFinished:   {checkRun: completeCheckRun, commitStatus: true, final: true},
+	stageFinished:   {checkRun: completeCheckRun, commitStatus: true, deployment: true, final: true},
 	stageSuperseded: {checkRun: completeCheckRun, commitStatus: true, final: true},
 }
 
@@ -67,6 +68,9 @@ type facts struct {
 	gh GitHub
 	p  store.Project
 	d  *store.Deployment
+	// retry is true when an earlier attempt at this final report may have made some of its
+	// writes: each write asks GitHub first, so none is made twice.
+	retry bool
 	// problems are stagely.yaml's: warnings when started, annotations when finished.
 	problems []stagelyyaml.Problem
 	// agent is the name of the agent the deployment runs on (started).
@@ -118,7 +122,7 @@ func (o *Orchestrator) report(ctx context.Context, st stage, p store.Project, d 
 
 // gather reads what the stage's report says.
 func (o *Orchestrator) gather(ctx context.Context, st stage, p store.Project, d *store.Deployment, problems []stagelyyaml.Problem) (facts, error) {
-	f := facts{p: p, d: d, problems: problems}
+	f := facts{p: p, d: d, problems: problems, retry: d.ReportAttempts > 0}
 	var err error
 	if f.gh, err = o.githubFor(ctx, p); err != nil {
 		return f, err
@@ -246,20 +250,20 @@ func (o *Orchestrator) send(ctx context.Context, st stage, f facts, out renditio
 			if !w.commitStatus {
 				return nil
 			}
-			return f.gh.CreateStatus(ctx, f.p.RepoFullName, f.d.SHA, github.CommitStatus{
+			return o.writeStatus(ctx, f, github.CommitStatus{
 				State: out.commitState, Context: StatusContext, Description: out.title, TargetURL: o.deploymentURL(*f.d)})
 		}},
 		{"GitHub deployment", func() error {
-			if !w.deployment {
+			if !w.deployment || f.d.GitHubDeploymentID.Valid {
 				return nil
 			}
-			return o.createDeployment(ctx, f)
+			return o.createDeployment(ctx, w.final, f)
 		}},
 		{"deployment status", func() error {
 			if !f.d.GitHubDeploymentID.Valid {
 				return nil
 			}
-			return f.gh.CreateDeploymentStatus(ctx, f.p.RepoFullName, f.d.GitHubDeploymentID.Int64, github.DeploymentStatus{
+			return o.writeDeploymentStatus(ctx, f, github.DeploymentStatus{
 				State: out.deployState, Description: out.title, LogURL: o.deploymentURL(*f.d), AutoInactive: out.autoInactive})
 		}},
 	}
@@ -281,10 +285,7 @@ func (o *Orchestrator) writeCheckRun(ctx context.Context, how checkRunWrite, f f
 		if how == updateCheckRun {
 			return nil
 		}
-		id, err := f.gh.CreateCheckRun(ctx, repo, github.NewCheckRun{
-			Name: CheckDeploy, HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
-			Status: out.checkStatus, Title: out.title, Summary: out.summary,
-		})
+		id, err := o.createCheckRun(ctx, how == completeCheckRun, f, out)
 		if err != nil {
 			return err
 		}
@@ -305,12 +306,61 @@ func (o *Orchestrator) writeCheckRun(ctx context.Context, how checkRunWrite, f f
 	}
 }
 
-// createDeployment creates the GitHub deployment of the project's environment.
-func (o *Orchestrator) createDeployment(ctx context.Context, f facts) error {
-	d := f.d
-	id, err := f.gh.CreateDeployment(ctx, f.p.RepoFullName, github.NewDeployment{
-		Ref: d.SHA, Environment: f.p.Name, Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
+// createCheckRun creates the deployment's check run. A final report first looks for one: an
+// earlier create GitHub carried out may have gone unrecorded (answered 502, and the lookup
+// that would have told failed too).
+func (o *Orchestrator) createCheckRun(ctx context.Context, lookFirst bool, f facts, out rendition) (int64, error) {
+	repo, d := f.p.RepoFullName, f.d
+	if lookFirst {
+		id, err := f.gh.FindCheckRun(ctx, repo, d.SHA, CheckDeploy, jobID(d.ID))
+		if err == nil || !errors.Is(err, github.ErrNotFound) {
+			return id, err
+		}
+	}
+	return f.gh.CreateCheckRun(ctx, repo, github.NewCheckRun{
+		Name: CheckDeploy, HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
+		Status: out.checkStatus, Title: out.title, Summary: out.summary,
 	})
+}
+
+// writeStatus sets the commit status st, unless a retried report finds it set already.
+func (o *Orchestrator) writeStatus(ctx context.Context, f facts, st github.CommitStatus) error {
+	if f.retry {
+		if posted, err := f.gh.StatusPosted(ctx, f.p.RepoFullName, f.d.SHA, st); err != nil || posted {
+			return err
+		}
+	}
+	return f.gh.CreateStatus(ctx, f.p.RepoFullName, f.d.SHA, st)
+}
+
+// writeDeploymentStatus adds st to the GitHub deployment, unless a retried report finds it there.
+func (o *Orchestrator) writeDeploymentStatus(ctx context.Context, f facts, st github.DeploymentStatus) error {
+	repo, id := f.p.RepoFullName, f.d.GitHubDeploymentID.Int64
+	if f.retry {
+		if posted, err := f.gh.DeploymentStatusPosted(ctx, repo, id, st); err != nil || posted {
+			return err
+		}
+	}
+	return f.gh.CreateDeploymentStatus(ctx, repo, id, st)
+}
+
+// createDeployment creates the GitHub deployment of the project's environment; the payload
+// names the Stagely deployment, which is how GitHub's list tells it apart. A final report
+// first looks for one an earlier attempt may have created unrecorded.
+func (o *Orchestrator) createDeployment(ctx context.Context, lookFirst bool, f facts) error {
+	d := f.d
+	nd := github.NewDeployment{
+		Ref: d.SHA, Environment: f.p.Name, Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
+		Payload: map[string]any{"stagely_deployment": d.ID},
+	}
+	var id int64
+	err := github.ErrNotFound
+	if lookFirst {
+		id, err = f.gh.FindDeployment(ctx, f.p.RepoFullName, nd)
+	}
+	if errors.Is(err, github.ErrNotFound) {
+		id, err = f.gh.CreateDeployment(ctx, f.p.RepoFullName, nd)
+	}
 	if err != nil {
 		return err
 	}
@@ -320,24 +370,68 @@ func (o *Orchestrator) createDeployment(ctx context.Context, f facts) error {
 
 // reportFinal reports a finished deployment and records that GitHub has been told, unless
 // the report failed in a way a retry can fix: then reported_status stays behind its status
-// and the sweeper retries.
+// and the sweeper retries it after a back-off (retryReports).
 func (o *Orchestrator) reportFinal(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) {
+	err := o.sendFinal(ctx, p, d, problems)
+	if err == nil {
+		return
+	}
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	attempts, cerr := o.opt.Store.CountReportAttempt(sctx, d.ID)
+	if cerr != nil {
+		// next_report_at stays NULL: the sweeper takes the report over once it has settled.
+		o.log.Error("count an attempt at a GitHub report", "deployment", d.ID, "err", cerr)
+		return
+	}
+	o.scheduleReport(ctx, d, attempts, err)
+}
+
+// sendFinal sends d's final report and records that GitHub has been told. It returns the
+// report's error when a retry can fix it; one that no retry can fix is logged and counts as told.
+func (o *Orchestrator) sendFinal(ctx context.Context, p store.Project, d store.Deployment, problems []stagelyyaml.Problem) error {
 	st := stageFinished
 	if d.Status == store.DeploymentSuperseded {
 		st = stageSuperseded
 	}
 	if err := o.report(ctx, st, p, &d, problems); err != nil {
 		if !permanent(err) {
-			o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status, "err", err)
-			return
+			return err
 		}
 		// Retrying cannot help (the App was uninstalled, the repository is gone, GitHub refuses
 		// the request): the deployment's own record stays, and the retry queue stays short.
 		o.log.Error("report finished deployment to GitHub; giving up", "deployment", d.ID, "status", d.Status, "err", err)
 	}
-	if err := o.opt.Store.SetReportedStatus(ctx, d.ID, d.Status); err != nil {
+	// The report may have used up ctx's deadline: what GitHub was told is recorded all the same.
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if err := o.opt.Store.SetReportedStatus(sctx, d.ID, d.Status); err != nil {
 		o.log.Error("record GitHub report", "deployment", d.ID, "err", err)
 	}
+	return nil
+}
+
+// scheduleReport sets when d's final report, which failed (err) at its attempts-th attempt,
+// is tried again.
+func (o *Orchestrator) scheduleReport(ctx context.Context, d store.Deployment, attempts int, err error) {
+	wait := o.reportBackoff(attempts)
+	o.log.Warn("report finished deployment to GitHub; will retry", "deployment", d.ID, "status", d.Status,
+		"attempt", attempts, "retry_in", wait, "err", err)
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if serr := o.opt.Store.ScheduleReport(sctx, d.ID, o.opt.Now().Add(wait)); serr != nil {
+		// The claim's lease runs out instead, and the sweeper tries again then.
+		o.log.Error("schedule a GitHub report", "deployment", d.ID, "err", serr)
+	}
+}
+
+// storeTimeout bounds the store writes that record how a report went.
+const storeTimeout = 10 * time.Second
+
+// storeContext is a context for recording how a GitHub call went: ctx's values without its
+// deadline, which the call may have used up, and with a deadline of its own.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 }
 
 // conclusion maps a deployment status to GitHub's check run conclusion, commit status state

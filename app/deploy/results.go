@@ -31,6 +31,55 @@ func (o *Orchestrator) kickAgent(ctx context.Context, agentID int64) {
 	}
 }
 
+// JobsHeld settles the deployments dispatched to the agent that its HELLO does not list:
+// one still marked dispatched never reached the agent (this server stopped between
+// recording and sending it, or the connection died with the DEPLOY in it), so it goes
+// back to the queue and is sent again; one marked running has no result coming (the agent
+// lost it with its data directory), so it fails now rather than when the sweeper's bounds
+// run out. Nothing has been dispatched to the agent on this connection yet.
+func (o *Orchestrator) JobsHeld(ctx context.Context, agentID int64, held []protocol.HeldJob) {
+	holds := map[string]bool{}
+	for _, j := range held {
+		holds[j.JobID] = true
+	}
+	active, err := o.opt.Store.ActiveDeployments(ctx, agentID)
+	if err != nil {
+		o.log.Error("list the deployments of a reconnected agent", "agent", agentID, "err", err)
+		return
+	}
+	for _, d := range active {
+		if holds[jobID(d.ID)] {
+			continue
+		}
+		o.settleLost(ctx, agentID, d)
+	}
+}
+
+// settleLost requeues or fails a deployment its agent does not hold; see JobsHeld.
+func (o *Orchestrator) settleLost(ctx context.Context, agentID int64, d store.Deployment) {
+	fctx, cancel := fallback(ctx)
+	defer cancel()
+	if d.Status == store.DeploymentDispatched {
+		if err := o.opt.Store.Requeue(fctx, d.ID); err != nil && !store.IsNotFound(err) {
+			o.log.Error("requeue a deployment its agent never received", "deployment", d.ID, "err", err)
+			return
+		}
+		o.log.Warn("deployment never reached its agent; sending it again", "deployment", d.ID, "agent", agentID)
+		return
+	}
+	p, err := o.opt.Store.ProjectByID(fctx, d.ProjectID)
+	if err != nil {
+		o.log.Error("load the project of a deployment its agent lost", "deployment", d.ID, "err", err)
+		return
+	}
+	msg := "The agent reconnected and does not know this job: it lost it (restarted without its data directory, or reinstalled) before the deploy finished, so no result will come. Check the project's services on the server, then press Re-run."
+	if err := o.finish(fctx, p, d.ID, store.DeploymentFailure, msg, nil, nil); err != nil {
+		o.log.Error("fail a deployment its agent lost", "deployment", d.ID, "err", err)
+		return
+	}
+	o.log.Warn("deployment failed: its agent does not know it", "deployment", d.ID, "agent", agentID)
+}
+
 // JobAccepted marks the deployment running.
 func (o *Orchestrator) JobAccepted(ctx context.Context, agentID int64, job string) {
 	id, err := strconv.ParseInt(job, 10, 64)

@@ -15,6 +15,7 @@ import (
 func (o *Orchestrator) Run(ctx context.Context) error {
 	t := time.NewTicker(o.opt.SweepEvery)
 	defer t.Stop()
+	defer o.Wait() // the reports the sweeps started end with ctx
 	for {
 		o.Sweep(ctx)
 		select {
@@ -65,23 +66,74 @@ func (o *Orchestrator) Sweep(ctx context.Context) {
 		}
 	}
 
-	if unreported, err := st.UnreportedFinished(ctx, now.Add(-reportSettle), 20); err != nil {
-		o.log.Error("sweep: unreported deployments", "err", err)
-	} else {
-		for _, d := range unreported {
-			p, err := st.ProjectByID(ctx, d.ProjectID)
-			if err != nil {
-				o.log.Error("sweep: load project of unreported deployment", "deployment", d.ID, "err", err)
-				continue
-			}
-			o.reportFinal(ctx, p, d, nil)
-		}
-	}
+	o.retryReports(ctx, now)
 }
 
 // reportSettle is how long after a deployment finished the sweeper leaves its report to the
 // code that finished it, so the two never report the same deployment at once.
 const reportSettle = 30 * time.Second
+
+// maxReportBackoff caps the wait between two attempts at a final report.
+const maxReportBackoff = time.Hour
+
+// reportBackoff is the wait after the attempts-th attempt at a final report failed:
+// ReportBackoff, doubled for each attempt before, at most maxReportBackoff.
+func (o *Orchestrator) reportBackoff(attempts int) time.Duration {
+	wait := o.opt.ReportBackoff
+	for i := 1; i < attempts && wait < maxReportBackoff; i++ {
+		wait *= 2
+	}
+	return min(wait, maxReportBackoff)
+}
+
+// retryReports starts the final reports that are due again, each on its own goroutine and
+// with its own deadline, at most ReportWorkers at once: a report GitHub does not answer holds
+// one slot until its deadline, never the sweep. The store holds each report it hands out
+// (ClaimReports) past that deadline, so no later sweep starts it twice.
+func (o *Orchestrator) retryReports(ctx context.Context, now time.Time) {
+	free := 0
+fill:
+	for free < cap(o.reportSlots) {
+		select {
+		case o.reportSlots <- struct{}{}:
+			free++
+		default:
+			break fill
+		}
+	}
+	if free == 0 {
+		return
+	}
+	due, err := o.opt.Store.ClaimReports(ctx, now, now.Add(-reportSettle), now.Add(o.opt.ReportTimeout+reportSettle), free)
+	if err != nil {
+		o.log.Error("sweep: unreported deployments", "err", err)
+	}
+	for range free - len(due) {
+		<-o.reportSlots
+	}
+	for _, d := range due {
+		o.reports.Add(1)
+		go func() {
+			defer o.reports.Done()
+			defer func() { <-o.reportSlots }()
+			o.retryReport(ctx, d)
+		}()
+	}
+}
+
+// retryReport makes one more attempt at d's final report, within ReportTimeout, and schedules
+// the next if it fails.
+func (o *Orchestrator) retryReport(ctx context.Context, d store.Deployment) {
+	p, err := o.opt.Store.ProjectByID(ctx, d.ProjectID)
+	if err == nil {
+		rctx, cancel := context.WithTimeout(ctx, o.opt.ReportTimeout)
+		err = o.sendFinal(rctx, p, d, nil)
+		cancel()
+	}
+	if err != nil {
+		o.scheduleReport(ctx, d, d.ReportAttempts, err)
+	}
+}
 
 func (o *Orchestrator) failBySweep(ctx context.Context, d store.Deployment, msg string) {
 	p, err := o.opt.Store.ProjectByID(ctx, d.ProjectID)

@@ -20,6 +20,7 @@ import (
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/store/storetest"
 )
 
 // bin holds the binaries the tests run: the ones `make build` produced when the environment
@@ -145,6 +146,12 @@ type stackOptions struct {
 	// bare leaves the database without user, installation, agent and project rows and starts
 	// no agent: the browser test creates them through the dashboard.
 	bare bool
+	// dsn is the database to use instead of a fresh one on the shared test cluster.
+	dsn string
+	// githubAPI, when set, maps githubsim's API URL to the one the server is given (a proxy).
+	githubAPI func(api string) string
+	// agentServerURL, when set, maps the server's URL to the one the agent dials (a proxy).
+	agentServerURL func(serverURL string) string
 }
 
 func newStack(t *testing.T, opt stackOptions) *stack {
@@ -157,16 +164,30 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	if err := s.sim.CreateRepo(inst, s.repo, "main"); err != nil {
 		t.Fatal(err)
 	}
+	// alice, who owns the project, is a member of acme: GitHub gives her write access to acme/web.
+	aliceGitHubID := s.sim.AddUser("alice")
+	if err := s.sim.AddInstallationMember(inst, "alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	if opt.dsn != "" {
+		s.st, s.dsn = storetest.Open(t, opt.dsn), opt.dsn
+	}
 
 	port := freePort(t)
 	s.serverURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	env := s.sim.ServerEnv()
+	if opt.githubAPI != nil {
+		// A later value of a variable wins (os/exec keeps the last of duplicates).
+		env = append(env, "STAGELY_GITHUB_API_URL="+opt.githubAPI(k.Endpoints.API))
+	}
 	s.serverEnv = append(append([]string{
-		"STAGELY_DATABASE_URL=" + k.DatabaseURL,
+		"STAGELY_DATABASE_URL=" + s.dsn,
 		"STAGELY_SECRET_KEY=" + base64.StdEncoding.EncodeToString(k.Key),
 		fmt.Sprintf("STAGELY_LISTEN=127.0.0.1:%d", port),
 		"STAGELY_PUBLIC_URL=" + s.serverURL,
 		"STAGELY_SWEEP_INTERVAL=500ms",
-	}, s.sim.ServerEnv()...), opt.serverEnv...)
+	}, env...), opt.serverEnv...)
 	s.startServer()
 	s.sim.SetWebhookURL(s.serverURL + "/webhooks/github")
 	if opt.bare {
@@ -174,7 +195,7 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 
 	// The dashboard (issue [4]) will create these rows; here the test does, the same way.
-	user, err := s.st.UpsertUser(ctx, store.User{GitHubID: 4242, Login: "alice"})
+	user, err := s.st.UpsertUser(ctx, store.User{GitHubID: aliceGitHubID, Login: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +213,12 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 	}
 	t.Cleanup(func() { composeDown(t, s.project.ComposeProject) })
 
+	agentURL := s.serverURL
+	if opt.agentServerURL != nil {
+		agentURL = opt.agentServerURL(s.serverURL)
+	}
 	s.agentEnv = []string{
-		"STAGELY_SERVER_URL=" + s.serverURL,
+		"STAGELY_SERVER_URL=" + agentURL,
 		"STAGELY_TOKEN=" + s.token,
 		"STAGELY_DATA_DIR=" + t.TempDir(),
 		"STAGELY_CONFIG=/nonexistent/config.json",

@@ -62,6 +62,9 @@ type conn struct {
 	timeout time.Duration
 	log     *slog.Logger
 	now     func() time.Time
+	// maxRetries and sleep shape the retries of writes (writes.go), as they do the transport's.
+	maxRetries int
+	sleep      func(context.Context, time.Duration) error
 }
 
 func newConn(opts Options) (*conn, error) {
@@ -106,7 +109,7 @@ func newConn(opts Options) (*conn, error) {
 	}
 	return &conn{
 		apiURL: apiURL, wire: newRetryTransport(base, log, retries, sleep, now),
-		timeout: timeout, log: log, now: now,
+		timeout: timeout, log: log, now: now, maxRetries: retries, sleep: sleep,
 	}, nil
 }
 

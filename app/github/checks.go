@@ -148,11 +148,23 @@ func (in *Installation) CreateCheckRun(ctx context.Context, repo string, run New
 	if run.Title != "" || run.Summary != "" {
 		body.Output = output(run.Title, run.Summary, "", run.Name)
 	}
-	var reply checkRunReply
-	if err := in.send(ctx, http.MethodPost, repo, "check-runs", body, &reply); err != nil {
+	// The external id finds a run GitHub created although it answered 502; without one a
+	// failed create is not sent again.
+	id, err := writeOnce(ctx, in.conn, "create check run", func() (int64, error) {
+		var reply checkRunReply
+		err := in.send(ctx, http.MethodPost, repo, "check-runs", body, &reply)
+		return reply.ID, err
+	}, func() (int64, bool, error) {
+		id, err := in.FindCheckRun(ctx, repo, run.HeadSHA, run.Name, run.ExternalID)
+		if errors.Is(err, ErrNotFound) {
+			return 0, false, nil
+		}
+		return id, err == nil, err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("create check run %q on %s: %w", run.Name, run.HeadSHA, err)
 	}
-	return reply.ID, nil
+	return id, nil
 }
 
 // UpdateCheckRun changes a running check run (its status, link or interim output).
@@ -164,7 +176,11 @@ func (in *Installation) UpdateCheckRun(ctx context.Context, repo string, id int6
 	if up.Title != "" || up.Summary != "" {
 		body.Output = output(up.Title, up.Summary, up.Text, "Stagely")
 	}
-	if err := in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil); err != nil {
+	// The update replaces what it sets, so sending it again is harmless.
+	_, err := writeOnce(ctx, in.conn, "update check run", func() (struct{}, error) {
+		return struct{}{}, in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil)
+	}, func() (struct{}, bool, error) { return struct{}{}, false, nil })
+	if err != nil {
 		return fmt.Errorf("update check run %d: %w", id, err)
 	}
 	return nil
@@ -174,6 +190,8 @@ func (in *Installation) UpdateCheckRun(ctx context.Context, repo string, id int6
 // to GitHub's limits before the first request. GitHub appends annotations across updates and takes
 // at most 50 per request, so batches before the last go out with the status unchanged, and the last
 // batch travels with the conclusion: the run never shows "completed" with only part of its annotations.
+// The run's annotations are taken to be the ones this call sends: those GitHub already counts on
+// the run (an earlier attempt's) are not sent again, so it can be called again after a failure.
 func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id int64, res CheckRunResult) error {
 	if !slices.Contains(conclusions, res.Conclusion) {
 		return fmt.Errorf("complete check run %d: conclusion %q: want one of %v", id, res.Conclusion, conclusions)
@@ -186,6 +204,27 @@ func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id in
 	if err != nil {
 		return fmt.Errorf("complete check run %d: %w", id, err)
 	}
+	_, err = writeOnce(ctx, in.conn, "complete check run", func() (struct{}, error) {
+		return struct{}{}, in.completeCheckRun(ctx, repo, id, res, actions, anns)
+	}, func() (struct{}, bool, error) {
+		st, err := in.checkRunState(ctx, repo, id)
+		return struct{}{}, err == nil && st.status == "completed" && st.conclusion == res.Conclusion && st.annotations >= len(anns), err
+	})
+	if err != nil {
+		return fmt.Errorf("complete check run %d: %w", id, err)
+	}
+	return nil
+}
+
+// completeCheckRun sends the annotations GitHub does not count on the run yet, then the conclusion.
+func (in *Installation) completeCheckRun(ctx context.Context, repo string, id int64, res CheckRunResult, actions []checkRunAction, anns []checkRunAnnotation) error {
+	if len(anns) > 0 {
+		st, err := in.checkRunState(ctx, repo, id)
+		if err != nil {
+			return err
+		}
+		anns = anns[min(st.annotations, len(anns)):]
+	}
 	batches := chunk(anns, MaxAnnotationsPerRequest)
 	title := res.Title
 	if title == "" {
@@ -195,7 +234,7 @@ func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id in
 		out := output(title, res.Summary, "", title)
 		out.Annotations = batch
 		if err := in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), checkRunBody{Output: out}, nil); err != nil {
-			return fmt.Errorf("complete check run %d: annotations batch %d of %d: %w", id, i+1, len(batches), err)
+			return fmt.Errorf("annotations batch %d of %d: %w", i+1, len(batches), err)
 		}
 	}
 	out := output(title, res.Summary, res.Text, title)
@@ -207,10 +246,7 @@ func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id in
 		Output:      out,
 		Actions:     actions,
 	}
-	if err := in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil); err != nil {
-		return fmt.Errorf("complete check run %d: %w", id, err)
-	}
-	return nil
+	return in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil)
 }
 
 // output builds a check run output within GitHub's limits. GitHub requires a title and a summary

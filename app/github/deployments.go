@@ -66,16 +66,27 @@ func (in *Installation) CreateDeployment(ctx context.Context, repo string, d New
 	if err != nil {
 		return 0, fmt.Errorf("create deployment of %s: %w", d.Ref, err)
 	}
-	dep, _, err := client.Repositories.CreateDeployment(ctx, owner, name, req)
-	if err != nil {
+	// The payload finds a deployment GitHub created although it answered 502; without one a
+	// failed create is not sent again.
+	id, err := writeOnce(ctx, in.conn, "create deployment", func() (int64, error) {
+		dep, _, err := client.Repositories.CreateDeployment(ctx, owner, name, req)
 		var accepted *gh.AcceptedError
 		if errors.As(err, &accepted) {
 			// 202 is GitHub's "merged branch" answer: nothing was deployed. auto_merge:false should prevent it.
-			return 0, fmt.Errorf("create deployment of %s: GitHub merged instead of deploying: %s", d.Ref, accepted.Raw)
+			return 0, fmt.Errorf("GitHub merged instead of deploying: %s", accepted.Raw)
 		}
-		return 0, fmt.Errorf("create deployment of %s: %w", d.Ref, apiError(err))
+		return dep.GetID(), apiError(err)
+	}, func() (int64, bool, error) {
+		id, err := in.FindDeployment(ctx, repo, d)
+		if errors.Is(err, ErrNotFound) {
+			return 0, false, nil
+		}
+		return id, err == nil, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create deployment of %s: %w", d.Ref, err)
 	}
-	return dep.GetID(), nil
+	return id, nil
 }
 
 // CreateDeploymentStatus adds a status to a GitHub Deployment.
@@ -102,8 +113,15 @@ func (in *Installation) CreateDeploymentStatus(ctx context.Context, repo string,
 	if err != nil {
 		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, err)
 	}
-	if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, deploymentID, req); err != nil {
-		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, apiError(err))
+	_, err = writeOnce(ctx, in.conn, "create deployment status", func() (struct{}, error) {
+		_, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, deploymentID, req)
+		return struct{}{}, apiError(err)
+	}, func() (struct{}, bool, error) {
+		posted, err := in.DeploymentStatusPosted(ctx, repo, deploymentID, st)
+		return struct{}{}, posted, err
+	})
+	if err != nil {
+		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, err)
 	}
 	return nil
 }

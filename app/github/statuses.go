@@ -50,8 +50,15 @@ func (in *Installation) CreateStatus(ctx context.Context, repo, sha string, st C
 	if err != nil {
 		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, err)
 	}
-	if _, _, err := client.Repositories.CreateStatus(ctx, owner, name, sha, body); err != nil {
-		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, apiError(err))
+	_, err = writeOnce(ctx, in.conn, "create status", func() (struct{}, error) {
+		_, _, err := client.Repositories.CreateStatus(ctx, owner, name, sha, body)
+		return struct{}{}, apiError(err)
+	}, func() (struct{}, bool, error) {
+		posted, err := in.StatusPosted(ctx, repo, sha, st)
+		return struct{}{}, posted, err
+	})
+	if err != nil {
+		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, err)
 	}
 	return nil
 }

@@ -27,9 +27,12 @@ const (
 	peekLimit = 64 << 10
 )
 
-// retryTransport retries GitHub calls that failed for reasons that pass: 5xx, 429, rate-limited
-// 403s and, for GET/HEAD only, network errors. It logs method, path and status, never headers
-// (Authorization carries the JWT or an installation token) and never the query string.
+// retryTransport retries GitHub calls that failed for reasons that pass: 429 and rate-limited
+// 403s (GitHub refuses those unread), and 5xx and network errors of the calls that may be sent
+// twice (repeatable). A write answered 5xx may have been carried out all the same: the write's
+// own code checks GitHub before sending it again (writes.go). It logs method, path and status,
+// never headers (Authorization carries the JWT or an installation token) and never the query
+// string.
 type retryTransport struct {
 	next       http.RoundTripper
 	log        *slog.Logger
@@ -85,6 +88,20 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// repeatable says whether a call may be sent again after an answer that leaves open whether
+// GitHub carried it out (a 5xx, a lost connection): reads, and minting an installation token,
+// since a second token harms nothing.
+func repeatable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		return true
+	case http.MethodPost:
+		return strings.HasSuffix(req.URL.Path, "/access_tokens")
+	default:
+		return false
+	}
+}
+
 // logPathKey carries the path to log in place of a request's own, for paths that hold a secret.
 type logPathKey struct{}
 
@@ -104,8 +121,8 @@ func logPath(req *http.Request) string {
 // retryAfter says why and after how long the call should be tried again; an empty reason means never.
 func (t *retryTransport) retryAfter(req *http.Request, resp *http.Response, err error, attempt int) (time.Duration, string) {
 	if err != nil {
-		// A POST that died on the wire may have been applied; only safe methods are resent.
-		if req.Context().Err() != nil || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		// A write that died on the wire may have been applied: only repeatable calls are resent.
+		if req.Context().Err() != nil || !repeatable(req) {
 			return 0, ""
 		}
 		return backoff(attempt), "network error"
@@ -115,6 +132,9 @@ func (t *retryTransport) retryAfter(req *http.Request, resp *http.Response, err 
 	var reason string
 	switch {
 	case resp.StatusCode >= 500:
+		if !repeatable(req) {
+			return 0, ""
+		}
 		wait, reason = backoff(attempt), "server error"
 	case resp.StatusCode == http.StatusTooManyRequests:
 		wait, reason = backoff(attempt), "rate limited"

@@ -200,6 +200,7 @@ func TestLogs_NeverCarryCredentials(t *testing.T) {
 	ctx := context.Background()
 	in := f.installation()
 	f.faults.fail(http.MethodPost, "/repos/acme/web/statuses/*", 1, http.StatusServiceUnavailable, nil, `{"message":"Service Unavailable"}`)
+	f.faults.fail(http.MethodGet, "/repos/acme/web/contents/*", 1, http.StatusServiceUnavailable, nil, `{"message":"Service Unavailable"}`)
 	if _, err := in.ReadFile(ctx, repoWeb, "stagely.yaml", f.sha1); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func TestLogs_NeverCarryCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := f.logs.String()
-	if !strings.Contains(logs, "github call will be retried") || !strings.Contains(logs, "/access_tokens") {
+	if !strings.Contains(logs, "github call will be retried") || !strings.Contains(logs, "checking before sending it again") || !strings.Contains(logs, "/access_tokens") {
 		t.Fatalf("logs do not show the calls and the retry:\n%s", logs)
 	}
 	for _, secret := range []string{tok.Value, "ghs_", "Bearer", "Authorization", "eyJ", "token "} {
@@ -221,7 +222,7 @@ func TestLogs_NeverCarryCredentials(t *testing.T) {
 	}
 }
 
-func TestRetry_NetworkErrorsAreRetriedOnlyForReads(t *testing.T) {
+func TestRetry_NetworkErrorsAreRetriedBlindOnlyForReads(t *testing.T) {
 	t.Parallel()
 	// Without keep-alives every request has a fresh connection, so http.Transport does not resend
 	// on its own (it does for a reused one) and the retry seen is ours.
@@ -240,10 +241,16 @@ func TestRetry_NetworkErrorsAreRetriedOnlyForReads(t *testing.T) {
 	if s := f.sleeps.all(); len(s) != 1 {
 		t.Fatalf("waits %v: want one backoff from our retry, not the http.Transport's own resend", s)
 	}
-	// A POST that died on the wire may have been applied: it is not sent again.
+	// A POST that died on the wire may have been applied: it is sent again only once GitHub's
+	// list of statuses shows it is not there.
 	f.faults.fail(http.MethodPost, "/repos/acme/web/statuses/*", 1, 0, nil, "")
-	if err := f.installation().CreateStatus(ctx, repoWeb, f.sha1, github.CommitStatus{State: "pending"}); err == nil {
-		t.Fatal("CreateStatus succeeded through a dropped connection")
+	if err := f.installation().CreateStatus(ctx, repoWeb, f.sha1, github.CommitStatus{State: "pending"}); err != nil {
+		t.Fatalf("CreateStatus after a dropped connection: %v", err)
 	}
-	f.wantRequests(t, http.MethodPost, "/repos/acme/web/statuses/*", 1)
+	f.wantRequests(t, http.MethodPost, "/repos/acme/web/statuses/*", 2)
+	// Before sending again, the client looks at what the first attempt may have written.
+	f.wantRequests(t, http.MethodGet, "/repos/acme/web/commits/*/statuses", 1)
+	if got := f.sim.Statuses(repoWeb, f.sha1); len(got) != 1 {
+		t.Fatalf("%d statuses stored, want 1", len(got))
+	}
 }

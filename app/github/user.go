@@ -44,6 +44,8 @@ type Repository struct {
 	DefaultBranch string
 	// Private says whether the repository is private.
 	Private bool
+	// Push says whether the user the listing was made for may push to it (write access or more).
+	Push bool
 }
 
 // asUser is a go-github client that sends a user's token, so GitHub decides what the user may see.
@@ -104,7 +106,7 @@ func (c *Client) UserRepositories(ctx context.Context, token string, installatio
 	for _, r := range page {
 		out = append(out, Repository{
 			ID: r.GetID(), Name: r.GetName(), FullName: r.GetFullName(),
-			DefaultBranch: r.GetDefaultBranch(), Private: r.GetPrivate(),
+			DefaultBranch: r.GetDefaultBranch(), Private: r.GetPrivate(), Push: r.GetPermissions()["push"],
 		})
 	}
 	return out, nil

@@ -83,6 +83,8 @@ func TestAgent_RealClientDeploysAndItsResultSurvivesAServerRestart(t *testing.T)
 	}()
 
 	a := e.waitStatus(agent.ID, "online")
+	// The row says online before the hub has handled the whole HELLO; a DEPLOY waits for that.
+	eventually(t, "the agent's HELLO handled", func() bool { return e.hub.Idle(agent.ID) })
 	if a.Version != "0.9.0-test" || a.DockerVersion != "27.5.1" {
 		t.Fatalf("agent row: %+v", a)
 	}

@@ -77,8 +77,10 @@ type conn struct {
 	agentID int64
 	log     *slog.Logger
 	ws      *websocket.Conn
-	out     chan []byte
+	out     chan outFrame
 	st      *agentState // set once registered
+	// protocol is the version the agent's HELLO announced.
+	protocol int
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -90,13 +92,23 @@ type conn struct {
 	lastHeard  atomic.Int64 // monotonic-free wall nanoseconds of the last frame, ping or pong
 	lastTouch  atomic.Int64 // Options.Now nanoseconds of the last heartbeat written
 	registered atomic.Bool
-	pinging    atomic.Bool
-	pings      sync.WaitGroup
-	writerDone chan struct{}
+	// ready is set once the HELLO is handled: only then may a DEPLOY go out (Hub.Dispatch).
+	ready atomic.Bool
+	// readerWaiting is set while the reader waits for room in the agent's work queue.
+	readerWaiting atomic.Bool
+	pinging       atomic.Bool
+	pings         sync.WaitGroup
+	writerDone    chan struct{}
 
 	logs *logBuffer
 	gate frameGate   // frames.go
 	upd  updateState // update.go
+}
+
+// outFrame is an encoded frame waiting for the writer, with its type.
+type outFrame struct {
+	typ string
+	b   []byte
 }
 
 func newConn(h *Hub, agentID int64) *conn {
@@ -105,7 +117,7 @@ func newConn(h *Hub, agentID int64) *conn {
 		hub:        h,
 		agentID:    agentID,
 		log:        h.log.With("agent_id", agentID),
-		out:        make(chan []byte, h.opts.OutboundQueue),
+		out:        make(chan outFrame, h.opts.OutboundQueue),
 		ctx:        ctx,
 		cancel:     cancel,
 		writerDone: make(chan struct{}),
@@ -126,7 +138,7 @@ func (c *conn) stop(code websocket.StatusCode, reason string) {
 func (c *conn) heard() { c.lastHeard.Store(time.Now().UnixNano()) }
 
 // trySend queues a frame without waiting; the caller holds Hub.mu.
-func (c *conn) trySend(frame []byte) error {
+func (c *conn) trySend(frame outFrame) error {
 	if c.ctx.Err() != nil {
 		return ErrAgentOffline
 	}
@@ -145,7 +157,7 @@ func (c *conn) send(typ string, payload any) error {
 		return err
 	}
 	select {
-	case c.out <- frame:
+	case c.out <- outFrame{typ: typ, b: frame}:
 		return nil
 	case <-c.ctx.Done():
 		return ErrAgentOffline
@@ -165,6 +177,7 @@ func (c *conn) run() {
 		c.finish()
 		return
 	}
+	c.protocol = hello.Protocol
 	st, ok := h.register(c)
 	if !ok {
 		c.stop(websocket.StatusGoingAway, protocol.CloseReasonShutdown)
@@ -173,20 +186,24 @@ func (c *conn) run() {
 	}
 	c.st = st
 	defer c.teardown()
-	if !c.connected(hello) {
-		return
-	}
+	// The HELLO is handled on the agent's worker, after whatever the agent's previous
+	// connection left there, while this reader goes on reading.
+	st.work.control(func() { c.connected(hello) })
 	c.readLoop()
 }
 
-// connected records the HELLO, hands the results it carries to the sink and tells the
-// sink the agent is here, all under the agent's lifeMu; false means the connection ended.
-func (c *conn) connected(hello protocol.Hello) bool {
+// connected records the HELLO, settles the jobs it lists and the results it carries, and
+// then tells the sink the agent is here. It runs on the agent's worker.
+func (c *conn) connected(hello protocol.Hello) {
 	h := c.hub
-	c.st.lifeMu.Lock()
-	defer c.st.lifeMu.Unlock()
+	if c.ctx.Err() != nil {
+		return
+	}
 	c.lastTouch.Store(h.opts.Now().UnixNano())
-	if err := h.markConnected(c.ctx, c, c.st, hello); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	err := h.markConnected(ctx, c, c.st, hello)
+	cancel()
+	if err != nil {
 		switch {
 		case c.ctx.Err() != nil:
 			// Replaced or shut down meanwhile.
@@ -197,19 +214,29 @@ func (c *conn) connected(hello protocol.Hello) bool {
 			c.log.Error("agent connection refused", "err", err)
 			c.stop(websocket.StatusInternalError, "server error")
 		}
-		return false
+		return
 	}
 	c.registered.Store(true)
 	c.log.Info("agent connected", "version", hello.AgentVersion, "hostname", hello.Hostname,
-		"unacked_results", len(hello.UnackedResults))
+		"protocol", hello.Protocol, "unacked_results", len(hello.UnackedResults), "jobs", len(hello.Jobs))
+	if hello.Jobs != nil && h.holdJobs(c.st, hello.Jobs) {
+		ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+		h.syncStatus(ctx, c.agentID, c.st)
+		cancel()
+	}
 	for _, res := range hello.UnackedResults {
-		if res.JobID != "" {
-			c.handleResult(res)
+		if res.JobID != "" && !c.handleResult(res) {
+			return
 		}
 	}
-	h.opts.Sink.AgentConnected(c.ctx, c.agentID, hello)
-	c.updateOnConnect(hello)
-	return true
+	if hello.Jobs != nil {
+		// Nothing can be dispatched yet (ready is unset), so what the sink compares the list
+		// with is only what earlier connections were given.
+		h.opts.Sink.JobsHeld(h.sinkCtx, c.agentID, hello.Jobs)
+	}
+	c.ready.Store(true)
+	h.opts.Sink.AgentConnected(h.sinkCtx, c.agentID, hello)
+	c.updateOnConnect(hello) // update.go
 }
 
 // readHello reads and checks the first frame; on failure it has stopped the connection.
@@ -223,7 +250,7 @@ func (c *conn) readHello() (protocol.Hello, bool) {
 		c.stop(websocket.StatusPolicyViolation, protocol.CloseReasonHelloFirst)
 		return protocol.Hello{}, false
 	}
-	if hello.Protocol != protocol.Version {
+	if hello.Protocol < protocol.MinVersion || hello.Protocol > protocol.Version {
 		c.log.Warn("agent refused: protocol version", "agent_protocol", hello.Protocol, "server_protocol", protocol.Version)
 		c.stop(websocket.StatusPolicyViolation, protocol.CloseReasonProtocolVersion)
 		return protocol.Hello{}, false
@@ -269,46 +296,45 @@ func (c *conn) refuse(code websocket.StatusCode, reason string, err error) {
 	c.stop(code, reason)
 }
 
-// readLoop handles frames in wire order until the connection ends.
+// readLoop reads frames until the connection ends and hands each to the agent's worker, in
+// wire order. It never waits on the database or the sink itself, so pongs are read
+// whatever those cost; it waits only while the agent's work queue is full.
 func (c *conn) readLoop() {
-	h := c.hub
 	for {
 		typ, v, ok := c.readFrame()
 		if !ok {
 			return
 		}
-		if !c.admit(v) {
-			continue
-		}
+		var run func()
+		var jobID string
 		switch p := v.(type) {
 		case *protocol.JobAccepted:
-			if !c.jobFrame(typ, p.JobID) {
-				return
+			jobID = p.JobID
+			run = func() {
+				c.jobReport(p.JobID, func(ctx context.Context) { c.hub.opts.Sink.JobAccepted(ctx, c.agentID, p.JobID) })
 			}
-			h.opts.Sink.JobAccepted(c.ctx, c.agentID, p.JobID)
 		case *protocol.JobPhase:
-			if !c.jobFrame(typ, p.JobID) {
-				return
+			jobID = p.JobID
+			run = func() {
+				c.jobReport(p.JobID, func(ctx context.Context) { c.hub.opts.Sink.JobPhase(ctx, c.agentID, p.JobID, p.Phase) })
 			}
-			h.opts.Sink.JobPhase(c.ctx, c.agentID, p.JobID, p.Phase)
 		case *protocol.LogChunk:
-			if p.JobID == "" {
-				c.refuse(websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame, errors.New("LOG_CHUNK without job_id"))
-				return
-			}
-			c.logs.add(*p)
+			jobID = p.JobID
+			run = func() { c.logs.add(*p) }
 		case *protocol.JobResult:
-			if p.JobID == "" {
-				c.refuse(websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame, errors.New("JOB_RESULT without job_id"))
+			jobID = p.JobID
+			run = func() {
+				// The lines of a job are stored before its outcome, so whoever reads the
+				// result finds the complete log.
+				if c.logs.flushJob(p.JobID) && c.handleResult(*p) {
+					c.offerIfIdle() // update.go
+				}
+			}
+		case *protocol.UpdateFailed:
+			if !c.st.work.push(c, frameSize(v), func() { c.updateFailed(*p) }) {
 				return
 			}
-			// The lines of a job are stored before its outcome, so whoever reads the
-			// result finds the complete log.
-			c.logs.flushJob(p.JobID)
-			c.handleResult(*p)
-			c.offerIfIdle()
-		case *protocol.UpdateFailed:
-			c.updateFailed(*p)
+			continue
 		case *protocol.Hello:
 			c.refuse(websocket.StatusPolicyViolation, protocol.CloseReasonBadFrame, errors.New("second HELLO"))
 			return
@@ -317,35 +343,113 @@ func (c *conn) readLoop() {
 			c.refuse(websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType, fmt.Errorf("%s from an agent", typ))
 			return
 		}
+		if jobID == "" {
+			c.refuse(websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame, fmt.Errorf("%s without job_id", typ))
+			return
+		}
+		// Whose job a frame is may take a database read (frames.go), so the worker asks.
+		report := run
+		run = func() {
+			if c.admit(v) {
+				report()
+			} else if l, ok := v.(*protocol.LogChunk); ok {
+				c.logs.skip(*l)
+			}
+		}
+		if !c.st.work.push(c, frameSize(v), run) {
+			return
+		}
 	}
 }
 
-// jobFrame checks a job frame's id and counts the job as in flight: an agent that reconnects
-// to a restarted server reports jobs this server never dispatched.
-func (c *conn) jobFrame(typ, jobID string) bool {
-	if jobID == "" {
-		c.refuse(websocket.StatusInvalidFramePayloadData, protocol.CloseReasonBadFrame, fmt.Errorf("%s without job_id", typ))
+// frameSize estimates what a frame's work holds in memory, for the work queue's bound.
+func frameSize(v any) int {
+	switch p := v.(type) {
+	case *protocol.LogChunk:
+		return 64 + len(p.JobID) + len(p.Line)
+	case *protocol.JobResult:
+		n := 256 + len(p.Error)
+		for _, s := range p.Services {
+			n += 64 + len(s.Name)
+			for _, l := range s.LogTail {
+				n += len(l)
+			}
+		}
+		return n
+	}
+	return 128
+}
+
+// jobReport counts a job the agent reports on as in flight (an agent that reconnects to a
+// restarted server reports jobs this server never dispatched) and passes the report on.
+func (c *conn) jobReport(jobID string, report func(ctx context.Context)) {
+	h := c.hub
+	if h.jobStarted(c.st, jobID) {
+		ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+		h.syncStatus(ctx, c.agentID, c.st)
+		cancel()
+	}
+	report(h.sinkCtx)
+}
+
+// handleResult hands a result to the sink and acknowledges it once the sink took it. A
+// result the sink cannot record within StoreRetryFor ends the connection (see persist):
+// the agent keeps it journaled and sends it again after reconnecting. false means so.
+func (c *conn) handleResult(res protocol.JobResult) bool {
+	h := c.hub
+	if h.jobDone(c.st, res.JobID) {
+		ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+		h.syncStatus(ctx, c.agentID, c.st)
+		cancel()
+	}
+	// No timeout of its own: recording a result includes reporting it to GitHub, which
+	// takes what it takes; Close cancels it.
+	recorded := c.persist("record job result", res.JobID, func() error {
+		return h.opts.Sink.JobResult(h.sinkCtx, c.agentID, res)
+	})
+	if !recorded {
 		return false
 	}
-	if c.hub.jobStarted(c.st, jobID) {
-		c.hub.syncStatus(c.ctx, c.agentID, c.st)
+	if err := c.send(protocol.TypeResultAck, protocol.ResultAck{JobID: res.JobID}); err != nil {
+		c.log.Info("job result recorded but not acknowledged; the agent will send it again", "job_id", res.JobID, "err", err)
 	}
 	return true
 }
 
-// handleResult hands a result to the sink and acknowledges it only when the sink took it;
-// otherwise the agent keeps it journaled and repeats it in its next HELLO.
-func (c *conn) handleResult(res protocol.JobResult) {
+// persist runs write until it succeeds, retrying with a growing pause for up to
+// StoreRetryFor while the connection lives. When it gives up on a live connection it closes
+// it with StatusTryAgainLater: the agent keeps what the server has not acknowledged and
+// sends it again after it reconnects, by which time the database may be back.
+func (c *conn) persist(what, jobID string, write func() error) bool {
 	h := c.hub
-	if h.jobDone(c.st, res.JobID) {
-		h.syncStatus(c.ctx, c.agentID, c.st)
-	}
-	if err := h.opts.Sink.JobResult(c.ctx, c.agentID, res); err != nil {
-		c.log.Warn("job result not recorded; the agent will send it again", "job_id", res.JobID, "err", err)
-		return
-	}
-	if err := c.send(protocol.TypeResultAck, protocol.ResultAck{JobID: res.JobID}); err != nil {
-		c.log.Info("job result recorded but not acknowledged; the agent will send it again", "job_id", res.JobID, "err", err)
+	deadline := time.Now().Add(h.opts.StoreRetryFor)
+	pause := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if err == nil {
+			if attempt > 1 {
+				c.log.Info(what+": done after a retry", "job_id", jobID, "attempts", attempt)
+			}
+			return true
+		}
+		if attempt == 1 {
+			c.log.Warn(what+": retrying", "job_id", jobID, "err", err)
+		}
+		if c.ctx.Err() != nil || h.sinkCtx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			if c.ctx.Err() == nil {
+				c.log.Warn(what+": giving up; closing the connection so the agent sends it again", "job_id", jobID, "attempts", attempt, "err", err)
+				c.stop(websocket.StatusTryAgainLater, protocol.CloseReasonRetryLater)
+			} else {
+				c.log.Info(what+": connection gone; the agent sends it again when it is back", "job_id", jobID, "err", err)
+			}
+			return false
+		}
+		select {
+		case <-time.After(pause):
+		case <-c.ctx.Done():
+		case <-h.sinkCtx.Done():
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
 }
 
@@ -363,7 +467,7 @@ func (c *conn) writeLoop() {
 			return
 		case frame := <-c.out:
 			ctx, cancel := context.WithTimeout(context.Background(), opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, frame)
+			err := c.ws.Write(ctx, websocket.MessageText, frame.b)
 			cancel()
 			if err != nil {
 				c.log.Info("agent connection write failed", "err", err)
@@ -395,8 +499,9 @@ func (c *conn) startPing() {
 			if c.ctx.Err() != nil {
 				return
 			}
-			// A reader busy with a slow store write reads pongs late; what it read last counts.
-			if time.Since(time.Unix(0, c.lastHeard.Load())) < timeout {
+			// A reader waiting for room in the agent's work queue reads pongs late: the
+			// server is slow, not the agent. Otherwise what it read last counts.
+			if c.readerWaiting.Load() || time.Since(time.Unix(0, c.lastHeard.Load())) < timeout {
 				return
 			}
 			c.log.Warn("agent silent; closing", "pong_timeout", timeout)
@@ -432,21 +537,24 @@ func (c *conn) finish() {
 	_ = c.ws.CloseNow()
 }
 
-// teardown runs once a registered connection ended: the last log lines are stored, and
-// unless a newer connection of the agent took over, the agent goes offline and the sink
-// learns which jobs were left without a result. The request's context is long gone, so
-// every call gets a fresh one.
+// teardown runs once a registered connection ended. The rest runs on the agent's worker,
+// after everything the connection handed it: the last log lines are stored, and unless a
+// newer connection of the agent took over, the agent goes offline and its in-flight jobs
+// are forgotten. The request's context is long gone, so every call gets a fresh one.
 func (c *conn) teardown() {
 	c.finish()
 	c.log.Info("agent connection ended", "close_code", int(c.closeCode), "close_reason", c.closeReason)
-	c.logs.close()
-	c.stopUpdate()
-	c.reportDropped()
-	if !c.hub.unregister(c, c.st) {
-		c.log.Info("agent connection replaced")
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
-	defer cancel()
-	c.hub.disconnected(ctx, c.agentID, c.st)
+	replaced := !c.hub.unregister(c, c.st)
+	c.st.work.control(func() {
+		c.logs.close()
+		c.stopUpdate()
+		c.reportDropped()
+		if replaced {
+			c.log.Info("agent connection replaced")
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+		defer cancel()
+		c.hub.disconnected(ctx, c.agentID, c.st)
+	})
 }

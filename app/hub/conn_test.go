@@ -206,28 +206,33 @@ func TestCancel_SendsCancelFrame(t *testing.T) {
 	}
 }
 
-func TestJobResult_SinkErrorMeansNoAck(t *testing.T) {
+func TestJobResult_SinkErrorRetriedThenConnectionClosedForTheAgentToResend(t *testing.T) {
 	t.Parallel()
 	sink := sinkRefusing("1")
-	e := newEnv(t, sink, nil)
+	e := newEnv(t, sink, func(o *hub.Options) { o.StoreRetryFor = 300 * time.Millisecond })
 	agent, c := e.connectNew("box")
 
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "1", Status: protocol.StatusFailure})
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "2", Status: protocol.StatusSuccess})
-	// Frames are handled in order and acks leave in order: the first frame back must be the
-	// ack of job 2, none having been queued for job 1.
-	typ, v := recv(t, c)
-	if ack, ok := v.(*protocol.ResultAck); typ != protocol.TypeResultAck || !ok || ack.JobID != "2" {
-		t.Fatalf("client got %s %+v, want only RESULT_ACK 2", typ, v)
+	// No ack for job 1: the agent keeps it journaled and sends it again after it reconnects.
+	if ce := closeOf(t, c); ce.Code != websocket.StatusTryAgainLater || ce.Reason != protocol.CloseReasonRetryLater {
+		t.Fatalf("connection closed with %v, want %v %q", ce, websocket.StatusTryAgainLater, protocol.CloseReasonRetryLater)
 	}
-	if !sink.has(fmt.Sprintf("JobResult %d 1 failure", agent.ID)) {
-		t.Fatalf("sink never saw job 1: %v", sink.Events())
+	if n := strings.Count(strings.Join(sink.Events(), "\n"), fmt.Sprintf("JobResult %d 1 failure", agent.ID)); n < 2 {
+		t.Fatalf("sink saw job 1 %d times, want retries:\n%s", n, strings.Join(sink.Events(), "\n"))
 	}
 }
 
-func TestHello_UnackedResultsGoToTheSinkAndEachIsAcked(t *testing.T) {
+func TestHello_UnackedResultsGoToTheSinkAndEachIsAckedAfterARetry(t *testing.T) {
 	t.Parallel()
-	sink := sinkRefusing("12")
+	var refused atomic.Bool
+	sink := &fakeSink{JobResultFn: func(_ context.Context, _ int64, res protocol.JobResult) error {
+		// The database fails the first write of job 12, as one down for a moment.
+		if res.JobID == "12" && refused.CompareAndSwap(false, true) {
+			return errors.New("database down")
+		}
+		return nil
+	}}
 	e := newEnv(t, sink, nil)
 	agent, token := e.newAgent("box")
 	hello := helloV1()
@@ -238,7 +243,7 @@ func TestHello_UnackedResultsGoToTheSinkAndEachIsAcked(t *testing.T) {
 	}
 	c := e.connect(agent.ID, token, hello)
 	var acks []string
-	for range 2 {
+	for range 3 {
 		typ, v := recv(t, c)
 		ack, ok := v.(*protocol.ResultAck)
 		if typ != protocol.TypeResultAck || !ok {
@@ -246,17 +251,21 @@ func TestHello_UnackedResultsGoToTheSinkAndEachIsAcked(t *testing.T) {
 		}
 		acks = append(acks, ack.JobID)
 	}
-	if strings.Join(acks, ",") != "11,13" {
-		t.Fatalf("acks %v, want 11,13 (12 was refused by the sink)", acks)
+	if strings.Join(acks, ",") != "11,12,13" {
+		t.Fatalf("acks %v, want 11,12,13 in order", acks)
 	}
 	events := strings.Join(sink.Events(), "\n")
-	for _, want := range []string{"JobResult %d 11 success", "JobResult %d 12 rolled_back", "JobResult %d 13 cancelled"} {
+	if n := strings.Count(events, fmt.Sprintf("JobResult %d 12 rolled_back", agent.ID)); n != 2 {
+		t.Fatalf("sink saw job 12 %d times, want 2 (one refused, one retry):\n%s", n, events)
+	}
+	for _, want := range []string{"JobResult %d 11 success", "JobResult %d 13 cancelled"} {
 		if !strings.Contains(events, fmt.Sprintf(want, agent.ID)) {
 			t.Fatalf("sink calls lack %q:\n%s", want, events)
 		}
 	}
 	// Results first, then AgentConnected: the sink knows these jobs ended before it may
 	// dispatch new work to the agent.
+	eventually(t, "AgentConnected", func() bool { return sink.has(fmt.Sprintf("AgentConnected %d v1.2.3", agent.ID)) })
 	if last := sink.Events()[len(sink.Events())-1]; !strings.HasPrefix(last, "AgentConnected") {
 		t.Fatalf("last sink call %q, want AgentConnected after the results", last)
 	}
@@ -422,6 +431,15 @@ func TestLogs_StoredInOrderInFewBatchesBeforeTheResult(t *testing.T) {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: jobID, Seq: int64(i), Stream: streams[i%3], Line: fmt.Sprintf("line %d", i), TS: ts.Add(time.Duration(i) * time.Millisecond)})
 	}
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: jobID, Status: protocol.StatusSuccess})
+	// Every line is confirmed before the result is: the agent may forget them.
+	var confirmed int64
+	for confirmed < lines {
+		ack, ok := expect(t, c, protocol.TypeLogAck).(*protocol.LogAck)
+		if !ok || ack.JobID != jobID || ack.Seq <= confirmed {
+			t.Fatalf("LOG_ACK %+v after seq %d", ack, confirmed)
+		}
+		confirmed = ack.Seq
+	}
 	expect(t, c, protocol.TypeResultAck)
 	if n := storedAtResult.Load(); n != lines {
 		t.Fatalf("%d lines stored when the sink got the result, want all %d", n, lines)
@@ -488,6 +506,10 @@ func TestLogs_NonNumericJobIDIsDroppedWithAWarning(t *testing.T) {
 		send(t, c, protocol.TypeLogChunk, protocol.LogChunk{JobID: "job-abc", Seq: int64(i), Stream: "stdout", Line: "x"})
 	}
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "job-abc", Status: protocol.StatusSuccess})
+	// Dropped lines are confirmed all the same: sending them again would not help.
+	if ack, ok := expect(t, c, protocol.TypeLogAck).(*protocol.LogAck); !ok || ack.JobID != "job-abc" || ack.Seq != 5 {
+		t.Fatalf("LOG_ACK %+v, want job-abc up to 5", ack)
+	}
 	expect(t, c, protocol.TypeResultAck)
 	if n := strings.Count(e.logs.String(), "job id is not a deployment id"); n != 1 {
 		t.Fatalf("%d warnings about the job id, want exactly 1:\n%s", n, e.logs.String())

@@ -33,6 +33,7 @@ type fakeSink struct {
 	JobAcceptedFn    func(ctx context.Context, agentID int64, jobID string)
 	JobPhaseFn       func(ctx context.Context, agentID int64, jobID, phase string)
 	JobResultFn      func(ctx context.Context, agentID int64, res protocol.JobResult) error
+	JobsHeldFn       func(ctx context.Context, agentID int64, held []protocol.HeldJob)
 
 	mu     sync.Mutex
 	events []string
@@ -78,6 +79,17 @@ func (s *fakeSink) JobPhase(ctx context.Context, agentID int64, jobID, phase str
 	s.record("JobPhase %d %s %s", agentID, jobID, phase)
 	if s.JobPhaseFn != nil {
 		s.JobPhaseFn(ctx, agentID, jobID, phase)
+	}
+}
+
+func (s *fakeSink) JobsHeld(ctx context.Context, agentID int64, held []protocol.HeldJob) {
+	ids := make([]string, len(held))
+	for i, j := range held {
+		ids[i] = j.JobID + ":" + j.State
+	}
+	s.record("JobsHeld %d %s", agentID, strings.Join(ids, ","))
+	if s.JobsHeldFn != nil {
+		s.JobsHeldFn(ctx, agentID, held)
 	}
 }
 

@@ -43,13 +43,20 @@ var _ Store = (*store.Store)(nil)
 
 // Sink receives what agents report; the deploy state machine implements it.
 //
-// Calls for one agent come from that agent's connection goroutine, in wire order. The same
+// Calls for one agent come from that agent's worker, one at a time, in wire order, never
+// from a connection's reader: a call may take as long as GitHub does without dropping the
+// agent. Their context ends only when the hub closes, not with the connection. The same
 // JobResult may arrive more than once (a result is repeated in every HELLO until RESULT_ACK
 // reaches the agent, and an ack can be lost with a dying connection), so JobResult must
 // de-duplicate by job id: a second call for a finished job returns nil and changes nothing.
 type Sink interface {
-	// AgentConnected is called once the agent's HELLO is recorded and its unacknowledged results handled.
+	// AgentConnected is called once the agent's HELLO is recorded and its unacknowledged
+	// results handled; jobs may be dispatched to it from then on.
 	AgentConnected(ctx context.Context, agentID int64, hello protocol.Hello)
+	// JobsHeld is called, for an agent whose HELLO lists its jobs (protocol 2), with that
+	// list, after its unacknowledged results and before anything may be dispatched to it:
+	// a job dispatched to the agent that it does not hold never arrived or was lost.
+	JobsHeld(ctx context.Context, agentID int64, held []protocol.HeldJob)
 	// JobAccepted reports the agent has taken a job.
 	JobAccepted(ctx context.Context, agentID int64, jobID string)
 	// JobPhase reports a job's progress.
@@ -120,6 +127,13 @@ type Options struct {
 	// UpdateTimeout bounds how long an agent offered an update counts as busy without
 	// answering or reconnecting (default 5m).
 	UpdateTimeout time.Duration
+	// WorkQueueBytes bounds the frames of one agent waiting for its worker (default 8 MiB);
+	// past it the connection's reader waits.
+	WorkQueueBytes int
+	// StoreRetryFor is how long a failed write of an agent's lines, or a result the sink
+	// could not record, is retried before the connection is closed with StatusTryAgainLater,
+	// so that the agent reconnects and sends them again (default 15s).
+	StoreRetryFor time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -149,6 +163,10 @@ func (o *Options) setDefaults() {
 	if o.OutboundQueue <= 0 {
 		o.OutboundQueue = 16
 	}
+	if o.WorkQueueBytes <= 0 {
+		o.WorkQueueBytes = 8 << 20
+	}
+	setDur(&o.StoreRetryFor, 15*time.Second)
 	o.setLimitDefaults()
 }
 
@@ -194,15 +212,20 @@ type Hub struct {
 	closed bool
 	// serving counts connections between upgrade and the end of their teardown.
 	serving sync.WaitGroup
+	// workers counts running agent workers; sinkCtx is what their sink calls run under,
+	// cancelled by Close.
+	workers    sync.WaitGroup
+	sinkCtx    context.Context
+	cancelSink context.CancelFunc
 }
 
 // agentState outlives connections: in-flight jobs carry over when an agent reconnects,
-// and its locks order what consecutive connections of one agent write. It is kept for the
-// hub's lifetime, one small entry per agent that ever connected.
+// and its worker orders what consecutive connections of one agent report. It is kept for
+// the hub's lifetime, one small entry per agent that ever connected.
 type agentState struct {
-	// lifeMu orders the arrival of one connection (HELLO, its results, Sink.AgentConnected)
-	// and the departure of the one before, so a stale disconnect never undoes a fresh connect.
-	lifeMu sync.Mutex
+	// work runs the agent's reports in order: the departure of one connection is handled
+	// before the arrival of the next, so a stale disconnect never undoes a fresh connect.
+	work *worker
 	// statusMu serialises store writes of this agent's status; written is the last value stored.
 	// It is never held while calling out of the hub.
 	statusMu sync.Mutex
@@ -218,14 +241,17 @@ type agentState struct {
 // New returns a Hub; Store and Sink are required.
 func New(opts Options) *Hub {
 	opts.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
-		opts:     opts,
-		log:      opts.Logger,
-		cache:    newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
-		bySource: newLimiterSet[sourceKey](opts.SourceRate, opts.LimiterKeys),
-		byAgent:  newLimiterSet[int64](opts.AgentRate, opts.LimiterKeys),
-		slots:    newVerifySlots(opts.VerifySlots, opts.VerifyQueue, opts.VerifyWait),
-		agents:   map[int64]*agentState{},
+		opts:       opts,
+		log:        opts.Logger,
+		cache:      newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL),
+		bySource:   newLimiterSet[sourceKey](opts.SourceRate, opts.LimiterKeys),
+		byAgent:    newLimiterSet[int64](opts.AgentRate, opts.LimiterKeys),
+		slots:      newVerifySlots(opts.VerifySlots, opts.VerifyQueue, opts.VerifyWait),
+		agents:     map[int64]*agentState{},
+		sinkCtx:    ctx,
+		cancelSink: cancel,
 	}
 }
 
@@ -237,13 +263,14 @@ func (h *Hub) Online(agentID int64) bool {
 	return st != nil && st.conn != nil
 }
 
-// Idle reports whether the agent is connected and has no job in flight. An agent runs one
-// job at a time, so the orchestrator hands it the next only when it is idle.
+// Idle reports whether the agent is connected, its HELLO handled, and has no job in flight.
+// An agent runs one job at a time, so the orchestrator hands it the next only when it is
+// idle; before its HELLO is handled the server does not know what the agent holds.
 func (h *Hub) Idle(agentID int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.agents[agentID]
-	return st != nil && st.conn != nil && len(st.jobs) == 0 && !st.updating()
+	return st != nil && st.conn != nil && st.conn.ready.Load() && len(st.jobs) == 0 && !st.updating()
 }
 
 // ConnectedCount is the number of agents connected now.
@@ -272,13 +299,14 @@ func (h *Hub) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) 
 	}
 	h.mu.Lock()
 	st := h.agents[agentID]
-	if st == nil || st.conn == nil {
+	// A DEPLOY must follow the HELLO's handling: the server learns there what the agent holds.
+	if st == nil || st.conn == nil || !st.conn.ready.Load() {
 		h.mu.Unlock()
 		return fmt.Errorf("dispatch job %s to agent %d: %w", job.JobID, agentID, ErrAgentOffline)
 	}
 	// The send happens under h.mu so that a connection's teardown, which takes its list of
 	// active jobs under h.mu after its writer stopped, either sees this job or refuses it.
-	if err := st.conn.trySend(frame); err != nil {
+	if err := st.conn.trySend(outFrame{typ: protocol.TypeDeploy, b: frame}); err != nil {
 		h.mu.Unlock()
 		return fmt.Errorf("dispatch job %s to agent %d: %w", job.JobID, agentID, err)
 	}
@@ -300,7 +328,7 @@ func (h *Hub) Cancel(agentID int64, jobID string) error {
 		h.mu.Unlock()
 		return fmt.Errorf("cancel job %s on agent %d: %w", jobID, agentID, ErrAgentOffline)
 	}
-	sendErr := st.conn.trySend(frame)
+	sendErr := st.conn.trySend(outFrame{typ: protocol.TypeCancel, b: frame})
 	// The job is over for the server either way: it stops counting as in flight, so a job
 	// whose DEPLOY or result was lost cannot keep the agent "busy" for ever. A result the
 	// agent still sends reaches the sink as usual.
@@ -330,7 +358,8 @@ func (h *Hub) Revoke(agentID int64) {
 }
 
 // Close refuses new connections, closes every connection with CloseReasonShutdown and
-// waits until each is torn down (agents marked offline, logs flushed).
+// waits until each is torn down (agents marked offline, logs flushed). Sink calls still
+// under way are cancelled: an agent sends again what it has no acknowledgement for.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
@@ -341,13 +370,15 @@ func (h *Hub) Close() {
 	}
 	h.mu.Unlock()
 	h.serving.Wait()
+	h.cancelSink()
+	h.workers.Wait()
 }
 
 // state returns the agent's state, creating it.
 func (h *Hub) state(agentID int64) *agentState {
 	st := h.agents[agentID]
 	if st == nil {
-		st = &agentState{jobs: map[string]struct{}{}}
+		st = &agentState{jobs: map[string]struct{}{}, work: newWorker(h)}
 		h.agents[agentID] = st
 	}
 	return st
@@ -377,13 +408,17 @@ func (h *Hub) unregister(c *conn, st *agentState) bool {
 		st.conn = nil
 		return true
 	}
-	// Frames the replaced connection never wrote (a DEPLOY, a RESULT_ACK) go out on its
-	// successor; the agent ignores a repeated one.
+	// Frames the replaced connection never wrote (a RESULT_ACK, a CANCEL) go out on its
+	// successor; the agent ignores a repeated one. A DEPLOY does not when the successor lists
+	// its jobs in HELLO (protocol 2): it would arrive after that HELLO, which the sink has
+	// already compared with its dispatched jobs and found without it, so the sink sends the
+	// job again itself.
 	for {
 		select {
-		case frame := <-c.out:
-			if st.conn != nil {
-				_ = st.conn.trySend(frame)
+		case f := <-c.out:
+			next := st.conn
+			if next != nil && (f.typ != protocol.TypeDeploy || next.protocol < 2) {
+				_ = next.trySend(f)
 			}
 			continue
 		default:
@@ -394,10 +429,9 @@ func (h *Hub) unregister(c *conn, st *agentState) bool {
 
 // disconnected marks the agent offline and forgets its unfinished jobs, unless a new
 // connection came in meanwhile. The agent journals their results and sends them when it is
-// back, to Sink.JobResult; the sink's own sweeper fails a job whose agent stays away.
+// back, to Sink.JobResult; the sink's own sweeper fails a job whose agent stays away. It
+// runs on the agent's worker.
 func (h *Hub) disconnected(ctx context.Context, agentID int64, st *agentState) {
-	st.lifeMu.Lock()
-	defer st.lifeMu.Unlock()
 	h.mu.Lock()
 	if st.conn != nil {
 		h.mu.Unlock()
@@ -408,6 +442,28 @@ func (h *Hub) disconnected(ctx context.Context, agentID int64, st *agentState) {
 	h.mu.Unlock()
 	h.syncStatus(ctx, agentID, st)
 	h.log.Info("agent disconnected", "agent_id", agentID, "active_jobs", jobs)
+}
+
+// holdJobs makes the agent's in-flight set the jobs its HELLO lists as queued or running:
+// the agent knows best, and a job it does not hold is not running anywhere. It reports
+// whether the set changed.
+func (h *Hub) holdJobs(st *agentState, held []protocol.HeldJob) bool {
+	want := map[string]struct{}{}
+	for _, j := range held {
+		if j.JobID != "" && (j.State == protocol.JobQueued || j.State == protocol.JobRunning) {
+			want[j.JobID] = struct{}{}
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changed := len(want) != len(st.jobs)
+	for id := range want {
+		if _, ok := st.jobs[id]; !ok {
+			changed = true
+		}
+	}
+	st.jobs = want
+	return changed
 }
 
 // jobStarted and jobDone keep the agent's in-flight set; they report whether it changed.

@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -16,16 +15,16 @@ const logWriteTimeout = 10 * time.Second
 
 // logBuffer collects a connection's LOG_CHUNKs per job and writes them in batches: when a
 // job has LogBatchSize lines waiting, or LogFlushEvery after the first waiting line,
-// whichever comes first. One timer per connection, armed only while lines wait.
+// whichever comes first. Everything but the timer runs on the agent's worker, one call at
+// a time, so a job's batches reach the store in arrival order; the timer only queues a
+// flush there. One timer per connection, armed only while lines wait.
 type logBuffer struct {
 	c *conn
 
-	// flushMu lets one flush run at a time, so a job's batches reach the store and the
-	// sink in arrival order.
-	flushMu sync.Mutex
-
-	mu      sync.Mutex
 	pending map[string][]protocol.LogChunk
+	// skipped is the highest seq per job of lines dropped before the buffer (frames.go),
+	// confirmed with the job's next flush: sending them again would not help.
+	skipped map[string]int64
 	timer   *time.Timer
 	armed   bool
 	closed  bool
@@ -33,95 +32,111 @@ type logBuffer struct {
 }
 
 func newLogBuffer(c *conn) *logBuffer {
-	return &logBuffer{c: c}
+	return &logBuffer{c: c, pending: map[string][]protocol.LogChunk{}, skipped: map[string]int64{}, warned: map[string]bool{}}
 }
 
 // add buffers one line; it writes the job's batch at once when it is full.
 func (b *logBuffer) add(l protocol.LogChunk) {
-	opts := b.c.hub.opts
-	b.mu.Lock()
 	if b.closed {
-		b.mu.Unlock()
 		return
-	}
-	if b.pending == nil {
-		b.pending = map[string][]protocol.LogChunk{}
 	}
 	b.pending[l.JobID] = append(b.pending[l.JobID], l)
-	full := len(b.pending[l.JobID]) >= opts.LogBatchSize
-	if !full && !b.armed {
-		b.armed = true
-		if b.timer == nil {
-			b.timer = time.AfterFunc(opts.LogFlushEvery, b.flushAll)
-		} else {
-			b.timer.Reset(opts.LogFlushEvery)
-		}
-	}
-	b.mu.Unlock()
-	if full {
+	if len(b.pending[l.JobID]) >= b.c.hub.opts.LogBatchSize {
 		b.flushJob(l.JobID)
-	}
-}
-
-// flushJob writes the job's waiting lines now.
-func (b *logBuffer) flushJob(jobID string) {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	b.mu.Lock()
-	lines := b.pending[jobID]
-	delete(b.pending, jobID)
-	b.mu.Unlock()
-	b.write(jobID, lines)
-}
-
-// flushAll writes every waiting line; it is the timer's callback.
-func (b *logBuffer) flushAll() {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	b.mu.Lock()
-	b.armed = false
-	if b.closed {
-		b.mu.Unlock()
 		return
 	}
-	all := b.pending
-	b.pending = nil
-	b.mu.Unlock()
-	for jobID, lines := range all {
-		b.write(jobID, lines)
+	b.arm()
+}
+
+// skip notes a line dropped before the buffer, to be confirmed with the job's next flush.
+func (b *logBuffer) skip(l protocol.LogChunk) {
+	if b.closed {
+		return
+	}
+	b.skipped[l.JobID] = max(b.skipped[l.JobID], l.Seq)
+	b.arm()
+}
+
+func (b *logBuffer) arm() {
+	if b.armed {
+		return
+	}
+	b.armed = true
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.c.hub.opts.LogFlushEvery, func() { b.c.st.work.control(b.flushAll) })
+	} else {
+		b.timer.Reset(b.c.hub.opts.LogFlushEvery)
 	}
 }
 
-// close writes what is left and stops the timer; a timer firing later finds nothing to do.
+// flushJob writes the job's waiting lines now; false means they could not be stored and
+// the connection is closing.
+func (b *logBuffer) flushJob(jobID string) bool {
+	lines := b.pending[jobID]
+	delete(b.pending, jobID)
+	if !b.write(jobID, lines) {
+		return false
+	}
+	if seq, ok := b.skipped[jobID]; ok {
+		delete(b.skipped, jobID)
+		b.ack(jobID, seq)
+	}
+	return true
+}
+
+// flushAll writes every waiting line; the timer queues it.
+func (b *logBuffer) flushAll() {
+	b.armed = false
+	if b.closed {
+		return
+	}
+	for jobID := range b.pending {
+		if !b.flushJob(jobID) {
+			return
+		}
+	}
+	for jobID := range b.skipped {
+		b.flushJob(jobID)
+	}
+}
+
+// close writes what is left and stops the timer; a flush the timer queued later finds
+// nothing to do.
 func (b *logBuffer) close() {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
-	b.mu.Lock()
 	b.closed = true
 	if b.timer != nil {
 		b.timer.Stop()
 	}
-	all := b.pending
-	b.pending = nil
-	b.mu.Unlock()
-	for jobID, lines := range all {
+	for jobID, lines := range b.pending {
+		delete(b.pending, jobID)
 		b.write(jobID, lines)
+	}
+	for jobID, seq := range b.skipped {
+		delete(b.skipped, jobID)
+		b.ack(jobID, seq)
 	}
 }
 
-// write stores lines of one job. The job id is the deployment
-// id in decimal; lines of any other job id, or that the table would refuse, are dropped
-// with one warning per job, so one bad line does not sink its whole batch.
-func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
+// write stores lines of one job and confirms them to the agent (LOG_ACK). The job id is
+// the deployment id in decimal; lines of any other job id, or that the table would refuse,
+// are dropped with one warning per job, so one bad line does not sink its whole batch, and
+// confirmed all the same: sending them again would not help. A write that keeps failing
+// closes the connection (see persist), and the agent sends the lines again.
+func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) bool {
 	if len(lines) == 0 {
-		return
+		return true
 	}
 	c := b.c
 	opts := c.hub.opts
+	var last int64
+	for _, l := range lines {
+		last = max(last, l.Seq)
+	}
 	deploymentID, err := strconv.ParseInt(jobID, 10, 64)
 	if err != nil || deploymentID <= 0 {
 		b.warnOnce(jobID, "log lines dropped: job id is not a deployment id", len(lines))
-		return
+		b.ack(jobID, last)
+		return true
 	}
 	rows := make([]store.LogLine, 0, len(lines))
 	for _, l := range lines {
@@ -135,13 +150,29 @@ func (b *logBuffer) write(jobID string, lines []protocol.LogChunk) {
 		}
 		rows = append(rows, store.LogLine{DeploymentID: deploymentID, Seq: l.Seq, Stream: l.Stream, Line: l.Line, TS: ts})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), logWriteTimeout)
-	defer cancel()
 	for start := 0; start < len(rows); start += opts.LogBatchSize {
-		end := min(start+opts.LogBatchSize, len(rows))
-		if err := opts.Store.AppendAgentLogs(ctx, deploymentID, c.agentID, rows[start:end]); err != nil {
-			c.log.Warn("store job log lines", "job_id", jobID, "lines", end-start, "err", err)
+		batch := rows[start:min(start+opts.LogBatchSize, len(rows))]
+		stored := c.persist("store job log lines", jobID, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), logWriteTimeout)
+			defer cancel()
+			return opts.Store.AppendAgentLogs(ctx, deploymentID, c.agentID, batch)
+		})
+		if !stored {
+			return false
 		}
+	}
+	b.ack(jobID, last)
+	return true
+}
+
+// ack confirms the job's lines up to seq to an agent that understands LOG_ACK.
+func (b *logBuffer) ack(jobID string, seq int64) {
+	c := b.c
+	if c.protocol < 2 || seq < 1 {
+		return
+	}
+	if err := c.send(protocol.TypeLogAck, protocol.LogAck{JobID: jobID, Seq: seq}); err != nil {
+		c.log.Debug("log lines stored but not confirmed; the agent will send them again", "job_id", jobID, "err", err)
 	}
 }
 
@@ -156,14 +187,9 @@ func validStream(s string) bool {
 // warnOnce logs the first problem of each job only: an agent streaming thousands of bad
 // lines must not flood the server's log.
 func (b *logBuffer) warnOnce(jobID, msg string, n int) {
-	b.mu.Lock()
-	if b.warned == nil {
-		b.warned = map[string]bool{}
+	if b.warned[jobID] {
+		return
 	}
-	seen := b.warned[jobID]
 	b.warned[jobID] = true
-	b.mu.Unlock()
-	if !seen {
-		b.c.log.Warn(msg, "job_id", jobID, "lines", n)
-	}
+	b.c.log.Warn(msg, "job_id", jobID, "lines", n)
 }

@@ -152,7 +152,7 @@ func (c *conn) updateOver(reason string) {
 	}
 	c.log.Warn("agent update failed; it keeps running its build", "version", from, "offered", to, "reason", reason)
 	if s, ok := h.opts.Sink.(IdleSink); ok {
-		s.AgentIdle(c.ctx, c.agentID)
+		s.AgentIdle(h.sinkCtx, c.agentID)
 	}
 }
 

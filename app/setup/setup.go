@@ -1,12 +1,15 @@
 // Package setup creates Stagely's GitHub App through GitHub's manifest flow at /setup: the page
 // posts app-manifest.yml to GitHub's new-app page, GitHub sends back a one-time code, and the
 // callback converts it into the App's credentials, which appcreds seals and starts using at once.
-// Once an App exists, /setup only shows it; see docs/github-app.md.
+// Until an App exists, only a holder of the setup token (printed in the server's log at start)
+// may register one; once an App exists, /setup only shows it. See docs/github-app.md.
 package setup
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -28,6 +31,12 @@ import (
 
 // stateCookie binds a registration to the browser that started it.
 const stateCookie = "stagely_setup_state"
+
+// tokenCookie carries the setup token from the page that opened the form to GitHub's callback.
+const tokenCookie = "stagely_setup_token"
+
+// minTokenLen is 128 bits in unpadded base64.
+const minTokenLen = 22
 
 // stateTTL is GitHub's own limit: "You must complete all three steps … within one hour."
 const stateTTL = time.Hour
@@ -56,7 +65,9 @@ type Options struct {
 	GitHubURL string
 	// PublicURL is rendered into the manifest: webhook, callback and setup URLs.
 	PublicURL string
-	Logger    *slog.Logger
+	// Token is the setup token (TokenFromKey): /setup registers an App only for its holder.
+	Token  string
+	Logger *slog.Logger
 }
 
 // Setup serves /setup.
@@ -68,13 +79,26 @@ type Setup struct {
 	pretty       []byte // the same, indented for the page
 	githubOrigin string
 	secure       bool
+	token        []byte
 	log          *slog.Logger
+}
+
+// TokenFromKey derives the setup token from STAGELY_SECRET_KEY with HMAC-SHA256 (192 bits):
+// every replica computes the same token with nothing stored, only the key's holder can compute
+// it, and it changes with the key.
+func TokenFromKey(key []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("stagely /setup token v1"))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:24])
 }
 
 // New renders the manifest for the public URL and builds the setup pages.
 func New(o Options) (*Setup, error) {
 	if o.Creds == nil || o.GitHub == nil {
 		return nil, errors.New("setup: Creds and GitHub are required")
+	}
+	if len(o.Token) < minTokenLen {
+		return nil, errors.New("setup: a Token of at least 128 bits is required")
 	}
 	for what, raw := range map[string]string{"GitHub URL": o.GitHubURL, "public URL": o.PublicURL} {
 		u, err := url.Parse(raw)
@@ -100,7 +124,8 @@ func New(o Options) (*Setup, error) {
 	}
 	return &Setup{
 		creds: o.Creds, github: o.GitHub, githubURL: strings.TrimRight(o.GitHubURL, "/"),
-		manifest: manifest, pretty: pretty, githubOrigin: gh.Scheme + "://" + gh.Host, secure: strings.HasPrefix(o.PublicURL, "https://"), log: o.Logger,
+		manifest: manifest, pretty: pretty, githubOrigin: gh.Scheme + "://" + gh.Host, secure: strings.HasPrefix(o.PublicURL, "https://"),
+		token: []byte(o.Token), log: o.Logger,
 	}, nil
 }
 
@@ -121,6 +146,9 @@ func (s *Setup) page(c *gin.Context) {
 	}
 	if ok {
 		s.render(c, http.StatusOK, s.configuredView(app))
+		return
+	}
+	if !s.holdsToken(c) {
 		return
 	}
 	status, v := http.StatusOK, view{Form: true, Manifest: string(s.manifest), ManifestPretty: string(s.pretty), Owner: "your personal account"}
@@ -161,6 +189,7 @@ func (s *Setup) configuredView(app appcreds.App) view {
 func (s *Setup) callback(c *gin.Context) {
 	ctx := c.Request.Context()
 	ck, cookieErr := c.Request.Cookie(stateCookie)
+	tk, tokenErr := c.Request.Cookie(tokenCookie)
 	clearState(c.Writer, s.secure)
 	// Once an App exists nobody, signed in or not, replaces it from here (docs/github-app.md).
 	existing, ok, err := s.creds.App(ctx)
@@ -173,6 +202,12 @@ func (s *Setup) callback(c *gin.Context) {
 		v := s.configuredView(existing)
 		v.Problem = "Stagely already has a GitHub App, so this registration was not used."
 		s.render(c, http.StatusConflict, v)
+		return
+	}
+	// The state alone proves only that one browser started and finished the flow; the token
+	// proves it is the operator's (a stranger can mint their own state cookie).
+	if tokenErr != nil || !s.tokenOK(tk.Value) {
+		s.render(c, http.StatusForbidden, tokenMissing())
 		return
 	}
 	got := c.Query("state")
@@ -214,6 +249,7 @@ func (s *Setup) callback(c *gin.Context) {
 			app.Slug, app.Credentials.AppID, app.HTMLURL), LinkURL: "/setup", LinkText: "Back to setup"})
 		return
 	}
+	setCookie(c.Writer, tokenCookie, "", -1, s.secure)
 	s.log.Info("GitHub App registered", "app_id", app.Credentials.AppID, "slug", app.Slug)
 	c.Redirect(http.StatusSeeOther, "/setup")
 }
@@ -233,8 +269,53 @@ func conversionError(err error) (int, view) {
 	return http.StatusBadGateway, startAgain("Stagely could not fetch the new App's credentials from GitHub.")
 }
 
-func clearState(w http.ResponseWriter, secure bool) {
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/setup", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+func clearState(w http.ResponseWriter, secure bool) { setCookie(w, stateCookie, "", -1, secure) }
+
+// setCookie sets a cookie of the setup pages; maxAge < 0 removes it.
+func setCookie(w http.ResponseWriter, name, value string, maxAge int, secure bool) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/setup", MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+}
+
+// holdsToken reports whether the request carries the setup token, and answers it when not. A
+// token in the query is moved into a cookie and the browser sent back to the same page
+// without it, so the token stays out of the address bar, the history and any Referer.
+func (s *Setup) holdsToken(c *gin.Context) bool {
+	if q, ok := c.GetQuery("token"); ok {
+		if !s.tokenOK(q) {
+			s.render(c, http.StatusForbidden, tokenWrong())
+			return false
+		}
+		setCookie(c.Writer, tokenCookie, q, int(stateTTL/time.Second), s.secure)
+		rest := c.Request.URL.Query()
+		rest.Del("token")
+		target := "/setup"
+		if len(rest) > 0 {
+			target += "?" + rest.Encode()
+		}
+		c.Redirect(http.StatusSeeOther, target)
+		return false
+	}
+	if ck, err := c.Request.Cookie(tokenCookie); err == nil && s.tokenOK(ck.Value) {
+		return true
+	}
+	s.render(c, http.StatusForbidden, tokenMissing())
+	return false
+}
+
+// tokenOK compares in constant time; only the length, which is public, can leak.
+func (s *Setup) tokenOK(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), s.token) == 1
+}
+
+func tokenMissing() view {
+	return view{Title: "Setup token required", Message: "This Stagely server has no GitHub App yet, and only its operator may create one. " +
+		"Open the link the server printed in its log when it started: the line \"no GitHub App yet\" holds a URL ending in /setup?token=… " +
+		"(for example docker logs stagely 2>&1 | grep setup_url)."}
+}
+
+func tokenWrong() view {
+	return view{Title: "Setup token not accepted", Message: "This is not the setup token of this server. " +
+		"Copy the link from the server's log again: the token changes when STAGELY_SECRET_KEY does."}
 }
 
 func randomState() (string, error) {

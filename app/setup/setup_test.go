@@ -45,6 +45,8 @@ type fixture struct {
 	clock     *clocktest.Clock
 	publicURL string
 	logs      *logtest.Buffer
+	// token is the setup token the server was given, as the operator reads it in the log.
+	token string
 }
 
 func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
@@ -54,7 +56,8 @@ func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
 	k := apptest.New(t, githubsim.Options{Now: clk.Now})
 	creds := appcreds.New(k.Store, k.Keys, env)
 	gh := k.GitHubClient(t, github.Options{AppKey: creds.AppKey})
-	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: k.Endpoints.Web, PublicURL: site.URL, Logger: k.Logs.Logger()})
+	token := setup.TokenFromKey(k.Key)
+	s, err := setup.New(setup.Options{Creds: creds, GitHub: gh, GitHubURL: k.Endpoints.Web, PublicURL: site.URL, Token: token, Logger: k.Logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +69,7 @@ func newFixture(t *testing.T, env appcreds.Credentials) *fixture {
 	a.Register(site.Router)
 	site.Router.NoRoute(func(c *gin.Context) { c.String(http.StatusOK, "dashboard at %s", c.Request.URL.Path) })
 	site.Start(t)
-	return &fixture{t: t, sim: k.Sim, ep: k.Endpoints, st: k.Store, creds: creds, github: gh, srv: site.Server, clock: clk, publicURL: site.URL, logs: k.Logs}
+	return &fixture{t: t, sim: k.Sim, ep: k.Endpoints, st: k.Store, creds: creds, github: gh, srv: site.Server, clock: clk, publicURL: site.URL, logs: k.Logs, token: token}
 }
 
 func (f *fixture) browser() *http.Client {
@@ -94,10 +97,15 @@ var (
 	formField  = regexp.MustCompile(`<input type="hidden" name="manifest" value="([^"]*)">`)
 )
 
-// form loads /setup and returns the registration form's target and manifest field.
+// form loads /setup as the operator does, with the link from the server's log, and returns the
+// registration form's target and manifest field.
 func (f *fixture) form(c *http.Client, query string) (action, manifest string) {
 	f.t.Helper()
-	resp, body := f.get(c, "/setup"+query)
+	sep := "?"
+	if query != "" {
+		sep = "&"
+	}
+	resp, body := f.get(c, "/setup"+query+sep+"token="+url.QueryEscape(f.token))
 	if resp.StatusCode != http.StatusOK {
 		f.t.Fatalf("/setup: %d %s", resp.StatusCode, body)
 	}
@@ -281,16 +289,19 @@ func TestSetupCallback_StateFromAnotherBrowserIsRefused(t *testing.T) {
 	tampered.RawQuery = q.Encode()
 
 	for name, try := range map[string]struct {
-		c   *http.Client
-		url string
+		c    *http.Client
+		url  string
+		want int
+		says string
 	}{
-		"another browser":     {f.browser(), back},
-		"forged state":        {owner, tampered.String()},
-		"no state, same code": {f.browser(), f.srv.URL + "/setup/callback?code=" + u.Query().Get("code")},
+		// Another browser holds no setup token either.
+		"another browser":     {f.browser(), back, http.StatusForbidden, "server printed in its log"},
+		"forged state":        {owner, tampered.String(), http.StatusBadRequest, "Start again"},
+		"no state, same code": {f.browser(), f.srv.URL + "/setup/callback?code=" + u.Query().Get("code"), http.StatusForbidden, "server printed in its log"},
 	} {
 		resp, body := f.get(try.c, try.url)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Start again") {
-			t.Fatalf("%s: %d\n%s", name, resp.StatusCode, body)
+		if resp.StatusCode != try.want || !strings.Contains(body, try.says) {
+			t.Fatalf("%s: %d, want %d saying %q\n%s", name, resp.StatusCode, try.want, try.says, body)
 		}
 	}
 	if n := len(f.sim.CallsMatching(http.MethodPost, conversions)); n != 0 {
@@ -309,7 +320,7 @@ func TestSetup_OrganizationOwnsTheApp(t *testing.T) {
 	if !strings.HasPrefix(action, f.ep.Web+"/organizations/acme-inc/settings/apps/new?state=") {
 		t.Fatalf("form posts to %q, want the organization's new-app page", action)
 	}
-	resp, body := f.get(f.browser(), "/setup?org="+url.QueryEscape("../evil"))
+	resp, body := f.get(f.browser(), "/setup?org="+url.QueryEscape("../evil")+"&token="+url.QueryEscape(f.token))
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "not a GitHub organization name") ||
 		!strings.Contains(body, html.EscapeString(f.ep.Web+"/settings/apps/new?state=")) {
 		t.Fatalf("bad org name: %d\n%s", resp.StatusCode, body)

@@ -85,6 +85,8 @@ func (s *Setup) render(c *gin.Context, status int, v view) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
+	// Nothing of these pages' addresses reaches GitHub or anyone else in a Referer.
+	c.Header("Referrer-Policy", "no-referrer")
 	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self' "+s.githubOrigin)
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }

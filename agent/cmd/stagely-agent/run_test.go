@@ -186,8 +186,10 @@ func TestRun_RealDeployerReportsFetchFailureThenShutsDownCleanly(t *testing.T) {
 		t.Fatal("no LOG_CHUNK from the real deployer")
 	}
 	for {
-		entries, _ := os.ReadDir(filepath.Join(dataDir, "journal"))
-		if len(entries) == 0 {
+		// Files only: the journal keeps its folder of start records, empty once the job ended.
+		entries, _ := filepath.Glob(filepath.Join(dataDir, "journal", "*.json"))
+		started, _ := filepath.Glob(filepath.Join(dataDir, "journal", "started", "*"))
+		if len(entries)+len(started) == 0 {
 			break
 		}
 		if wctx.Err() != nil {

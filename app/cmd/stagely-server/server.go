@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/stagely/stagely/app/agentdist"
 	"github.com/stagely/stagely/app/api"
 	"github.com/stagely/stagely/app/appcreds"
+	"github.com/stagely/stagely/app/appmanifest"
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/config"
 	"github.com/stagely/stagely/app/deploy"
@@ -25,10 +27,12 @@ import (
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/app/metrics"
 	"github.com/stagely/stagely/app/recovery"
+	"github.com/stagely/stagely/app/retention"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/app/setup"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/webhook"
 )
 
 // server is every long-lived part of the control plane, wired once.
@@ -40,6 +44,7 @@ type server struct {
 	// recovery asks GitHub again for the webhooks it could not deliver to us.
 	recovery *recovery.Loop
 	auth     *auth.Auth
+	pruner   *retention.Pruner
 	http     *http.Server
 }
 
@@ -59,9 +64,11 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	// for them on every installation call, so an App stored by /setup is used with no restart.
 	creds := appcreds.New(st, keys, cfg.App)
 	// A stored App that cannot be opened (STAGELY_SECRET_KEY changed) stops the server here.
-	if _, _, err := creds.Current(ctx); err != nil {
+	_, haveApp, err := creds.Current(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("load GitHub App credentials: %w", err)
 	}
+	setupToken := announceSetup(cfg, haveApp, logger)
 	gh, err := github.NewClient(github.Options{
 		APIURL: cfg.GitHubAPIURL.String(), WebURL: cfg.GitHubURL.String(), AppKey: creds.AppKey,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second}, Logger: logger,
@@ -72,18 +79,24 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 
 	ref := &hubRef{}
 	var h *hub.Hub
-	met := metrics.New(func() int { return h.ConnectedCount() })
+	manifest, err := appmanifest.Render(cfg.PublicURL.String())
+	if err != nil {
+		return nil, err
+	}
+	met := metrics.New(func() int { return h.ConnectedCount() }, append(webhook.Events(), manifest.Events()...))
 	secretSvc := secrets.New(st, keys)
 	orch := deploy.New(deploy.Options{
 		Store: st, Hub: ref, GitHub: func(id int64) deploy.GitHub { return gh.Installation(id) },
 		Secrets: secretSvc, Metrics: met, PublicURL: cfg.PublicURL.String(), Logger: logger,
 		AgentOfflineWait: cfg.AgentOfflineWait, AgentLostAfter: cfg.AgentLostAfter, SweepEvery: cfg.SweepInterval,
+		ReportBackoff: cfg.ReportRetryMin,
 	})
 	dist, err := newAgentDist(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies, Updates: dist})
+	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies,
+		PingInterval: cfg.AgentPingInterval, PongTimeout: cfg.AgentPongTimeout, Updates: dist})
 	ref.h = h
 	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
 		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
@@ -93,7 +106,8 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 
 	p := parts{
 		store: st, log: logger, metrics: met, hub: h,
-		webhooks: intake.NewHandler(st, creds.WebhookSecret, worker.Poke, logger, met),
+		webhooks: intake.NewHandler(st, creds.WebhookSecret, worker.Poke, logger, met).
+			WithLimits(intake.Limits{ReadTimeout: cfg.WebhookReadTimeout}),
 	}
 	if p.auth, err = auth.New(auth.Options{
 		Store: st, Keys: keys, Creds: creds, GitHub: gh, PublicURL: cfg.PublicURL.String(), Logger: logger,
@@ -101,7 +115,7 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 		return nil, err
 	}
 	if p.setup, err = setup.New(setup.Options{
-		Creds: creds, GitHub: gh, GitHubURL: cfg.GitHubURL.String(), PublicURL: cfg.PublicURL.String(), Logger: logger,
+		Creds: creds, GitHub: gh, GitHubURL: cfg.GitHubURL.String(), PublicURL: cfg.PublicURL.String(), Token: setupToken, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
@@ -116,11 +130,39 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	if err != nil {
 		return nil, err
 	}
+	pruner := retention.New(retention.Options{
+		Store: st, Logs: cfg.Retention.Logs, KeepLast: cfg.Retention.KeepLastLogs, Deliveries: cfg.Retention.Deliveries, Logger: logger,
+	})
 	return &server{
-		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth,
+		log: logger, hub: h, orch: orch, worker: worker, auth: p.auth, pruner: pruner,
 		recovery: recovery.New(recovery.Options{GitHub: gh, Store: st, Interval: cfg.RecoveryInterval, Logger: logger}),
-		http:     &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second},
+		http:     newHTTPServer(router, cfg),
 	}, nil
+}
+
+// announceSetup derives the /setup token and, while there is no App, prints the link holding it,
+// once: like Jenkins' initial admin password, whoever can read this log may create the App.
+func announceSetup(cfg config.Config, haveApp bool, logger *slog.Logger) string {
+	token := setup.TokenFromKey(cfg.SecretKey)
+	if !haveApp {
+		setupURL := strings.TrimRight(cfg.PublicURL.String(), "/") + "/setup?token=" + token
+		logger.Warn("no GitHub App yet: open setup_url to create it; the link works until an App exists", "setup_url", setupURL)
+	}
+	return token
+}
+
+// maxHeaderBytes bounds a request's headers: GitHub sends about 1 KiB, a browser's cookies a
+// few; net/http's default, 1 MiB, would let slow senders hold a megabyte each.
+const maxHeaderBytes = 64 << 10
+
+// newHTTPServer bounds what a connection may hold: headers must arrive within 10 s and fit in
+// maxHeaderBytes, a kept-alive connection is closed after cfg.HTTPIdleTimeout. There is no
+// server-wide read or write deadline: agent WebSockets and log streams live for hours, so
+// webhook bodies get their own read deadline from intake.
+func newHTTPServer(h http.Handler, cfg config.Config) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: maxHeaderBytes,
+	}
 }
 
 // run serves until ctx ends, then stops every part: HTTP first (no new webhooks or agents),
@@ -129,7 +171,7 @@ func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	parts := []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run, s.recovery.Run}
+	parts := []func(context.Context) error{s.worker.Run, s.orch.Run, s.auth.Run, s.recovery.Run, s.pruner.Run}
 	errs := make(chan error, len(parts))
 	for _, part := range parts {
 		wg.Add(1)
