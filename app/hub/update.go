@@ -120,7 +120,7 @@ func (c *conn) offerLocked() {
 		Version: latest, Platform: u.platform, SHA256: sum, Path: "/agent/download/" + u.platform,
 	})
 	if err == nil {
-		err = c.trySend(frame)
+		err = c.trySend(outFrame{typ: protocol.TypeUpdate, b: frame})
 	}
 	if err != nil {
 		c.log.Warn("agent update not offered", "err", err)
