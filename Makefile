@@ -111,6 +111,8 @@ agent-binaries:
 		(cd agent && CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" \
 			-o ../$(AGENT_DIST)/stagely-agent-linux-$$arch ./cmd/stagely-agent); \
 	done
+	# The version the binaries carry, for self-update (docs/agents.md): the server embeds it too.
+	echo '$(VERSION)' >$(AGENT_DIST)/VERSION
 
 build: web agent-binaries
 	mkdir -p bin
@@ -122,4 +124,4 @@ demo: demo-deps build
 	bin/stagely-demo --server-bin bin/stagely-server --agent-bin bin/stagely-agent $(DEMO_FLAGS)
 
 clean:
-	rm -rf bin web/dist $(AGENT_DIST)/stagely-agent-*
+	rm -rf bin web/dist $(AGENT_DIST)/stagely-agent-* $(AGENT_DIST)/VERSION

@@ -25,8 +25,10 @@ type Agent struct {
 	Hostname       string       `db:"hostname"`
 	DockerVersion  string       `db:"docker_version"`
 	ComposeVersion string       `db:"compose_version"`
-	CreatedAt      time.Time    `db:"created_at"`
-	UpdatedAt      time.Time    `db:"updated_at"`
+	// AutoUpdate lets the server offer the agent the build it serves (docs/agents.md).
+	AutoUpdate bool      `db:"auto_update"`
+	CreatedAt  time.Time `db:"created_at"`
+	UpdatedAt  time.Time `db:"updated_at"`
 	// BootstrapHash is the bcrypt hash of the agent's single-use bootstrap token, kept after
 	// use so that a replay of the real token can be told from a guess.
 	BootstrapHash      string       `db:"bootstrap_hash"`
@@ -113,6 +115,11 @@ func (s *Store) MarkAgentConnected(ctx context.Context, id int64, h AgentHello, 
 		UPDATE agents SET status = 'online', version = $2, hostname = $3, docker_version = $4,
 		       compose_version = $5, last_heartbeat = $6, updated_at = now()
 		WHERE id = $1`, id, h.Version, h.Hostname, h.Docker, h.Compose, at)
+}
+
+// SetAgentAutoUpdate switches automatic update of the agent on or off.
+func (s *Store) SetAgentAutoUpdate(ctx context.Context, id int64, on bool) error {
+	return s.execOne(ctx, "agent", id, `UPDATE agents SET auto_update = $2, updated_at = now() WHERE id = $1`, id, on)
 }
 
 // SetAgentStatus sets online, offline or busy.

@@ -584,6 +584,24 @@ func TestAgents_StatusLifecycle(t *testing.T) {
 	}
 }
 
+func TestAgents_AutoUpdateIsOnUntilSwitchedOff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, err := f.st.CreateAgent(f.ctx, f.user.ID, "box", func(int64) (string, error) { return "$2a$10$h", nil })
+	if err != nil || !a.AutoUpdate {
+		t.Fatalf("CreateAgent = %+v, %v; want auto_update on", a, err)
+	}
+	if err := f.st.SetAgentAutoUpdate(f.ctx, a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.st.AgentByID(f.ctx, a.ID); err != nil || got.AutoUpdate {
+		t.Fatalf("after switching off: %+v, %v", got, err)
+	}
+	if err := f.st.SetAgentAutoUpdate(f.ctx, a.ID+1000, true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown agent: %v", err)
+	}
+}
+
 func TestInTx_RollsBackEveryRowOnError(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

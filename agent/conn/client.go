@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -26,6 +27,13 @@ type Client struct {
 	// recent remembers acknowledged results, oldest first, for repeated DEPLOYs.
 	recent      map[string]protocol.JobResult
 	recentOrder []string
+
+	// Self-update (update.go): at most one Apply at a time, owned by Run through bg.
+	updating    atomic.Bool
+	bg          sync.WaitGroup
+	bgCtx       context.Context
+	restart     chan struct{}
+	restartOnce sync.Once
 }
 
 // New checks the options and returns a Client; Run starts it.
@@ -51,6 +59,7 @@ func New(opts Options) (*Client, error) {
 		out:      newOutbox(opts.MaxQueuedLines, opts.MaxQueuedLogBytes),
 		awaiting: map[string]bool{},
 		recent:   map[string]protocol.JobResult{},
+		restart:  make(chan struct{}),
 	}
 	c.jobs = newJobQueue(opts.MaxQueuedJobs)
 	return c, nil
@@ -59,11 +68,18 @@ func New(opts Options) (*Client, error) {
 // Run connects and serves jobs until ctx ends, then shuts down: it takes no new job,
 // lets the running one finish within ShutdownGrace (then cancels it), flushes what the
 // server has not received yet within FlushTimeout, closes the connection and returns
-// nil. The connection and the jobs deliberately outlive ctx during that drain.
+// nil. The connection and the jobs deliberately outlive ctx during that drain. After an
+// update was installed it shuts down the same way and returns ErrRestart.
 func (c *Client) Run(ctx context.Context) error {
 	c.resumeInterrupted()
 	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConn()
+	bgCtx, stopBg := context.WithCancel(ctx)
+	c.bgCtx = bgCtx
+	defer func() {
+		stopBg()
+		c.bg.Wait()
+	}()
 	jobsCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopJobs(nil)
 
@@ -79,12 +95,17 @@ func (c *Client) Run(ctx context.Context) error {
 		c.work(jobsCtx)
 	}()
 
-	<-ctx.Done()
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-c.restart:
+		err = ErrRestart
+	}
 	c.shutdown(workerDone, stopJobs)
 	stopConn()
 	wg.Wait()
 	c.log.Info("agent stopped")
-	return nil
+	return err
 }
 
 // resumeInterrupted queues the jobs a killed agent left unfinished, first in line: each

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,7 @@ func TestClient_HelloFirstWithProtocolVersionAndUnackedResults(t *testing.T) {
 		Compose:        "2.40.3",
 		UnackedResults: []protocol.JobResult{success("job-old")},
 		Jobs:           []protocol.HeldJob{},
+		Platform:       runtime.GOOS + "/" + runtime.GOARCH,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("HELLO = %+v, want %+v", h, want)

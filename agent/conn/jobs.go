@@ -172,6 +172,29 @@ func (q *jobQueue) cancel(jobID string) cancelResult {
 	return cancelUnknown
 }
 
+// idle reports whether no job is running or queued.
+func (q *jobQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.runningID == "" && len(q.pending) == 0
+}
+
+// holdIfIdle stops taking jobs, for good, if none is running or queued: the agent is about
+// to restart into an update. Deploys that arrive later get the draining refusal.
+func (q *jobQueue) holdIfIdle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.runningID != "" || len(q.pending) > 0 || q.draining {
+		return false
+	}
+	q.draining = true
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
 // drain stops taking jobs and returns the running job's id and the deploys that will
 // not start. Interrupted jobs are not among them: their journal entries stay, for the
 // next start to finish.

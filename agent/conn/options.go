@@ -53,6 +53,11 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient performs the WebSocket handshake; nil uses a client without a timeout.
 	HTTPClient *http.Client
+	// Updater applies the server's UPDATE offers (update.go); nil declines them, and HELLO
+	// does not list protocol.FeatureSelfUpdate.
+	Updater Updater
+	// OnHello, when set, is called after each HELLO was sent: a new build on trial is confirmed then.
+	OnHello func()
 
 	// Backoff paces redials after ordinary failures (default 1s doubling to 60s, full jitter).
 	Backoff Backoff

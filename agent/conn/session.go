@@ -161,6 +161,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn, docker, comp
 		UnackedResults: results,
 		Jobs:           held,
 	}
+	c.helloUpdate(&hello)
 	b, err := protocol.Encode(protocol.TypeHello, hello)
 	if err != nil {
 		return err
@@ -171,6 +172,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn, docker, comp
 		return fmt.Errorf("send HELLO: %w", err)
 	}
 	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults), "jobs", len(held))
+	c.afterHello()
 	return nil
 }
 
@@ -216,6 +218,8 @@ func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
 			c.onAck(v.JobID)
 		case *protocol.LogAck:
 			c.onLogAck(*v)
+		case *protocol.Update:
+			c.onUpdate(*v)
 		default:
 			// A frame only agents send: the server has no business sending it here.
 			_ = ws.Close(websocket.StatusUnsupportedData, protocol.CloseReasonUnknownType)

@@ -39,6 +39,12 @@
 // also covers lines the server dropped on purpose (a bad stream, a job not dispatched to
 // this agent).
 //
+// # Self-update
+//
+// HELLO carries the agent's platform (linux/amd64) and features; an agent listing
+// FeatureSelfUpdate may receive UPDATE when idle. It answers UPDATE_FAILED when it does not
+// apply it; on success it reconnects with a HELLO carrying the new version (update.go).
+//
 // # Limits
 //
 // Each side sets a read limit (MaxFrameBytes), and Decode refuses a larger frame too. A

@@ -29,6 +29,8 @@ func fuzzFrames(tb testing.TB) [][]byte {
 		{protocol.TypeJobPhase, protocol.JobPhase{JobID: "job-7", Phase: protocol.PhaseVerifying}},
 		{protocol.TypeLogChunk, protocol.LogChunk{JobID: "job-7", Seq: 1, Stream: protocol.StreamStdout, Line: "héllo <b>&\x00", TS: ts}},
 		{protocol.TypeJobResult, result},
+		{protocol.TypeUpdate, protocol.Update{Version: "v1.2.0", Platform: "linux/amd64", SHA256: strings.Repeat("0", 64), Path: "/agent/download/linux/amd64"}},
+		{protocol.TypeUpdateFailed, protocol.UpdateFailed{Version: "v1.2.0", Error: "checksum mismatch"}},
 	}
 	var frames [][]byte
 	for _, g := range good {

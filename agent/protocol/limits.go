@@ -21,8 +21,14 @@ const (
 	// MaxJobLogLines is how many lines one job may log: the server stores the line numbered
 	// MaxJobLogLines+1 as LogTruncatedLine, and drops (and counts) the lines past it.
 	MaxJobLogLines = 100_000
-	// MaxHelloFieldBytes bounds HELLO's agent_version, hostname, docker and compose.
+	// MaxHelloFieldBytes bounds HELLO's agent_version, hostname, docker, compose, platform and
+	// each feature.
 	MaxHelloFieldBytes = 256
+	// MaxHelloFeatures is how many features HELLO lists; later ones are dropped. Each is
+	// a HELLO field, bounded by MaxHelloFieldBytes.
+	MaxHelloFeatures = 16
+	// MaxUpdatePathBytes bounds UPDATE's download path.
+	MaxUpdatePathBytes = 256
 	// MaxUnackedResults is how many results one HELLO carries; the agent sends the others
 	// as JOB_RESULT frames after it.
 	MaxUnackedResults = 32
@@ -119,6 +125,8 @@ func Validate(v any) error {
 		return ValidJobID(p.JobID)
 	case *ResultAck:
 		return ValidJobID(p.JobID)
+	case *Update:
+		return validUpdate(p)
 	}
 	return nil
 }
@@ -186,7 +194,14 @@ func (r *JobResult) Clip() bool {
 // it reports whether anything was cut.
 func (h *Hello) Clip() bool {
 	cut := false
-	for _, f := range []*string{&h.AgentVersion, &h.Hostname, &h.Docker, &h.Compose} {
+	if len(h.Features) > MaxHelloFeatures {
+		h.Features, cut = append([]string(nil), h.Features[:MaxHelloFeatures]...), true
+	}
+	fields := []*string{&h.AgentVersion, &h.Hostname, &h.Docker, &h.Compose, &h.Platform}
+	for i := range h.Features {
+		fields = append(fields, &h.Features[i])
+	}
+	for _, f := range fields {
 		if len(*f) > MaxHelloFieldBytes {
 			*f, cut = Truncate(*f, MaxHelloFieldBytes), true
 		}

@@ -114,3 +114,56 @@ func TestClip_BoundsEveryTextField(t *testing.T) {
 		t.Fatalf("Clip changed a line within bounds: %q", small.Line)
 	}
 }
+
+func TestValidate_HoldsUpdateOffersToTheirBounds(t *testing.T) {
+	t.Parallel()
+	good := protocol.Update{Version: "v1.2.0-3-gabc", Platform: "linux/arm64", SHA256: strings.Repeat("0f", 32), Path: "/agent/download/linux/arm64"}
+	cases := []struct {
+		name   string
+		change func(*protocol.Update)
+		ok     bool
+	}{
+		{"a real offer", func(*protocol.Update) {}, true},
+		{"no version", func(u *protocol.Update) { u.Version = "" }, false},
+		{"version too long", func(u *protocol.Update) { u.Version = strings.Repeat("v", protocol.MaxHelloFieldBytes+1) }, false},
+		{"version with a newline", func(u *protocol.Update) { u.Version = "v1\nv2" }, false},
+		{"uppercase checksum", func(u *protocol.Update) { u.SHA256 = strings.ToUpper(u.SHA256) }, false},
+		{"short checksum", func(u *protocol.Update) { u.SHA256 = u.SHA256[:63] }, false},
+		{"absolute URL instead of a path", func(u *protocol.Update) { u.Path = "https://evil.example/agent" }, false},
+		{"scheme-relative path to another host", func(u *protocol.Update) { u.Path = "//evil.example/agent" }, false},
+		{"path too long", func(u *protocol.Update) { u.Path = "/" + strings.Repeat("a", protocol.MaxUpdatePathBytes) }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u := good
+			tc.change(&u)
+			if err := protocol.Validate(&u); (err == nil) != tc.ok {
+				t.Fatalf("Validate(%+v) = %v, want ok=%v", u, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestClip_BoundsHelloFeaturesAndUpdateFailures(t *testing.T) {
+	t.Parallel()
+	h := protocol.Hello{Platform: strings.Repeat("p", protocol.MaxHelloFieldBytes+5)}
+	for range protocol.MaxHelloFeatures + 3 {
+		h.Features = append(h.Features, strings.Repeat("f", protocol.MaxHelloFieldBytes+1))
+	}
+	if !h.Clip() {
+		t.Fatal("Clip reported nothing cut")
+	}
+	if len(h.Features) != protocol.MaxHelloFeatures || len(h.Platform) > protocol.MaxHelloFieldBytes {
+		t.Fatalf("features %d, platform %d bytes", len(h.Features), len(h.Platform))
+	}
+	for _, f := range h.Features {
+		if len(f) > protocol.MaxHelloFieldBytes {
+			t.Fatalf("feature of %d bytes", len(f))
+		}
+	}
+	u := protocol.UpdateFailed{Version: "v2", Error: strings.Repeat("e", protocol.MaxErrorBytes*2)}
+	if !u.Clip() || len(u.Error) > protocol.MaxErrorBytes {
+		t.Fatalf("error of %d bytes after Clip", len(u.Error))
+	}
+}

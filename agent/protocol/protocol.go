@@ -39,6 +39,8 @@ const (
 	TypeDeploy    = "DEPLOY"
 	TypeCancel    = "CANCEL"
 	TypeResultAck = "RESULT_ACK"
+	// TypeUpdate offers the agent the build the server serves (update.go).
+	TypeUpdate = "UPDATE"
 )
 
 // Message types, agent to server.
@@ -48,6 +50,8 @@ const (
 	TypeJobPhase    = "JOB_PHASE"
 	TypeLogChunk    = "LOG_CHUNK"
 	TypeJobResult   = "JOB_RESULT"
+	// TypeUpdateFailed tells the server an offered update was not applied (update.go).
+	TypeUpdateFailed = "UPDATE_FAILED"
 )
 
 // ErrUnknownType is returned by Decode for a frame whose type this version does not know.
@@ -103,6 +107,10 @@ func Decode(frame []byte) (string, any, error) {
 		v = &LogChunk{}
 	case TypeJobResult:
 		v = &JobResult{}
+	case TypeUpdate:
+		v = &Update{}
+	case TypeUpdateFailed:
+		v = &UpdateFailed{}
 	default:
 		return env.Type, nil, fmt.Errorf("%w %q", ErrUnknownType, env.Type)
 	}
@@ -126,6 +134,10 @@ type Hello struct {
 	// Jobs lists every job the agent holds without an acknowledged result (version 2). A
 	// version 1 agent sends no jobs: nil means "unknown", an empty list "none".
 	Jobs []HeldJob `json:"jobs"`
+	// Platform is the agent's build, like linux/amd64: the one an update must be for.
+	Platform string `json:"platform,omitempty"`
+	// Features lists what this agent can do beyond the base protocol (FeatureSelfUpdate).
+	Features []string `json:"features,omitempty"`
 }
 
 // Deploy asks the agent to deploy one commit of one project.

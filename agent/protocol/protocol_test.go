@@ -61,6 +61,8 @@ func TestEncodeDecode_RoundTripsEveryType(t *testing.T) {
 		{protocol.TypeJobPhase, &protocol.JobPhase{JobID: "job-7", Phase: protocol.PhaseVerifying}},
 		{protocol.TypeLogChunk, &protocol.LogChunk{JobID: "job-7", Seq: 12, Stream: protocol.StreamStderr, Line: "héllo \"quoted\" \t", TS: ts}},
 		{protocol.TypeJobResult, &result},
+		{protocol.TypeUpdate, &protocol.Update{Version: "v1.2.0", Platform: "linux/amd64", SHA256: strings.Repeat("ab", 32), Path: "/agent/download/linux/amd64"}},
+		{protocol.TypeUpdateFailed, &protocol.UpdateFailed{Version: "v1.2.0", Error: "checksum mismatch"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {

@@ -56,6 +56,7 @@ type Dist struct {
 	sumFile []byte
 	script  []byte
 	modTime time.Time
+	version string
 }
 
 // New loads the binaries (from opts.Files, else the embedded ones) and checksums them once.
@@ -70,9 +71,11 @@ func New(opts Options) (*Dist, error) {
 		files = sub
 	}
 	d := &Dist{files: files, sums: map[string]string{}, modTime: time.Now()}
+	var err error
 	var sumFile bytes.Buffer
 	for _, arch := range Arches {
-		sum, err := checksum(files, BinaryName(arch))
+		var sum string
+		sum, err = checksum(files, BinaryName(arch))
 		if err != nil {
 			return nil, err
 		}
@@ -83,6 +86,9 @@ func New(opts Options) (*Dist, error) {
 		fmt.Fprintf(&sumFile, "%s  %s\n", sum, BinaryName(arch))
 	}
 	d.sumFile = sumFile.Bytes()
+	if d.version, err = readVersion(files); err != nil {
+		return nil, err
+	}
 	script, err := renderScript(opts.PublicURL, opts.Unit)
 	if err != nil {
 		return nil, err

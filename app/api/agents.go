@@ -42,7 +42,7 @@ func (a *API) withToken(ag store.Agent, token string) (agentWithToken, error) {
 		return agentWithToken{}, fmt.Errorf("render cloud-init: %w", err)
 	}
 	return agentWithToken{
-		Agent: toAgentView(ag), Token: token, CloudInit: doc,
+		Agent: a.toAgentView(ag), Token: token, CloudInit: doc,
 		InstallCommand: agentdist.InstallCommand(a.serverURL, token),
 	}, nil
 }
@@ -52,7 +52,7 @@ func (a *API) listAgents(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	return list(c, ags, toAgentView)
+	return list(c, ags, a.toAgentView)
 }
 
 type createAgentRequest struct {

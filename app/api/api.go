@@ -55,6 +55,9 @@ type Options struct {
 	BootstrapTTL time.Duration
 	// Logger receives one line per failed request; never bodies, secrets or tokens.
 	Logger *slog.Logger
+	// AgentUpdates reports the agent version the server serves and applies the per-agent
+	// auto-update switch (optional: without it versions show as unknown).
+	AgentUpdates AgentUpdates
 }
 
 // API holds the handlers of /api.
@@ -62,6 +65,7 @@ type API struct {
 	st          *store.Store
 	secrets     *secrets.Service
 	revoker     Revoker
+	updates     AgentUpdates
 	github      GitHub
 	currentUser func(*gin.Context) (store.User, bool)
 	githubToken func(*gin.Context) (string, bool)
@@ -112,7 +116,7 @@ func New(opts Options) (*API, error) {
 		opts.BootstrapTTL = DefaultBootstrapTTL
 	}
 	return &API{
-		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, github: opts.GitHub,
+		st: opts.Store, secrets: opts.Secrets, revoker: opts.Revoker, updates: opts.AgentUpdates, github: opts.GitHub,
 		currentUser: opts.CurrentUser, githubToken: opts.GitHubToken,
 		githubURL: strings.TrimRight(opts.GitHubURL, "/"),
 		serverURL: opts.ServerURL, tokenCost: opts.AgentTokenCost, bootTTL: opts.BootstrapTTL, log: opts.Logger,
@@ -141,6 +145,7 @@ func (a *API) Register(r gin.IRouter) {
 	g.POST("/agents/:id/rotate-token", a.handle(a.rotateAgentToken))
 	g.DELETE("/agents/:id", a.handle(a.deleteAgent))
 	g.GET("/agents/:id/events", a.handle(a.listAgentEvents))
+	g.PATCH("/agents/:id", a.handle(a.patchAgent))
 }
 
 // NotFound answers a request under /api/ that matches no route, in the one error shape. The

@@ -25,7 +25,7 @@ func TestRoutes_SignedOutGets401InTheErrorShape(t *testing.T) {
 		{"PATCH", "/api/projects/1"}, {"DELETE", "/api/projects/1"}, {"GET", "/api/projects/1/secrets"},
 		{"PUT", "/api/projects/1/secrets/global/K"}, {"DELETE", "/api/projects/1/secrets/global/K"},
 		{"GET", "/api/projects/1/deployments"}, {"GET", "/api/agents"}, {"POST", "/api/agents"},
-		{"POST", "/api/agents/1/rotate-token"}, {"DELETE", "/api/agents/1"},
+		{"POST", "/api/agents/1/rotate-token"}, {"DELETE", "/api/agents/1"}, {"PATCH", "/api/agents/1"},
 	} {
 		res := e.do(r.method, r.path, "", nil)
 		if res.status != http.StatusUnauthorized {

@@ -66,6 +66,7 @@ type env struct {
 	sim     *githubsim.Sim
 	router  *gin.Engine
 	revoker *recordingRevoker
+	updates *recordingUpdates
 	logs    *logtest.Buffer
 
 	mu       sync.Mutex
@@ -85,7 +86,7 @@ func newEnvMinting(t *testing.T, tokenCost int) *env {
 	t.Helper()
 	k := apptest.New(t, githubsim.Options{})
 	e := &env{
-		t: t, st: k.Store, sim: k.Sim, revoker: &recordingRevoker{}, logs: k.Logs,
+		t: t, st: k.Store, sim: k.Sim, revoker: &recordingRevoker{}, updates: &recordingUpdates{latest: servedVersion}, logs: k.Logs,
 		sessions: map[string]session{},
 	}
 	a, err := api.New(api.Options{
@@ -99,7 +100,7 @@ func newEnvMinting(t *testing.T, tokenCost int) *env {
 			return s.token, ok && s.token != ""
 		},
 		GitHubURL: k.Endpoints.Web, ServerURL: serverURL, Logger: k.Logs.Logger(),
-		AgentTokenCost: tokenCost,
+		AgentTokenCost: tokenCost, AgentUpdates: e.updates,
 	})
 	if err != nil {
 		t.Fatal(err)

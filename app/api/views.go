@@ -91,6 +91,10 @@ type agentView struct {
 	WaitingForFirstConnection bool `json:"waiting_for_first_connection"`
 	// BootstrapExpiresAt is when that bootstrap token stops working, while waiting.
 	BootstrapExpiresAt *string `json:"bootstrap_expires_at"`
+	// AutoUpdate, LatestVersion and VersionStatus: self-update (docs/agents.md).
+	AutoUpdate    bool   `json:"auto_update"`
+	LatestVersion string `json:"latest_version"`
+	VersionStatus string `json:"version_status"`
 }
 
 // agentEventView is one line of an agent's history (its audit entries).
@@ -149,11 +153,13 @@ func list[T, V any](c *gin.Context, items []T, view func(T) V) error {
 	return nil
 }
 
-func toAgentView(ag store.Agent) agentView {
+func (a *API) toAgentView(ag store.Agent) agentView {
+	latest, status := a.versionStatus(ag)
 	v := agentView{
 		ID: ag.ID, Name: ag.Name, Status: ag.Status, LastHeartbeat: nullTimestamp(ag.LastHeartbeat),
 		Version: ag.Version, Hostname: ag.Hostname, DockerVersion: ag.DockerVersion,
 		ComposeVersion: ag.ComposeVersion, CreatedAt: timestamp(ag.CreatedAt),
+		AutoUpdate: ag.AutoUpdate, LatestVersion: latest, VersionStatus: status,
 		WaitingForFirstConnection: ag.WaitingForFirstConnection(),
 	}
 	if v.WaitingForFirstConnection {

@@ -103,7 +103,8 @@ type conn struct {
 	writerDone    chan struct{}
 
 	logs *logBuffer
-	gate frameGate // frames.go
+	gate frameGate   // frames.go
+	upd  updateState // update.go
 
 	source   string // the client's address, for the audit log
 	hostname string // from HELLO; written before register, read by a newcomer (duplicate.go)
@@ -245,6 +246,7 @@ func (c *conn) connected(hello protocol.Hello) {
 	}
 	c.ready.Store(true)
 	h.opts.Sink.AgentConnected(h.sinkCtx, c.agentID, hello)
+	c.updateOnConnect(hello) // update.go
 }
 
 // readHello reads and checks the first frame; on failure it has stopped the connection.
@@ -334,10 +336,15 @@ func (c *conn) readLoop() {
 			run = func() {
 				// The lines of a job are stored before its outcome, so whoever reads the
 				// result finds the complete log.
-				if c.logs.flushJob(p.JobID) {
-					c.handleResult(*p)
+				if c.logs.flushJob(p.JobID) && c.handleResult(*p) {
+					c.offerIfIdle() // update.go
 				}
 			}
+		case *protocol.UpdateFailed:
+			if !c.st.work.push(c, frameSize(v), func() { c.updateFailed(*p) }) {
+				return
+			}
+			continue
 		case *protocol.Hello:
 			c.refuse(websocket.StatusPolicyViolation, protocol.CloseReasonBadFrame, errors.New("second HELLO"))
 			return
@@ -550,6 +557,7 @@ func (c *conn) teardown() {
 	replaced := !c.hub.unregister(c, c.st)
 	c.st.work.control(func() {
 		c.logs.close()
+		c.stopUpdate()
 		c.reportDropped()
 		if replaced {
 			c.log.Info("agent connection replaced")

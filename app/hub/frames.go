@@ -59,6 +59,8 @@ func (c *conn) decode(data []byte) (string, any, error) {
 		cut = p.Clip()
 	case *protocol.JobResult:
 		cut = p.Clip()
+	case *protocol.UpdateFailed:
+		cut = p.Clip()
 	}
 	if cut {
 		if c.gate.clipped == 0 {

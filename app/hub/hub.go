@@ -126,6 +126,13 @@ type Options struct {
 	// FrameRate paces the frames read from one connection (default protocol.MaxFrameBurst
 	// at once, then protocol.MaxFramesPerSecond).
 	FrameRate Rate
+
+	// Updates is the agent build this server serves, offered to agents running another
+	// (update.go); nil offers none.
+	Updates UpdateSource
+	// UpdateTimeout bounds how long an agent offered an update counts as busy without
+	// answering or reconnecting (default 5m).
+	UpdateTimeout time.Duration
 	// WorkQueueBytes bounds the frames of one agent waiting for its worker (default 8 MiB);
 	// past it the connection's reader waits.
 	WorkQueueBytes int
@@ -146,6 +153,7 @@ func (o *Options) setDefaults() {
 	setDur(&o.WriteTimeout, 10*time.Second)
 	setDur(&o.LogFlushEvery, 250*time.Millisecond)
 	setDur(&o.TokenCacheTTL, 5*time.Minute)
+	setDur(&o.UpdateTimeout, 5*time.Minute)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -237,6 +245,8 @@ type agentState struct {
 	// Guarded by Hub.mu.
 	conn *conn
 	jobs map[string]struct{}
+	// autoUpdate is the agent's self-update switch (update.go).
+	autoUpdate bool
 }
 
 // New returns a Hub; Store and Sink are required.
@@ -272,7 +282,7 @@ func (h *Hub) Idle(agentID int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := h.agents[agentID]
-	return st != nil && st.conn != nil && st.conn.ready.Load() && len(st.jobs) == 0
+	return st != nil && st.conn != nil && st.conn.ready.Load() && len(st.jobs) == 0 && !st.updating()
 }
 
 // ConnectedCount is the number of agents connected now.

@@ -113,6 +113,11 @@ export interface Agent {
   waiting_for_first_connection: boolean;
   /** When that bootstrap token stops working, while waiting. */
   bootstrap_expires_at: string | null;
+  /** Whether the server offers this agent the build it serves (docs/agents.md, "Self-update"). */
+  auto_update: boolean;
+  /** The agent version this server serves; empty when unknown. */
+  latest_version: string;
+  version_status: 'current' | 'outdated' | 'unknown';
 }
 
 /** One line of an agent's history, from the audit log (newest first). */
@@ -292,6 +297,10 @@ export class ApiClient {
 
   agentEvents(id: number): Promise<AgentEvent[]> {
     return this.json('GET', `/api/agents/${id}/events`);
+  }
+
+  setAgentAutoUpdate(id: number, on: boolean): Promise<Agent> {
+    return this.json('PATCH', `/api/agents/${id}`, { auto_update: on });
   }
 
   deleteAgent(id: number): Promise<void> {

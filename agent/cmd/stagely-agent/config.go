@@ -29,6 +29,10 @@ type config struct {
 	DataDir       string
 	ShutdownGrace time.Duration
 	LogLevel      slog.Level
+	// SelfUpdate applies the server's UPDATE offers (STAGELY_SELF_UPDATE, default on).
+	SelfUpdate bool
+	// UpdateConfirmWithin is how long a new build has to connect (STAGELY_UPDATE_CONFIRM_WITHIN, default 2m).
+	UpdateConfirmWithin time.Duration
 }
 
 // fileConfig is config.json as cloud-init writes it.
@@ -67,6 +71,7 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (config,
 		DataDir:       defaultDataDir,
 		ShutdownGrace: 2 * time.Minute,
 		LogLevel:      slog.LevelInfo,
+		SelfUpdate:    true,
 	}
 	if v := strings.TrimSpace(getenv("STAGELY_SERVER_URL")); v != "" {
 		c.ServerURL = v
@@ -85,6 +90,9 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (config,
 			return config{}, fmt.Errorf("STAGELY_SHUTDOWN_GRACE %q: want a duration such as 2m or 90s", v)
 		}
 		c.ShutdownGrace = d
+	}
+	if err := c.loadUpdateEnv(getenv); err != nil {
+		return config{}, err
 	}
 	if v := strings.TrimSpace(getenv("STAGELY_LOG_LEVEL")); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -139,4 +147,23 @@ func plaintext(serverURL string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip == nil || !ip.IsLoopback()
+}
+
+// loadUpdateEnv reads the self-update settings from the environment.
+func (c *config) loadUpdateEnv(getenv func(string) string) error {
+	switch v := strings.ToLower(strings.TrimSpace(getenv("STAGELY_SELF_UPDATE"))); v {
+	case "", "on", "true", "1":
+	case "off", "false", "0":
+		c.SelfUpdate = false
+	default:
+		return fmt.Errorf("STAGELY_SELF_UPDATE %q: want on or off", v)
+	}
+	if v := strings.TrimSpace(getenv("STAGELY_UPDATE_CONFIRM_WITHIN")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("STAGELY_UPDATE_CONFIRM_WITHIN %q: want a duration such as 2m", v)
+		}
+		c.UpdateConfirmWithin = d
+	}
+	return nil
 }

@@ -88,6 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		hostname = "unknown"
 	}
+	updater, self, onHello := selfUpdate(ctx, cfg, log)
 	d := deployer.New(deployer.Options{
 		DataDir: cfg.DataDir,
 		Logger:  log,
@@ -102,6 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Versions:      dockerVersions,
 		Logger:        log,
 		ShutdownGrace: cfg.ShutdownGrace,
+		Updater:       updater,
+		OnHello:       onHello,
 	})
 	if err != nil {
 		return err
@@ -111,7 +114,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if plaintext(cfg.ServerURL) {
 		log.Warn("server URL is http://: the token and deploy secrets travel unencrypted; use https://")
 	}
-	return client.Run(ctx)
+	if err := client.Run(ctx); errors.Is(err, conn.ErrRestart) {
+		return self.Exec()
+	}
+	return nil
 }
 
 // dockerVersions asks the local Docker engine and the compose plugin for their versions,

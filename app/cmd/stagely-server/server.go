@@ -91,8 +91,12 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 		AgentOfflineWait: cfg.AgentOfflineWait, AgentLostAfter: cfg.AgentLostAfter, SweepEvery: cfg.SweepInterval,
 		ReportBackoff: cfg.ReportRetryMin,
 	})
+	dist, err := newAgentDist(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies,
-		PingInterval: cfg.AgentPingInterval, PongTimeout: cfg.AgentPongTimeout})
+		PingInterval: cfg.AgentPingInterval, PongTimeout: cfg.AgentPongTimeout, Updates: dist})
 	ref.h = h
 	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
 		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
@@ -117,14 +121,12 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	}
 	if p.api, err = api.New(api.Options{
 		Store: st, Secrets: secretSvc, Revoker: h, GitHub: gh, CurrentUser: auth.CurrentUser, GitHubToken: auth.GitHubToken,
-		GitHubURL: cfg.GitHubURL.String(), ServerURL: cfg.PublicURL.String(), Logger: logger,
+		GitHubURL: cfg.GitHubURL.String(), ServerURL: cfg.PublicURL.String(), Logger: logger, AgentUpdates: h,
 		BootstrapTTL: cfg.AgentBootstrapTTL,
 	}); err != nil {
 		return nil, err
 	}
-	if p.agents, err = newAgentDist(cfg, logger); err != nil {
-		return nil, err
-	}
+	p.agents = dist
 	router, err := routes(p)
 	if err != nil {
 		return nil, err
@@ -219,7 +221,10 @@ func newAgentDist(cfg config.Config, logger *slog.Logger) (*agentdist.Dist, erro
 	}
 	switch {
 	case len(d.Platforms()) > 0:
-		logger.Info("serving the agent at /install.sh", "platforms", d.Platforms(), "dir", cfg.AgentDir)
+		logger.Info("serving the agent at /install.sh", "platforms", d.Platforms(), "version", d.Version(), "dir", cfg.AgentDir)
+		if d.Version() == "" {
+			logger.Warn("the agent binaries' version is unknown (no VERSION beside them): agents are not offered updates")
+		}
 	case cfg.AgentDir != "":
 		return nil, fmt.Errorf("STAGELY_AGENT_DIR %s holds no %s or %s", cfg.AgentDir, agentdist.BinaryName("amd64"), agentdist.BinaryName("arm64"))
 	default:

@@ -150,4 +150,28 @@ describe('agents', () => {
     expect(events[2]!.textContent).toContain('Created by alice');
     expect(server.requests.some((r) => r.method === 'GET' && r.path === `/api/agents/${agent.id}/events`)).toBe(true);
   });
+
+  it('shows whether each agent runs the served build and switches automatic update', async () => {
+    const server = new FakeServer();
+    const old = server.addAgent({ name: 'old-box', version: 'v1.2.0', version_status: 'outdated', latest_version: 'v1.3.0' });
+    server.addAgent({ name: 'new-box', version: 'v1.3.0', version_status: 'current', latest_version: 'v1.3.0' });
+    const user = userEvent.setup();
+    renderApp(server, '/agents');
+
+    const [oldRow, newRow] = await screen.findAllByTestId('agent-row');
+    if (!oldRow || !newRow) throw new Error('want two agent rows');
+    expect(within(oldRow).getByTestId('agent-version-status').textContent).toBe('update available: v1.3.0');
+    expect(within(newRow).getByTestId('agent-version-status').textContent).toBe('current');
+
+    const toggle = within(oldRow).getByTestId<HTMLInputElement>('agent-auto-update');
+    expect(toggle.checked).toBe(true);
+    await user.click(toggle);
+    await waitFor(() => expect(old.auto_update).toBe(false));
+    expect(server.requests.some((r) => r.method === 'PATCH' && r.path === `/api/agents/${old.id}`)).toBe(true);
+    await waitFor(() =>
+      expect(screen.getAllByTestId('agent-version-status').map((e) => e.textContent)).toContain(
+        'update available: v1.3.0 (automatic update is off)',
+      ),
+    );
+  });
 });

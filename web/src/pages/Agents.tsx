@@ -42,6 +42,21 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
     );
   };
 
+  const setAutoUpdate = (a: Agent, on: boolean) => {
+    setActionError(null);
+    setBusyId(a.id);
+    api.setAgentAutoUpdate(a.id, on).then(
+      () => {
+        setBusyId(null);
+        agents.reload();
+      },
+      (e: unknown) => {
+        setBusyId(null);
+        fail(e);
+      },
+    );
+  };
+
   const remove = (a: Agent) => {
     setActionError(null);
     setBusyId(a.id);
@@ -96,6 +111,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
               <th scope="col">Status</th>
               <th scope="col">Last heartbeat</th>
               <th scope="col">Version</th>
+              <th scope="col">Automatic update</th>
               <th scope="col">Host</th>
               <th scope="col">
                 <span className="visually-hidden">Actions</span>
@@ -113,7 +129,23 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
                 <td>
                   <Time at={a.last_heartbeat} />
                 </td>
-                <td>{a.version || <span className="muted">—</span>}</td>
+                <td data-testid="agent-version">
+                  {a.version || <span className="muted">—</span>}
+                  <VersionNote agent={a} />
+                </td>
+                <td>
+                  <label className="small">
+                    <input
+                      type="checkbox"
+                      checked={a.auto_update}
+                      disabled={busyId === a.id}
+                      onChange={(e) => setAutoUpdate(a, e.target.checked)}
+                      data-testid="agent-auto-update"
+                      aria-label={`Automatic update of ${a.name}`}
+                    />{' '}
+                    {a.auto_update ? 'On' : 'Off'}
+                  </label>
+                </td>
                 <td>
                   {a.hostname || <span className="muted">—</span>}
                   {a.docker_version && <p className="muted small">Docker {a.docker_version}{a.compose_version && `, Compose ${a.compose_version}`}</p>}
@@ -159,6 +191,22 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
       )}
     </section>
   );
+}
+
+/** Whether the agent runs the build this server serves; nothing when that is unknown. */
+function VersionNote({ agent }: { agent: Agent }) {
+  if (agent.version_status === 'current') {
+    return <p className="muted small" data-testid="agent-version-status">current</p>;
+  }
+  if (agent.version_status === 'outdated') {
+    return (
+      <p className="small" data-testid="agent-version-status">
+        update available: {agent.latest_version}
+        {!agent.auto_update && ' (automatic update is off)'}
+      </p>
+    );
+  }
+  return null;
 }
 
 function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void }) {

@@ -61,6 +61,7 @@ export class FakeServer {
       ['POST', /^\/api\/agents\/(\d+)\/rotate-token$/, (m) => this.withAgent(m, (a) => json(200, this.credentials(a)))],
       ['GET', /^\/api\/agents\/(\d+)\/events$/, (m) => this.withAgent(m, (a) => json(200, this.agentEvents[a.id] ?? []))],
       ['DELETE', /^\/api\/agents\/(\d+)$/, (m) => this.withAgent(m, (a) => this.deleteAgent(a))],
+      ['PATCH', /^\/api\/agents\/(\d+)$/, (m, b) => this.withAgent(m, (a) => this.patchAgent(a, b as Record<string, unknown>))],
     ];
   }
 
@@ -109,6 +110,9 @@ export class FakeServer {
       created_at: now,
       waiting_for_first_connection: false,
       bootstrap_expires_at: null,
+      auto_update: true,
+      latest_version: 'v1.3.0',
+      version_status: 'unknown',
       ...a,
     };
     this.agents.push(agent);
@@ -216,6 +220,14 @@ export class FakeServer {
       cloud_init: `#cloud-config\nwrite_files:\n  - path: /etc/stagely/config.json\n    content: '{"server_url":"https://stagely.example","token":"${token}"}'\n`,
       install_command: `curl -fsSL https://stagely.example/install.sh | sudo sh -s -- --token ${token}`,
     };
+  }
+
+  private patchAgent(a: Agent, b: Record<string, unknown>): Response {
+    if (typeof b.auto_update !== 'boolean') {
+      return problem(400, 'nothing to change', [{ field: 'auto_update', message: 'is required: true or false' }]);
+    }
+    a.auto_update = b.auto_update;
+    return json(200, a);
   }
 
   private deleteAgent(a: Agent): Response {

@@ -1,0 +1,232 @@
+package selfupdate_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/agent/selfupdate"
+)
+
+// build is an executable standing in for an agent build: a script answering --version.
+func build(version string) []byte {
+	return []byte("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'stagely-agent " + version + "'; exit 0; fi\nsleep 60\n")
+}
+
+// exitsAtOnce is a build that starts and dies.
+var exitsAtOnce = []byte("#!/bin/sh\nexit 3\n")
+
+type fixture struct {
+	t      *testing.T
+	dir    string
+	exe    string
+	data   string
+	srv    *httptest.Server
+	mu     sync.Mutex
+	served []byte
+	execs  []string
+}
+
+func newFixture(t *testing.T, running string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dir: t.TempDir(), data: t.TempDir()}
+	f.exe = filepath.Join(f.dir, "stagely-agent")
+	if err := os.WriteFile(f.exe, build(running), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/agent/download/linux/amd64" {
+			http.NotFound(w, r)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, _ = w.Write(f.served)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) serve(b []byte) protocol.Update {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.served = b
+	sum := sha256.Sum256(b)
+	return protocol.Update{Version: "v2", Platform: "linux/amd64", SHA256: hex.EncodeToString(sum[:]), Path: "/agent/download/linux/amd64"}
+}
+
+func (f *fixture) updater(version string, confirm time.Duration) *selfupdate.Updater {
+	f.t.Helper()
+	u, err := selfupdate.New(selfupdate.Options{
+		Exe: f.exe, DataDir: f.data, ServerURL: f.srv.URL, Version: version, ConfirmWithin: confirm,
+		Exec: func(path string, argv, _ []string) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.execs = append(f.execs, path+" "+strings.Join(argv[1:], " "))
+			return nil
+		},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
+func (f *fixture) binary(path string) string {
+	f.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (f *fixture) wantRunning(version string) {
+	f.t.Helper()
+	if got := f.binary(f.exe); got != string(build(version)) {
+		f.t.Fatalf("the binary is %q, want the %s build", got, version)
+	}
+	if _, err := os.Stat(f.exe + ".new"); !errors.Is(err, os.ErrNotExist) {
+		f.t.Fatalf("a download was left beside the binary: %v", err)
+	}
+}
+
+func idle() bool { return true }
+
+func TestApply_InstallsTheVerifiedBuildKeepingTheOldOneAsPrev(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "v1")
+	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
+		t.Fatal(err)
+	}
+	f.wantRunning("v2")
+	if got := f.binary(f.exe + ".prev"); got != string(build("v1")) {
+		t.Fatalf(".prev = %q, want the v1 build", got)
+	}
+	fi, err := os.Stat(f.exe)
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("installed binary mode %v, %v", fi.Mode(), err)
+	}
+}
+
+func TestApply_RefusedUpdatesLeaveTheRunningBinary(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		upd     func(f *fixture) protocol.Update
+		hold    func() bool
+		wantErr string
+	}{
+		{"wrong checksum", func(f *fixture) protocol.Update {
+			u := f.serve(build("v2"))
+			f.serve([]byte("tampered on the way"))
+			return u
+		}, idle, "checksum mismatch"},
+		{"binary that exits at once", func(f *fixture) protocol.Update { return f.serve(exitsAtOnce) }, idle, "does not run here"},
+		{"binary of another version", func(f *fixture) protocol.Update { u := f.serve(build("v3")); return u }, idle, `want "stagely-agent v2"`},
+		{"missing on the server", func(f *fixture) protocol.Update { u := f.serve(build("v2")); u.Path = "/nope"; return u }, idle, "HTTP 404"},
+		{"a deploy arrived meanwhile", func(f *fixture) protocol.Update { return f.serve(build("v2")) }, func() bool { return false }, "deploy arrived"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, "v1")
+			err := f.updater("v1", time.Hour).Apply(context.Background(), tc.upd(f), tc.hold)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Apply = %v, want an error about %q", err, tc.wantErr)
+			}
+			f.wantRunning("v1")
+		})
+	}
+}
+
+func TestApply_AFailedVersionIsDeclinedUntilRetryAfter(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "v1")
+	u := f.updater("v1", time.Hour)
+	if err := u.Apply(context.Background(), f.serve(exitsAtOnce), idle); err == nil {
+		t.Fatal("a broken build was installed")
+	}
+	err := u.Apply(context.Background(), f.serve(build("v2")), idle)
+	if err == nil || !strings.Contains(err.Error(), "tried again after") {
+		t.Fatalf("second offer of the failed version: %v", err)
+	}
+	f.wantRunning("v1")
+}
+
+func TestTrial_ConfirmedByHelloKeepsTheNewBuild(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "v1")
+	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
+		t.Fatal(err)
+	}
+	trial, err := f.updater("v2", time.Hour).Resume()
+	if err != nil || trial == nil {
+		t.Fatalf("Resume after the update = %v, %v; want a trial", trial, err)
+	}
+	trial.Confirm()
+	if again, err := f.updater("v2", time.Hour).Resume(); again != nil || err != nil {
+		t.Fatalf("Resume after the confirmation = %v, %v; want no trial", again, err)
+	}
+	f.wantRunning("v2")
+}
+
+func TestTrial_NewBuildThatNeverConnectsIsRolledBack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "v1")
+	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
+		t.Fatal(err)
+	}
+	trial, err := f.updater("v2", 50*time.Millisecond).Resume()
+	if err != nil || trial == nil {
+		t.Fatalf("Resume = %v, %v", trial, err)
+	}
+	select {
+	case <-trial.Expired():
+	case <-time.After(time.Minute):
+		t.Fatal("the trial never expired")
+	}
+	if err := trial.RollBack(); err != nil {
+		t.Fatal(err)
+	}
+	f.wantRunning("v1")
+	if len(f.execs) != 1 || !strings.HasPrefix(f.execs[0], f.exe) {
+		t.Fatalf("execs = %q, want the restored binary executed once", f.execs)
+	}
+	// The restored build does not try v2 again soon.
+	err = f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle)
+	if err == nil || !strings.Contains(err.Error(), "did not connect") {
+		t.Fatalf("offer after the rollback: %v", err)
+	}
+}
+
+func TestTrial_NewBuildThatKeepsCrashingIsRolledBackAtStart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "v1")
+	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
+		t.Fatal(err)
+	}
+	// systemd restarts a build that dies before it connects; each start counts.
+	for start := 1; start <= 3; start++ {
+		if trial, err := f.updater("v2", time.Hour).Resume(); trial == nil || err != nil {
+			t.Fatalf("start %d: Resume = %v, %v; want a trial", start, trial, err)
+		}
+	}
+	if trial, err := f.updater("v2", time.Hour).Resume(); trial != nil || err != nil {
+		t.Fatalf("fourth start: Resume = %v, %v; want the rollback", trial, err)
+	}
+	f.wantRunning("v1")
+	if len(f.execs) != 1 {
+		t.Fatalf("execs = %q, want the restored binary executed", f.execs)
+	}
+}
