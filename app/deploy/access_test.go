@@ -20,19 +20,10 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		lose func(e *env, repo string)
-		want string
+		role string // alice's role on the repository once she loses write access
 	}{
-		{"demoted to read", func(e *env, repo string) {
-			if err := e.sim.SetRepoRole(repo, "alice", "read"); err != nil {
-				e.t.Fatal(err)
-			}
-		}, "alice no longer has write access to %s; a user with write access must relink the project"},
-		{"removed from the repository", func(e *env, repo string) {
-			if err := e.sim.SetRepoRole(repo, "alice", "none"); err != nil {
-				e.t.Fatal(err)
-			}
-		}, "alice no longer has write access to %s; a user with write access must relink the project"},
+		{"demoted to read", "read"},
+		{"removed from the repository", "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,15 +31,14 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 			e := newEnv(t)
 			a := e.idleAgent("box")
 			p, first := e.project(&a)
-			e.push(p, first)
-			e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+			e.deploy(a, p, first, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
 			second := e.commit(p, "second")
-			e.hub.setIdle(a.ID, true)
-			e.push(p, second)
-			e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+			e.deploy(a, p, second, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
 			asked := len(e.sim.CallsMatching(http.MethodGet, "/repos/*/*/collaborators/*/permission"))
 
-			tt.lose(e, p.RepoFullName)
+			if err := e.sim.SetRepoRole(p.RepoFullName, "alice", tt.role); err != nil {
+				t.Fatal(err)
+			}
 			e.clock.Advance(6 * time.Minute) // past what is kept of her earlier access
 			jobs := len(e.hub.jobs())
 			tokens := len(e.sim.CallsMatching(http.MethodPost, "/app/installations/*/access_tokens"))
@@ -56,7 +46,7 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 			e.hub.setIdle(a.ID, true)
 			e.push(p, third)
 			d := e.latest(p)
-			want := fmt.Sprintf(tt.want, p.RepoFullName)
+			want := fmt.Sprintf("alice no longer has write access to %s; a user with write access must relink the project", p.RepoFullName)
 			if d.Status != store.DeploymentFailure || d.Error != want {
 				t.Fatalf("deployment %s %q, want failure %q", d.Status, d.Error, want)
 			}
@@ -84,12 +74,9 @@ func TestPush_ReplayedOrOutOfOrderPushNeverRollsBack(t *testing.T) {
 	e := newEnv(t)
 	a := e.idleAgent("box")
 	p, first := e.project(&a)
-	e.push(p, first)
-	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	e.deploy(a, p, first, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
 	second := e.commit(p, "second")
-	e.hub.setIdle(a.ID, true)
-	e.push(p, second)
-	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	e.deploy(a, p, second, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
 	deployments := func() int {
 		ds, err := e.st.DeploymentsByProject(e.ctx, p.ID, 100)
 		if err != nil {
