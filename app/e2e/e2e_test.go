@@ -309,10 +309,10 @@ func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 		ds := s.deployments()
 		return len(ds) > 0 && ds[0].Status == store.DeploymentRunning
 	})
-	if err := s.server.cmd.Process.Kill(); err != nil {
+	if err := s.server.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.server.done
+	<-s.server.Done()
 	// The deploy finishes while no server listens: the result can only be journaled.
 	waitFor(t, 2*time.Minute, "the agent to finish the deploy", func() bool {
 		return strings.Contains(s.agent.out.String(), `msg="job finished"`)

@@ -252,10 +252,10 @@ func TestFault3_AgentKilledMidDeploy(t *testing.T) {
 			sha := s.push("main", v.Files(), strings.TrimSpace(k.page))
 			d := s.waitDeployment(2*time.Minute, "deployment running", func(d store.Deployment) bool { return d.Status == store.DeploymentRunning })
 			s.waitLogLine(d.ID, k.marker, 2*time.Minute)
-			if err := s.agent.cmd.Process.Kill(); err != nil {
+			if err := s.agent.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			<-s.agent.done
+			<-s.agent.Done()
 			s.startAgent()
 			run := s.deployCheck(sha, 1, 2*time.Minute)
 			got := s.waitDeployment(time.Minute, "deployment finished", store.Deployment.Finished)
