@@ -146,17 +146,17 @@ func (j *Journal) Get(jobID string) (protocol.JobResult, bool, error) {
 // Remove drops a job's result once the server has acknowledged it; removing an absent
 // result is not an error, since acknowledgements may repeat.
 func (j *Journal) Remove(jobID string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if err := removeFile(j.fileName(jobID)); err != nil {
+	if err := j.remove(j.fileName(jobID)); err != nil {
 		return fmt.Errorf("remove journaled result of job %s: %w", jobID, err)
 	}
 	return nil
 }
 
-// removeFile removes a file and fsyncs its directory so the removal survives a crash; an
-// absent file is not an error.
-func removeFile(path string) error {
+// remove removes a file of the journal and fsyncs its directory so the removal survives a
+// crash; an absent file is not an error.
+func (j *Journal) remove(path string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	err := os.Remove(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -71,9 +71,7 @@ func (j *Journal) putStarted(rec Started) error {
 // End drops a job's start record once its result is journaled; an absent record is not
 // an error.
 func (j *Journal) End(jobID string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if err := removeFile(j.startedFile(jobID)); err != nil {
+	if err := j.remove(j.startedFile(jobID)); err != nil {
 		return fmt.Errorf("end journaled start of job %s: %w", jobID, err)
 	}
 	return nil
