@@ -29,11 +29,7 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			a := e.idleAgent("box")
-			p, first := e.project(&a)
-			e.deploy(a, p, first, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
-			second := e.commit(p, "second")
-			e.deploy(a, p, second, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+			a, p, _, _ := e.deployedTwice()
 			asked := len(e.sim.CallsMatching(http.MethodGet, "/repos/*/*/collaborators/*/permission"))
 
 			if err := e.sim.SetRepoRole(p.RepoFullName, "alice", tt.role); err != nil {
@@ -66,17 +62,25 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 	}
 }
 
+// deployedTwice makes a project on an idle agent and deploys its first commit, then a second,
+// both with success.
+func (e *env) deployedTwice() (a store.Agent, p store.Project, first, second string) {
+	e.t.Helper()
+	a = e.idleAgent("box")
+	p, first = e.project(&a)
+	e.deploy(a, p, first, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	second = e.commit(p, "second")
+	e.deploy(a, p, second, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	return a, p, first, second
+}
+
 // TestPush_ReplayedOrOutOfOrderPushNeverRollsBack: a push deploys only if its commit is still
 // the branch head, so a captured push sent again under a new delivery id, or an older push
 // that GitHub delivers after a newer one, is ignored instead of rolling production back.
 func TestPush_ReplayedOrOutOfOrderPushNeverRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.idleAgent("box")
-	p, first := e.project(&a)
-	e.deploy(a, p, first, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
-	second := e.commit(p, "second")
-	e.deploy(a, p, second, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	a, p, first, second := e.deployedTwice()
 	deployments := func() int {
 		ds, err := e.st.DeploymentsByProject(e.ctx, p.ID, 100)
 		if err != nil {
