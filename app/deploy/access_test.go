@@ -158,10 +158,17 @@ const zeroSHA = "0000000000000000000000000000000000000000"
 // After and Forced.
 func (e *env) pushEvent(p store.Project, ev webhook.Push) string {
 	e.t.Helper()
+	return e.handlePush(0, p, ev)
+}
+
+// handlePush hands the push handler ev, received as webhook delivery (a webhook_deliveries id,
+// or 0), as a push to the project's deploy branch.
+func (e *env) handlePush(delivery int64, p store.Project, ev webhook.Push) string {
+	e.t.Helper()
 	ev.Ref = "refs/heads/" + p.DeployBranch
 	ev.Repo = webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}
 	ev.InstallationID = e.instGH
-	decision, err := e.pushHandler().Handle(e.ctx, 0, ev)
+	decision, err := e.pushHandler().Handle(e.ctx, delivery, ev)
 	if err != nil {
 		e.t.Fatal(err)
 	}

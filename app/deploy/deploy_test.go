@@ -212,13 +212,7 @@ func (e *env) pushHandler() deploy.PushHandler { return deploy.NewPushHandler(e.
 
 func (e *env) push(p store.Project, sha string) string {
 	e.t.Helper()
-	decision, err := e.pushHandler().Handle(e.ctx, 0, webhook.Push{
-		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return decision
+	return e.handlePush(0, p, webhook.Push{After: sha})
 }
 
 func (e *env) latest(p store.Project) store.Deployment {
