@@ -86,10 +86,7 @@ func (s *Sim) listAppInstallations(w http.ResponseWriter, r *http.Request) {
 		items = append(items, s.st.installationJSON(s.st.installations[id]))
 	}
 	s.mu.Unlock()
-	page, ok := paginate(w, r, items)
-	if ok {
-		writeJSON(w, http.StatusOK, page)
-	}
+	writePage(w, r, items)
 }
 
 func (s *Sim) getAppInstallation(w http.ResponseWriter, r *http.Request) {
@@ -217,6 +214,13 @@ func (st *state) chooseRepos(instID int64, names []string, ids []int64) (chosen 
 		chosen = append(chosen, rp)
 	}
 	return chosen, true
+}
+
+// writePage answers a list endpoint whose body is a bare array with one page of items.
+func writePage(w http.ResponseWriter, r *http.Request, items []any) {
+	if page, ok := paginate(w, r, items); ok {
+		writeJSON(w, http.StatusOK, page)
+	}
 }
 
 // paginate applies GitHub's page/per_page (default 30, max 100) and sets the Link header.

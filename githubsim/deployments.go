@@ -306,9 +306,7 @@ func (s *Sim) listDeploymentStatuses(w http.ResponseWriter, r *http.Request, a r
 		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/deployments/statuses#list-deployment-statuses")
 		return
 	}
-	if page, ok := paginate(w, r, items); ok {
-		writeJSON(w, http.StatusOK, page)
-	}
+	writePage(w, r, items)
 }
 
 func (st *state) deploymentStatusJSON(rp *repo, d *deployment, ds DeploymentStatus) obj {
@@ -385,7 +383,5 @@ func (s *Sim) listDeployments(w http.ResponseWriter, r *http.Request, a repoAcce
 		items = append(items, s.st.deploymentJSON(a.repo, d))
 	}
 	s.mu.Unlock()
-	if page, ok := paginate(w, r, items); ok {
-		writeJSON(w, http.StatusOK, page)
-	}
+	writePage(w, r, items)
 }

@@ -122,9 +122,7 @@ func (s *Sim) listStatuses(w http.ResponseWriter, r *http.Request, a repoAccess)
 		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/commits/statuses#list-commit-statuses-for-a-reference")
 		return
 	}
-	if page, ok := paginate(w, r, items); ok {
-		writeJSON(w, http.StatusOK, page)
-	}
+	writePage(w, r, items)
 }
 
 func (st *state) statusesFor(rp *repo, sha string) []*commitStatus {

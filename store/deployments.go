@@ -160,8 +160,7 @@ func (s *Store) SetReportedStatus(ctx context.Context, id int64, status string) 
 // never scheduled, began before settled (its reporter died), the most overdue first. Each one
 // claimed counts an attempt and is held until leaseUntil: another claim skips it meanwhile.
 func (s *Store) ClaimReports(ctx context.Context, now, settled, leaseUntil time.Time, limit int) ([]Deployment, error) {
-	var out []Deployment
-	err := s.q.SelectContext(ctx, &out, `
+	return selectAs[Deployment](ctx, s, `
 		UPDATE deployments SET report_attempts = report_attempts + 1, next_report_at = $3
 		WHERE id IN (
 			SELECT id FROM deployments
@@ -170,16 +169,13 @@ func (s *Store) ClaimReports(ctx context.Context, now, settled, leaseUntil time.
 			ORDER BY COALESCE(next_report_at, finished_at), id
 			LIMIT $4 FOR UPDATE SKIP LOCKED)
 		RETURNING *`, now, settled, leaseUntil, limit)
-	return out, mapErr(err)
 }
 
 // CountReportAttempt records one more attempt at the deployment's final report and returns
 // how many there have been.
 func (s *Store) CountReportAttempt(ctx context.Context, id int64) (int, error) {
-	var n int
-	err := s.get(ctx, &n, "deployment", id, `
+	return getAs[int](ctx, s, "deployment", id, `
 		UPDATE deployments SET report_attempts = report_attempts + 1 WHERE id = $1 RETURNING report_attempts`, id)
-	return n, err
 }
 
 // ScheduleReport sets when the deployment's final report may be tried again.

@@ -19,8 +19,7 @@ const (
 // that GitHub sent after the push of delivery (a webhook_deliveries id), or ErrNotFound when no
 // later push has been queued or deployed.
 func (s *Store) NewerPushDeployment(ctx context.Context, projectID int64, ref string, delivery int64) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "newer push deployment of project", projectID, `
+	return getAs[Deployment](ctx, s, "newer push deployment of project", projectID, `
 		WITH me AS (
 			SELECT `+pushSentAt+` AS sent_at, `+pushSeq+` AS seq
 			FROM webhook_deliveries d LEFT JOIN webhook_redeliveries r ON r.guid = d.delivery_id
@@ -32,17 +31,14 @@ func (s *Store) NewerPushDeployment(ctx context.Context, projectID int64, ref st
 		  AND (`+pushSentAt+`, `+pushSeq+`) > (me.sent_at, me.seq)
 		ORDER BY `+pushSentAt+` DESC, `+pushSeq+` DESC, dep.id DESC
 		LIMIT 1`, projectID, ref, delivery)
-	return out, err
 }
 
 // RecordSupersededPush records the deployment of a push that reached us after a later push to
 // its branch had: it is created superseded by newer, finished at at, and never dispatched.
 func (s *Store) RecordSupersededPush(ctx context.Context, d NewDeployment, newer int64, at time.Time) (Deployment, error) {
-	var out Deployment
-	err := s.get(ctx, &out, "deployment of", d.SHA, `
+	return getAs[Deployment](ctx, s, "deployment of", d.SHA, `
 		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id, created_at,
 		                         status, superseded_by, finished_at, error)
 		VALUES ($1, $2, $3, $4, $5, $6, 'superseded', $7, $6, 'superseded by a newer push that reached Stagely first')
 		RETURNING *`, d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID, at, newer)
-	return out, err
 }

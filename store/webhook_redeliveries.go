@@ -48,17 +48,15 @@ func (s *Store) ClaimRedelivery(ctx context.Context, r Redelivery, retryBefore t
 
 // RedeliveryByGUID returns what was asked for an event.
 func (s *Store) RedeliveryByGUID(ctx context.Context, guid string) (Redelivery, error) {
-	var out Redelivery
-	err := s.get(ctx, &out, "webhook redelivery", guid, `SELECT * FROM webhook_redeliveries WHERE guid = $1`, guid)
-	return out, err
+	return getAs[Redelivery](ctx, s, "webhook redelivery", guid, `SELECT * FROM webhook_redeliveries WHERE guid = $1`, guid)
 }
 
 // RecordedDeliveries says which of guids webhook_deliveries holds.
 func (s *Store) RecordedDeliveries(ctx context.Context, guids []string) (map[string]bool, error) {
-	var found []string
-	if err := s.q.SelectContext(ctx, &found, `
-		SELECT delivery_id FROM webhook_deliveries WHERE delivery_id = ANY($1)`, pq.Array(guids)); err != nil {
-		return nil, mapErr(err)
+	found, err := selectAs[string](ctx, s, `
+		SELECT delivery_id FROM webhook_deliveries WHERE delivery_id = ANY($1)`, pq.Array(guids))
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]bool, len(found))
 	for _, g := range found {

@@ -86,9 +86,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "Forced", e.Forced, p.get("forced").boolean())
 		check(t, "CompareURL", e.CompareURL, p.get("compare").str())
 		check(t, "PusherName", e.PusherName, p.get("pusher.name").str())
-		check(t, "SenderLogin", e.SenderLogin, p.get("sender.login").str())
-		check(t, "InstallationID", e.InstallationID, p.get("installation.id").int(t))
-		assertRepo(t, e.Repo, p.get("repository"))
+		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
 		if hc := p.get("head_commit"); hc.null() {
 			check(t, "HeadCommit", e.HeadCommit, webhook.Commit{})
 		} else {
@@ -117,9 +115,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "HeadRepoFullName", e.HeadRepoFullName, pr.get("head.repo.full_name").str())
 		check(t, "BaseRef", e.BaseRef, pr.get("base.ref").str())
 		check(t, "Draft", e.Draft, pr.get("draft").boolean())
-		check(t, "InstallationID", e.InstallationID, p.get("installation.id").int(t))
-		check(t, "SenderLogin", e.SenderLogin, p.get("sender.login").str())
-		assertRepo(t, e.Repo, p.get("repository"))
+		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
 
 	case webhook.CheckRun:
 		run := p.get("check_run")
@@ -131,9 +127,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "AppID", e.AppID, run.get("app.id").int(t))
 		check(t, "CheckSuiteID", e.CheckSuiteID, run.get("check_suite.id").int(t))
 		check(t, "RequestedActionIdentifier", e.RequestedActionIdentifier, p.get("requested_action.identifier").str())
-		check(t, "InstallationID", e.InstallationID, p.get("installation.id").int(t))
-		check(t, "SenderLogin", e.SenderLogin, p.get("sender.login").str())
-		assertRepo(t, e.Repo, p.get("repository"))
+		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
 
 	case webhook.CheckSuite:
 		suite := p.get("check_suite")
@@ -142,9 +136,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "HeadSHA", e.HeadSHA, suite.get("head_sha").str())
 		check(t, "HeadBranch", e.HeadBranch, suite.get("head_branch").str())
 		check(t, "AppID", e.AppID, suite.get("app.id").int(t))
-		check(t, "InstallationID", e.InstallationID, p.get("installation.id").int(t))
-		check(t, "SenderLogin", e.SenderLogin, p.get("sender.login").str())
-		assertRepo(t, e.Repo, p.get("repository"))
+		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
 
 	case webhook.Installation:
 		inst := p.get("installation")
@@ -182,6 +174,15 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 	default:
 		t.Fatalf("decoded as %T, want one of the typed events", ev)
 	}
+}
+
+// assertRepoEvent compares what every event about a repository carries with its payload:
+// the installation, the sender and the repository.
+func assertRepoEvent(t *testing.T, p doc, installationID int64, senderLogin string, repo webhook.Repo) {
+	t.Helper()
+	check(t, "InstallationID", installationID, p.get("installation.id").int(t))
+	check(t, "SenderLogin", senderLogin, p.get("sender.login").str())
+	assertRepo(t, repo, p.get("repository"))
 }
 
 func assertRepo(t *testing.T, got webhook.Repo, r doc) {

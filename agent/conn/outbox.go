@@ -251,14 +251,24 @@ func (o *outbox) ack(jobID string, seq int64) {
 // dropLinesLocked removes from list, past its first keep items, the numbered lines of the
 // job up to seq.
 func (o *outbox) dropLinesLocked(list []*item, jobID string, seq int64, keep int) []*item {
-	out := list[:0]
-	for i, it := range list {
+	return filterItems(list, func(i int, it *item) bool {
 		numbered := (it.kind == kindLog || it.kind == kindDropped) && it.seq != 0
 		if i >= keep && numbered && it.jobID == jobID && it.seq <= seq {
 			o.forgetLocked(it)
-			continue
+			return true
 		}
-		out = append(out, it)
+		return false
+	})
+}
+
+// filterItems removes in place the items drop picks, given each item's index in list, and
+// clears the freed tail so the removed items can be collected; an empty result is nil.
+func filterItems(list []*item, drop func(i int, it *item) bool) []*item {
+	out := list[:0]
+	for i, it := range list {
+		if !drop(i, it) {
+			out = append(out, it)
+		}
 	}
 	for i := len(out); i < len(list); i++ {
 		list[i] = nil
@@ -342,23 +352,15 @@ func (o *outbox) takeReadyResults() []protocol.JobResult {
 	defer o.mu.Unlock()
 	var taken []protocol.JobResult
 	pending := map[string]bool{}
-	kept := o.items[:0]
-	for _, it := range o.items {
+	o.items = filterItems(o.items, func(_ int, it *item) bool {
 		if it.kind == kindResult && !pending[it.jobID] {
 			taken = append(taken, it.payload.(protocol.JobResult))
 			delete(o.nextSeq, it.jobID)
-			continue
+			return true
 		}
 		pending[it.jobID] = true
-		kept = append(kept, it)
-	}
-	for i := len(kept); i < len(o.items); i++ {
-		o.items[i] = nil
-	}
-	o.items = kept
-	if len(o.items) == 0 {
-		o.items = nil
-	}
+		return false
+	})
 	o.emptiedLocked()
 	return taken
 }
@@ -368,23 +370,15 @@ func (o *outbox) takeReadyResults() []protocol.JobResult {
 func (o *outbox) dropResult(jobID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	kept := o.items[:0]
-	for i, it := range o.items {
+	o.items = filterItems(o.items, func(i int, it *item) bool {
 		// The head may be in flight; the server ignores a repeated frame anyway.
 		done := it.kind == kindResult || it.kind == kindLog || it.kind == kindDropped
 		if i > 0 && done && it.jobID == jobID {
 			o.forgetLocked(it)
-			continue
+			return true
 		}
-		kept = append(kept, it)
-	}
-	for i := len(kept); i < len(o.items); i++ {
-		o.items[i] = nil
-	}
-	o.items = kept
-	if len(o.items) == 0 {
-		o.items = nil
-	}
+		return false
+	})
 	o.sent = o.dropLinesLocked(o.sent, jobID, allLines, 0)
 	// A line of the job on the wire right now is forgotten when popped; after that nothing
 	// of the job is left to remember.

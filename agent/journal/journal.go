@@ -146,19 +146,25 @@ func (j *Journal) Get(jobID string) (protocol.JobResult, bool, error) {
 // Remove drops a job's result once the server has acknowledged it; removing an absent
 // result is not an error, since acknowledgements may repeat.
 func (j *Journal) Remove(jobID string) error {
+	if err := j.remove(j.fileName(jobID)); err != nil {
+		return fmt.Errorf("remove journaled result of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// remove removes a file of the journal and fsyncs its directory so the removal survives a
+// crash; an absent file is not an error.
+func (j *Journal) remove(path string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	err := os.Remove(j.fileName(jobID))
+	err := os.Remove(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("remove journaled result of job %s: %w", jobID, err)
+		return err
 	}
-	if err := syncDir(j.dir); err != nil {
-		return fmt.Errorf("remove journaled result of job %s: %w", jobID, err)
-	}
-	return nil
+	return syncDir(filepath.Dir(path))
 }
 
 // List returns every journaled result, oldest first. A file that cannot be read or
@@ -167,21 +173,12 @@ func (j *Journal) Remove(jobID string) error {
 func (j *Journal) List() ([]Entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	des, err := os.ReadDir(j.dir)
+	recs, skipped, err := readDir(j.dir, readRecord)
 	if err != nil {
 		return nil, fmt.Errorf("list journal: %w", err)
 	}
 	var out []Entry
-	var errs []error
-	for _, de := range des {
-		if de.IsDir() || !strings.HasSuffix(de.Name(), suffix) {
-			continue
-		}
-		rec, err := readRecord(filepath.Join(j.dir, de.Name()))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	for _, rec := range recs {
 		out = append(out, Entry(rec))
 	}
 	sort.SliceStable(out, func(a, b int) bool {
@@ -190,7 +187,31 @@ func (j *Journal) List() ([]Entry, error) {
 		}
 		return out[a].Result.JobID < out[b].Result.JobID
 	})
-	return out, errors.Join(errs...)
+	return out, skipped
+}
+
+// readDir reads every journal file in dir with read. A file that cannot be read is left
+// out and reported in skipped, so one corrupt file does not hide the others; err is the
+// directory's own error.
+func readDir[T any](dir string, read func(path string) (T, error)) (recs []T, skipped, err error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []T
+	var errs []error
+	for _, de := range des {
+		if de.IsDir() || !strings.HasSuffix(de.Name(), suffix) {
+			continue
+		}
+		rec, err := read(filepath.Join(dir, de.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out, errors.Join(errs...), nil
 }
 
 func readRecord(path string) (record, error) {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -72,16 +71,7 @@ func (j *Journal) putStarted(rec Started) error {
 // End drops a job's start record once its result is journaled; an absent record is not
 // an error.
 func (j *Journal) End(jobID string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	err := os.Remove(j.startedFile(jobID))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("end journaled start of job %s: %w", jobID, err)
-	}
-	if err := syncDir(filepath.Join(j.dir, startedDir)); err != nil {
+	if err := j.remove(j.startedFile(jobID)); err != nil {
 		return fmt.Errorf("end journaled start of job %s: %w", jobID, err)
 	}
 	return nil
@@ -92,29 +82,15 @@ func (j *Journal) End(jobID string) error {
 func (j *Journal) Interrupted() ([]Started, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	dir := filepath.Join(j.dir, startedDir)
-	des, err := os.ReadDir(dir)
+	out, skipped, err := readDir(filepath.Join(j.dir, startedDir), readStarted)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list started jobs: %w", err)
 	}
-	var out []Started
-	var errs []error
-	for _, de := range des {
-		if de.IsDir() || !strings.HasSuffix(de.Name(), suffix) {
-			continue
-		}
-		rec, err := readStarted(filepath.Join(dir, de.Name()))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, rec)
-	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].StartedAt.Before(out[b].StartedAt) })
-	return out, errors.Join(errs...)
+	return out, skipped
 }
 
 func readStarted(path string) (Started, error) {

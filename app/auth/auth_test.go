@@ -114,8 +114,7 @@ func TestSignIn_SecondSignInUpdatesTheSameUser(t *testing.T) {
 func TestSignIn_NextIsKeptOnlyForLocalPaths(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.sim.AddUser("octocat")
-	f.sim.SetAuthorizeAs("octocat")
+	f.authorizing("octocat")
 	tests := []struct {
 		next, wantPath string
 	}{
@@ -139,8 +138,7 @@ func TestSignIn_NextIsKeptOnlyForLocalPaths(t *testing.T) {
 func TestCallback_StateNotFromThisBrowserIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.sim.AddUser("octocat")
-	f.sim.SetAuthorizeAs("octocat")
+	f.authorizing("octocat")
 
 	tests := []struct {
 		name    string
@@ -179,8 +177,7 @@ func TestCallback_StateNotFromThisBrowserIsRefused(t *testing.T) {
 func TestCallback_StateIsCheckedBeforeTheCodeIsSpent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.sim.AddUser("octocat")
-	f.sim.SetAuthorizeAs("octocat")
+	f.authorizing("octocat")
 	victim := f.browser()
 	back := f.startLogin(victim)
 	// An attacker's browser presenting the victim's callback URL is refused without using the code…
@@ -197,8 +194,7 @@ func TestCallback_StateIsCheckedBeforeTheCodeIsSpent(t *testing.T) {
 func TestCallback_ReusedCodeIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.sim.AddUser("octocat")
-	f.sim.SetAuthorizeAs("octocat")
+	f.authorizing("octocat")
 	c := f.browser()
 	first := f.startLogin(c)
 	if resp := f.get(c, first.String()); resp.StatusCode != http.StatusOK {

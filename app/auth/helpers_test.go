@@ -146,11 +146,16 @@ func (f *fixture) browser() *http.Client {
 	return apptest.Browser(f.t, f.rec)
 }
 
+// authorizing adds the GitHub user login, who then approves every authorization GitHub asks for.
+func (f *fixture) authorizing(login string) {
+	f.sim.AddUser(login)
+	f.sim.SetAuthorizeAs(login)
+}
+
 // signIn runs the whole sign-in as a new GitHub user and returns the signed-in browser.
 func (f *fixture) signIn(login string) *http.Client {
 	f.t.Helper()
-	f.sim.AddUser(login)
-	f.sim.SetAuthorizeAs(login)
+	f.authorizing(login)
 	c := f.browser()
 	resp := f.get(c, "/auth/github/login")
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {

@@ -20,35 +20,21 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		lose func(e *env, repo string)
-		want string
+		role string // alice's role on the repository once she loses write access
 	}{
-		{"demoted to read", func(e *env, repo string) {
-			if err := e.sim.SetRepoRole(repo, "alice", "read"); err != nil {
-				e.t.Fatal(err)
-			}
-		}, "alice no longer has write access to %s; a user with write access must relink the project"},
-		{"removed from the repository", func(e *env, repo string) {
-			if err := e.sim.SetRepoRole(repo, "alice", "none"); err != nil {
-				e.t.Fatal(err)
-			}
-		}, "alice no longer has write access to %s; a user with write access must relink the project"},
+		{"demoted to read", "read"},
+		{"removed from the repository", "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			a := e.idleAgent("box")
-			p, first := e.project(&a)
-			e.push(p, first)
-			e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
-			second := e.commit(p, "second")
-			e.hub.setIdle(a.ID, true)
-			e.push(p, second)
-			e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+			a, p, _, _ := e.deployedTwice()
 			asked := len(e.sim.CallsMatching(http.MethodGet, "/repos/*/*/collaborators/*/permission"))
 
-			tt.lose(e, p.RepoFullName)
+			if err := e.sim.SetRepoRole(p.RepoFullName, "alice", tt.role); err != nil {
+				t.Fatal(err)
+			}
 			e.clock.Advance(6 * time.Minute) // past what is kept of her earlier access
 			jobs := len(e.hub.jobs())
 			tokens := len(e.sim.CallsMatching(http.MethodPost, "/app/installations/*/access_tokens"))
@@ -56,7 +42,7 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 			e.hub.setIdle(a.ID, true)
 			e.push(p, third)
 			d := e.latest(p)
-			want := fmt.Sprintf(tt.want, p.RepoFullName)
+			want := fmt.Sprintf("alice no longer has write access to %s; a user with write access must relink the project", p.RepoFullName)
 			if d.Status != store.DeploymentFailure || d.Error != want {
 				t.Fatalf("deployment %s %q, want failure %q", d.Status, d.Error, want)
 			}
@@ -76,20 +62,25 @@ func TestAccess_OwnerWhoLostWriteAccessGetsNoSourceAndNoToken(t *testing.T) {
 	}
 }
 
+// deployedTwice makes a project on an idle agent and deploys its first commit, then a second,
+// both with success.
+func (e *env) deployedTwice() (a store.Agent, p store.Project, first, second string) {
+	e.t.Helper()
+	a = e.idleAgent("box")
+	p, first = e.project(&a)
+	e.deploy(a, p, first, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	second = e.commit(p, "second")
+	e.deploy(a, p, second, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	return a, p, first, second
+}
+
 // TestPush_ReplayedOrOutOfOrderPushNeverRollsBack: a push deploys only if its commit is still
 // the branch head, so a captured push sent again under a new delivery id, or an older push
 // that GitHub delivers after a newer one, is ignored instead of rolling production back.
 func TestPush_ReplayedOrOutOfOrderPushNeverRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.idleAgent("box")
-	p, first := e.project(&a)
-	e.push(p, first)
-	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
-	second := e.commit(p, "second")
-	e.hub.setIdle(a.ID, true)
-	e.push(p, second)
-	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	a, p, first, second := e.deployedTwice()
 	deployments := func() int {
 		ds, err := e.st.DeploymentsByProject(e.ctx, p.ID, 100)
 		if err != nil {
@@ -167,10 +158,17 @@ const zeroSHA = "0000000000000000000000000000000000000000"
 // After and Forced.
 func (e *env) pushEvent(p store.Project, ev webhook.Push) string {
 	e.t.Helper()
+	return e.handlePush(0, p, ev)
+}
+
+// handlePush hands the push handler ev, received as webhook delivery (a webhook_deliveries id,
+// or 0), as a push to the project's deploy branch.
+func (e *env) handlePush(delivery int64, p store.Project, ev webhook.Push) string {
+	e.t.Helper()
 	ev.Ref = "refs/heads/" + p.DeployBranch
 	ev.Repo = webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}
 	ev.InstallationID = e.instGH
-	decision, err := e.pushHandler().Handle(e.ctx, 0, ev)
+	decision, err := e.pushHandler().Handle(e.ctx, delivery, ev)
 	if err != nil {
 		e.t.Fatal(err)
 	}

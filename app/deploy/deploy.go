@@ -9,6 +9,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -117,27 +118,13 @@ func New(opt Options) *Orchestrator {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if opt.AgentOfflineWait == 0 {
-		opt.AgentOfflineWait = 10 * time.Minute
-	}
-	if opt.AgentLostAfter == 0 {
-		opt.AgentLostAfter = 5 * time.Minute
-	}
-	if opt.ResultGrace == 0 {
-		opt.ResultGrace = 5 * time.Minute
-	}
-	if opt.SweepEvery == 0 {
-		opt.SweepEvery = 5 * time.Second
-	}
-	if opt.ReportTimeout == 0 {
-		opt.ReportTimeout = 2 * time.Minute
-	}
-	if opt.ReportBackoff == 0 {
-		opt.ReportBackoff = 30 * time.Second
-	}
-	if opt.ReportWorkers == 0 {
-		opt.ReportWorkers = 4
-	}
+	opt.AgentOfflineWait = cmp.Or(opt.AgentOfflineWait, 10*time.Minute)
+	opt.AgentLostAfter = cmp.Or(opt.AgentLostAfter, 5*time.Minute)
+	opt.ResultGrace = cmp.Or(opt.ResultGrace, 5*time.Minute)
+	opt.SweepEvery = cmp.Or(opt.SweepEvery, 5*time.Second)
+	opt.ReportTimeout = cmp.Or(opt.ReportTimeout, 2*time.Minute)
+	opt.ReportBackoff = cmp.Or(opt.ReportBackoff, 30*time.Second)
+	opt.ReportWorkers = cmp.Or(opt.ReportWorkers, 4)
 	opt.PublicURL = strings.TrimRight(opt.PublicURL, "/")
 	return &Orchestrator{opt: opt, log: opt.Logger, access: newAccessCache(), reportSlots: make(chan struct{}, opt.ReportWorkers)}
 }

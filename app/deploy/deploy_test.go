@@ -212,13 +212,7 @@ func (e *env) pushHandler() deploy.PushHandler { return deploy.NewPushHandler(e.
 
 func (e *env) push(p store.Project, sha string) string {
 	e.t.Helper()
-	decision, err := e.pushHandler().Handle(e.ctx, 0, webhook.Push{
-		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return decision
+	return e.handlePush(0, p, webhook.Push{After: sha})
 }
 
 func (e *env) latest(p store.Project) store.Deployment {
@@ -488,12 +482,9 @@ func TestHandlers_DecideEveryActionInOneLine(t *testing.T) {
 	e := newEnv(t)
 	a := e.idleAgent("box")
 	p, good := e.project(&a)
-	e.push(p, good)
-	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	e.deploy(a, p, good, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
 	bad := e.commit(p, "bad")
-	e.hub.setIdle(a.ID, true)
-	e.push(p, bad)
-	e.run(a, p, time.Second, protocol.JobResult{Status: protocol.StatusFailure})
+	e.deploy(a, p, bad, time.Second, protocol.JobResult{Status: protocol.StatusFailure})
 	goodRun, badRun := e.checkRun(p, good).ID, e.checkRun(p, bad).ID
 	repo := webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}
 	checkRun := func(action, button string, id int64) webhook.CheckRun {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
 )
@@ -27,13 +26,7 @@ func (e *env) pushDelivered(p store.Project, sha, guid string, firstSent time.Ti
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	decision, err := deploy.NewPushHandler(e.orch).Handle(e.ctx, d.ID, webhook.Push{
-		Ref: "refs/heads/main", After: sha, Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH,
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return decision
+	return e.handlePush(d.ID, p, webhook.Push{After: sha})
 }
 
 func TestPushHandler_APushOlderThanOneAlreadyDeployedIsRecordedSuperseded(t *testing.T) {

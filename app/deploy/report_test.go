@@ -37,30 +37,23 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 				"compose.yaml": []byte("services:\n  web:\n    image: busybox\n"),
 				"stagely.yaml": []byte("version: \"1.0\"\nservices:\n  web:\n    health_check_grace_period: 30s\n"),
 			})
-			e.push(p, sha)
-			e.run(a, p, 12*time.Second, protocol.JobResult{Status: protocol.StatusSuccess,
+			e.deploy(a, p, sha, 12*time.Second, protocol.JobResult{Status: protocol.StatusSuccess,
 				Services: []protocol.ServiceStatus{{Name: "web", State: "running", Health: "healthy", ContainerID: "0123456789abcdef"}}})
 		}},
 		{"rolled_back_to_the_previous_good", func(e *env) {
 			a := e.idleAgent("box")
 			p, good := e.project(&a)
-			e.push(p, good)
-			e.run(a, p, 3*time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+			e.deploy(a, p, good, 3*time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
 			bad := e.commit(p, "bad")
-			e.hub.setIdle(a.ID, true)
-			e.push(p, bad)
-			e.run(a, p, 95*time.Second, protocol.JobResult{Status: protocol.StatusRolledBack, Error: "service web is unhealthy after 60s",
+			e.deploy(a, p, bad, 95*time.Second, protocol.JobResult{Status: protocol.StatusRolledBack, Error: "service web is unhealthy after 60s",
 				Services: []protocol.ServiceStatus{{Name: "web", State: "running", Health: "unhealthy", ContainerID: "abc", LogTail: []string{"panic"}}}})
 		}},
 		{"timed_out_and_cancelled", func(e *env) {
 			a := e.idleAgent("box")
 			p, first := e.project(&a)
-			e.push(p, first)
-			e.run(a, p, 61*time.Second, protocol.JobResult{Status: protocol.StatusTimedOut, Error: "deployment.timeout (60s) passed"})
+			e.deploy(a, p, first, 61*time.Second, protocol.JobResult{Status: protocol.StatusTimedOut, Error: "deployment.timeout (60s) passed"})
 			second := e.commit(p, "second")
-			e.hub.setIdle(a.ID, true)
-			e.push(p, second)
-			e.run(a, p, 2*time.Second, protocol.JobResult{Status: protocol.StatusCancelled})
+			e.deploy(a, p, second, 2*time.Second, protocol.JobResult{Status: protocol.StatusCancelled})
 		}},
 		{"configuration_problems_fail_with_annotations", func(e *env) {
 			a := e.idleAgent("box")
@@ -123,6 +116,15 @@ func (e *env) commitFiles(p store.Project, files map[string][]byte) string {
 		e.t.Fatal(err)
 	}
 	return sha
+}
+
+// deploy pushes sha to the idle agent's project and plays the agent through the deployment
+// the push makes (see run).
+func (e *env) deploy(a store.Agent, p store.Project, sha string, took time.Duration, res protocol.JobResult) {
+	e.t.Helper()
+	e.hub.setIdle(a.ID, true)
+	e.push(p, sha)
+	e.run(a, p, took, res)
 }
 
 // run plays the agent for the project's latest deployment: it accepts the job, logs two

@@ -143,11 +143,7 @@ func TestPushToDeploy(t *testing.T) {
 
 	t.Run("two quick pushes: the older is superseded, the newer deployed", func(t *testing.T) {
 		// Hold the agent back so both pushes queue behind one another.
-		s.agent.stop(t)
-		waitFor(t, 20*time.Second, "agent offline", func() bool {
-			a, _ := s.st.AgentByID(s.ctx, s.agentRow.ID)
-			return a.Status == store.AgentOffline
-		})
+		s.stopAgent(t)
 		a, b := repo, repo
 		a.Page, b.Page = "version 4a\n", "version 4b\n"
 		older := s.push("main", a.Files(), "4a")
@@ -305,18 +301,13 @@ func TestServerCrashMidDeployLosesNothing(t *testing.T) {
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "survived\n"}
 	repo.StagelyYAML = "version: \"1.0\"\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"sleep 4\"\n"
 	sha := s.push("main", repo.Files(), "slow deploy")
-	waitFor(t, time.Minute, "deployment running on the agent", func() bool {
-		ds := s.deployments()
-		return len(ds) > 0 && ds[0].Status == store.DeploymentRunning
-	})
-	if err := s.server.cmd.Process.Kill(); err != nil {
+	s.waitRunning(time.Minute)
+	if err := s.server.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.server.done
+	<-s.server.Done()
 	// The deploy finishes while no server listens: the result can only be journaled.
-	waitFor(t, 2*time.Minute, "the agent to finish the deploy", func() bool {
-		return strings.Contains(s.agent.out.String(), `msg="job finished"`)
-	})
+	s.waitAgentFinishedJob(2 * time.Minute)
 	s.startServer()
 	run := s.deployCheck(sha, 1, 2*time.Minute)
 	if run.Conclusion != "success" {

@@ -44,6 +44,30 @@ func (s *stack) waitDeployment(within time.Duration, what string, ok func(store.
 	return d
 }
 
+// waitRunning waits until the project's newest deployment runs on the agent and returns it.
+func (s *stack) waitRunning(within time.Duration) store.Deployment {
+	s.t.Helper()
+	return s.waitDeployment(within, "deployment running", func(d store.Deployment) bool { return d.Status == store.DeploymentRunning })
+}
+
+// waitAgentFinishedJob waits until the agent logs that it finished a job.
+func (s *stack) waitAgentFinishedJob(within time.Duration) {
+	s.t.Helper()
+	waitFor(s.t, within, "the agent to finish the deploy", func() bool {
+		return strings.Contains(s.agent.out.String(), `msg="job finished"`)
+	})
+}
+
+// stopAgent stops the agent and waits until the server has marked it offline.
+func (s *stack) stopAgent(t *testing.T) {
+	t.Helper()
+	s.agent.stop(t)
+	waitFor(t, 20*time.Second, "agent offline", func() bool {
+		a, _ := s.st.AgentByID(s.ctx, s.agentRow.ID)
+		return a.Status == store.AgentOffline
+	})
+}
+
 // waitLogLine waits until a stored log line of deployment id contains text.
 func (s *stack) waitLogLine(id int64, text string, within time.Duration) {
 	s.t.Helper()
@@ -115,7 +139,7 @@ func TestFault6_SlowGitHubNeverDropsAHealthyAgent(t *testing.T) {
 	})
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "patience\n", Hook: "echo migrating; sleep 2"}
 	sha := s.push("main", repo.Files(), "deploy behind a slow GitHub")
-	s.waitDeployment(2*time.Minute, "deployment running", func(d store.Deployment) bool { return d.Status == store.DeploymentRunning })
+	s.waitRunning(2 * time.Minute)
 	api.slow(8 * time.Second)
 	d := s.waitDeployment(3*time.Minute, "deployment finished", store.Deployment.Finished)
 	run := s.deployCheck(sha, 1, 3*time.Minute)
@@ -162,7 +186,7 @@ func TestFault4_WebSocketCutMidDeployLosesNoLogLine(t *testing.T) {
 	const ticks = 20
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "cut\n", Hook: tickHook(ticks)}
 	sha := s.push("main", repo.Files(), "deploy across a cut")
-	d := s.waitDeployment(2*time.Minute, "deployment running", func(d store.Deployment) bool { return d.Status == store.DeploymentRunning })
+	d := s.waitRunning(2 * time.Minute)
 	s.waitLogLine(d.ID, "tick 3", time.Minute)
 	if n := proxy.blackhole(); n != 1 {
 		t.Fatalf("%d agent connections through the proxy, want 1", n)
@@ -197,12 +221,10 @@ func TestFault2_PostgresRestartedMidDeploy(t *testing.T) {
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "outage\n",
 		Hook: "echo before the outage; sleep 3; echo during the outage"}
 	sha := s.push("main", repo.Files(), "deploy across a database restart")
-	d := s.waitDeployment(2*time.Minute, "deployment running", func(d store.Deployment) bool { return d.Status == store.DeploymentRunning })
+	d := s.waitRunning(2 * time.Minute)
 	s.waitLogLine(d.ID, "before the outage", time.Minute)
 	pg.stop()
-	waitFor(t, 2*time.Minute, "the agent to finish the deploy", func() bool {
-		return strings.Contains(s.agent.out.String(), `msg="job finished"`)
-	})
+	s.waitAgentFinishedJob(2 * time.Minute)
 	pg.start()
 	run := s.deployCheck(sha, 1, 3*time.Minute)
 	if run.Conclusion != "success" {
@@ -250,12 +272,12 @@ func TestFault3_AgentKilledMidDeploy(t *testing.T) {
 			v := repo
 			v.Page, v.Hook, v.StagelyYAML = k.page, k.hook, k.yaml
 			sha := s.push("main", v.Files(), strings.TrimSpace(k.page))
-			d := s.waitDeployment(2*time.Minute, "deployment running", func(d store.Deployment) bool { return d.Status == store.DeploymentRunning })
+			d := s.waitRunning(2 * time.Minute)
 			s.waitLogLine(d.ID, k.marker, 2*time.Minute)
-			if err := s.agent.cmd.Process.Kill(); err != nil {
+			if err := s.agent.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			<-s.agent.done
+			<-s.agent.Done()
 			s.startAgent()
 			run := s.deployCheck(sha, 1, 2*time.Minute)
 			got := s.waitDeployment(time.Minute, "deployment finished", store.Deployment.Finished)
@@ -294,11 +316,7 @@ func TestFault7_AgentConnectSettlesDeploymentsItDoesNotHold(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	// Stopped after a first connection, so the agent has a recent heartbeat: the sweeper
 	// leaves its deployments alone for STAGELY_AGENT_LOST_AFTER.
-	s.agent.stop(t)
-	waitFor(t, 20*time.Second, "agent offline", func() bool {
-		a, _ := s.st.AgentByID(s.ctx, s.agentRow.ID)
-		return a.Status == store.AgentOffline
-	})
+	s.stopAgent(t)
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "resent\n"}
 	sha := s.push("main", repo.Files(), "dispatched, never sent")
 	lost := s.waitDeployment(time.Minute, "deployment queued", func(d store.Deployment) bool { return d.Status == store.DeploymentQueued })

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/app/apptest"
+	"github.com/stagely/stagely/app/childproc"
 	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
@@ -49,21 +50,22 @@ func buildBinaries(dir string) (apptest.Binaries, error) {
 
 // process is a stagely binary running for a test, its output kept for failure messages.
 type process struct {
+	*childproc.Process
 	name string
-	cmd  *exec.Cmd
 	out  *logtest.Buffer
-	done chan struct{}
 }
 
 func startProcess(t *testing.T, name, path string, env []string) *process {
 	t.Helper()
-	p := &process{name: name, cmd: exec.Command(path), out: &logtest.Buffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	out := &logtest.Buffer{}
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	proc, err := childproc.Start(cmd)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	p := &process{Process: proc, name: name, out: out}
 	t.Cleanup(func() {
 		p.stop(t)
 		if t.Failed() {
@@ -73,20 +75,10 @@ func startProcess(t *testing.T, name, path string, env []string) *process {
 	return p
 }
 
-// stop sends SIGTERM and waits, then kills.
+// stop interrupts the process and waits, then kills it.
 func (p *process) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Logf("%s did not stop within 20s; killing it", p.name)
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p.Stop(20 * time.Second) {
+		t.Logf("%s did not stop within 20s and was killed", p.name)
 	}
 }
 

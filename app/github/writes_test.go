@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/stagely/stagely/app/github"
@@ -28,46 +29,29 @@ func TestWrites_A502NeverWritesTwice(t *testing.T) {
 				return in.CreateCheckRun(ctx, repoWeb, github.NewCheckRun{Name: "Stagely / deploy", HeadSHA: f.sha2, ExternalID: "7", Title: "Queued", Summary: "queued"})
 			},
 			func(f *fixture, _ int64) []int64 {
-				var ids []int64
-				for _, r := range f.sim.CheckRuns(repoWeb, f.sha2) {
-					ids = append(ids, r.ID)
-				}
-				return ids
+				return idsOf(f.sim.CheckRuns(repoWeb, f.sha2), func(r githubsim.CheckRun) int64 { return r.ID })
 			}},
 		{"create commit status", http.MethodPost, "/repos/*/*/statuses/*",
 			func(ctx context.Context, f *fixture, in *github.Installation, _ int64) (int64, error) {
 				return 0, in.CreateStatus(ctx, repoWeb, f.sha2, github.CommitStatus{State: "pending", Description: "Queued", TargetURL: "https://stagely.example/d/7"})
 			},
 			func(f *fixture, _ int64) []int64 {
-				var ids []int64
-				for _, s := range f.sim.Statuses(repoWeb, f.sha2) {
-					ids = append(ids, s.ID)
-				}
-				return ids
+				return idsOf(f.sim.Statuses(repoWeb, f.sha2), func(s githubsim.Status) int64 { return s.ID })
 			}},
 		{"create deployment", http.MethodPost, "/repos/*/*/deployments",
 			func(ctx context.Context, f *fixture, in *github.Installation, _ int64) (int64, error) {
 				return in.CreateDeployment(ctx, repoWeb, github.NewDeployment{Ref: f.sha2, Environment: "web", Description: "Stagely deployment #7", Payload: map[string]any{"stagely_deployment": "7"}})
 			},
 			func(f *fixture, _ int64) []int64 {
-				var ids []int64
-				for _, d := range f.sim.Deployments(repoWeb) {
-					if d.Environment == "web" {
-						ids = append(ids, d.ID)
-					}
-				}
-				return ids
+				web := slices.DeleteFunc(f.sim.Deployments(repoWeb), func(d githubsim.Deployment) bool { return d.Environment != "web" })
+				return idsOf(web, func(d githubsim.Deployment) int64 { return d.ID })
 			}},
 		{"create deployment status", http.MethodPost, "/repos/*/*/deployments/*/statuses",
 			func(ctx context.Context, f *fixture, in *github.Installation, depID int64) (int64, error) {
 				return 0, in.CreateDeploymentStatus(ctx, repoWeb, depID, github.DeploymentStatus{State: "queued", Description: "Queued", LogURL: "https://stagely.example/d/7"})
 			},
 			func(f *fixture, depID int64) []int64 {
-				var ids []int64
-				for _, s := range f.sim.DeploymentStatuses(repoWeb, depID) {
-					ids = append(ids, s.ID)
-				}
-				return ids
+				return idsOf(f.sim.DeploymentStatuses(repoWeb, depID), func(s githubsim.DeploymentStatus) int64 { return s.ID })
 			}},
 	}
 	for _, w := range writes {
@@ -165,4 +149,13 @@ func TestWrites_ALookupThatFailsStopsTheWrite(t *testing.T) {
 	if got := f.sim.Statuses(repoWeb, f.sha2); len(got) != 1 {
 		t.Fatalf("%d statuses stored, want the one GitHub applied", len(got))
 	}
+}
+
+// idsOf lists the ids of what GitHub holds, in its order.
+func idsOf[T any](xs []T, id func(T) int64) []int64 {
+	var ids []int64
+	for _, x := range xs {
+		ids = append(ids, id(x))
+	}
+	return ids
 }

@@ -293,14 +293,7 @@ func untilAck(t *testing.T, c *websocket.Conn, jobID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("read frame: %v", err)
-		}
-		typ, v, err := protocol.Decode(b)
-		if err != nil {
-			t.Fatalf("decode frame %s: %v", b, err)
-		}
+		typ, v := readFrame(ctx, t, c)
 		if ack, ok := v.(*protocol.ResultAck); typ == protocol.TypeResultAck && ok && ack.JobID == jobID {
 			return
 		}

@@ -334,6 +334,12 @@ func recv(t *testing.T, c *websocket.Conn) (string, any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	return readFrame(ctx, t, c)
+}
+
+// readFrame reads and decodes the next frame from the server before ctx ends.
+func readFrame(ctx context.Context, t *testing.T, c *websocket.Conn) (string, any) {
+	t.Helper()
 	_, b, err := c.Read(ctx)
 	if err != nil {
 		t.Fatalf("read frame: %v", err)

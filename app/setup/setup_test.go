@@ -138,6 +138,17 @@ func (f *fixture) callbackURL(c *http.Client) string {
 	return resp.Header.Get("Location")
 }
 
+// configure runs the whole registration in c's browser and fails unless the server reports the
+// App configured; what names the run in the failure. It returns the callback URL, now spent.
+func (f *fixture) configure(c *http.Client, what string) string {
+	f.t.Helper()
+	back := f.callbackURL(c)
+	if resp, body := f.get(c, back); resp.StatusCode != http.StatusOK || !strings.Contains(body, "GitHub App configured") {
+		f.t.Fatalf("%s: %d\n%s", what, resp.StatusCode, body)
+	}
+	return back
+}
+
 func TestSetup_EndToEndStoresSealedAppThatSignInUsesAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, appcreds.Credentials{})
@@ -259,10 +270,7 @@ func TestSetupCallback_ReplayAfterSetupConvertsNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, appcreds.Credentials{})
 	c := f.browser()
-	back := f.callbackURL(c)
-	if resp, body := f.get(c, back); resp.StatusCode != http.StatusOK || !strings.Contains(body, "GitHub App configured") {
-		t.Fatalf("first callback: %d %s", resp.StatusCode, body)
-	}
+	back := f.configure(c, "first callback")
 	for _, who := range []*http.Client{c, f.browser()} {
 		resp, body := f.get(who, back)
 		if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "already has a GitHub App") {
@@ -308,9 +316,7 @@ func TestSetupCallback_StateFromAnotherBrowserIsRefused(t *testing.T) {
 		t.Fatalf("a refused callback converted the code (%d calls)", n)
 	}
 	// The forged attempt cleared the owner's state cookie; the owner starts again and finishes.
-	if resp, body := f.get(owner, f.callbackURL(owner)); resp.StatusCode != http.StatusOK || !strings.Contains(body, "GitHub App configured") {
-		t.Fatalf("owner's own setup: %d\n%s", resp.StatusCode, body)
-	}
+	f.configure(owner, "owner's own setup")
 }
 
 func TestSetup_OrganizationOwnsTheApp(t *testing.T) {

@@ -96,10 +96,7 @@ func TestSetup_TokenIsDeadOnceAnAppExists(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, appcreds.Credentials{})
 	operator := f.browser()
-	back := f.callbackURL(operator)
-	if resp, body := f.get(operator, back); resp.StatusCode != http.StatusOK || !strings.Contains(body, "GitHub App configured") {
-		t.Fatalf("the operator's setup: %d\n%s", resp.StatusCode, body)
-	}
+	f.configure(operator, "the operator's setup")
 	// With the token, in the operator's browser or another, nothing can be registered any more.
 	for name, c := range map[string]*http.Client{"operator": operator, "another browser": f.browser()} {
 		resp, body := f.get(c, "/setup?token="+url.QueryEscape(f.token))

@@ -494,11 +494,11 @@ func (d *demo) stop(ctx context.Context) {
 	defer cancel()
 	var done, problems []string
 	if d.agent != nil {
-		d.agent.stop(30 * time.Second)
+		d.agent.Stop(30 * time.Second)
 		done = append(done, "agent")
 	}
 	if d.server != nil {
-		d.server.stop(15 * time.Second)
+		d.server.Stop(15 * time.Second)
 		done = append(done, "server")
 	}
 	// The agent's token dies with the database, but is not left lying around either.

@@ -5,65 +5,43 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"time"
+
+	"github.com/stagely/stagely/app/childproc"
 )
 
 // process is a Stagely binary the demo started; its output goes to a log file in the workdir.
 type process struct {
+	*childproc.Process
 	name    string
-	cmd     *exec.Cmd
 	logPath string
-	logFile *os.File
-	done    chan struct{}
-	err     error // set before done is closed
 }
 
 // startProcess starts path with exactly env (plus nothing inherited) and returns once it runs.
-// A goroutine waits for it and closes done; stop (or the process ending) is its exit.
 func startProcess(name, path string, args, env []string, logPath string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
 	}
-	p := &process{name: name, cmd: exec.Command(path, args...), logPath: logPath, logFile: f, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = childAttr()
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, path, err)
+	// The child writes to its own copy of the descriptor: the demo's is closed once it runs.
+	defer f.Close()
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = childAttr()
+	proc, err := childproc.Start(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &process{Process: proc, name: name, logPath: logPath}, nil
 }
 
 // exitedErr returns why the process ended, or nil while it runs.
 func (p *process) exitedErr() error {
 	select {
-	case <-p.done:
-		return fmt.Errorf("%s exited (%v); its last lines (%s):\n%s", p.name, p.err, p.logPath, p.tail(25))
+	case <-p.Done():
+		return fmt.Errorf("%s exited (%v); its last lines (%s):\n%s", p.name, p.Err(), p.logPath, p.tail(25))
 	default:
 		return nil
-	}
-}
-
-// stop sends SIGTERM and waits up to grace, then kills.
-func (p *process) stop(grace time.Duration) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
 	}
 }
 
