@@ -43,6 +43,9 @@ func (p *Process) Err() error {
 // Kill kills the process at once, as a crash would; Done is closed once it has ended.
 func (p *Process) Kill() error { return p.cmd.Process.Kill() }
 
+// Pid is the process id; a process that re-executes itself keeps it.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Stop interrupts the process and waits up to grace for it to end, then kills it. It
 // returns once the process has ended, and reports whether it had to be killed.
 func (p *Process) Stop(grace time.Duration) (killed bool) {

@@ -70,19 +70,19 @@ func (u *updateStack) start() int {
 		a, err := u.st.AgentByID(u.ctx, u.agentRow.ID)
 		return err == nil && a.Status != store.AgentOffline
 	})
-	return u.agent.cmd.Process.Pid
+	return u.agent.Pid()
 }
 
 // wantOldAgentRunning checks the agent still runs its old build, as the same process.
 func (u *updateStack) wantOldAgentRunning(pid int) {
 	u.t.Helper()
 	select {
-	case <-u.agent.done:
+	case <-u.agent.Done():
 		u.t.Fatalf("the agent exited:\n%s", tail(u.agent.out.String(), 50))
 	default:
 	}
-	if u.agent.cmd.Process.Pid != pid {
-		u.t.Fatalf("agent pid %d, want %d", u.agent.cmd.Process.Pid, pid)
+	if u.agent.Pid() != pid {
+		u.t.Fatalf("agent pid %d, want %d", u.agent.Pid(), pid)
 	}
 	if b, err := os.ReadFile(u.exe); err != nil || !bytes.Equal(b, u.old) {
 		u.t.Fatalf("the installed binary changed (%v)", err)
@@ -134,12 +134,12 @@ func idleAgentUpdatesThenDeploys(t *testing.T, builds map[string][]byte) {
 		return contains(u.agent.out.String(), "update confirmed: the new build connected")
 	})
 	select {
-	case <-u.agent.done:
+	case <-u.agent.Done():
 		t.Fatalf("the agent process exited instead of re-executing itself:\n%s", tail(u.agent.out.String(), 50))
 	default:
 	}
-	if u.agent.cmd.Process.Pid != pid {
-		t.Fatalf("agent pid %d, want %d: re-exec keeps the process", u.agent.cmd.Process.Pid, pid)
+	if u.agent.Pid() != pid {
+		t.Fatalf("agent pid %d, want %d: re-exec keeps the process", u.agent.Pid(), pid)
 	}
 	if b, _ := os.ReadFile(u.exe); !bytes.Equal(b, served) {
 		t.Fatal("the installed binary is not the served build")
