@@ -107,6 +107,7 @@ AGENT_DIST := app/agentdist/dist
 AGENT_ARCHES := amd64 arm64
 
 agent-binaries:
+	rm -f $(AGENT_DIST)/stagely-agent-linux-*
 	for arch in $(AGENT_ARCHES); do \
 		(cd agent && CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" \
 			-o ../$(AGENT_DIST)/stagely-agent-linux-$$arch ./cmd/stagely-agent); \
@@ -118,8 +119,12 @@ build: web agent-binaries
 	mkdir -p bin
 	CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stagely-server ./app/cmd/stagely-server
 	cd agent && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/stagely-agent ./cmd/stagely-agent
-	go build -o bin/stagely-demo ./app/cmd/stagely-demo
+	# The server's flags, so that the packages both use are compiled once.
+	CGO_ENABLED=0 GOWORK=off go build -trimpath -o bin/stagely-demo ./app/cmd/stagely-demo
 
+# The demo's agent runs on this machine: the server it starts serves only that build, which
+# spares a fresh machine a cross-compile on its way to the first deploy.
+demo: AGENT_ARCHES := $(shell go env GOARCH)
 demo: demo-deps build
 	bin/stagely-demo --server-bin bin/stagely-server --agent-bin bin/stagely-agent $(DEMO_FLAGS)
 
