@@ -25,6 +25,10 @@ import (
 // ErrAgentOffline is returned when the agent has no live connection to this server.
 var ErrAgentOffline = errors.New("agent is offline")
 
+// ErrAgentUpdating is returned while the agent has an update offer to answer: it may be
+// restarting into the new build.
+var ErrAgentUpdating = errors.New("agent is updating itself")
+
 // ErrQueueFull is returned when the agent's outbound queue is full: its connection is stuck.
 var ErrQueueFull = errors.New("agent connection is not keeping up (outbound queue full)")
 
@@ -315,6 +319,12 @@ func (h *Hub) Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) 
 	if st == nil || st.conn == nil || !st.conn.ready.Load() {
 		h.mu.Unlock()
 		return fmt.Errorf("dispatch job %s to agent %d: %w", job.JobID, agentID, ErrAgentOffline)
+	}
+	// An agent offered an update may be restarting into it (update.go): the job waits in the
+	// queue, and the agent's next idle moment dispatches it.
+	if st.updating() {
+		h.mu.Unlock()
+		return fmt.Errorf("dispatch job %s to agent %d: %w", job.JobID, agentID, ErrAgentUpdating)
 	}
 	// The send happens under h.mu so that a connection's teardown, which takes its list of
 	// active jobs under h.mu after its writer stopped, either sees this job or refuses it.

@@ -127,7 +127,10 @@ func (c *conn) offerLocked() {
 		return
 	}
 	u.offered, u.pending = true, true
-	u.timer = time.AfterFunc(h.opts.UpdateTimeout, func() { c.updateOver("no answer within " + h.opts.UpdateTimeout.String()) })
+	// Through the agent's worker, like every Sink call: one at a time, and waited for by Close.
+	u.timer = time.AfterFunc(h.opts.UpdateTimeout, func() {
+		c.st.work.control(func() { c.updateOver("no answer within " + h.opts.UpdateTimeout.String()) })
+	})
 	c.log.Info("agent update offered", "from", u.version, "to", latest, "platform", u.platform)
 }
 

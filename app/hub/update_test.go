@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,10 @@ func TestUpdate_IdleAgentBehindIsOfferedTheServedBuildAndIsBusyUntilItAnswers(t 
 	}
 	if e.hub.Idle(agent.ID) {
 		t.Fatal("the agent counts as idle while it applies an update: a DEPLOY could race its restart")
+	}
+	// A dispatcher that saw the agent idle just before the offer must not send it a job either.
+	if err := e.hub.Dispatch(e.ctx, agent.ID, protocol.Deploy{JobID: e.newDeployment(agent.ID)}); !errors.Is(err, hub.ErrAgentUpdating) {
+		t.Fatalf("Dispatch during the offer = %v, want ErrAgentUpdating", err)
 	}
 	send(t, c, protocol.TypeUpdateFailed, protocol.UpdateFailed{Version: "v1.3.0", Error: "checksum mismatch"})
 	select {
