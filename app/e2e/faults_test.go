@@ -219,7 +219,9 @@ func TestFault2_PostgresRestartedMidDeploy(t *testing.T) {
 	pg := startPostgres(t)
 	s := newStack(t, stackOptions{dsn: pg.url()})
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "outage\n",
-		Hook: "echo before the outage; sleep 3; echo during the outage"}
+		// The hook outlasts stopping PostgreSQL by far, so its last line and the result reach
+		// the server while the database is down, even on a loaded machine.
+		Hook: "echo before the outage; sleep 10; echo during the outage"}
 	sha := s.push("main", repo.Files(), "deploy across a database restart")
 	d := s.waitRunning(2 * time.Minute)
 	s.waitLogLine(d.ID, "before the outage", time.Minute)
@@ -229,6 +231,10 @@ func TestFault2_PostgresRestartedMidDeploy(t *testing.T) {
 	run := s.deployCheck(sha, 1, 3*time.Minute)
 	if run.Conclusion != "success" {
 		t.Fatalf("check run %q: %s", run.Conclusion, run.Summary)
+	}
+	// The fault was played: the hub had to retry a write the database refused.
+	if out := s.server.out.String(); !strings.Contains(out, ": retrying") {
+		t.Fatalf("no write met the outage (the server never retried one):\n%s", tail(out, 40))
 	}
 	log := s.completeLog(d.ID)
 	joined := strings.Join(log, "\n")
