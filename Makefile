@@ -115,11 +115,11 @@ agent-binaries:
 	# The version the binaries carry, for self-update (docs/agents.md): the server embeds it too.
 	echo '$(VERSION)' >$(AGENT_DIST)/VERSION
 
+# The demo is built with the server's flags, so that the packages both use compile once.
 build: web agent-binaries
 	mkdir -p bin
 	CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o bin/stagely-server ./app/cmd/stagely-server
 	cd agent && CGO_ENABLED=0 GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/stagely-agent ./cmd/stagely-agent
-	# The server's flags, so that the packages both use are compiled once.
 	CGO_ENABLED=0 GOWORK=off go build -trimpath -o bin/stagely-demo ./app/cmd/stagely-demo
 
 # The demo's agent runs on this machine: the server it starts serves only that build, which
