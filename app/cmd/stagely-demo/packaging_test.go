@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -179,6 +180,17 @@ func TestSystemdUnit_VerifiesWithTheBuiltAgent(t *testing.T) {
 			t.Errorf("unit lacks %s", want)
 		}
 	}
+	// ProtectSystem=full makes /etc and /usr read-only; the agent writes its config directory
+	// (the bootstrap exchange) and its binary's (self-update).
+	if !bytes.Contains(unit, []byte("\nProtectSystem=full\n")) {
+		t.Error("unit lacks ProtectSystem=full, which the writable paths below are for")
+	}
+	writable := unitValues(unit, "ReadWritePaths")
+	for _, dir := range []string{"/etc/stagely", "/usr/local/bin"} {
+		if !slices.Contains(writable, dir) && !slices.Contains(writable, "-"+dir) {
+			t.Errorf("the agent cannot write %s under ProtectSystem: ReadWritePaths are %q", dir, writable)
+		}
+	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Fatalf("systemd-analyze is needed to check the unit (apt-get install systemd): %v", err)
@@ -191,4 +203,15 @@ func TestSystemdUnit_VerifiesWithTheBuiltAgent(t *testing.T) {
 	if out, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
+}
+
+// unitValues lists the values of a systemd unit's key, each path of each line on its own.
+func unitValues(unit []byte, key string) []string {
+	var out []string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			out = append(out, strings.Fields(v)...)
+		}
+	}
+	return out
 }
