@@ -109,6 +109,50 @@ func TestDockerfileAgent_ImageChecksItHasDockerAndCompose(t *testing.T) {
 	}
 }
 
+// The server offers self-update only with the agents' VERSION beside them: the image must
+// write the one it stamps, and never take a developer's from the build context.
+func TestDockerfileServer_AgentsStageWritesTheVersionItStamps(t *testing.T) {
+	t.Parallel()
+	df, err := readDockerfile(filepath.Join(repoRoot(), "deploy", "Dockerfile.server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := df.stage("agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	wrote := false
+	for _, in := range st.instrs {
+		switch in.op {
+		case "ARG":
+			k, v, _ := strings.Cut(in.args, "=")
+			vars[k] = v
+			if k == "VERSION" {
+				vars[k] = testVersion
+			}
+		case "RUN":
+			// shellWords takes no redirection: split it off first.
+			cmd, target, _ := strings.Cut(in.args, " >")
+			words, err := shellWords(cmd, vars)
+			wrote = wrote || err == nil && target == "/out/VERSION" && slices.Equal(words, []string{"echo", testVersion})
+		}
+	}
+	if !wrote {
+		t.Error(`the agents stage does not RUN echo "${VERSION}" >/out/VERSION`)
+	}
+	ignore, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "Dockerfile.server.dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(ignore), "\n")
+	for _, want := range []string{"app/agentdist/dist/stagely-agent-*", "app/agentdist/dist/VERSION"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("Dockerfile.server.dockerignore lacks %s", want)
+		}
+	}
+}
+
 func TestBinaries_RefuseMissingOrMalformedConfiguration(t *testing.T) {
 	t.Parallel()
 	badConfig := filepath.Join(t.TempDir(), "config.json")
