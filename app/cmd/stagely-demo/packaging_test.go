@@ -153,6 +153,33 @@ func TestDockerfileServer_AgentsStageWritesTheVersionItStamps(t *testing.T) {
 	}
 }
 
+// A container is updated by pulling a new image; a self-update would replace the binary in
+// its writable layer, lost at the next start. The bootstrap exchange writes /etc/stagely.
+func TestDockerfileAgent_SelfUpdateOffAndConfigDirWritable(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(repoRoot(), "deploy", "Dockerfile.agent")
+	df, err := readDockerfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off bool
+	for _, in := range df.final().instrs {
+		off = off || in.op == "ENV" && in.args == "STAGELY_SELF_UPDATE=off"
+	}
+	if !off {
+		t.Error("the agent image does not set ENV STAGELY_SELF_UPDATE=off")
+	}
+	for _, doc := range []string{path, filepath.Join(repoRoot(), "docs", "agents.md"), filepath.Join(repoRoot(), "docs", "production.md")} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("/etc/stagely:/etc/stagely:ro")) {
+			t.Errorf("%s mounts /etc/stagely read-only; the bootstrap exchange writes config.json there", doc)
+		}
+	}
+}
+
 func TestBinaries_RefuseMissingOrMalformedConfiguration(t *testing.T) {
 	t.Parallel()
 	badConfig := filepath.Join(t.TempDir(), "config.json")
