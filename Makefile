@@ -110,7 +110,7 @@ agent-binaries:
 	rm -f $(AGENT_DIST)/stagely-agent-linux-*
 	for arch in $(AGENT_ARCHES); do \
 		(cd agent && CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOWORK=off go build -trimpath -ldflags "$(LDFLAGS)" \
-			-o ../$(AGENT_DIST)/stagely-agent-linux-$$arch ./cmd/stagely-agent); \
+			-o ../$(AGENT_DIST)/stagely-agent-linux-$$arch ./cmd/stagely-agent) || exit 1; \
 	done
 	# The version the binaries carry, for self-update (docs/agents.md): the server embeds it too.
 	echo '$(VERSION)' >$(AGENT_DIST)/VERSION

@@ -52,7 +52,10 @@ type jobQueue struct {
 	runningID string
 	cancelRun context.CancelCauseFunc
 	draining  bool
-	wake      chan struct{}
+	// updateHold refuses deploys, like draining, while an update installs; release lifts it
+	// when the install fails and the agent goes on with its build.
+	updateHold bool
+	wake       chan struct{}
 }
 
 func newJobQueue(max int) *jobQueue {
@@ -77,7 +80,7 @@ func (q *jobQueue) submit(d protocol.Deploy, finished func(string) (protocol.Job
 			return submitDuplicate, protocol.JobResult{}
 		}
 	}
-	if q.draining {
+	if q.draining || q.updateHold {
 		return submitDraining, protocol.JobResult{}
 	}
 	if len(q.pending) >= q.max {
@@ -179,20 +182,24 @@ func (q *jobQueue) idle() bool {
 	return q.runningID == "" && len(q.pending) == 0
 }
 
-// holdIfIdle stops taking jobs, for good, if none is running or queued: the agent is about
-// to restart into an update. Deploys that arrive later get the draining refusal.
+// holdIfIdle stops taking jobs if none is running or queued: the agent is about to
+// restart into an update. Deploys that arrive meanwhile get the draining refusal; release
+// takes them again if the install fails.
 func (q *jobQueue) holdIfIdle() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.runningID != "" || len(q.pending) > 0 || q.draining {
+	if q.runningID != "" || len(q.pending) > 0 || q.draining || q.updateHold {
 		return false
 	}
-	q.draining = true
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.updateHold = true
 	return true
+}
+
+// release takes jobs again after holdIfIdle: the update was not installed.
+func (q *jobQueue) release() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.updateHold = false
 }
 
 // drain stops taking jobs and returns the running job's id and the deploys that will

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/stagely/stagely/agent/protocol"
 )
@@ -62,8 +63,19 @@ func (c *Client) onUpdate(u protocol.Update) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		err := c.opts.Updater.Apply(c.bgCtx, u, c.jobs.holdIfIdle)
+		var held atomic.Bool
+		hold := func() bool {
+			ok := c.jobs.holdIfIdle()
+			held.Store(ok)
+			return ok
+		}
+		err := c.opts.Updater.Apply(c.bgCtx, u, hold)
 		if err != nil {
+			// The install failed after the hold (keeping .prev, a rename ...): the agent
+			// goes on with its build, so it must take deploys again.
+			if held.Load() {
+				c.jobs.release()
+			}
 			c.updating.Store(false)
 			fail(err.Error())
 			return

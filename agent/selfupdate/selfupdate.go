@@ -116,8 +116,8 @@ func (u *Updater) prevPath() string { return u.opts.Exe + ".prev" }
 
 // Apply downloads and checks the offered build and, if hold still finds the agent idle
 // (it then takes no new job), installs it; the caller then restarts the process with Exec.
-// An error leaves the running binary in place; a failure other than ErrBusy is recorded,
-// and the same version is declined for RetryAfter.
+// An error leaves the running binary in place; a failure other than ErrBusy or the end of
+// ctx is recorded, and the same version is declined for RetryAfter.
 func (u *Updater) Apply(ctx context.Context, upd protocol.Update, hold func() bool) error {
 	st, err := u.readState()
 	if err != nil {
@@ -128,7 +128,9 @@ func (u *Updater) Apply(ctx context.Context, upd protocol.Update, hold func() bo
 			st.FailedAt.UTC().Format(time.RFC3339), st.Error, st.FailedAt.Add(u.opts.RetryAfter).UTC().Format(time.RFC3339))
 	}
 	err = u.apply(ctx, upd, hold)
-	if err != nil && !errors.Is(err, ErrBusy) {
+	// A shutdown mid-download says nothing about the build: the next start may take it.
+	stopped := ctx.Err() != nil || errors.Is(err, context.Canceled)
+	if err != nil && !errors.Is(err, ErrBusy) && !stopped {
 		u.recordFailure(upd.Version, err)
 	}
 	return err

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,6 +36,9 @@ type fixture struct {
 	mu     sync.Mutex
 	served []byte
 	execs  []string
+	// stall, when set, makes the server send half the build, say so on stalled and wait
+	// for stall to close.
+	stall, stalled chan struct{}
 }
 
 func newFixture(t *testing.T, running string) *fixture {
@@ -50,8 +54,20 @@ func newFixture(t *testing.T, running string) *fixture {
 			return
 		}
 		f.mu.Lock()
-		defer f.mu.Unlock()
-		_, _ = w.Write(f.served)
+		served, stall, stalled := f.served, f.stall, f.stalled
+		f.mu.Unlock()
+		if stall != nil {
+			w.Header().Set("Content-Length", fmt.Sprint(len(served)))
+			_, _ = w.Write(served[:len(served)/2])
+			w.(http.Flusher).Flush()
+			close(stalled)
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = w.Write(served)
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -162,6 +178,34 @@ func TestApply_AFailedVersionIsDeclinedUntilRetryAfter(t *testing.T) {
 		t.Fatalf("second offer of the failed version: %v", err)
 	}
 	f.wantRunning("v1")
+}
+
+func TestApply_AShutdownMidDownloadIsNotRecordedAsAFailedVersion(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "v1")
+	u := f.updater("v1", time.Hour)
+	upd := f.serve(build("v2"))
+	stall, stalled := make(chan struct{}), make(chan struct{})
+	f.mu.Lock()
+	f.stall, f.stalled = stall, stalled
+	f.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Apply(ctx, upd, idle) }()
+	<-stalled // the download is under way
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("Apply installed a build whose download was cancelled")
+	}
+	close(stall)
+	f.mu.Lock()
+	f.stall = nil
+	f.mu.Unlock()
+	f.wantRunning("v1")
+	if err := u.Apply(context.Background(), upd, idle); err != nil {
+		t.Fatalf("the offer after the shutdown: %v, want it installed", err)
+	}
+	f.wantRunning("v2")
 }
 
 func TestTrial_ConfirmedByHelloKeepsTheNewBuild(t *testing.T) {

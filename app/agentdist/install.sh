@@ -77,6 +77,9 @@ unit_path="$root/etc/systemd/system/stagely-agent.service"
 data_dir="$root/var/lib/stagely"
 log_path="$root/var/log/stagely-agent.log"
 pid_path="$root/run/stagely-agent.pid"
+# Seconds an agent started with --start gets to stop on SIGTERM: its shutdown grace (2 minutes,
+# a running deploy finishes first) and more.
+stop_grace=200
 
 if [ -z "$token" ] && [ ! -s "$config_path" ]; then
 	die "no --token given and no $config_path to keep: copy the command from the dashboard's agent page"
@@ -241,20 +244,34 @@ running() {
 }
 
 # stop_background stops an agent an earlier --start left running, waiting out its shutdown
-# grace (a running deploy finishes first).
+# grace (a running deploy finishes first). One that outlasts it is killed: two agents would
+# take the same jobs.
 stop_background() {
 	[ -s "$pid_path" ] || return 0
 	pid=$(cat "$pid_path")
 	if running "$pid" && grep -q stagely-agent "/proc/$pid/cmdline" 2>/dev/null; then
 		say "stopping the running agent (pid $pid) to upgrade it"
 		kill -TERM "$pid"
-		i=0
-		while running "$pid" && [ $i -lt 200 ]; do
-			sleep 1
-			i=$((i + 1))
-		done
+		wait_stopped "$pid" "$stop_grace"
+		if running "$pid"; then
+			say "the agent (pid $pid) did not stop within ${stop_grace}s: killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			wait_stopped "$pid" 10
+		fi
+		if running "$pid"; then
+			die "the agent (pid $pid) still runs after SIGKILL; stop it, then run this installer again"
+		fi
 	fi
 	rm -f "$pid_path"
+}
+
+# wait_stopped PID SECONDS waits up to SECONDS for PID to end.
+wait_stopped() {
+	i=0
+	while running "$1" && [ "$i" -lt "$2" ]; do
+		sleep 1
+		i=$((i + 1))
+	done
 }
 
 start_agent() {
@@ -293,6 +310,8 @@ main() {
 	chmod 0700 "$data_dir"
 	# Same directory, then rename: an agent running the old file keeps it until it restarts.
 	cp "$work/stagely-agent" "$bin_path.new"
+	# On disk before the rename: a crash then leaves the old binary or the whole new one.
+	sync
 	mv -f "$bin_path.new" "$bin_path"
 	say "installed $bin_path ($("$bin_path" --version))"
 	if [ -n "$token" ] && already_exchanged; then

@@ -114,10 +114,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if plaintext(cfg.ServerURL) {
 		log.Warn("server URL is http://: the token and deploy secrets travel unencrypted; use https://")
 	}
-	if err := client.Run(ctx); errors.Is(err, conn.ErrRestart) {
+	err = client.Run(ctx)
+	if errors.Is(err, conn.ErrRestart) {
 		return self.Exec()
 	}
-	return nil
+	return err
 }
 
 // dockerVersions asks the local Docker engine and the compose plugin for their versions,

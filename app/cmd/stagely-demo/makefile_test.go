@@ -47,6 +47,9 @@ func makeBuildCommands(path, version string) (map[string]goBuild, error) {
 	}
 	out := map[string]goBuild{}
 	for _, line := range recipe {
+		if strings.HasPrefix(line, "#") {
+			continue // a comment the shell skips; its words need not parse
+		}
 		// Twice: LDFLAGS holds $(VERSION).
 		for range 2 {
 			line = makeVar.ReplaceAllStringFunc(line, func(ref string) string { return vars[makeVar.FindStringSubmatch(ref)[1]] })

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -108,6 +109,77 @@ func TestDockerfileAgent_ImageChecksItHasDockerAndCompose(t *testing.T) {
 	}
 }
 
+// The server offers self-update only with the agents' VERSION beside them: the image must
+// write the one it stamps, and never take a developer's from the build context.
+func TestDockerfileServer_AgentsStageWritesTheVersionItStamps(t *testing.T) {
+	t.Parallel()
+	df, err := readDockerfile(filepath.Join(repoRoot(), "deploy", "Dockerfile.server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := df.stage("agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	wrote := false
+	for _, in := range st.instrs {
+		switch in.op {
+		case "ARG":
+			k, v, _ := strings.Cut(in.args, "=")
+			vars[k] = v
+			if k == "VERSION" {
+				vars[k] = testVersion
+			}
+		case "RUN":
+			// shellWords takes no redirection: split it off first.
+			cmd, target, _ := strings.Cut(in.args, " >")
+			words, err := shellWords(cmd, vars)
+			wrote = wrote || err == nil && target == "/out/VERSION" && slices.Equal(words, []string{"echo", testVersion})
+		}
+	}
+	if !wrote {
+		t.Error(`the agents stage does not RUN echo "${VERSION}" >/out/VERSION`)
+	}
+	ignore, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "Dockerfile.server.dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(ignore), "\n")
+	for _, want := range []string{"app/agentdist/dist/stagely-agent-*", "app/agentdist/dist/VERSION"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("Dockerfile.server.dockerignore lacks %s", want)
+		}
+	}
+}
+
+// A container is updated by pulling a new image; a self-update would replace the binary in
+// its writable layer, lost at the next start. The bootstrap exchange writes /etc/stagely.
+func TestDockerfileAgent_SelfUpdateOffAndConfigDirWritable(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(repoRoot(), "deploy", "Dockerfile.agent")
+	df, err := readDockerfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off bool
+	for _, in := range df.final().instrs {
+		off = off || in.op == "ENV" && in.args == "STAGELY_SELF_UPDATE=off"
+	}
+	if !off {
+		t.Error("the agent image does not set ENV STAGELY_SELF_UPDATE=off")
+	}
+	for _, doc := range []string{path, filepath.Join(repoRoot(), "docs", "agents.md"), filepath.Join(repoRoot(), "docs", "production.md")} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("/etc/stagely:/etc/stagely:ro")) {
+			t.Errorf("%s mounts /etc/stagely read-only; the bootstrap exchange writes config.json there", doc)
+		}
+	}
+}
+
 func TestBinaries_RefuseMissingOrMalformedConfiguration(t *testing.T) {
 	t.Parallel()
 	badConfig := filepath.Join(t.TempDir(), "config.json")
@@ -185,6 +257,17 @@ func TestSystemdUnit_VerifiesWithTheBuiltAgent(t *testing.T) {
 			t.Errorf("unit lacks %s", want)
 		}
 	}
+	// ProtectSystem=full makes /etc and /usr read-only; the agent writes its config directory
+	// (the bootstrap exchange) and its binary's (self-update).
+	if !bytes.Contains(unit, []byte("\nProtectSystem=full\n")) {
+		t.Error("unit lacks ProtectSystem=full, which the writable paths below are for")
+	}
+	writable := unitValues(unit, "ReadWritePaths")
+	for _, dir := range []string{"/etc/stagely", "/usr/local/bin"} {
+		if !slices.Contains(writable, dir) && !slices.Contains(writable, "-"+dir) {
+			t.Errorf("the agent cannot write %s under ProtectSystem: ReadWritePaths are %q", dir, writable)
+		}
+	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Fatalf("systemd-analyze is needed to check the unit (apt-get install systemd): %v", err)
@@ -197,4 +280,15 @@ func TestSystemdUnit_VerifiesWithTheBuiltAgent(t *testing.T) {
 	if out, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
+}
+
+// unitValues lists the values of a systemd unit's key, each path of each line on its own.
+func unitValues(unit []byte, key string) []string {
+	var out []string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			out = append(out, strings.Fields(v)...)
+		}
+	}
+	return out
 }

@@ -143,6 +143,9 @@ describe('agents', () => {
     expect(screen.queryByTestId('agent-events')).toBeNull();
     await user.click(within(row).getByTestId('agent-events-toggle'));
     const events = await screen.findAllByTestId('agent-event');
+    // The events row spans the whole table, whatever columns it has.
+    const cell = screen.getByTestId('agent-events-row').querySelector('td')!;
+    expect(cell.colSpan).toBe(screen.getAllByRole('columnheader').length);
     expect(events.map((e) => e.dataset.action)).toEqual(['agent.duplicate_refused', 'agent.bootstrap_replayed', 'agent.create']);
     expect(events[0]!.textContent).toContain('Refused a second agent with this token (intruder, from 203.0.113.9) while box-1 was connected');
     expect(events[0]!.className).toBe('warning');

@@ -107,12 +107,11 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
         <table className="list" data-testid="agents-list">
           <thead>
             <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Status</th>
-              <th scope="col">Last heartbeat</th>
-              <th scope="col">Version</th>
-              <th scope="col">Automatic update</th>
-              <th scope="col">Host</th>
+              {agentColumns.map((c) => (
+                <th scope="col" key={c}>
+                  {c}
+                </th>
+              ))}
               <th scope="col">
                 <span className="visually-hidden">Actions</span>
               </th>
@@ -179,7 +178,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
               </tr>
               {eventsOf === a.id && (
                 <tr data-testid="agent-events-row">
-                  <td colSpan={6}>
+                  <td colSpan={agentColumns.length + 1}>
                     <AgentEvents agentId={a.id} />
                   </td>
                 </tr>
@@ -192,6 +191,9 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
     </section>
   );
 }
+
+/** The agents table's column headings, before the actions column; the events row spans them all. */
+const agentColumns = ['Name', 'Status', 'Last heartbeat', 'Version', 'Automatic update', 'Host'];
 
 /** Whether the agent runs the build this server serves; nothing when that is unknown. */
 function VersionNote({ agent }: { agent: Agent }) {
