@@ -152,6 +152,30 @@ func TestPush_BranchHeadLaggingBehindThePushStillDeploys(t *testing.T) {
 	}
 }
 
+// TestPush_ReplayOfADeployedPushIsStaleWhenTheHeadWasNeverDeployed: a head ahead of the
+// pushed commit with no deployment yet is what two quick pushes look like, but when the pushed
+// commit already has a deployment its push is not new: it is a replay (an old signed push sent
+// again under a new delivery id) and must not roll production back, even when the push of the
+// head never reached Stagely.
+func TestPush_ReplayOfADeployedPushIsStaleWhenTheHeadWasNeverDeployed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.agent("box") // offline: deployments stay queued, which is all this test looks at
+	p, first := e.project(&a)
+	if got := e.pushEvent(p, webhook.Push{Before: zeroSHA, After: first}); !strings.HasPrefix(got, "deployed as #") {
+		t.Fatalf("the first push decided %q", got)
+	}
+	deployed := e.latest(p)
+	second := e.commit(p, "second") // its push is lost: Stagely never deploys second
+	want := "ignored: stale push, main is at " + second[:7]
+	if got := e.pushEvent(p, webhook.Push{Before: zeroSHA, After: first}); got != want {
+		t.Fatalf("a replay of the first push decided %q, want %q", got, want)
+	}
+	if d := e.latest(p); d.ID != deployed.ID {
+		t.Fatalf("the replay made deployment #%d of %s", d.ID, d.SHA[:7])
+	}
+}
+
 const zeroSHA = "0000000000000000000000000000000000000000"
 
 // pushEvent hands the push handler a push to the project's deploy branch; ev gives Before,

@@ -140,9 +140,9 @@ const maxHeadRechecks = 3
 // delivery id. Deploying it would roll production back. A head that is behind the pushed commit
 // is what GitHub's ref API shows for a moment right after a push, so it is read again a few
 // times (0.5 s, 1 s, 2 s); a head that stays behind means the branch was forced back since.
-// A head ahead of the pushed commit that no project has a deployment of yet is a newer push
-// still on its way, as when two pushes come quickly: this one is queued, and the newer one
-// supersedes it when it arrives.
+// A head ahead of the pushed commit is a newer push still on its way, as when two pushes come
+// quickly, if no project has a deployment of either commit yet: this one is queued, and the
+// newer one supersedes it when it arrives (staleBehindHead).
 func (o *Orchestrator) stalePush(ctx context.Context, projects []store.Project, ev webhook.Push) (string, error) {
 	in, err := o.opt.Store.InstallationByID(ctx, projects[0].InstallationID)
 	if err != nil {
@@ -176,11 +176,7 @@ func (o *Orchestrator) stalePush(ctx context.Context, projects []store.Project, 
 		case where == github.CompareIdentical:
 			return "", nil
 		case where == github.CompareAhead:
-			seen, err := o.deployedAny(ctx, projects, head)
-			if err != nil || !seen {
-				return "", err
-			}
-			return stale, nil
+			return o.staleBehindHead(ctx, projects, ev.After, head, stale)
 		case where != github.CompareBehind || attempt == maxHeadRechecks:
 			return stale, nil
 		}
@@ -188,6 +184,25 @@ func (o *Orchestrator) stalePush(ctx context.Context, projects []store.Project, 
 			return "", err
 		}
 	}
+}
+
+// staleBehindHead decides a push of sha that the branch head has moved past: stale when a
+// project has a deployment of head already, or of sha itself. Of two quick pushes the older is
+// handled before either commit has a deployment, so it is queued and the newer supersedes it;
+// a pushed commit that was deployed before is an old push sent again (a replay under a new
+// delivery id) and must not roll back, even when the head's own push never got a deployment
+// (lost, or made before the project was linked).
+func (o *Orchestrator) staleBehindHead(ctx context.Context, projects []store.Project, sha, head, stale string) (string, error) {
+	for _, c := range []string{head, sha} {
+		seen, err := o.deployedAny(ctx, projects, c)
+		if err != nil {
+			return "", err
+		}
+		if seen {
+			return stale, nil
+		}
+	}
+	return "", nil
 }
 
 // deployedAny says whether one of projects has a deployment of sha.

@@ -231,7 +231,7 @@ func TestBootstrap_WaitingAgentHasNoLongLivedToken(t *testing.T) {
 	if e.verif.Load() != 0 {
 		t.Fatal("the empty token hash was checked with bcrypt")
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
 	if status := getStatus(ctx, t, e.srv.URL+"/agent/bootstrap"); status != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /agent/bootstrap = %d, want 405", status)

@@ -209,7 +209,9 @@ func TestCancel_SendsCancelFrame(t *testing.T) {
 func TestJobResult_SinkErrorRetriedThenConnectionClosedForTheAgentToResend(t *testing.T) {
 	t.Parallel()
 	sink := sinkRefusing("1")
-	e := newEnv(t, sink, func(o *hub.Options) { o.StoreRetryFor = 300 * time.Millisecond })
+	// The first retry comes 100 ms after the first refusal: a window of seconds leaves room
+	// for it even when a loaded machine stalls the hub for a while.
+	e := newEnv(t, sink, func(o *hub.Options) { o.StoreRetryFor = 3 * time.Second })
 	agent, c := e.connectNew("box")
 
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "1", Status: protocol.StatusFailure})

@@ -25,10 +25,17 @@ const (
 	maxKnownJobs = 1024
 )
 
-// frameGate is a connection's record of what it let through and what it dropped. It is
-// used by the connection's reader only, and by its teardown once the reader ended.
+// frameGate is a connection's record of what it let through and what it dropped. Two
+// goroutines share it, each field owned by one of them and left unlocked: pace and clipped
+// belong to the connection's reader (pace, decode); the rest to the agent's worker (admit,
+// ownJob, lookupJob, withinLimit, reportOverLimit), which reads clipped too, in
+// reportDropped at teardown, once the reader has ended.
 type frameGate struct {
-	pace bucket
+	// Reader's: the frame rate's token bucket, and how many frames had fields cut.
+	pace    bucket
+	clipped int
+
+	// Worker's from here on.
 	// jobs caches, per job id this process did not dispatch, whether it is the agent's.
 	jobs    map[string]bool
 	unknown int
@@ -38,7 +45,6 @@ type frameGate struct {
 	// job's lines past protocol.MaxJobLogLines.
 	dropped   int
 	overLimit map[string]int
-	clipped   int
 }
 
 // decode decodes, validates and bounds one frame: an identifier out of bounds is an

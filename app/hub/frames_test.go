@@ -274,10 +274,12 @@ func (e *env) flushed(t *testing.T, jobID string, n int) {
 	})
 }
 
-// writeAll sends frames until the server hangs up.
+// writeAll sends frames until the server hangs up. Each write has minutes: it waits while the
+// hub reads and decodes the megabytes before it under the race detector on a loaded machine,
+// and a write whose context ends closes the connection.
 func writeAll(c *websocket.Conn, frames [][]byte) {
 	for _, f := range frames {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		err := c.Write(ctx, websocket.MessageText, f)
 		cancel()
 		if err != nil {

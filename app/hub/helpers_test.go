@@ -322,7 +322,8 @@ func send(t *testing.T, c *websocket.Conn, typ string, payload any) {
 
 func sendRaw(t *testing.T, c *websocket.Conn, b []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: the frame may wait behind megabytes the hub is still reading.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.Write(ctx, websocket.MessageText, b); err != nil {
 		t.Fatalf("write frame: %v", err)

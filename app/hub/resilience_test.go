@@ -53,6 +53,7 @@ func readAll(t *testing.T, c *websocket.Conn) <-chan frame {
 
 func TestReader_ReadsPongsWhileTheSinkWaitsOnASlowGitHub(t *testing.T) {
 	t.Parallel()
+	const pongTimeout = 2 * time.Second
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	sink := &fakeSink{JobResultFn: func(ctx context.Context, _ int64, _ protocol.JobResult) error {
@@ -66,17 +67,22 @@ func TestReader_ReadsPongsWhileTheSinkWaitsOnASlowGitHub(t *testing.T) {
 	}}
 	e := newEnv(t, sink, func(o *hub.Options) {
 		o.PingInterval = 50 * time.Millisecond
-		o.PongTimeout = 300 * time.Millisecond
+		// Seconds, not milliseconds: a loaded machine can leave a healthy connection's pong
+		// unread for a few hundred milliseconds.
+		o.PongTimeout = pongTimeout
 		o.HeartbeatEvery = time.Nanosecond
 	})
 	agent, c := e.connectNew("box")
 	frames := readAll(t, c)
 	send(t, c, protocol.TypeJobResult, protocol.JobResult{JobID: "1", Status: protocol.StatusSuccess})
 	<-entered
-	// Each heartbeat is a pong the reader read while the sink was blocked: ten of them span
-	// more than the pong timeout.
+	blocked := time.Now()
+	// The sink stays blocked for twice the pong timeout: a reader stuck behind it would read
+	// no pong in that time, and the hub would drop the agent.
+	eventually(t, "twice the pong timeout while the sink waits", func() bool { return time.Since(blocked) > 2*pongTimeout })
+	// Each heartbeat is a pong the reader read while the sink was still blocked.
 	from := e.st.touches.Load()
-	eventually(t, "ten heartbeats while the sink waits", func() bool { return e.st.touches.Load() >= from+10 })
+	eventually(t, "ten more heartbeats while the sink waits", func() bool { return e.st.touches.Load() >= from+10 })
 	if !e.hub.Online(agent.ID) {
 		t.Fatal("agent dropped while the sink waited")
 	}

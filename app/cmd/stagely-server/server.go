@@ -98,11 +98,7 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 	h = hub.New(hub.Options{Store: st, Sink: orch, Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		PingInterval: cfg.AgentPingInterval, PongTimeout: cfg.AgentPongTimeout, Updates: dist})
 	ref.h = h
-	worker := intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
-		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
-		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
-		intake.On(installations.NewHandler(st, nil).Handle), intake.On(installations.NewRepositoriesHandler(st).Handle),
-	}})
+	worker := newIntakeWorker(st, orch, met, logger)
 
 	p := parts{
 		store: st, log: logger, metrics: met, hub: h,
@@ -139,6 +135,17 @@ func newServer(ctx context.Context, cfg config.Config, st *store.Store, keys *se
 		recovery: recovery.New(recovery.Options{GitHub: gh, Store: st, Interval: cfg.RecoveryInterval, Logger: logger}),
 		http:     newHTTPServer(router, cfg),
 	}, nil
+}
+
+// newIntakeWorker makes the worker that handles stored webhook deliveries, each event by its
+// handler: pushes, pull requests and check runs and suites deploy through orch; installation
+// events keep the installations and their repositories in st.
+func newIntakeWorker(st *store.Store, orch *deploy.Orchestrator, met *metrics.Metrics, logger *slog.Logger) *intake.Worker {
+	return intake.NewWorker(intake.WorkerOptions{Queue: st, Logger: logger, Metrics: met, Handlers: []intake.EventHandler{
+		intake.On(deploy.NewPushHandler(orch).Handle), intake.On(deploy.NewPullRequestHandler(orch).Handle),
+		intake.On(deploy.NewCheckRunHandler(orch).Handle), intake.On(deploy.NewCheckSuiteHandler(orch).Handle),
+		intake.On(installations.NewHandler(st, nil).Handle), intake.On(installations.NewRepositoriesHandler(st).Handle),
+	}})
 }
 
 // announceSetup derives the /setup token and, while there is no App, prints the link holding it,
