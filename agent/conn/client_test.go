@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -563,5 +564,35 @@ func TestClient_JobInterruptedByAKillIsRecoveredAndReportedAfterTheRestart(t *te
 			t.Fatalf("start record still there: %+v, %v", got, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClient_AJobThatCannotBeJournaledDoesNotRun: the start record is what lets a restarted
+// agent remove a killed job's secrets override, so a job whose start cannot be recorded
+// fails without touching anything.
+func TestClient_AJobThatCannotBeJournaledDoesNotRun(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file where the start records' folder belongs: every Begin fails.
+	if err := os.WriteFile(filepath.Join(dir, "started"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ran atomic.Bool
+	runner := fakeRunner{DeployFn: func(context.Context, protocol.Deploy, deployer.Events) protocol.JobResult {
+		ran.Store(true)
+		return protocol.JobResult{Status: protocol.StatusSuccess}
+	}}
+	r := connect(t, true, runner, func(o *conn.Options) { o.Journal = j })
+	r.deploy("job-1")
+	res := r.result("job-1")
+	if res.Status != protocol.StatusFailure || !strings.Contains(res.Error, "could not record the job's start") {
+		t.Fatalf("result %+v, want a failure saying the start could not be recorded", res)
+	}
+	if ran.Load() {
+		t.Fatal("the job ran without a start record")
 	}
 }

@@ -248,12 +248,17 @@ func (c *Client) runJob(ctx context.Context, j job) {
 		r = c.recover(ctx, j, ev)
 	} else {
 		log.Info("job started")
-		// Journaled before anything is touched: a restart finds the job and finishes it.
+		// Journaled before anything is touched: a restart finds the job, finishes it and
+		// removes its secrets' override. A job that cannot be journaled does not run, so no
+		// override is ever written that a restart would not know to remove.
 		if err := c.opts.Journal.Begin(d); err != nil {
 			log.Error("journal the job's start", "err", err)
+			r = protocol.JobResult{Status: protocol.StatusFailure, Error: fmt.Sprintf(
+				"the agent could not record the job's start on its disk (%v); nothing was deployed. Check the agent's data directory (free space, permissions) and redeploy.", err)}
+		} else {
+			ev.journal = true
+			r = c.deploy(ctx, d, ev)
 		}
-		ev.journal = true
-		r = c.deploy(ctx, d, ev)
 	}
 	// Lines the runner emits after returning would be numbered after the result.
 	ev.closed.Store(true)
