@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,26 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 	}{message})
 }
 
+// writeRefusal answers a refused handshake or exchange: an httpError as it says, with its
+// Retry-After; any other error (the store failing) as fallback, without its text.
+func writeRefusal(w http.ResponseWriter, err error, fallback int) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{status: fallback, message: msgUnavailable}
+	}
+	if he.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(he.retryAfter.Seconds()))))
+	}
+	writeJSONError(w, he.status, he.message)
+}
+
+// bearerToken is the token of an `Authorization: Bearer <token>` header.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
+}
+
 // authenticate checks the bearer token and returns the agent id it belongs to. The token
 // is never logged; only the agent id part is.
 //
@@ -56,11 +78,10 @@ func writeJSONError(w http.ResponseWriter, status int, message string) {
 // failure spends from the buckets, so many agents behind one NAT address are not locked
 // out by their own successes, however many connect at once.
 func (h *Hub) authenticate(ctx context.Context, header string, src sourceKey) (int64, error) {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token, ok := bearerToken(header)
+	if !ok {
 		return 0, &httpError{status: http.StatusUnauthorized, message: msgMissingToken}
 	}
-	token = strings.TrimSpace(token)
 	if agenttoken.IsBootstrap(token) {
 		return 0, &httpError{status: http.StatusUnauthorized, message: msgBootstrapAtWS}
 	}

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stagely/stagely/app/agenttoken"
@@ -55,15 +53,10 @@ func (h *Hub) Bootstrap() http.Handler {
 		addr := clientAddr(r, h.opts.TrustedProxies)
 		token, err := h.exchange(r.Context(), r.Header.Get("Authorization"), keyOf(addr), addr.String())
 		if err != nil {
-			var he *httpError
-			if !errors.As(err, &he) {
+			if !errors.As(err, new(*httpError)) {
 				h.log.Error("bootstrap exchange", "err", err)
-				he = &httpError{status: http.StatusServiceUnavailable, message: msgUnavailable}
 			}
-			if he.retryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(he.retryAfter.Seconds()))))
-			}
-			writeJSONError(w, he.status, he.message)
+			writeRefusal(w, err, http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -74,9 +67,8 @@ func (h *Hub) Bootstrap() http.Handler {
 // exchange checks a bootstrap token and, the first time only and before it expires, mints
 // the agent's long-lived token and stores its hash. Neither token is logged.
 func (h *Hub) exchange(ctx context.Context, header string, src sourceKey, addr string) (string, error) {
-	scheme, token, ok := strings.Cut(header, " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || !agenttoken.IsBootstrap(token) {
+	token, ok := bearerToken(header)
+	if !ok || !agenttoken.IsBootstrap(token) {
 		return "", &httpError{status: http.StatusUnauthorized, message: msgBootstrapMissing}
 	}
 	agentID, err := agenttoken.AgentID(token)

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,14 +31,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	src := keyOf(addr)
 	agentID, err := h.authenticate(r.Context(), r.Header.Get("Authorization"), src)
 	if err != nil {
-		var he *httpError
-		if !errors.As(err, &he) {
-			he = &httpError{status: http.StatusInternalServerError, message: msgUnavailable}
-		}
-		if he.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(he.retryAfter.Seconds()))))
-		}
-		writeJSONError(w, he.status, he.message)
+		writeRefusal(w, err, http.StatusInternalServerError)
 		return
 	}
 	h.mu.Lock()
