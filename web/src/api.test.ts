@@ -115,6 +115,25 @@ describe('ApiClient', () => {
     });
   });
 
+  it('tries a GET or PUT the network dropped again, but never a POST', async () => {
+    let calls = 0;
+    const flaky = new ApiClient(async () => {
+      calls++;
+      if (calls < 3) throw new TypeError('Failed to fetch');
+      return respond(200, JSON.stringify([]));
+    });
+    await expect(flaky.agents()).resolves.toEqual([]);
+    expect(calls).toBe(3);
+
+    calls = 0;
+    const posts = new ApiClient(async () => {
+      calls++;
+      throw new TypeError('Failed to fetch');
+    });
+    await expect(posts.createAgent('box')).rejects.toMatchObject({ status: 0 });
+    expect(calls).toBe(1);
+  });
+
   it('204 answers resolve without reading a body', async () => {
     const api = new ApiClient(async () => new Response(null, { status: 204 }));
     await expect(api.deleteAgent(4)).resolves.toBeUndefined();

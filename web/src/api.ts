@@ -142,6 +142,14 @@ export interface AgentCredentials {
 export type FetchFn = (input: string, init: RequestInit) => Promise<Response>;
 
 const networkMessage = 'Cannot reach the Stagely server. Check your connection and try again.';
+
+/**
+ * Waits before each new try of a request the network dropped. Only idempotent methods are
+ * tried again: a dropped connection (Wi-Fi handover, a VPN reconnecting, the browser seeing
+ * the machine's network change) fails one request, not the page; a POST is never repeated.
+ */
+const networkRetryDelaysMs = [250, 1000];
+const idempotentMethods = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
 const signedOutMessage = 'Your session has ended. Sign in again.';
 
 /** Turns a non-2xx response into an ApiError, tolerating bodies that are not the error shape. */
@@ -199,12 +207,7 @@ export class ApiClient {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
-    let res: Response;
-    try {
-      res = await this.fetchFn(path, init);
-    } catch {
-      throw new ApiError(0, networkMessage);
-    }
+    const res = await this.fetchWithRetry(method, path, init);
     if (res.status === 401) {
       const err = await errorFromResponse(res);
       this.signedOutListeners.forEach((fn) => fn());
@@ -214,6 +217,19 @@ export class ApiClient {
       throw await errorFromResponse(res);
     }
     return res;
+  }
+
+  private async fetchWithRetry(method: string, path: string, init: RequestInit): Promise<Response> {
+    const delays = idempotentMethods.has(method) ? networkRetryDelaysMs : [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.fetchFn(path, init);
+      } catch {
+        const delay = delays[attempt];
+        if (delay === undefined) throw new ApiError(0, networkMessage);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
