@@ -146,10 +146,12 @@ const networkMessage = 'Cannot reach the Stagely server. Check your connection a
 /**
  * Waits before each new try of a request the network dropped. Only idempotent methods are
  * tried again: a dropped connection (Wi-Fi handover, a VPN reconnecting, the browser seeing
- * the machine's network change) fails one request, not the page; a POST is never repeated.
+ * the machine's network change) fails one request, not the page; a POST, which creates
+ * something, is never repeated.
  */
 const networkRetryDelaysMs = [250, 1000];
-const idempotentMethods = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+// The API's PATCHes set fields to the values sent (docs/api.md), so they repeat safely too.
+const idempotentMethods = new Set(['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE']);
 const signedOutMessage = 'Your session has ended. Sign in again.';
 
 /** Turns a non-2xx response into an ApiError, tolerating bodies that are not the error shape. */
