@@ -290,35 +290,22 @@ export function CredentialsPanel({ shown, onDone }: { shown: Shown; onDone: () =
           <CopyButton text={token} label="Copy token" testId="agent-token-copy" />
         </div>
       </div>
-      <div className="field">
-        <span className="label" id="agent-install-label">
-          Install on a server
-        </span>
-        <p className="hint">
-          Run this one line on a Debian, Ubuntu or Fedora server. It downloads the agent from this Stagely server, checks
-          its checksum, installs Docker if it is missing and starts the agent with this token.
-        </p>
-        <pre className="cloud-init" data-testid="agent-install-command" aria-labelledby="agent-install-label" tabIndex={0}>
-          {install_command}
-        </pre>
-        <div className="actions">
-          <CopyButton text={install_command} label="Copy install command" testId="agent-install-command-copy" />
-        </div>
-      </div>
-      <div className="field">
-        <span className="label" id="agent-cloud-init-label">
-          Cloud-init
-        </span>
-        <p className="hint">
-          Or paste this as the user data of a new server: it runs the same installer at first boot.
-        </p>
-        <pre className="cloud-init" data-testid="agent-cloud-init" aria-labelledby="agent-cloud-init-label" tabIndex={0}>
-          {cloud_init}
-        </pre>
-        <div className="actions">
-          <CopyButton text={cloud_init} label="Copy cloud-init" testId="agent-cloud-init-copy" />
-        </div>
-      </div>
+      <CopyBlock
+        id="agent-install"
+        label="Install on a server"
+        hint="Run this one line on a Debian, Ubuntu or Fedora server. It downloads the agent from this Stagely server, checks its checksum, installs Docker if it is missing and starts the agent with this token."
+        text={install_command}
+        testId="agent-install-command"
+        copyLabel="Copy install command"
+      />
+      <CopyBlock
+        id="agent-cloud-init"
+        label="Cloud-init"
+        hint="Or paste this as the user data of a new server: it runs the same installer at first boot."
+        text={cloud_init}
+        testId="agent-cloud-init"
+        copyLabel="Copy cloud-init"
+      />
       <div className="actions">
         <button type="button" className="primary" onClick={onDone} data-testid="agent-token-done">
           I have saved it
@@ -395,5 +382,24 @@ function AgentEvents({ agentId }: { agentId: number }) {
         );
       })}
     </ul>
+  );
+}
+
+/** A labelled block of text shown once, with its copy button (the install command, cloud-init). */
+function CopyBlock(props: { id: string; label: string; hint: string; text: string; testId: string; copyLabel: string }) {
+  const { id, label, hint, text, testId, copyLabel } = props;
+  return (
+    <div className="field">
+      <span className="label" id={`${id}-label`}>
+        {label}
+      </span>
+      <p className="hint">{hint}</p>
+      <pre className="cloud-init" data-testid={testId} aria-labelledby={`${id}-label`} tabIndex={0}>
+        {text}
+      </pre>
+      <div className="actions">
+        <CopyButton text={text} label={copyLabel} testId={`${testId}-copy`} />
+      </div>
+    </div>
   );
 }
