@@ -20,8 +20,11 @@ type Project struct {
 	DeployBranch   string        `db:"deploy_branch"`
 	AgentID        sql.NullInt64 `db:"agent_id"`
 	ComposeProject string        `db:"compose_project"`
-	CreatedAt      time.Time     `db:"created_at"`
-	UpdatedAt      time.Time     `db:"updated_at"`
+	// RootDirectory is the folder holding the project's stagely.yaml and compose file, relative
+	// to the repository root without a leading or trailing slash; "" is the repository root.
+	RootDirectory string    `db:"root_directory"`
+	CreatedAt     time.Time `db:"created_at"`
+	UpdatedAt     time.Time `db:"updated_at"`
 }
 
 // NewProject is what creating a project needs.
@@ -33,6 +36,8 @@ type NewProject struct {
 	RepoFullName   string
 	DeployBranch   string
 	AgentID        *int64
+	// RootDirectory is stored as given: callers clean it (stagelyyaml.CleanRootDirectory).
+	RootDirectory string
 }
 
 // CreateProject inserts a project with a fresh public id and a stable compose project name.
@@ -45,10 +50,10 @@ func (s *Store) CreateProject(ctx context.Context, p NewProject) (Project, error
 	// nothing ever moves a project's containers or working directory.
 	return getAs[Project](ctx, s, "project", p.Name, `
 		INSERT INTO projects (public_id, user_id, installation_id, name, repo_id, repo_full_name,
-		                      deploy_branch, agent_id, compose_project)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'stagely-' || substr($1, 6))
+		                      deploy_branch, agent_id, compose_project, root_directory)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'stagely-' || substr($1, 6), $9)
 		RETURNING *`,
-		publicID, p.UserID, p.InstallationID, p.Name, p.RepoID, p.RepoFullName, p.DeployBranch, p.AgentID)
+		publicID, p.UserID, p.InstallationID, p.Name, p.RepoID, p.RepoFullName, p.DeployBranch, p.AgentID, p.RootDirectory)
 }
 
 // ProjectByID returns one project.
@@ -67,7 +72,8 @@ func (s *Store) ProjectsByUser(ctx context.Context, userID int64) ([]Project, er
 }
 
 // ProjectsForPush returns the projects that deploy branch of the repository, whose
-// installation is active (neither suspended nor deleted).
+// installation is active (neither suspended nor deleted); several when the repository holds
+// several projects in root directories of their own.
 func (s *Store) ProjectsForPush(ctx context.Context, repoID int64, branch string) ([]Project, error) {
 	return selectAs[Project](ctx, s, `
 		SELECT p.* FROM projects p
@@ -115,6 +121,13 @@ func (s *Store) SetProjectDeployBranch(ctx context.Context, userID, projectID in
 	return s.execOne(ctx, "project", projectID, `
 		UPDATE projects SET deploy_branch = $3, updated_at = now() WHERE id = $1 AND user_id = $2`,
 		projectID, userID, branch)
+}
+
+// SetProjectRootDirectory changes the folder of the repository a project deploys from.
+func (s *Store) SetProjectRootDirectory(ctx context.Context, userID, projectID int64, dir string) error {
+	return s.execOne(ctx, "project", projectID, `
+		UPDATE projects SET root_directory = $3, updated_at = now() WHERE id = $1 AND user_id = $2`,
+		projectID, userID, dir)
 }
 
 // DeleteProject removes a user's project with its secrets, deployments and logs.

@@ -161,6 +161,11 @@ func TestConstraints_RefuseBadRows(t *testing.T) {
 		{"finished status without finish time", exec(`INSERT INTO deployments (project_id, sha, ref, trigger, status) VALUES ($1, $2, 'r', 'push', 'success')`, p.ID, sha(1))},
 		{"project of unknown user", exec(`INSERT INTO projects (public_id, user_id, installation_id, name, repo_id, repo_full_name, deploy_branch, compose_project) VALUES ('proj_zzzz', 999999, $1, 'n', 5, 'a/b', 'main', 'c1')`, f.inst.ID)},
 		{"same branch of a repo in two projects", exec(`INSERT INTO projects (public_id, user_id, installation_id, name, repo_id, repo_full_name, deploy_branch, compose_project) VALUES ('proj_yyyy', $1, $2, 'other', 1, 'a/b', 'main', 'c2')`, f.user.ID, f.inst.ID)},
+		{"root directory going up", exec(`UPDATE projects SET root_directory = 'services/../..' WHERE id = $1`, p.ID)},
+		{"absolute root directory", exec(`UPDATE projects SET root_directory = '/srv/api' WHERE id = $1`, p.ID)},
+		{"root directory with a trailing slash", exec(`UPDATE projects SET root_directory = 'services/api/' WHERE id = $1`, p.ID)},
+		{"root directory of the form ./a", exec(`UPDATE projects SET root_directory = './api' WHERE id = $1`, p.ID)},
+		{"root directory with a backslash", exec(`UPDATE projects SET root_directory = 'services\api' WHERE id = $1`, p.ID)},
 		{"secret key with a dash", exec(`INSERT INTO secrets (project_id, scope, key, value_encrypted, nonce, key_id) VALUES ($1, 'global', 'BAD-KEY', '\x00', '\x000000000000000000000000', 'k')`, p.ID)},
 		{"secret nonce of 8 bytes", exec(`INSERT INTO secrets (project_id, scope, key, value_encrypted, nonce, key_id) VALUES ($1, 'global', 'K', '\x00', '\x0000000000000000', 'k')`, p.ID)},
 		{"delivery status unknown", exec(`INSERT INTO webhook_deliveries (delivery_id, event, payload, status) VALUES ('d', 'push', '\x00', 'lost')`)},
@@ -307,6 +312,45 @@ func TestProjects_PublicIDAndComposeProjectAreStable(t *testing.T) {
 	q := f.newProject("api", 51, "main")
 	if q.PublicID == p.PublicID || q.ComposeProject == p.ComposeProject {
 		t.Fatal("two projects share an id")
+	}
+}
+
+func TestProjects_OneBranchDeploysOneProjectPerRootDirectory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	create := func(name, dir string) (store.Project, error) {
+		return f.st.CreateProject(f.ctx, store.NewProject{UserID: f.user.ID, InstallationID: f.inst.ID, Name: name,
+			RepoID: 80, RepoFullName: "acme/mono", DeployBranch: "main", RootDirectory: dir})
+	}
+	api, err := create("api", "services/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := create("web", "services/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api.RootDirectory != "services/api" {
+		t.Fatalf("root directory read back as %q", api.RootDirectory)
+	}
+	got, err := f.st.ProjectsForPush(f.ctx, 80, "main")
+	if err != nil || len(got) != 2 || got[0].ID != api.ID || got[1].ID != web.ID {
+		t.Fatalf("projects for a push: %v, %v", got, err)
+	}
+	_, err = create("api2", "services/api")
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second project on the same root directory: got %v, want ErrConflict", err)
+	}
+	wantErrContains(t, err, "projects_repo_id_deploy_branch_root_directory_key")
+	err = f.st.SetProjectRootDirectory(f.ctx, f.user.ID, web.ID, "services/api")
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("moving onto another project's root directory: got %v, want ErrConflict", err)
+	}
+	if err := f.st.SetProjectRootDirectory(f.ctx, f.user.ID, web.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := f.st.ProjectByID(f.ctx, web.ID); p.RootDirectory != "" {
+		t.Fatalf("root directory after moving to the repository root: %q", p.RootDirectory)
 	}
 }
 
