@@ -20,7 +20,7 @@ func ComposeCandidates() []string {
 }
 
 // ResolveComposeFile picks the compose file to deploy: cfg.ComposeFile when set,
-// otherwise the first of ComposeCandidates at the repository root. exists reports whether
+// otherwise the first of ComposeCandidates in the project's root directory. exists reports whether
 // a repository-relative path is a file at the commit being deployed. A missing file is a
 // *ValidationError placed in stagely.yaml; an error from exists is returned wrapped.
 func ResolveComposeFile(cfg Config, exists func(path string) (bool, error)) (string, error) {
@@ -32,7 +32,7 @@ func ResolveComposeFile(cfg Config, exists func(path string) (bool, error)) (str
 		if !ok {
 			return "", &ValidationError{Problems: []Problem{{
 				Path: FileName, Line: cfg.ComposeFilePos.Line, Column: cfg.ComposeFilePos.Column, Level: LevelFailure,
-				Message: fmt.Sprintf("compose_file %q is not in the repository at this commit; commit it or fix the path (relative to the repository root)", cfg.ComposeFile),
+				Message: fmt.Sprintf("compose_file %q is not in the repository at this commit; commit it or fix the path (relative to the project's root directory)", cfg.ComposeFile),
 			}}}
 		}
 		return cfg.ComposeFile, nil
@@ -49,7 +49,7 @@ func ResolveComposeFile(cfg Config, exists func(path string) (bool, error)) (str
 	}
 	return "", &ValidationError{Problems: []Problem{{
 		Path: FileName, Level: LevelFailure,
-		Message: fmt.Sprintf("no compose file at the repository root (looked for %s); add one, or set compose_file in %s to its path", strings.Join(candidates, ", "), FileName),
+		Message: fmt.Sprintf("no compose file in the project's root directory (looked for %s); add one, or set compose_file in %s to its path", strings.Join(candidates, ", "), FileName),
 	}}}
 }
 

@@ -60,7 +60,7 @@ func TestResolveComposeFile(t *testing.T) {
 			fstest.MapFS{"compose.yaml": file}, "", 2, `compose_file "deploy/prod.yml" is not in the repository at this commit`},
 		{"no default name present", "",
 			fstest.MapFS{"docker-compose.prod.yml": file}, "", 0,
-			"no compose file at the repository root (looked for compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml); add one, or set compose_file"},
+			"no compose file in the project's root directory (looked for compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml); add one, or set compose_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

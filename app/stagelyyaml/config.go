@@ -32,12 +32,15 @@ type Config struct {
 	// ProjectID, when set, must name the project the repository is linked to.
 	ProjectID    string
 	ProjectIDPos Pos
-	// ComposeFile is a cleaned, repository-relative path ("deploy/compose.yml");
-	// empty means "discover it" (see ResolveComposeFile).
+	// ComposeFile is a cleaned path relative to the project's root directory, the folder of
+	// stagely.yaml ("deploy/compose.yml"); empty means "discover it" (see ResolveComposeFile).
 	ComposeFile    string
 	ComposeFilePos Pos
-	Deployment     Deployment
-	Hooks          Hooks
+	// WatchPaths are gitignore-style patterns, relative to the repository root, that widen
+	// the files whose change deploys the project beyond its root directory (see Watch).
+	WatchPaths []string
+	Deployment Deployment
+	Hooks      Hooks
 	// Services holds per-service settings keyed by compose service name.
 	Services    map[string]ServiceConfig
 	ServicesPos Pos

@@ -15,7 +15,7 @@ import (
 // Keys each mapping of stagely.yaml accepts, in the order the docs list them. Functions
 // rather than variables so no caller can change the schema at run time.
 func topKeys() []string {
-	return []string{"version", "project_id", "compose_file", "deployment", "hooks", "services"}
+	return []string{"version", "project_id", "compose_file", "watch_paths", "deployment", "hooks", "services"}
 }
 func deploymentKeys() []string { return []string{"timeout", "strategy"} }
 func hooksKeys() []string      { return []string{"pre_deploy", "post_deploy"} }
@@ -90,6 +90,8 @@ func (p *parser) top(root *yaml.Node, cfg *Config) {
 			}
 		case "compose_file":
 			p.composeFile(f.val, cfg)
+		case "watch_paths":
+			p.watchPaths(f.val, cfg)
 		case "deployment":
 			if m := p.section(f.val, "deployment"); m != nil {
 				p.deployment(m, &cfg.Deployment)
@@ -143,26 +145,54 @@ func (p *parser) composeFile(raw *yaml.Node, cfg *Config) {
 	cfg.ComposeFile, cfg.ComposeFilePos = clean, posOf(raw)
 }
 
+// watchPaths reads watch_paths: a list of gitignore-style patterns (see Watch).
+func (p *parser) watchPaths(raw *yaml.Node, cfg *Config) {
+	list := resolve(raw)
+	if isNull(list) {
+		return
+	}
+	if list.Kind != yaml.SequenceNode {
+		p.r.fail(raw, "watch_paths must be a list of paths or globs, like [libs/shared/**]; found %s", describe(raw))
+		return
+	}
+	if len(list.Content) > MaxWatchPaths {
+		p.r.fail(raw, "watch_paths lists %d patterns, more than the limit of %d; watch folders rather than files", len(list.Content), MaxWatchPaths)
+		return
+	}
+	for i, item := range list.Content {
+		name := fmt.Sprintf("watch_paths[%d]", i)
+		s, ok := p.nonEmptyString(item, name, "write a path or glob relative to the repository root, or remove the item")
+		if !ok {
+			continue
+		}
+		if _, problem := compileWatch(s); problem != "" {
+			p.r.fail(item, "%s %q %s", name, s, problem)
+			continue
+		}
+		cfg.WatchPaths = append(cfg.WatchPaths, s)
+	}
+}
+
 // windowsDrive matches "C:" and "C:\" prefixes, absolute on the machines users write from.
 var windowsDrive = regexp.MustCompile(`^[A-Za-z]:`)
 
-// cleanRepoPath turns a repository-relative path into its clean form ("./a/b" -> "a/b"),
+// cleanRepoPath turns a path relative to the project's root directory into its clean form ("./a/b" -> "a/b"),
 // or explains why it cannot name a file in the repository.
 func cleanRepoPath(s string) (string, string) {
 	switch {
 	case strings.ContainsRune(s, 0):
-		return "", "contains a NUL byte; give a plain path relative to the repository root"
+		return "", "contains a NUL byte; give a plain path relative to the project's root directory"
 	case strings.Contains(s, `\`):
 		return "", `uses backslashes; separate directories with "/"`
 	case strings.HasPrefix(s, "/") || windowsDrive.MatchString(s):
-		return "", "is an absolute path; give a path relative to the repository root, like deploy/compose.yml"
+		return "", "is an absolute path; give a path relative to the project's root directory (the folder of stagely.yaml), like deploy/compose.yml"
 	}
 	clean := path.Clean(s)
 	switch {
 	case clean == ".." || strings.HasPrefix(clean, "../"):
-		return "", "points outside the repository; give a path inside it, relative to the repository root"
+		return "", "points outside the project's root directory (the folder of stagely.yaml); give a path inside it"
 	case clean == ".":
-		return "", "names the repository root, not a file; name the compose file, like deploy/compose.yml"
+		return "", "names the project's root directory, not a file; name the compose file, like deploy/compose.yml"
 	}
 	return clean, ""
 }

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// FileName is the name of the configuration file at the repository root.
+// FileName is the name of the configuration file, in the project's root directory (the
+// repository root unless the project sets one).
 const FileName = "stagely.yaml"
 
 // Level says whether a Problem stops a deployment.
