@@ -229,7 +229,8 @@ func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 		body  map[string]any
 		field string
 	}{
-		{"same repository and branch", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo, "name": "other"}, "deploy_branch"},
+		{"same repository, branch and root directory", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo, "name": "other"}, "root_directory"},
+		{"same root directory spelled another way", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo, "name": "other", "root_directory": "./"}, "root_directory"},
 		{"same name", map[string]any{"installation_id": w.aliceInst, "repo_id": w.webRepo, "name": "api"}, "name"},
 	}
 	for _, tt := range tests {
@@ -240,6 +241,35 @@ func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 	}
 	// Another branch of the same repository is another project.
 	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo, "name": "api-staging", "deploy_branch": "staging"}, nil)
+}
+
+func TestProjects_SeveralOnOneBranchInRootDirectoriesOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.aliceWorld()
+	root := e.apiProject(w)
+	if root.RootDirectory != "" {
+		t.Fatalf("a project created without root_directory deploys from %q", root.RootDirectory)
+	}
+	var sub project
+	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo, "name": "api-worker", "root_directory": "./services/worker/"}, &sub)
+	if sub.RootDirectory != "services/worker" || sub.DeployBranch != root.DeployBranch {
+		t.Fatalf("second project: %+v", sub)
+	}
+	path := fmt.Sprintf("/api/projects/%d", sub.ID)
+	var got project
+	e.must(200, "PATCH", path, "alice", map[string]any{"root_directory": "services/jobs"}, &got)
+	if got.RootDirectory != "services/jobs" {
+		t.Fatalf("after moving: %+v", got)
+	}
+	res := e.must(409, "PATCH", path, "alice", map[string]any{"root_directory": ""}, nil)
+	if f := decodeError(t, res).fields(); !slices.Equal(f, []string{"root_directory"}) {
+		t.Fatalf("moving onto the other project's root directory: validations %v", f)
+	}
+	e.must(200, "GET", path, "alice", nil, &got)
+	if got.RootDirectory != "services/jobs" {
+		t.Fatalf("a refused move changed the root directory to %q", got.RootDirectory)
+	}
 }
 
 func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
@@ -276,6 +306,8 @@ func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 		{"patch with nothing", "PATCH", projectPath, `{}`, 400, nil},
 		{"patch with bad agent id", "PATCH", projectPath, `{"agent_id": "x"}`, 400, []string{"agent_id"}},
 		{"patch with bad branch", "PATCH", projectPath, `{"deploy_branch": "feature branch"}`, 400, []string{"deploy_branch"}},
+		{"patch with a root directory going up", "PATCH", projectPath, `{"root_directory": "services/../.."}`, 400, []string{"root_directory"}},
+		{"project with an absolute root directory", "POST", "/api/projects", map[string]any{"installation_id": 1, "repo_id": 2, "root_directory": "/srv/api"}, 400, []string{"root_directory"}},
 		{"secret with bad key", "PUT", projectPath + "/secrets/global/1BAD", `{"value": "v"}`, 400, []string{"key"}},
 		{"secret with bad scope", "PUT", projectPath + "/secrets/-web/KEY", `{"value": "v"}`, 400, []string{"scope"}},
 		{"secret without value", "PUT", projectPath + "/secrets/global/KEY", `{}`, 400, []string{"value"}},

@@ -283,6 +283,7 @@ type project struct {
 	RepoID         int64  `json:"repo_id"`
 	RepoFullName   string `json:"repo_full_name"`
 	DeployBranch   string `json:"deploy_branch"`
+	RootDirectory  string `json:"root_directory"`
 	ComposeProject string `json:"compose_project"`
 	InstallationID int64  `json:"installation_id"`
 	Agent          *struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/stagelyyaml"
 	"github.com/stagely/stagely/store"
 )
 
@@ -23,7 +24,7 @@ var projectName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 // Constraint names from migrations/sql/00001_core.sql that the API turns into 409s.
 const (
 	constraintProjectName   = "projects_user_id_name_key"
-	constraintProjectBranch = "projects_repo_id_deploy_branch_key"
+	constraintProjectBranch = "projects_repo_id_deploy_branch_root_directory_key"
 	constraintAgentName     = "agents_user_id_name_key"
 )
 
@@ -114,7 +115,7 @@ func (a *API) projectViews(ctx context.Context, userID int64, ps []store.Project
 		}
 		v := projectView{
 			ID: p.ID, PublicID: p.PublicID, Name: p.Name, RepoID: p.RepoID, RepoFullName: p.RepoFullName,
-			DeployBranch: p.DeployBranch, ComposeProject: p.ComposeProject, InstallationID: ghID,
+			DeployBranch: p.DeployBranch, RootDirectory: p.RootDirectory, ComposeProject: p.ComposeProject, InstallationID: ghID,
 			CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
 		}
 		if p.AgentID.Valid {
@@ -175,7 +176,18 @@ type createProjectRequest struct {
 	RepoID         int64   `json:"repo_id"`
 	Name           *string `json:"name"`
 	DeployBranch   *string `json:"deploy_branch"`
+	RootDirectory  *string `json:"root_directory"`
 	AgentID        *int64  `json:"agent_id"`
+}
+
+// branchTaken is the 409 for a second project on one root directory of a repository's branch.
+func branchTaken(repo, branch, rootDir string) *Error {
+	where := "the repository root"
+	if rootDir != "" {
+		where = rootDir + "/"
+	}
+	return conflict(fmt.Sprintf("branch %s of %s is already deployed from %s by a project: pick another root_directory or deploy_branch", branch, repo, where),
+		Validation{Field: "root_directory", Message: "already used by a project for this repository and branch"})
 }
 
 // check names every field of the request that cannot work, before GitHub is asked anything.
@@ -195,6 +207,11 @@ func (req createProjectRequest) check() error {
 	if req.DeployBranch != nil {
 		if v := checkBranch(*req.DeployBranch); v != nil {
 			vs = append(vs, *v)
+		}
+	}
+	if req.RootDirectory != nil {
+		if _, err := stagelyyaml.CleanRootDirectory(*req.RootDirectory); err != nil {
+			vs = append(vs, Validation{Field: "root_directory", Message: err.Error()})
 		}
 	}
 	if req.AgentID != nil && *req.AgentID <= 0 {
@@ -296,6 +313,10 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 	if v := checkBranch(branch); v != nil {
 		return invalid(fmt.Sprintf("the default branch of %s cannot be deployed: pass deploy_branch", repo.FullName), *v)
 	}
+	var rootDir string
+	if req.RootDirectory != nil {
+		rootDir, _ = stagelyyaml.CleanRootDirectory(*req.RootDirectory) // checked above
+	}
 
 	ctx := c.Request.Context()
 	var created store.Project
@@ -315,12 +336,11 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 		}
 		created, err = tx.CreateProject(ctx, store.NewProject{
 			UserID: u.ID, InstallationID: stored.ID, Name: name, RepoID: repo.ID,
-			RepoFullName: repo.FullName, DeployBranch: branch, AgentID: req.AgentID,
+			RepoFullName: repo.FullName, DeployBranch: branch, AgentID: req.AgentID, RootDirectory: rootDir,
 		})
 		switch {
 		case conflictOn(err, constraintProjectBranch):
-			return conflict(fmt.Sprintf("branch %s of %s is already deployed by a project: pick another deploy_branch", branch, repo.FullName),
-				Validation{Field: "deploy_branch", Message: "already used by a project for this repository"})
+			return branchTaken(repo.FullName, branch, rootDir)
 		case conflictOn(err, constraintProjectName):
 			return conflict(fmt.Sprintf("you already have a project named %s: pass another name", name),
 				Validation{Field: "name", Message: "already used by another of your projects"})
@@ -328,7 +348,7 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 			return err
 		}
 		return audit(c, tx, u, "project.create", "project", created.ID, map[string]any{
-			"name": name, "repo": repo.FullName, "deploy_branch": branch,
+			"name": name, "repo": repo.FullName, "deploy_branch": branch, "root_directory": rootDir,
 		})
 	})
 	if err != nil {
@@ -344,24 +364,15 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 
 type updateProjectRequest struct {
 	// AgentID is raw so that null (unlink) differs from absent (leave alone).
-	AgentID      json.RawMessage `json:"agent_id"`
-	DeployBranch *string         `json:"deploy_branch"`
+	AgentID       json.RawMessage `json:"agent_id"`
+	DeployBranch  *string         `json:"deploy_branch"`
+	RootDirectory *string         `json:"root_directory"`
 }
 
-func (a *API) updateProject(c *gin.Context, u store.User) error {
-	p, err := a.userProject(c, u)
-	if err != nil {
-		return err
-	}
-	var req updateProjectRequest
-	if err := decode(c, &req); err != nil {
-		return err
-	}
-	var (
-		vs       []Validation
-		setAgent bool
-		agentID  *int64
-	)
+// check names every field of the request that cannot work; setAgent and agentID are what
+// agent_id asks for.
+func (req updateProjectRequest) check() (setAgent bool, agentID *int64, err error) {
+	var vs []Validation
 	if len(req.AgentID) > 0 {
 		setAgent = true
 		if string(req.AgentID) != "null" {
@@ -377,39 +388,45 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 			vs = append(vs, *v)
 		}
 	}
+	if req.RootDirectory != nil {
+		clean, err := stagelyyaml.CleanRootDirectory(*req.RootDirectory)
+		if err != nil {
+			vs = append(vs, Validation{Field: "root_directory", Message: err.Error()})
+		}
+		*req.RootDirectory = clean
+	}
 	if len(vs) > 0 {
-		return invalid("the project cannot be changed as sent", vs...)
+		return false, nil, invalid("the project cannot be changed as sent", vs...)
 	}
-	if !setAgent && req.DeployBranch == nil {
-		return invalid("nothing to change: send agent_id and/or deploy_branch")
+	if !setAgent && req.DeployBranch == nil && req.RootDirectory == nil {
+		return false, nil, invalid("nothing to change: send agent_id, deploy_branch and/or root_directory")
 	}
-	if req.DeployBranch != nil && *req.DeployBranch != p.DeployBranch {
+	return setAgent, agentID, nil
+}
+
+func (a *API) updateProject(c *gin.Context, u store.User) error {
+	p, err := a.userProject(c, u)
+	if err != nil {
+		return err
+	}
+	var req updateProjectRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	setAgent, agentID, err := req.check()
+	if err != nil {
+		return err
+	}
+	// Changing what a project deploys takes what pushing does, like linking it.
+	if (req.DeployBranch != nil && *req.DeployBranch != p.DeployBranch) ||
+		(req.RootDirectory != nil && *req.RootDirectory != p.RootDirectory) {
 		if err := a.canPushTo(c, p); err != nil {
 			return err
 		}
 	}
-
 	ctx := c.Request.Context()
-	detail := map[string]any{}
 	err = a.st.InTx(ctx, func(tx *store.Store) error {
-		if setAgent {
-			if err := tx.SetProjectAgent(ctx, u.ID, p.ID, agentID); err != nil {
-				return err
-			}
-			detail["agent_id"] = agentID
-		}
-		if req.DeployBranch != nil {
-			err := tx.SetProjectDeployBranch(ctx, u.ID, p.ID, *req.DeployBranch)
-			if conflictOn(err, constraintProjectBranch) {
-				return conflict(fmt.Sprintf("branch %s of %s is already deployed by a project: pick another deploy_branch", *req.DeployBranch, p.RepoFullName),
-					Validation{Field: "deploy_branch", Message: "already used by a project for this repository"})
-			}
-			if err != nil {
-				return err
-			}
-			detail["deploy_branch"] = *req.DeployBranch
-		}
-		return audit(c, tx, u, "project.update", "project", p.ID, detail)
+		return applyProjectUpdate(ctx, c, tx, u, p, req, setAgent, agentID)
 	})
 	if err != nil {
 		return err
@@ -424,6 +441,41 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 	}
 	c.JSON(http.StatusOK, v)
 	return nil
+}
+
+// applyProjectUpdate writes a checked update and its audit entry in tx.
+func applyProjectUpdate(ctx context.Context, c *gin.Context, tx *store.Store, u store.User, p store.Project, req updateProjectRequest, setAgent bool, agentID *int64) error {
+	detail := map[string]any{}
+	if setAgent {
+		if err := tx.SetProjectAgent(ctx, u.ID, p.ID, agentID); err != nil {
+			return err
+		}
+		detail["agent_id"] = agentID
+	}
+	branch, rootDir := p.DeployBranch, p.RootDirectory
+	if req.DeployBranch != nil {
+		branch = *req.DeployBranch
+		err := tx.SetProjectDeployBranch(ctx, u.ID, p.ID, branch)
+		if conflictOn(err, constraintProjectBranch) {
+			return branchTaken(p.RepoFullName, branch, rootDir)
+		}
+		if err != nil {
+			return err
+		}
+		detail["deploy_branch"] = branch
+	}
+	if req.RootDirectory != nil {
+		rootDir = *req.RootDirectory
+		err := tx.SetProjectRootDirectory(ctx, u.ID, p.ID, rootDir)
+		if conflictOn(err, constraintProjectBranch) {
+			return branchTaken(p.RepoFullName, branch, rootDir)
+		}
+		if err != nil {
+			return err
+		}
+		detail["root_directory"] = rootDir
+	}
+	return audit(c, tx, u, "project.update", "project", p.ID, detail)
 }
 
 func (a *API) deleteProject(c *gin.Context, u store.User) error {

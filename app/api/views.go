@@ -49,6 +49,7 @@ type projectView struct {
 	RepoID         int64     `json:"repo_id"`
 	RepoFullName   string    `json:"repo_full_name"`
 	DeployBranch   string    `json:"deploy_branch"`
+	RootDirectory  string    `json:"root_directory"` // "" is the repository root
 	ComposeProject string    `json:"compose_project"`
 	InstallationID int64     `json:"installation_id"` // GitHub's installation id, as in GET /api/installations
 	Agent          *agentRef `json:"agent"`
