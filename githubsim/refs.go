@@ -63,8 +63,18 @@ func (s *Sim) getRef(w http.ResponseWriter, r *http.Request, a repoAccess) {
 	})
 }
 
+// Compare's published limits (the operation's description in @octokit/openapi): without
+// paging parameters it lists at most 250 commits (the newest of them when there are more), and
+// at most 300 changed files for the whole comparison.
+const (
+	maxCompareCommits = 250
+	// MaxCompareFiles is how many changed files a comparison lists at most.
+	MaxCompareFiles = 300
+)
+
 // compare is GET /repos/{owner}/{repo}/compare/{base}...{head}: status says where head stands
-// from base (ahead, behind, identical or diverged), commits are those head has that base lacks.
+// from base (ahead, behind, identical or diverged), commits are those head has that base lacks
+// (the newest 250), and files are what changed from the merge base to head (the first 300).
 // Commits have one parent here, so the merge base is found on the first-parent chains.
 func (s *Sim) compare(w http.ResponseWriter, r *http.Request, a repoAccess) {
 	baseRef, headRef, ok := strings.Cut(r.PathValue("basehead"), "...")
@@ -103,9 +113,11 @@ func (s *Sim) compare(w http.ResponseWriter, r *http.Request, a repoAccess) {
 		status = "behind"
 	}
 	commits := []any{}
-	for i := aheadBy - 1; i >= 0; i-- { // oldest first, as GitHub lists them
+	for i := min(aheadBy, maxCompareCommits) - 1; i >= 0; i-- { // oldest first, as GitHub lists them
 		commits = append(commits, s.st.commitJSON(a.repo, a.repo.commits[headChain.list[i]]))
 	}
+	// The files are the diff from the merge base to head (a three-dot diff), cut at 300.
+	files := s.st.diffEntries(a.repo, a.repo.commits[mergeBase].files, head, MaxCompareFiles)
 	api := s.st.baseURL + "/repos/" + a.repo.fullName()
 	html := s.st.baseURL + "/" + a.repo.fullName()
 	basehead := r.PathValue("basehead")
@@ -122,7 +134,7 @@ func (s *Sim) compare(w http.ResponseWriter, r *http.Request, a repoAccess) {
 		"behind_by":         behindBy,
 		"total_commits":     aheadBy,
 		"commits":           commits,
-		"files":             []any{},
+		"files":             files,
 	})
 }
 

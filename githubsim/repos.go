@@ -268,32 +268,11 @@ func (st *state) commitJSON(rp *repo, c *commit) obj {
 	for _, p := range c.parents {
 		parents = append(parents, obj{"sha": p, "url": api + "/commits/" + p, "html_url": st.baseURL + "/" + rp.fullName() + "/commit/" + p})
 	}
-	var files []any
 	var parentFiles map[string][]byte
 	if len(c.parents) > 0 {
 		parentFiles = rp.commits[c.parents[0]].files
 	}
-	added, removed, modified := diffFiles(parentFiles, c.files)
-	for _, group := range []struct {
-		status string
-		names  []string
-	}{{"added", added}, {"removed", removed}, {"modified", modified}} {
-		for _, n := range group.names {
-			b := c.files[n]
-			if group.status == "removed" {
-				b = parentFiles[n]
-			}
-			files = append(files, obj{
-				"sha": blobSHA(b), "filename": n, "status": group.status, "additions": 0, "deletions": 0, "changes": 0,
-				"blob_url":     st.baseURL + "/" + rp.fullName() + "/blob/" + c.sha + "/" + n,
-				"raw_url":      st.baseURL + "/" + rp.fullName() + "/raw/" + c.sha + "/" + n,
-				"contents_url": api + "/contents/" + n + "?ref=" + c.sha,
-			})
-		}
-	}
-	if files == nil {
-		files = []any{}
-	}
+	files := st.diffEntries(rp, parentFiles, c, 0)
 	return obj{
 		"sha":          c.sha,
 		"node_id":      nodeID("Commit", int64(len(c.sha))),
@@ -315,6 +294,36 @@ func (st *state) commitJSON(rp *repo, c *commit) obj {
 		"stats":     obj{"additions": 0, "deletions": 0, "total": 0},
 		"files":     files,
 	}
+}
+
+// diffEntries lists the files that differ between the tree before and the tree of commit to
+// as GitHub's diff entries (added, then removed, then modified, each by name), at most max
+// when max > 0.
+func (st *state) diffEntries(rp *repo, before map[string][]byte, to *commit, max int) []any {
+	api := st.baseURL + "/repos/" + rp.fullName()
+	files := []any{}
+	added, removed, modified := diffFiles(before, to.files)
+	for _, group := range []struct {
+		status string
+		names  []string
+	}{{"added", added}, {"removed", removed}, {"modified", modified}} {
+		for _, n := range group.names {
+			if max > 0 && len(files) == max {
+				return files
+			}
+			b := to.files[n]
+			if group.status == "removed" {
+				b = before[n]
+			}
+			files = append(files, obj{
+				"sha": blobSHA(b), "filename": n, "status": group.status, "additions": 0, "deletions": 0, "changes": 0,
+				"blob_url":     st.baseURL + "/" + rp.fullName() + "/blob/" + to.sha + "/" + n,
+				"raw_url":      st.baseURL + "/" + rp.fullName() + "/raw/" + to.sha + "/" + n,
+				"contents_url": api + "/contents/" + n + "?ref=" + to.sha,
+			})
+		}
+	}
+	return files
 }
 
 func diffFiles(before, after map[string][]byte) (added, removed, modified []string) {

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -619,5 +620,45 @@ func TestCalls_RecordMethodPathStatusBodyAndCredential(t *testing.T) {
 	}
 	if c := calls[2]; c.Status != 404 || c.Query != "ref=main" {
 		t.Errorf("contents call: %+v", c)
+	}
+}
+
+func TestCompare_ListsFilesChangedSinceTheMergeBaseUpTo300(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	auth := "Bearer " + f.installationToken(t, nil)
+	type entry struct{ Filename, Status string }
+	compare := func(base, head string) (status string, files []entry) {
+		t.Helper()
+		resp, b := f.do(t, http.MethodGet, "repos/acme/web/compare/"+base+"..."+head, auth, nil)
+		var body struct {
+			Status string
+			Files  []entry
+		}
+		if err := json.Unmarshal(b, &body); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("compare %s...%s: %d %s", base[:7], head[:7], resp.StatusCode, b)
+		}
+		return body.Status, body.Files
+	}
+	if status, files := compare(f.sha1, f.sha2); status != "ahead" || !reflect.DeepEqual(files, []entry{
+		{"app/static/a.txt", "removed"}, {"compose.yaml", "modified"},
+	}) {
+		t.Fatalf("sha1...sha2: %s %v", status, files)
+	}
+	if _, files := compare(f.sha2, f.sha1); len(files) != 0 {
+		t.Fatalf("head behind base lists files changed since the merge base, which is head: %v", files)
+	}
+	tree := map[string][]byte{}
+	for i := range githubsim.MaxCompareFiles + 1 {
+		tree[fmt.Sprintf("gen/f%03d.txt", i)] = []byte{byte(i)}
+	}
+	big, err := f.sim.Commit(ctx, repoWeb, "main", tree, "Generate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 301 added, 3 removed: the list stops at GitHub's 300.
+	if _, files := compare(f.sha2, big); len(files) != githubsim.MaxCompareFiles || files[0].Filename != "gen/f000.txt" {
+		t.Fatalf("a comparison of 304 changed files lists %d, first %v", len(files), files[0])
 	}
 }

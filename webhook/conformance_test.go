@@ -87,8 +87,9 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "CompareURL", e.CompareURL, p.get("compare").str())
 		check(t, "PusherName", e.PusherName, p.get("pusher.name").str())
 		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
+		assertPushCommits(t, p, e.Commits)
 		if hc := p.get("head_commit"); hc.null() {
-			check(t, "HeadCommit", e.HeadCommit, webhook.Commit{})
+			check(t, "HeadCommit.ID", e.HeadCommit.ID, "")
 		} else {
 			check(t, "HeadCommit.ID", e.HeadCommit.ID, hc.get("id").str())
 			check(t, "HeadCommit.Message", e.HeadCommit.Message, hc.get("message").str())
@@ -208,5 +209,26 @@ func assertRepoList(t *testing.T, field string, got []webhook.Repo, want []doc) 
 		check(t, fmt.Sprintf("%s[%d].Name", field, i), got[i].Name, w.get("name").str())
 		owner, _, _ := strings.Cut(w.get("full_name").str(), "/")
 		check(t, fmt.Sprintf("%s[%d].Owner", field, i), got[i].Owner, owner)
+	}
+}
+
+// assertPushCommits checks the decoded commits, with the files each changed, against the payload.
+func assertPushCommits(t *testing.T, p doc, got []webhook.Commit) {
+	t.Helper()
+	list, _ := p.get("commits").v.([]any)
+	check(t, "len(Commits)", len(got), len(list))
+	for i := 0; i < len(list) && i < len(got); i++ {
+		c := doc{list[i]}
+		check(t, "Commits[].ID", got[i].ID, c.get("id").str())
+		for _, f := range []struct {
+			name string
+			got  []string
+		}{{"added", got[i].Added}, {"removed", got[i].Removed}, {"modified", got[i].Modified}} {
+			want, _ := c.get(f.name).v.([]any)
+			check(t, "Commits[]."+f.name, len(f.got), len(want))
+			for j := 0; j < len(want) && j < len(f.got); j++ {
+				check(t, "Commits[]."+f.name+"[]", f.got[j], doc{want[j]}.str())
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,8 @@ func TestDecode_TagDeletionHasNoHeadCommitAndIsNotABranch(t *testing.T) {
 	check(t, "Deleted", p.Deleted, true)
 	check(t, "Branch()", p.Branch(), "")
 	check(t, "IsBranchDeletion()", p.IsBranchDeletion(), false)
-	check(t, "HeadCommit", p.HeadCommit, webhook.Commit{})
+	check(t, "HeadCommit.ID", p.HeadCommit.ID, "")
+	check(t, "Commits", len(p.Commits), 0)
 	check(t, "InstallationID (no installation object)", p.InstallationID, int64(0))
 	check(t, "After", p.After, "0000000000000000000000000000000000000000")
 }
@@ -211,6 +213,40 @@ func TestRoute_ReadsTheTopLevelFactsOrSaysThePayloadIsMalformed(t *testing.T) {
 				t.Fatalf("kind %s, want %s", webhook.KindOf(err), webhook.KindInvalid)
 			}
 			check(t, "Route()", got, tt.want)
+		})
+	}
+}
+
+func TestPush_ChangedFilesOnlyWhenThePayloadCanTell(t *testing.T) {
+	t.Parallel()
+	before, after := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	zero := strings.Repeat("0", 40)
+	two := []webhook.Commit{
+		{ID: "1", Added: []string{"services/api/new.go"}, Modified: []string{"README.md"}},
+		{ID: "2", Modified: []string{"README.md"}, Removed: []string{"services/web/old.js"}},
+	}
+	many := make([]webhook.Commit, webhook.MaxPushCommits)
+	tests := []struct {
+		name   string
+		push   webhook.Push
+		want   []string
+		wantOK bool
+	}{
+		{"files of every commit, each once", webhook.Push{Before: before, After: after, Commits: two},
+			[]string{"services/api/new.go", "README.md", "services/web/old.js"}, true},
+		{"a commit that changed nothing", webhook.Push{Before: before, After: after, Commits: []webhook.Commit{{ID: "1"}}}, nil, true},
+		{"new branch", webhook.Push{Before: zero, After: after, Created: true, Commits: two}, nil, false},
+		{"forced push", webhook.Push{Before: before, After: after, Forced: true, Commits: two}, nil, false},
+		{"a list GitHub may have cut", webhook.Push{Before: before, After: after, Commits: many}, nil, false},
+		{"no commits listed", webhook.Push{Before: before, After: after}, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := tt.push.ChangedFiles()
+			if ok != tt.wantOK || strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("ChangedFiles() = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+			}
 		})
 	}
 }

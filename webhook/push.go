@@ -26,6 +26,9 @@ type Push struct {
 	InstallationID int64
 	// HeadCommit is the zero Commit when GitHub sends head_commit: null, as it does for deletions.
 	HeadCommit Commit
+	// Commits are the pushed commits, oldest first, as the payload lists them: GitHub lists at
+	// most MaxPushCommits, so a push of more has its list cut (see ChangedFiles).
+	Commits []Commit
 	// PusherName is pusher.name, the pusher's login.
 	PusherName string
 	// SenderLogin is sender.login.
@@ -42,6 +45,34 @@ type Commit struct {
 	Message string
 	// Author is the commit's author as recorded in git.
 	Author CommitAuthor
+	// Added, Removed and Modified are the repository-relative paths the commit changed.
+	Added, Removed, Modified []string
+}
+
+// MaxPushCommits is how many commits GitHub lists in a push payload at most; the payload of
+// a push of more lists only that many.
+const MaxPushCommits = 20
+
+// ChangedFiles lists the files the push changed, as its commits list them, each once; ok is
+// false when the payload cannot tell: a created branch (Before is all zeros: nothing to
+// compare with), a forced push (its commits need not lead from Before), or a commit list
+// GitHub may have cut (MaxPushCommits or more).
+func (p Push) ChangedFiles() (files []string, ok bool) {
+	if p.Created || strings.Trim(p.Before, "0") == "" || p.Forced || len(p.Commits) >= MaxPushCommits || len(p.Commits) == 0 {
+		return nil, false
+	}
+	seen := map[string]bool{}
+	for _, c := range p.Commits {
+		for _, list := range [][]string{c.Added, c.Removed, c.Modified} {
+			for _, f := range list {
+				if !seen[f] {
+					seen[f] = true
+					files = append(files, f)
+				}
+			}
+		}
+	}
+	return files, true
 }
 
 // CommitAuthor is a git identity; Username is empty when no GitHub account matches the email.
@@ -104,14 +135,11 @@ func pushFrom(e *github.PushEvent) (Push, error) {
 		p.Repo.DefaultBranch = r.GetMasterBranch()
 	}
 	if hc := e.GetHeadCommit(); hc != nil {
-		p.HeadCommit = Commit{
-			ID:      hc.GetID(),
-			Message: hc.GetMessage(),
-			Author: CommitAuthor{
-				Name:     hc.GetAuthor().GetName(),
-				Email:    hc.GetAuthor().GetEmail(),
-				Username: hc.GetAuthor().GetLogin(),
-			},
+		p.HeadCommit = commitFrom(hc)
+	}
+	for _, c := range e.Commits {
+		if c != nil {
+			p.Commits = append(p.Commits, commitFrom(c))
 		}
 	}
 	switch {
@@ -124,4 +152,19 @@ func pushFrom(e *github.PushEvent) (Push, error) {
 		return Push{}, err
 	}
 	return p, nil
+}
+
+func commitFrom(c *github.HeadCommit) Commit {
+	return Commit{
+		ID:      c.GetID(),
+		Message: c.GetMessage(),
+		Author: CommitAuthor{
+			Name:     c.GetAuthor().GetName(),
+			Email:    c.GetAuthor().GetEmail(),
+			Username: c.GetAuthor().GetLogin(),
+		},
+		Added:    c.Added,
+		Removed:  c.Removed,
+		Modified: c.Modified,
+	}
 }

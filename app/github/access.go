@@ -84,3 +84,37 @@ func (in *Installation) Compare(ctx context.Context, repo, base, head string) (s
 	}
 	return cmp.GetStatus(), nil
 }
+
+// MaxCompareFiles is how many changed files GitHub's compare API lists at most for a whole
+// comparison (its published description); a comparison listing that many may have more.
+const MaxCompareFiles = 300
+
+// ChangedFiles lists the files that differ between base and head when head is ahead of base
+// (GET /repos/{owner}/{repo}/compare/{base}...{head}; a rename lists both names). complete is
+// false when GitHub cannot tell them all: head is not ahead of base (a forced push), or the
+// list reached GitHub's MaxCompareFiles. Commits GitHub does not know are ErrNotFound.
+func (in *Installation) ChangedFiles(ctx context.Context, repo, base, head string) (files []string, complete bool, err error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, false, err
+	}
+	_, client, err := in.clients(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("list the files changed in %s...%s in %s: %w", shortSHA(base), shortSHA(head), repo, err)
+	}
+	// No paging parameters: GitHub lists the changed files only on the first page anyway.
+	cmp, _, err := client.Repositories.CompareCommits(ctx, owner, name, base, head, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("list the files changed in %s...%s in %s: %w", shortSHA(base), shortSHA(head), repo, apiError(err))
+	}
+	if st := cmp.GetStatus(); st != CompareAhead && st != CompareIdentical {
+		return nil, false, nil
+	}
+	for _, f := range cmp.Files {
+		files = append(files, f.GetFilename())
+		if prev := f.GetPreviousFilename(); prev != "" {
+			files = append(files, prev)
+		}
+	}
+	return files, len(cmp.Files) < MaxCompareFiles, nil
+}

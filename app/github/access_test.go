@@ -3,6 +3,9 @@ package github_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stagely/stagely/app/github"
@@ -64,5 +67,33 @@ func TestBranchHeadAndCompare_SayWhereACommitStands(t *testing.T) {
 	}
 	if got, err := in.Compare(ctx, repoWeb, f.sha2, third); err != nil || got != github.CompareDiverged {
 		t.Fatalf("compare after a force push = %q %v, want diverged", got, err)
+	}
+}
+
+func TestChangedFiles_ListsTheComparisonsFilesAndSaysWhenItCannot(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	in := f.installation()
+	files, complete, err := in.ChangedFiles(ctx, repoWeb, f.sha1, f.sha2)
+	if err != nil || !complete || !slices.Equal(files, []string{"deploy/compose.prod.yml", "compose.yaml", "stagely.yaml"}) {
+		t.Fatalf("sha1...sha2: %q complete=%v %v", files, complete, err)
+	}
+	if _, complete, err := in.ChangedFiles(ctx, repoWeb, f.sha2, f.sha1); err != nil || complete {
+		t.Fatalf("head behind base must not be complete: %v %v", complete, err)
+	}
+	tree := map[string][]byte{}
+	for i := range github.MaxCompareFiles {
+		tree[fmt.Sprintf("gen/f%03d.txt", i)] = []byte{byte(i)}
+	}
+	big, err := f.sim.Commit(ctx, repoWeb, "main", tree, "Generate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, complete, err := in.ChangedFiles(ctx, repoWeb, f.sha2, big); err != nil || complete || len(files) != github.MaxCompareFiles {
+		t.Fatalf("a comparison at GitHub's cap: %d files, complete=%v %v", len(files), complete, err)
+	}
+	if _, _, err := in.ChangedFiles(ctx, repoWeb, f.sha1, strings.Repeat("9", 40)); !errors.Is(err, github.ErrNotFound) {
+		t.Fatalf("unknown commit: %v, want ErrNotFound", err)
 	}
 }
