@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
@@ -20,7 +21,7 @@ func NewCheckRunHandler(o *Orchestrator) CheckRunHandler { return CheckRunHandle
 func (h CheckRunHandler) Handle(ctx context.Context, _ int64, ev webhook.CheckRun) (string, error) {
 	switch ev.Action {
 	case "rerequested":
-		if ev.Name == CheckValidate {
+		if strings.HasPrefix(ev.Name, CheckValidate) {
 			return h.o.Validate(ctx, ev.InstallationID, ev.Repo, ev.HeadSHA)
 		}
 		return h.onDeployment(ctx, ev, func(d store.Deployment, p store.Project) (string, error) {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/stagelyyaml"
+	"github.com/stagely/stagely/store"
 )
 
 type loadedConfig struct {
@@ -16,58 +18,86 @@ type loadedConfig struct {
 	job         protocol.JobConfig
 }
 
-// loadConfig reads stagely.yaml and the compose file at sha through GitHub (the control
-// plane never clones the repository) and validates them together.
-func loadConfig(ctx context.Context, gh GitHub, repo, sha, projectPublicID string) (loadedConfig, []stagelyyaml.Problem, error) {
-	files := map[string][]byte{}
-	read := func(path string) ([]byte, bool, error) {
-		if b, ok := files[path]; ok {
-			return b, b != nil, nil
-		}
-		b, err := gh.ReadFile(ctx, repo, path, sha)
-		if errors.Is(err, github.ErrNotFound) {
-			files[path] = nil
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("read %s at %s: %w", path, short(sha), err)
-		}
-		files[path] = b
-		return b, true, nil
-	}
+// repoFiles reads files of one commit through GitHub, once each; a missing file is nil.
+type repoFiles struct {
+	gh    GitHub
+	repo  string
+	sha   string
+	files map[string][]byte
+}
 
-	raw, _, err := read(stagelyyaml.FileName)
+func (r *repoFiles) read(ctx context.Context, path string) ([]byte, bool, error) {
+	if b, ok := r.files[path]; ok {
+		return b, b != nil, nil
+	}
+	b, err := r.gh.ReadFile(ctx, r.repo, path, r.sha)
+	if errors.Is(err, github.ErrNotFound) {
+		r.files[path] = nil
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s at %s: %w", path, short(r.sha), err)
+	}
+	r.files[path] = b
+	return b, true, nil
+}
+
+// loadConfig reads the project's stagely.yaml and compose file at sha through GitHub (the
+// control plane never clones the repository) and validates them together. Both are read
+// from the project's root directory (p.RootDirectory, "" for the repository root), and every
+// path in the result and in the problems is relative to the repository root.
+func loadConfig(ctx context.Context, gh GitHub, p store.Project, sha string) (loadedConfig, []stagelyyaml.Problem, error) {
+	files := &repoFiles{gh: gh, repo: p.RepoFullName, sha: sha, files: map[string][]byte{}}
+	root := p.RootDirectory
+	raw, _, err := files.read(ctx, path.Join(root, stagelyyaml.FileName))
 	if err != nil {
 		return loadedConfig{}, nil, err
 	}
 	cfg, problems := stagelyyaml.Parse(raw)
-	composePath, err := stagelyyaml.ResolveComposeFile(cfg, func(path string) (bool, error) {
-		_, ok, err := read(path)
+	rel, err := stagelyyaml.ResolveComposeFile(cfg, func(name string) (bool, error) {
+		_, ok, err := files.read(ctx, path.Join(root, name))
 		return ok, err
 	})
 	var verr *stagelyyaml.ValidationError
 	if errors.As(err, &verr) {
-		return loadedConfig{}, append(problems, verr.Problems...), nil
+		return loadedConfig{}, inRoot(root, append(problems, verr.Problems...)), nil
 	}
 	if err != nil {
-		return loadedConfig{}, problems, err
+		return loadedConfig{}, inRoot(root, problems), err
 	}
-	composeData, _, err := read(composePath)
+	composePath := path.Join(root, rel)
+	composeData, _, err := files.read(ctx, composePath)
 	if err != nil {
-		return loadedConfig{}, problems, err
+		return loadedConfig{}, inRoot(root, problems), err
 	}
 	services, err := stagelyyaml.ParseComposeServices(composePath, composeData)
 	if errors.As(err, &verr) {
-		return loadedConfig{}, append(problems, verr.Problems...), nil
+		return loadedConfig{}, inRoot(root, append(problems, verr.Problems...)), nil
 	}
 	if err != nil {
-		return loadedConfig{}, problems, err
+		return loadedConfig{}, inRoot(root, problems), err
 	}
-	problems = append(problems, stagelyyaml.Validate(cfg, services, composePath, projectPublicID)...)
-	return loadedConfig{cfg: cfg, composePath: composePath, job: jobConfig(cfg, composePath)}, problems, nil
+	problems = append(problems, stagelyyaml.Validate(cfg, services, composePath, p.PublicID)...)
+	return loadedConfig{cfg: cfg, composePath: composePath, job: jobConfig(cfg, composePath)}, inRoot(root, problems), nil
 }
 
-// jobConfig turns the parsed stagely.yaml into what the agent needs.
+// inRoot places the problems stagelyyaml reports in stagely.yaml at the project's copy of
+// it, so annotations land on the file in the root directory.
+func inRoot(root string, problems []stagelyyaml.Problem) []stagelyyaml.Problem {
+	if root == "" {
+		return problems
+	}
+	for i := range problems {
+		if problems[i].Path == stagelyyaml.FileName {
+			problems[i].Path = path.Join(root, stagelyyaml.FileName)
+		}
+	}
+	return problems
+}
+
+// jobConfig turns the parsed stagely.yaml into what the agent needs. composePath is relative
+// to the repository root, as the agent takes it (it extracts the whole repository), so a
+// project in a root directory needs nothing more of the agent.
 func jobConfig(cfg stagelyyaml.Config, composePath string) protocol.JobConfig {
 	jc := protocol.JobConfig{
 		ComposeFile: composePath,

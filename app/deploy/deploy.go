@@ -31,6 +31,20 @@ const (
 	ActionRollback = "rollback"
 )
 
+// CheckName is the name of a project's check run of kind (CheckDeploy or CheckValidate), and
+// StatusName of its commit status: the plain names for a project at the repository root, which
+// single-project repositories have always seen, and "Stagely / deploy (api)" for a project in a
+// root directory, so that projects sharing a commit never share a check run or a status.
+func CheckName(kind string, p store.Project) string {
+	if p.RootDirectory == "" {
+		return kind
+	}
+	return kind + " (" + p.Name + ")"
+}
+
+// StatusName is the commit-status context of a project's deployments (see CheckName).
+func StatusName(p store.Project) string { return CheckName(StatusContext, p) }
+
 // Hub is what the orchestrator needs of the agent connections.
 type Hub interface {
 	Dispatch(ctx context.Context, agentID int64, job protocol.Deploy) error
@@ -49,6 +63,9 @@ type GitHub interface {
 	RepoPermission(ctx context.Context, repo, login string) (github.Permission, error)
 	BranchHead(ctx context.Context, repo, branch string) (string, error)
 	Compare(ctx context.Context, repo, base, head string) (string, error)
+	// ChangedFiles lists the files changed from base to head; complete is false when GitHub
+	// cannot list them all.
+	ChangedFiles(ctx context.Context, repo, base, head string) (files []string, complete bool, err error)
 	CreateCheckRun(ctx context.Context, repo string, cr github.NewCheckRun) (int64, error)
 	UpdateCheckRun(ctx context.Context, repo string, id int64, u github.CheckRunUpdate) error
 	CompleteCheckRun(ctx context.Context, repo string, id int64, res github.CheckRunResult) error

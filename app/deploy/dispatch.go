@@ -144,7 +144,7 @@ func (o *Orchestrator) failQueued(ctx context.Context, p store.Project, d store.
 // project's secrets and mints the agent's read-only token. Problems are the user's to fix;
 // an error is ours or GitHub's.
 func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, d store.Deployment) (protocol.Deploy, []stagelyyaml.Problem, error) {
-	lc, problems, err := loadConfig(ctx, gh, p.RepoFullName, d.SHA, p.PublicID)
+	lc, problems, err := loadConfig(ctx, gh, p, d.SHA)
 	if err != nil || stagelyyaml.HasFailure(problems) {
 		return protocol.Deploy{}, problems, err
 	}

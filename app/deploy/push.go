@@ -40,6 +40,16 @@ func (h PushHandler) Handle(ctx context.Context, deliveryID int64, ev webhook.Pu
 	if err != nil || why != "" {
 		return why, err
 	}
+	projects, unwatched, err := h.o.watching(ctx, projects, ev)
+	if err != nil || len(projects) == 0 {
+		return unwatched, err
+	}
+	decision, err := h.deploy(ctx, projects, ev, delivery)
+	return withNote(decision, strings.TrimPrefix(unwatched, "ignored: ")), err
+}
+
+// deploy queues the push for projects, unless it is late or stale.
+func (h PushHandler) deploy(ctx context.Context, projects []store.Project, ev webhook.Push, delivery *int64) (string, error) {
 	// A push GitHub first sent before one already queued or deployed (recovered after an
 	// outage) is recorded superseded; the stale check below is for the rest, such as a push
 	// replayed under a new delivery id, which this server sees as new.

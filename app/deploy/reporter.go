@@ -251,7 +251,7 @@ func (o *Orchestrator) send(ctx context.Context, st stage, f facts, out renditio
 				return nil
 			}
 			return o.writeStatus(ctx, f, github.CommitStatus{
-				State: out.commitState, Context: StatusContext, Description: out.title, TargetURL: o.deploymentURL(*f.d)})
+				State: out.commitState, Context: StatusName(f.p), Description: out.title, TargetURL: o.deploymentURL(*f.d)})
 		}},
 		{"GitHub deployment", func() error {
 			if !w.deployment || f.d.GitHubDeploymentID.Valid {
@@ -312,13 +312,13 @@ func (o *Orchestrator) writeCheckRun(ctx context.Context, how checkRunWrite, f f
 func (o *Orchestrator) createCheckRun(ctx context.Context, lookFirst bool, f facts, out rendition) (int64, error) {
 	repo, d := f.p.RepoFullName, f.d
 	if lookFirst {
-		id, err := f.gh.FindCheckRun(ctx, repo, d.SHA, CheckDeploy, jobID(d.ID))
+		id, err := f.gh.FindCheckRun(ctx, repo, d.SHA, CheckName(CheckDeploy, f.p), jobID(d.ID))
 		if err == nil || !errors.Is(err, github.ErrNotFound) {
 			return id, err
 		}
 	}
 	return f.gh.CreateCheckRun(ctx, repo, github.NewCheckRun{
-		Name: CheckDeploy, HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
+		Name: CheckName(CheckDeploy, f.p), HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
 		Status: out.checkStatus, Title: out.title, Summary: out.summary,
 	})
 }

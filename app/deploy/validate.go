@@ -12,7 +12,9 @@ import (
 )
 
 // Validate checks stagely.yaml and the compose file at sha and reports the outcome as the
-// `Stagely / validate` check run, with an annotation at the line of every problem.
+// `Stagely / validate` check run, with an annotation at the line of every problem. A repository
+// with projects in several root directories gets one check run per root directory, named for
+// its project (CheckName).
 func (o *Orchestrator) Validate(ctx context.Context, installationID int64, repo webhook.Repo, sha string) (string, error) {
 	projects, err := o.opt.Store.ProjectsByRepo(ctx, repo.ID)
 	if err != nil {
@@ -29,9 +31,31 @@ func (o *Orchestrator) Validate(ctx context.Context, installationID int64, repo 
 		return "", err
 	}
 	gh := o.opt.GitHub(installationID)
-	// A repository linked to several projects is validated against the first; project_id
-	// mismatches are a deploy-time check of each project.
-	_, problems, err := loadConfig(ctx, gh, repo.FullName, sha, projects[0].PublicID)
+	// Projects of one root directory on other branches read the same files: the first is
+	// validated; project_id mismatches are a deploy-time check of each project.
+	seen := map[string]bool{}
+	var titles []string
+	for _, p := range projects {
+		if seen[p.RootDirectory] {
+			continue
+		}
+		seen[p.RootDirectory] = true
+		title, err := o.validateProject(ctx, gh, p, sha)
+		if err != nil {
+			return "", err
+		}
+		if len(projects) > 1 && p.RootDirectory != "" {
+			title += " (" + p.Name + ")"
+		}
+		titles = append(titles, title)
+	}
+	return fmt.Sprintf("validated %s: %s", short(sha), strings.Join(titles, "; ")), nil
+}
+
+// validateProject validates one project's configuration at sha as its validate check run,
+// and returns the run's title.
+func (o *Orchestrator) validateProject(ctx context.Context, gh GitHub, p store.Project, sha string) (string, error) {
+	_, problems, err := loadConfig(ctx, gh, p, sha)
 	if err != nil {
 		return "", err
 	}
@@ -52,14 +76,15 @@ func (o *Orchestrator) Validate(ctx context.Context, installationID int64, repo 
 		res.Title = fmt.Sprintf("Configuration is valid, with %d warning(s)", warnings)
 	}
 	res.Summary = validateSummary(problems)
-	id, err := gh.CreateCheckRun(ctx, repo.FullName, github.NewCheckRun{Name: CheckValidate, HeadSHA: sha, Status: "in_progress", Title: "Validating", Summary: "Reading stagely.yaml and the compose file."})
+	name := CheckName(CheckValidate, p)
+	id, err := gh.CreateCheckRun(ctx, p.RepoFullName, github.NewCheckRun{Name: name, HeadSHA: sha, Status: "in_progress", Title: "Validating", Summary: "Reading stagely.yaml and the compose file."})
 	if err != nil {
-		return "", fmt.Errorf("create validate check run: %w", err)
+		return "", fmt.Errorf("create check run %s: %w", name, err)
 	}
-	if err := gh.CompleteCheckRun(ctx, repo.FullName, id, res); err != nil {
-		return "", fmt.Errorf("complete validate check run: %w", err)
+	if err := gh.CompleteCheckRun(ctx, p.RepoFullName, id, res); err != nil {
+		return "", fmt.Errorf("complete check run %s: %w", name, err)
 	}
-	return fmt.Sprintf("validated %s: %s", short(sha), res.Title), nil
+	return res.Title, nil
 }
 
 func validateSummary(problems []stagelyyaml.Problem) string {

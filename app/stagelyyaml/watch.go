@@ -79,6 +79,9 @@ func (w Watch) Root() string { return w.root }
 // of the repository (the repository root with no watch_paths).
 func (w Watch) Narrowed() bool { return w.root != "" || len(w.rules) > 0 }
 
+// HasPatterns reports whether watch_paths add patterns to the root directory.
+func (w Watch) HasPatterns() bool { return len(w.rules) > 0 }
+
 // Matches reports whether a change to file (repository-relative, "/"-separated) concerns
 // the project.
 func (w Watch) Matches(file string) bool {
