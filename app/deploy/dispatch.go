@@ -89,6 +89,9 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
 	}
+	if job.Previous == nil {
+		job.Config = createIgnored(job.Config)
+	}
 	err = st.MarkDispatched(ctx, d.ID, agentID, o.opt.Now())
 	if errors.Is(err, store.ErrConflict) || store.IsNotFound(err) {
 		// Another deployment of this project is active, or another caller took this one.
@@ -179,6 +182,24 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		job.Previous = &protocol.Previous{SHA: prev.SHA, Config: pc}
 	}
 	return job, problems, nil
+}
+
+// createIgnored is the config a project's first deploy sends: services with `ignore: true`
+// are created and started like the others, once, as Kamal boots accessories on setup and
+// leaves them alone on deploys. Left out, a database marked ignore would never exist and the
+// services that need it would never come up. The deployment keeps the config as written, so
+// the next deploy (whose previous config it is) leaves them alone.
+func createIgnored(cfg protocol.JobConfig) protocol.JobConfig {
+	if len(cfg.Services) == 0 {
+		return cfg
+	}
+	services := make(map[string]protocol.ServiceConfig, len(cfg.Services))
+	for name, sc := range cfg.Services {
+		sc.Ignore = false
+		services[name] = sc
+	}
+	cfg.Services = services
+	return cfg
 }
 
 func problemSummary(problems []stagelyyaml.Problem) string {
