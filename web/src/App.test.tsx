@@ -83,6 +83,23 @@ describe('projects', () => {
     expect(post?.body).toEqual({ installation_id: 100, repo_id: 7, agent_id: agent.id });
   });
 
+  it('creates a project in a root directory of the repository', async () => {
+    const server = new FakeServer();
+    const user = userEvent.setup();
+    renderApp(server, '/projects/new');
+
+    await user.selectOptions(await screen.findByLabelText('GitHub account'), '100');
+    await waitFor(() => expect(screen.getByLabelText<HTMLSelectElement>('Repository').disabled).toBe(false));
+    await user.selectOptions(screen.getByLabelText('Repository'), '7');
+    await user.type(screen.getByLabelText('Name (optional)'), 'api');
+    await user.type(screen.getByLabelText('Root directory (optional)'), 'services/api');
+    await user.click(screen.getByRole('button', { name: 'Create project' }));
+
+    expect((await screen.findByTestId('project-root-directory')).textContent).toBe('services/api');
+    const post = server.requests.find((r) => r.method === 'POST' && r.path === '/api/projects');
+    expect(post?.body).toEqual({ installation_id: 100, repo_id: 7, name: 'api', root_directory: 'services/api' });
+  });
+
   it('shows the API validation messages next to their fields', async () => {
     const server = new FakeServer();
     const real = server.fetch;
@@ -156,6 +173,27 @@ describe('project page', () => {
     await screen.findByText('Saved.');
     expect(server.projects[0]!.agent?.id).toBe(agent.id);
     expect(server.requests.find((r) => r.method === 'PATCH')?.body).toEqual({ agent_id: agent.id });
+  });
+
+  it('shows the root directory and changes it with PATCH, with the API\'s message next to it', async () => {
+    const server = new FakeServer();
+    const p = server.addProject({ name: 'api' });
+    const user = userEvent.setup();
+    renderApp(server, `/projects/${p.id}`);
+
+    expect((await screen.findByTestId('project-root-directory')).textContent).toBe('/');
+    await user.click(screen.getByTestId('project-root-directory-edit'));
+    await user.type(screen.getByLabelText('Root directory'), '/srv/api{Enter}');
+    expect((await screen.findByTestId('project-root-directory-error')).textContent).toContain('no leading /');
+    expect(server.projects[0]!.root_directory).toBe('');
+
+    await user.clear(screen.getByLabelText('Root directory'));
+    await user.type(screen.getByLabelText('Root directory'), './services/api/{Enter}');
+    expect((await screen.findByTestId('project-root-directory')).textContent).toBe('services/api');
+    expect(server.requests.filter((r) => r.method === 'PATCH').map((r) => r.body)).toEqual([
+      { root_directory: '/srv/api' },
+      { root_directory: './services/api/' },
+    ]);
   });
 
   it('no deployments yet says what to do', async () => {

@@ -64,6 +64,8 @@ export interface Project {
   repo_id: number;
   repo_full_name: string;
   deploy_branch: string;
+  /** The folder holding the project's stagely.yaml and compose file; "" is the repository root. */
+  root_directory: string;
   compose_project: string;
   installation_id: number;
   agent: { id: number; name: string; status: AgentStatus } | null;
@@ -76,6 +78,7 @@ export interface NewProject {
   repo_id: number;
   name?: string;
   deploy_branch?: string;
+  root_directory?: string;
   agent_id?: number;
 }
 
@@ -276,7 +279,7 @@ export class ApiClient {
     return this.json('POST', '/api/projects', p);
   }
 
-  updateProject(id: number, patch: { agent_id?: number | null; deploy_branch?: string }): Promise<Project> {
+  updateProject(id: number, patch: { agent_id?: number | null; deploy_branch?: string; root_directory?: string }): Promise<Project> {
     return this.json('PATCH', `/api/projects/${id}`, patch);
   }
 

@@ -11,7 +11,7 @@ import { Field } from '../components/Field';
 import { projectNameProblem } from '../validation';
 
 // Field names as the API reports them in validations[].
-const fields = ['installation_id', 'repo_id', 'name', 'deploy_branch', 'agent_id'] as const;
+const fields = ['installation_id', 'repo_id', 'name', 'deploy_branch', 'root_directory', 'agent_id'] as const;
 
 /** The name the server will choose when the name is left empty (docs/api.md). */
 export function defaultProjectName(repo: Repository | undefined): string {
@@ -31,6 +31,7 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
   const [repoId, setRepoId] = useState('');
   const [name, setName] = useState('');
   const [branch, setBranch] = useState('');
+  const [rootDir, setRootDir] = useState('');
   const [agentId, setAgentId] = useState('');
   const [error, setError] = useState<ApiError | null>(null);
   const [clientErrors, setClientErrors] = useState<Partial<Record<string, string>>>({});
@@ -58,6 +59,7 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
         repo_id: Number(repoId),
         ...(name ? { name } : {}),
         ...(branch ? { deploy_branch: branch } : {}),
+        ...(rootDir.trim() ? { root_directory: rootDir.trim() } : {}),
         ...(agentId ? { agent_id: Number(agentId) } : {}),
       })
       .then(onCreated, (err: unknown) => {
@@ -164,6 +166,23 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
               autoComplete="off"
               spellCheck={false}
               data-testid="project-branch"
+            />
+          </Field>
+
+          <Field
+            id="project-root_directory"
+            label="Root directory (optional)"
+            hint="For a repository holding several projects: the folder with this project's stagely.yaml and compose file. Pushes that change nothing under it do not deploy."
+            error={fieldError('root_directory')}
+          >
+            <input
+              type="text"
+              value={rootDir}
+              onChange={(e) => setRootDir(e.target.value)}
+              placeholder="the repository root, or a folder like services/api"
+              autoComplete="off"
+              spellCheck={false}
+              data-testid="project-root-directory"
             />
           </Field>
 

@@ -1,5 +1,5 @@
 // One project: which agent deploys it, its secrets by scope, and its recent deployments.
-import { useState } from 'react';
+import { useState, type FormEvent } from 'react';
 import { asApiError, type ApiError, type Project } from '../api';
 import { useApi } from '../context';
 import { navigate } from '../router';
@@ -48,6 +48,10 @@ export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; depl
         <dd>
           <code>{p.deploy_branch}</code>
         </dd>
+        <dt>Root directory</dt>
+        <dd>
+          <RootDirectory project={p} />
+        </dd>
         <dt>Compose project</dt>
         <dd>
           <code>{p.compose_project}</code>
@@ -57,6 +61,77 @@ export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; depl
       <SecretsSection projectId={p.id} />
       <DeploymentsSection projectId={p.id} pollMs={deploymentsPollMs} />
     </section>
+  );
+}
+
+/** Shows the project's root directory and changes it (PATCH root_directory). */
+export function RootDirectory({ project }: { project: Project }) {
+  const api = useApi();
+  const [current, setCurrent] = useState(project.root_directory);
+  const [editing, setEditing] = useState(false);
+  const [value, setValue] = useState(project.root_directory);
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  const save = (e: FormEvent) => {
+    e.preventDefault();
+    setSaving(true);
+    setError(null);
+    api.updateProject(project.id, { root_directory: value.trim() }).then(
+      (p) => {
+        setCurrent(p.root_directory);
+        setValue(p.root_directory);
+        setSaving(false);
+        setEditing(false);
+      },
+      (err: unknown) => {
+        setSaving(false);
+        setError(asApiError(err));
+      },
+    );
+  };
+
+  if (!editing) {
+    return (
+      <>
+        <code data-testid="project-root-directory">{current || '/'}</code>
+        {!current && <span className="muted"> (the repository root)</span>}{' '}
+        <button type="button" onClick={() => setEditing(true)} data-testid="project-root-directory-edit">
+          Change
+        </button>
+      </>
+    );
+  }
+  const fieldError = error?.fieldMessage('root_directory');
+  return (
+    <form onSubmit={save} className="inline">
+      <label htmlFor="project-root-directory-input" className="visually-hidden">
+        Root directory
+      </label>
+      <input
+        id="project-root-directory-input"
+        type="text"
+        value={value}
+        onChange={(e) => setValue(e.target.value)}
+        placeholder="empty for the repository root, or services/api"
+        autoComplete="off"
+        spellCheck={false}
+        aria-describedby={fieldError ? 'project-root-directory-error' : undefined}
+        data-testid="project-root-directory-input"
+      />{' '}
+      <button type="submit" className="primary" disabled={saving}>
+        {saving ? 'Saving…' : 'Save'}
+      </button>{' '}
+      <button type="button" onClick={() => setEditing(false)} disabled={saving}>
+        Cancel
+      </button>
+      {fieldError && (
+        <p className="error" id="project-root-directory-error" data-testid="project-root-directory-error">
+          {fieldError}
+        </p>
+      )}
+      {error && !fieldError && <ErrorMessage error={error} />}
+    </form>
   );
 }
 

@@ -59,7 +59,10 @@ export function ProjectsPage() {
                 <td>
                   <Link to={`/projects/${p.id}`}>{p.name}</Link>
                 </td>
-                <td>{p.repo_full_name}</td>
+                <td>
+                  {p.repo_full_name}
+                  {p.root_directory && <span className="muted"> / {p.root_directory}</span>}
+                </td>
                 <td>
                   <code>{p.deploy_branch}</code>
                 </td>

@@ -86,6 +86,7 @@ export class FakeServer {
       repo_id: 7,
       repo_full_name: 'octo-org/Hello.World',
       deploy_branch: 'main',
+      root_directory: '',
       compose_project: 'hello-world',
       installation_id: 100,
       agent: null,
@@ -147,6 +148,7 @@ export class FakeServer {
       repo_id: repo.id,
       repo_full_name: repo.full_name,
       deploy_branch: typeof b.deploy_branch === 'string' ? b.deploy_branch : repo.default_branch,
+      root_directory: typeof b.root_directory === 'string' ? cleanRoot(b.root_directory) : '',
       compose_project: name,
       installation_id: Number(b.installation_id),
       agent: agent ? { id: agent.id, name: agent.name, status: agent.status } : null,
@@ -164,6 +166,14 @@ export class FakeServer {
       }
     }
     if (typeof b.deploy_branch === 'string') p.deploy_branch = b.deploy_branch;
+    if (typeof b.root_directory === 'string') {
+      if (b.root_directory.startsWith('/') || b.root_directory.split('/').includes('..')) {
+        return problem(400, 'the project cannot be changed as sent', [
+          { field: 'root_directory', message: 'must be relative to the repository root, like services/api (no leading /)' },
+        ]);
+      }
+      p.root_directory = cleanRoot(b.root_directory);
+    }
     return json(200, p);
   }
 
@@ -235,4 +245,12 @@ export class FakeServer {
     for (const p of this.projects) if (p.agent?.id === a.id) p.agent = null;
     return new Response(null, { status: 204 });
   }
+}
+
+/** The server's cleaning of a root directory (stagelyyaml.CleanRootDirectory), for plain input. */
+function cleanRoot(s: string): string {
+  return s
+    .trim()
+    .replace(/^\.\/?/, '')
+    .replace(/\/+$/, '');
 }
