@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagely/stagely/agent/dockertest"
+	"github.com/stagely/stagely/app/samplerepo"
+	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/store"
+)
+
+// End-to-end tests of stagely.yaml's keys and of monorepos on the real Docker engine, with the
+// real server and agent binaries (docs/stagely-yaml.md, docs/monorepos.md).
+
+// TestComposeFileInASubfolderBuildsFromPathsRelativeToIt: compose_file names a file in a
+// folder; compose runs with that folder as its project directory, so `build: ..` reaches the
+// repository root, as `docker compose -f deploy/docker-compose.prod.yml` would.
+func TestComposeFileInASubfolderBuildsFromPathsRelativeToIt(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "from a subfolder\n"}
+	files := repo.Files()
+	compose := strings.Replace(string(files["compose.yaml"]), "build: .", "build: ..", 1)
+	delete(files, "compose.yaml")
+	files["deploy/docker-compose.prod.yml"] = []byte(compose)
+	files["stagely.yaml"] = []byte("compose_file: ./deploy/docker-compose.prod.yml\nservices:\n  web:\n    health_check_grace_period: 20s\n")
+	sha := s.push("main", files, "compose file in deploy/")
+	run := s.deployCheck(sha, 1, 3*time.Minute)
+	if run.Conclusion != "success" {
+		t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, tail(run.Text, 30))
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "from a subfolder\n" {
+		t.Fatalf("service answered %q", got)
+	}
+}
+
+// TestNoStagelyYAMLDeploysTheDefaultComposeFile: a repository with no stagely.yaml at all
+// deploys docker-compose.yml, found by compose's own default names, with every default.
+func TestNoStagelyYAMLDeploysTheDefaultComposeFile(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "zero config\n"}
+	files := repo.Files()
+	files["docker-compose.yml"] = files["compose.yaml"]
+	delete(files, "compose.yaml")
+	delete(files, "stagely.yaml")
+	sha := s.push("main", files, "no stagely.yaml")
+	run := s.deployCheck(sha, 1, 3*time.Minute)
+	if run.Conclusion != "success" {
+		t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, tail(run.Text, 30))
+	}
+	if !contains(run.Summary, "web", "worker", "running") {
+		t.Fatalf("summary lacks the services:\n%s", run.Summary)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "zero config\n" {
+		t.Fatalf("service answered %q", got)
+	}
+}
+
+// TestIgnoredServiceIsCreatedOnTheFirstDeployThenLeftAlone: `ignore: true` on a first deploy
+// creates the service once (docs/stagely-yaml.md); a later deploy that changes it leaves the
+// running container as it was, while the other services update.
+func TestIgnoredServiceIsCreatedOnTheFirstDeployThenLeftAlone(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	img := dockertest.BusyboxImage(t)
+	repo := samplerepo.Repo{Image: img, Port: freePort(t), Page: "version 1\n"}
+	withDB := func(r samplerepo.Repo, dbVersion string) map[string][]byte {
+		files := r.Files()
+		files["compose.yaml"] = append(files["compose.yaml"], fmt.Sprintf(`  db:
+    image: %s
+    command: ["sh", "-c", "exec sleep 2147483647"]
+    environment:
+      DB_VERSION: %q
+    stop_grace_period: 1s
+`, img, dbVersion)...)
+		files["stagely.yaml"] = []byte("services:\n  web:\n    health_check_grace_period: 20s\n  db:\n    ignore: true\n")
+		return files
+	}
+	first := s.push("main", withDB(repo, "v1"), "first deploy, db ignored")
+	if run := s.deployCheck(first, 1, 3*time.Minute); run.Conclusion != "success" {
+		t.Fatalf("first deploy %q: %s\n%s", run.Conclusion, run.Summary, tail(run.Text, 30))
+	}
+	id, env := dbContainer(t, s.project.ComposeProject)
+	if id == "" || !strings.Contains(env, "DB_VERSION=v1") {
+		t.Fatalf("after the first deploy the ignored db is %q with env %q; want it created", id, env)
+	}
+
+	next := repo
+	next.Page = "version 2\n"
+	second := s.push("main", withDB(next, "v2"), "change web and db")
+	if run := s.deployCheck(second, 1, 3*time.Minute); run.Conclusion != "success" {
+		t.Fatalf("second deploy %q: %s\n%s", run.Conclusion, run.Summary, tail(run.Text, 30))
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 2\n" {
+		t.Fatalf("web answered %q after the second deploy", got)
+	}
+	if id2, env2 := dbContainer(t, s.project.ComposeProject); id2 != id || !strings.Contains(env2, "DB_VERSION=v1") {
+		t.Fatalf("the ignored db was touched: container %q (was %q), env %q", id2, id, env2)
+	}
+}
+
+// dbContainer is the id and environment of the db service's running container, or "".
+func dbContainer(t *testing.T, project string) (id, env string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-q", "--no-trunc",
+		"--filter", "label=com.docker.compose.project="+project, "--filter", "label=com.docker.compose.service=db").Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	id = strings.TrimSpace(string(out))
+	if id == "" {
+		return "", ""
+	}
+	out, err = exec.CommandContext(ctx, "docker", "inspect", "--format", "{{json .Config.Env}}", id).Output()
+	if err != nil {
+		t.Fatalf("docker inspect %s: %v", id, err)
+	}
+	return id, string(out)
+}
+
+// TestMonorepoProjectsDeployIndependently: two projects in root directories of one repository
+// and branch; a push that touches only services/api/ deploys only the api project, under a
+// check run named for it, and says why web was left out.
+func TestMonorepoProjectsDeployIndependently(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	img := dockertest.BusyboxImage(t)
+	api := samplerepo.Repo{Image: img, Port: freePort(t), Page: "api 1\n"}
+	web := samplerepo.Repo{Image: img, Port: freePort(t), Page: "web 1\n"}
+	if err := s.st.SetProjectRootDirectory(s.ctx, s.project.UserID, s.project.ID, "services/web"); err != nil {
+		t.Fatal(err)
+	}
+	apiProject, err := s.st.CreateProject(s.ctx, store.NewProject{
+		UserID: s.project.UserID, InstallationID: s.project.InstallationID, Name: "api", RepoID: s.project.RepoID,
+		RepoFullName: s.repo, DeployBranch: "main", AgentID: &s.agentRow.ID, RootDirectory: "services/api",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { composeDown(t, apiProject.ComposeProject) })
+	tree := func() map[string][]byte {
+		files := map[string][]byte{"README.md": []byte("# mono\n")}
+		for dir, r := range map[string]samplerepo.Repo{"services/api": api, "services/web": web} {
+			for name, b := range r.Files() {
+				files[dir+"/"+name] = b
+			}
+		}
+		return files
+	}
+
+	// A new branch: what changed cannot be told, so both deploy.
+	first := s.push("main", tree(), "two services")
+	for _, name := range []string{"api", "web"} {
+		if run := s.namedCheck("Stagely / deploy ("+name+")", first, 1, 4*time.Minute); run.Conclusion != "success" {
+			t.Fatalf("%s's first deploy %q: %s\n%s", name, run.Conclusion, run.Summary, tail(run.Text, 30))
+		}
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", web.Port)); got != "web 1\n" {
+		t.Fatalf("web answered %q", got)
+	}
+
+	api.Page = "api 2\n"
+	second := s.push("main", tree(), "change the api page")
+	if d := s.lastDelivery(); d.Decision != fmt.Sprintf("deployed as #%d (api); web: no change under services/web/ (1 file changed)", s.lastDeploymentID(apiProject)) {
+		t.Fatalf("decision %q", d.Decision)
+	}
+	if run := s.namedCheck("Stagely / deploy (api)", second, 1, 3*time.Minute); run.Conclusion != "success" {
+		t.Fatalf("api's deploy %q: %s", run.Conclusion, run.Summary)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", api.Port)); got != "api 2\n" {
+		t.Fatalf("api answered %q", got)
+	}
+	var names []string
+	for _, r := range s.sim.CheckRuns(s.repo, second) {
+		names = append(names, r.Name)
+	}
+	if len(names) != 1 {
+		t.Fatalf("check runs on the api-only commit: %q, want only api's", names)
+	}
+	if ds := s.deployments(); len(ds) != 1 || ds[0].SHA != first {
+		t.Fatalf("web has %d deployments, the newest of %s; want only the first", len(ds), ds[0].SHA[:7])
+	}
+
+	// Outside both root directories: nothing deploys.
+	files := tree()
+	files["README.md"] = []byte("# mono, documented\n")
+	maps.Copy(files, map[string][]byte{"docs/guide.md": []byte("guide\n")})
+	third := s.push("main", files, "docs only")
+	if d := s.lastDelivery(); !strings.HasPrefix(d.Decision, "ignored: web: no change under services/web/, api: no change under services/api/ (2 files changed)") {
+		t.Fatalf("decision %q", d.Decision)
+	}
+	if runs := s.sim.CheckRuns(s.repo, third); len(runs) != 0 {
+		t.Fatalf("a docs-only push made check runs: %+v", runs)
+	}
+}
+
+// namedCheck waits for the completed check run called name numbered n (1-based) on sha.
+func (s *stack) namedCheck(name, sha string, n int, within time.Duration) githubsim.CheckRun {
+	s.t.Helper()
+	var found githubsim.CheckRun
+	waitFor(s.t, within, fmt.Sprintf("check run %q #%d on %s completed", name, n, sha[:7]), func() bool {
+		var runs []githubsim.CheckRun
+		for _, r := range s.sim.CheckRuns(s.repo, sha) {
+			if r.Name == name {
+				runs = append(runs, r)
+			}
+		}
+		if len(runs) < n || runs[n-1].Status != "completed" {
+			return false
+		}
+		found = runs[n-1]
+		return true
+	})
+	return found
+}
+
+// lastDeploymentID is the id of p's newest deployment.
+func (s *stack) lastDeploymentID(p store.Project) int64 {
+	s.t.Helper()
+	ds, err := s.st.DeploymentsByProject(s.ctx, p.ID, 1)
+	if err != nil || len(ds) == 0 {
+		s.t.Fatalf("no deployment of %s: %v", p.Name, err)
+	}
+	return ds[0].ID
+}
