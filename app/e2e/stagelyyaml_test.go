@@ -147,13 +147,16 @@ func TestMonorepoProjectsDeployIndependently(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { composeDown(t, apiProject.ComposeProject) })
+	shared := "1"
 	tree := func() map[string][]byte {
-		files := map[string][]byte{"README.md": []byte("# mono\n")}
+		files := map[string][]byte{"README.md": []byte("# mono\n"), "libs/shared/version.txt": []byte(shared)}
 		for dir, r := range map[string]samplerepo.Repo{"services/api": api, "services/web": web} {
 			for name, b := range r.Files() {
 				files[dir+"/"+name] = b
 			}
 		}
+		// api builds with the shared library too: a change there deploys it.
+		files["services/api/stagely.yaml"] = append(files["services/api/stagely.yaml"], "watch_paths:\n  - libs/shared/**\n"...)
 		return files
 	}
 
@@ -190,12 +193,22 @@ func TestMonorepoProjectsDeployIndependently(t *testing.T) {
 		t.Fatalf("web has %d deployments, the newest of %s; want only the first", len(ds), ds[0].SHA[:7])
 	}
 
-	// Outside both root directories: nothing deploys.
+	// In api's watch_paths: api deploys, web does not.
+	shared = "2"
+	fourth := s.push("main", tree(), "change the shared library")
+	if d := s.lastDelivery(); d.Decision != fmt.Sprintf("deployed as #%d (api); web: no change under services/web/ (1 file changed)", s.lastDeploymentID(apiProject)) {
+		t.Fatalf("decision on a change in watch_paths %q", d.Decision)
+	}
+	if run := s.namedCheck("Stagely / deploy (api)", fourth, 1, 3*time.Minute); run.Conclusion != "success" {
+		t.Fatalf("api's deploy of the shared change %q: %s", run.Conclusion, run.Summary)
+	}
+
+	// Outside both root directories and watch_paths: nothing deploys.
 	files := tree()
 	files["README.md"] = []byte("# mono, documented\n")
 	maps.Copy(files, map[string][]byte{"docs/guide.md": []byte("guide\n")})
 	third := s.push("main", files, "docs only")
-	if d := s.lastDelivery(); !strings.HasPrefix(d.Decision, "ignored: web: no change under services/web/, api: no change under services/api/ (2 files changed)") {
+	if d := s.lastDelivery(); !strings.HasPrefix(d.Decision, "ignored: web: no change under services/web/, api: no change under services/api/ or in watch_paths (2 files changed)") {
 		t.Fatalf("decision %q", d.Decision)
 	}
 	if runs := s.sim.CheckRuns(s.repo, third); len(runs) != 0 {
