@@ -116,18 +116,13 @@ func (s *Store) SetProjectAgent(ctx context.Context, userID, projectID int64, ag
 		projectID, userID, agentID)
 }
 
-// SetProjectDeployBranch changes the branch a project deploys.
-func (s *Store) SetProjectDeployBranch(ctx context.Context, userID, projectID int64, branch string) error {
+// SetProjectSource changes what a project deploys: the branch, and the folder of the
+// repository (its root directory, "" for the repository root), together so that a move to a
+// branch and folder another project holds is one conflict, never half done.
+func (s *Store) SetProjectSource(ctx context.Context, userID, projectID int64, branch, rootDir string) error {
 	return s.execOne(ctx, "project", projectID, `
-		UPDATE projects SET deploy_branch = $3, updated_at = now() WHERE id = $1 AND user_id = $2`,
-		projectID, userID, branch)
-}
-
-// SetProjectRootDirectory changes the folder of the repository a project deploys from.
-func (s *Store) SetProjectRootDirectory(ctx context.Context, userID, projectID int64, dir string) error {
-	return s.execOne(ctx, "project", projectID, `
-		UPDATE projects SET root_directory = $3, updated_at = now() WHERE id = $1 AND user_id = $2`,
-		projectID, userID, dir)
+		UPDATE projects SET deploy_branch = $3, root_directory = $4, updated_at = now() WHERE id = $1 AND user_id = $2`,
+		projectID, userID, branch, rootDir)
 }
 
 // DeleteProject removes a user's project with its secrets, deployments and logs.

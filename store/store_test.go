@@ -342,11 +342,11 @@ func TestProjects_OneBranchDeploysOneProjectPerRootDirectory(t *testing.T) {
 		t.Fatalf("second project on the same root directory: got %v, want ErrConflict", err)
 	}
 	wantErrContains(t, err, "projects_repo_id_deploy_branch_root_directory_key")
-	err = f.st.SetProjectRootDirectory(f.ctx, f.user.ID, web.ID, "services/api")
+	err = f.st.SetProjectSource(f.ctx, f.user.ID, web.ID, "main", "services/api")
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("moving onto another project's root directory: got %v, want ErrConflict", err)
 	}
-	if err := f.st.SetProjectRootDirectory(f.ctx, f.user.ID, web.ID, ""); err != nil {
+	if err := f.st.SetProjectSource(f.ctx, f.user.ID, web.ID, "main", ""); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := f.st.ProjectByID(f.ctx, web.ID); p.RootDirectory != "" {

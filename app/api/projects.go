@@ -455,25 +455,20 @@ func applyProjectUpdate(ctx context.Context, c *gin.Context, tx *store.Store, u 
 	branch, rootDir := p.DeployBranch, p.RootDirectory
 	if req.DeployBranch != nil {
 		branch = *req.DeployBranch
-		err := tx.SetProjectDeployBranch(ctx, u.ID, p.ID, branch)
-		if conflictOn(err, constraintProjectBranch) {
-			return branchTaken(p.RepoFullName, branch, rootDir)
-		}
-		if err != nil {
-			return err
-		}
 		detail["deploy_branch"] = branch
 	}
 	if req.RootDirectory != nil {
 		rootDir = *req.RootDirectory
-		err := tx.SetProjectRootDirectory(ctx, u.ID, p.ID, rootDir)
+		detail["root_directory"] = rootDir
+	}
+	if req.DeployBranch != nil || req.RootDirectory != nil {
+		err := tx.SetProjectSource(ctx, u.ID, p.ID, branch, rootDir)
 		if conflictOn(err, constraintProjectBranch) {
 			return branchTaken(p.RepoFullName, branch, rootDir)
 		}
 		if err != nil {
 			return err
 		}
-		detail["root_directory"] = rootDir
 	}
 	return audit(c, tx, u, "project.update", "project", p.ID, detail)
 }

@@ -264,21 +264,7 @@ func (s *stack) push(branch string, files map[string][]byte, msg string) string 
 // in creation order) on sha.
 func (s *stack) deployCheck(sha string, n int, within time.Duration) githubsim.CheckRun {
 	s.t.Helper()
-	var found githubsim.CheckRun
-	waitFor(s.t, within, fmt.Sprintf("deploy check run #%d on %s completed", n, sha[:7]), func() bool {
-		var runs []githubsim.CheckRun
-		for _, r := range s.sim.CheckRuns(s.repo, sha) {
-			if r.Name == "Stagely / deploy" {
-				runs = append(runs, r)
-			}
-		}
-		if len(runs) < n || runs[n-1].Status != "completed" {
-			return false
-		}
-		found = runs[n-1]
-		return true
-	})
-	return found
+	return s.namedCheck("Stagely / deploy", sha, n, within)
 }
 
 func (s *stack) deployments() []store.Deployment {

@@ -136,7 +136,7 @@ func TestMonorepoProjectsDeployIndependently(t *testing.T) {
 	img := dockertest.BusyboxImage(t)
 	api := samplerepo.Repo{Image: img, Port: freePort(t), Page: "api 1\n"}
 	web := samplerepo.Repo{Image: img, Port: freePort(t), Page: "web 1\n"}
-	if err := s.st.SetProjectRootDirectory(s.ctx, s.project.UserID, s.project.ID, "services/web"); err != nil {
+	if err := s.st.SetProjectSource(s.ctx, s.project.UserID, s.project.ID, "main", "services/web"); err != nil {
 		t.Fatal(err)
 	}
 	apiProject, err := s.st.CreateProject(s.ctx, store.NewProject{
