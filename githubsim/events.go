@@ -46,6 +46,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// maxPushCommits is how many commits a push payload lists at most: "The array includes a
+// maximum of 2048 commits" (the push webhook's commits in GitHub's published description;
+// GitHub's older documentation, and its events timeline today, say 20).
+const maxPushCommits = 2048
+
 // pushPayload builds a push event; after == zeroSHA is a deletion. Called with s.mu held.
 func (st *state) pushPayload(rp *repo, ref, before, after string, forced bool) obj {
 	if before == "" {
@@ -60,9 +65,9 @@ func (st *state) pushPayload(rp *repo, ref, before, after string, forced bool) o
 		c := rp.commits[after]
 		head = st.pushCommit(rp, c, true)
 		if isBranch {
-			// The commits new to the branch, oldest first (GitHub lists at most 20).
+			// The commits new to the branch, oldest first: the newest maxPushCommits of them.
 			var chain []any
-			for sha := after; sha != "" && sha != before && len(chain) < 20; {
+			for sha := after; sha != "" && sha != before && len(chain) < maxPushCommits; {
 				cc := rp.commits[sha]
 				chain = append(chain, st.pushCommit(rp, cc, true))
 				if created || len(cc.parents) == 0 {

@@ -662,3 +662,37 @@ func TestCompare_ListsFilesChangedSinceTheMergeBaseUpTo300(t *testing.T) {
 		t.Fatalf("a comparison of 304 changed files lists %d, first %v", len(files), files[0])
 	}
 }
+
+// TestPushPayload_ListsMoreThan20Commits: GitHub's published description caps a push's commit
+// list at 2048, not at the 20 of its older documentation.
+func TestPushPayload_ListsMoreThan20Commits(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	var last string
+	for i := range 25 {
+		sha, err := f.sim.Commit(ctx, repoWeb, "main", map[string][]byte{"n.txt": []byte(fmt.Sprint(i))}, "step")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = sha
+	}
+	if _, err := f.sim.ForcePush(ctx, repoWeb, "main", f.sha2); err != nil {
+		t.Fatal(err)
+	}
+	f.receive(t, http.StatusOK)
+	d, err := f.sim.ForcePush(ctx, repoWeb, "main", last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Forced  bool
+		Commits []struct{ ID string }
+	}
+	if err := json.Unmarshal(d.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Forced || len(body.Commits) != 25 || body.Commits[24].ID != last {
+		t.Fatalf("push of 25 commits: forced=%v, %d commits listed", body.Forced, len(body.Commits))
+	}
+}

@@ -225,7 +225,7 @@ func TestPush_ChangedFilesOnlyWhenThePayloadCanTell(t *testing.T) {
 		{ID: "1", Added: []string{"services/api/new.go"}, Modified: []string{"README.md"}},
 		{ID: "2", Modified: []string{"README.md"}, Removed: []string{"services/web/old.js"}},
 	}
-	many := make([]webhook.Commit, webhook.MaxPushCommits)
+	many := make([]webhook.Commit, webhook.TrustedPushCommits)
 	tests := []struct {
 		name   string
 		push   webhook.Push

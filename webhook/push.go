@@ -26,8 +26,8 @@ type Push struct {
 	InstallationID int64
 	// HeadCommit is the zero Commit when GitHub sends head_commit: null, as it does for deletions.
 	HeadCommit Commit
-	// Commits are the pushed commits, oldest first, as the payload lists them: GitHub lists at
-	// most MaxPushCommits, so a push of more has its list cut (see ChangedFiles).
+	// Commits are the pushed commits, oldest first, as the payload lists them; GitHub may cut
+	// the list of a long push (see TrustedPushCommits).
 	Commits []Commit
 	// PusherName is pusher.name, the pusher's login.
 	PusherName string
@@ -49,16 +49,19 @@ type Commit struct {
 	Added, Removed, Modified []string
 }
 
-// MaxPushCommits is how many commits GitHub lists in a push payload at most; the payload of
-// a push of more lists only that many.
-const MaxPushCommits = 20
+// TrustedPushCommits is the length from which a push payload's commit list is not trusted to
+// be whole. GitHub's published description says the list holds at most 2048 commits; its older
+// documentation, GitHub Enterprise Server releases of the time and its events timeline today say
+// 20. A list of 20 or more may be either cut, so it is checked with the compare API: a push that
+// long is rare, and one API call is cheap next to deploying a project the push never touched.
+const TrustedPushCommits = 20
 
 // ChangedFiles lists the files the push changed, as its commits list them, each once; ok is
 // false when the payload cannot tell: a created branch (Before is all zeros: nothing to
-// compare with), a forced push (its commits need not lead from Before), or a commit list
-// GitHub may have cut (MaxPushCommits or more).
+// compare with), a forced push (its commits need not lead from Before), an empty list, or one
+// GitHub may have cut (TrustedPushCommits or more).
 func (p Push) ChangedFiles() (files []string, ok bool) {
-	if p.Created || strings.Trim(p.Before, "0") == "" || p.Forced || len(p.Commits) >= MaxPushCommits || len(p.Commits) == 0 {
+	if p.Created || strings.Trim(p.Before, "0") == "" || p.Forced || len(p.Commits) >= TrustedPushCommits || len(p.Commits) == 0 {
 		return nil, false
 	}
 	seen := map[string]bool{}

@@ -115,11 +115,11 @@ func TestPush_ACutCommitListIsReadFromGitHubsCompare(t *testing.T) {
 	t.Parallel()
 	m := newMono(t)
 	first := m.head
-	for i := range webhook.MaxPushCommits {
+	for i := range webhook.TrustedPushCommits {
 		m.change(fmt.Sprintf("services/web/f%d.js", i))
 	}
-	// GitHub lists 20 commits of a longer push: the list cannot be trusted, compare can.
-	ev := webhook.Push{Before: first, After: m.head, Commits: make([]webhook.Commit, webhook.MaxPushCommits)}
+	// A list of 20 commits may be cut (GitHub's older limit): compare is asked.
+	ev := webhook.Push{Before: first, After: m.head, Commits: make([]webhook.Commit, webhook.TrustedPushCommits)}
 	got := m.e.pushEvent(m.api, ev)
 	if !strings.HasPrefix(got, "deployed as #1 (web); api: no change under services/api/ or in watch_paths (20 files changed)") {
 		t.Fatalf("decision %q", got)

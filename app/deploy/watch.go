@@ -109,8 +109,8 @@ func (c *changeSet) concerns(w stagelyyaml.Watch) bool {
 	return false
 }
 
-// changedFiles lists what a push changed: from the payload's commits, or, when GitHub cut
-// that list (it lists 20 commits at most), from the compare API (300 files at most).
+// changedFiles lists what a push changed: from the payload's commits, or, when GitHub may
+// have cut that list (webhook.TrustedPushCommits), from the compare API (300 files at most).
 func changedFiles(ctx context.Context, gh GitHub, ev webhook.Push) (*changeSet, error) {
 	if files, ok := ev.ChangedFiles(); ok {
 		return &changeSet{files: files, known: true}, nil
