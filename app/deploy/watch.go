@@ -17,8 +17,9 @@ import (
 // directory or matching their stagely.yaml's watch_paths (stagelyyaml.Watch), and says why it
 // left the others out: "ignored: no change under services/api/ (4 files changed)". A push
 // whose changed files cannot be known (a new branch, a forced push, more than GitHub lists)
-// concerns every project, and so does one whose stagely.yaml cannot be read as valid: its
-// deployment then fails and says why.
+// concerns every project. A project whose stagely.yaml has failures watches its root directory
+// alone: a change there (the broken file itself, say) deploys, and the deployment says why it
+// fails.
 func (o *Orchestrator) watching(ctx context.Context, projects []store.Project, ev webhook.Push) ([]store.Project, string, error) {
 	in, err := o.opt.Store.InstallationByID(ctx, projects[0].InstallationID)
 	if err != nil || !in.Active() {
