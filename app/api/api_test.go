@@ -692,6 +692,10 @@ func TestCreateProject_NeedsWriteAccessToTheRepository(t *testing.T) {
 	if res.status != 403 {
 		t.Fatalf("branch change with read access: %d %s", res.status, res.body)
 	}
+	res = e.do("PATCH", fmt.Sprintf("/api/projects/%d", p.ID), "alice", map[string]any{"root_directory": "services/other"})
+	if res.status != 403 {
+		t.Fatalf("root directory change with read access: %d %s", res.status, res.body)
+	}
 	// Linking an agent claims nothing on GitHub.
 	var ag agentWithToken
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)

@@ -177,3 +177,25 @@ func TestValidate_EachRootDirectoryGetsItsCheckRunWithAnnotationsInItsFiles(t *t
 		t.Fatalf("check runs %v, want %v", runs, want)
 	}
 }
+
+func TestPush_ABrokenStagelyYAMLWatchesItsRootDirectoryAlone(t *testing.T) {
+	t.Parallel()
+	m := newMono(t)
+	m.tree["services/api/stagely.yaml"] = []byte("watch_paths: libs/shared/**\n") // a string, not a list
+	m.change()
+	ev := m.change("libs/shared/util.txt")
+	got := m.e.pushEvent(m.api, ev)
+	if want := "ignored: api: no change under services/api/, web: no change under services/web/ (1 file changed)"; got != want {
+		t.Fatalf("decision %q, want %q", got, want)
+	}
+	// A change to the broken file itself deploys, and the deployment says what is wrong.
+	m.tree["services/api/stagely.yaml"] = []byte("watch_paths: libs/**\n")
+	ev = m.change()
+	ev.Commits[0].Modified = []string{"services/api/stagely.yaml"}
+	if got := m.e.pushEvent(m.api, ev); !strings.HasPrefix(got, "deployed as #1 (api)") {
+		t.Fatalf("decision %q", got)
+	}
+	if d := m.e.latest(m.api); d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "watch_paths must be a list") {
+		t.Fatalf("deployment %s %q, want a failure naming watch_paths", d.Status, d.Error)
+	}
+}
