@@ -596,3 +596,63 @@ func TestClient_AJobThatCannotBeJournaledDoesNotRun(t *testing.T) {
 		t.Fatal("the job ran without a start record")
 	}
 }
+
+// TestClient_LinesOfASecondRecoveryAreKeptAfterThoseOfTheFirst: an agent killed during the
+// recovery of a job recovers it again at its next start; the server ignores a seq it has
+// stored, so the second recovery's lines must be numbered past the first's.
+func TestClient_LinesOfASecondRecoveryAreKeptAfterThoseOfTheFirst(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Begin(deploy("job-killed")); err != nil {
+		t.Fatal(err)
+	}
+	// The first recovery never ends: it ignores its context, as a process killed mid-way would.
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var recoveries atomic.Int32
+	runner := recoveringFn(func(ev deployer.Events) protocol.JobResult {
+		n := recoveries.Add(1)
+		ev.Log(protocol.StreamSystem, fmt.Sprintf("recovery %d", n))
+		if n == 1 {
+			<-release
+		}
+		return protocol.JobResult{JobID: "job-killed", Status: protocol.StatusFailure, Error: "restarted"}
+	})
+	fast := func(o *conn.Options) {
+		o.Journal = j
+		o.ShutdownGrace = 10 * time.Millisecond
+		o.CancelWait = 10 * time.Millisecond
+	}
+	r := newRig(t, true)
+	r.start(runner, fast)
+	r.wait(func(s *agenttest.Server) bool { return len(s.Logs("job-killed")) == 1 })
+	r.stop()
+	<-r.done
+
+	j2, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(runner, func(o *conn.Options) { fast(o); o.Journal = j2 })
+	r.result("job-killed")
+	r.wait(func(s *agenttest.Server) bool { return len(s.Logs("job-killed")) >= 2 })
+	logs := r.srv.Logs("job-killed")
+	if len(logs) != 2 || logs[0].Line != "recovery 1" || logs[1].Line != "recovery 2" || logs[1].Seq <= logs[0].Seq {
+		t.Fatalf("lines the server keeps: %+v, want recovery 1 then recovery 2, numbered in order", logs)
+	}
+}
+
+// recoveringFn deploys nothing and recovers an interrupted job with its function.
+type recoveringFn func(ev deployer.Events) protocol.JobResult
+
+func (recoveringFn) Deploy(_ context.Context, job protocol.Deploy, _ deployer.Events) protocol.JobResult {
+	return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "no deploys here"}
+}
+
+func (f recoveringFn) Recover(_ context.Context, _ protocol.Deploy, _ string, ev deployer.Events) protocol.JobResult {
+	return f(ev)
+}

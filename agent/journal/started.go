@@ -22,6 +22,9 @@ type Started struct {
 	// Phase is the last phase the job reached ("" before the first).
 	Phase     string    `json:"phase"`
 	StartedAt time.Time `json:"started_at"`
+	// Recoveries counts the recoveries of the job begun by restarted agents, the one
+	// running included: each numbers its log lines in a range of its own.
+	Recoveries int `json:"recoveries,omitempty"`
 }
 
 func (j *Journal) startedFile(jobID string) string {
@@ -49,6 +52,21 @@ func (j *Journal) Phase(jobID, phase string) error {
 	}
 	rec.Phase = phase
 	return j.putStarted(rec)
+}
+
+// Recovering records that a restarted agent begins to recover a started job and returns
+// how many recoveries of it have begun, this one included. It is written before the
+// recovery logs anything: an agent killed during it numbers the next recovery's lines past
+// this one's.
+func (j *Journal) Recovering(jobID string) (int, error) {
+	j.mu.Lock()
+	rec, err := readStarted(j.startedFile(jobID))
+	j.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("journal recovery of job %s: %w", jobID, err)
+	}
+	rec.Recoveries++
+	return rec.Recoveries, j.putStarted(rec)
 }
 
 func (j *Journal) putStarted(rec Started) error {
