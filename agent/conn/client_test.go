@@ -610,15 +610,15 @@ func TestClient_LinesOfASecondRecoveryAreKeptAfterThoseOfTheFirst(t *testing.T) 
 	if err := j.Begin(deploy("job-killed")); err != nil {
 		t.Fatal(err)
 	}
-	// The first recovery never ends: it ignores its context, as a process killed mid-way would.
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	// The first recovery never returns, as in a process killed mid-way: released, it would
+	// write to the journal while the test's directory is removed.
+	never := make(chan struct{})
 	var recoveries atomic.Int32
 	runner := recoveringFn(func(ev deployer.Events) protocol.JobResult {
 		n := recoveries.Add(1)
 		ev.Log(protocol.StreamSystem, fmt.Sprintf("recovery %d", n))
 		if n == 1 {
-			<-release
+			<-never
 		}
 		return protocol.JobResult{JobID: "job-killed", Status: protocol.StatusFailure, Error: "restarted"}
 	})

@@ -1,9 +1,9 @@
 // Package selfupdate replaces the agent's own binary with the build the server offers
 // (docs/agents.md, "Self-update"): download beside the running binary, verify the checksum,
 // run the new binary's --version, then swap it in with a rename, keeping the old one as
-// <binary>.prev. After the re-exec the new build is on trial: unless it connects and says
-// HELLO within a deadline (and within a few starts, for a build that crashes under systemd),
-// the old binary is put back and executed again.
+// <binary>.prev. After the re-exec the new build is on trial: unless the server accepts its
+// connection within a deadline (and within a few starts, for a build that crashes under
+// systemd), the old binary is put back and executed again.
 package selfupdate
 
 import (
@@ -47,7 +47,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives progress and failures (default: discard).
 	Logger *slog.Logger
-	// ConfirmWithin is how long a new build has to connect and say HELLO (default 2m).
+	// ConfirmWithin is how long a new build has to get a connection accepted (default 2m).
 	ConfirmWithin time.Duration
 	// RetryAfter is how long a version that failed is declined before it is tried again (default 1h).
 	RetryAfter time.Duration

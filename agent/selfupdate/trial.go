@@ -130,8 +130,8 @@ func (u *Updater) Resume() (*Trial, error) {
 // Expired is closed when the deadline passes without Confirm; the caller then calls RollBack.
 func (t *Trial) Expired() <-chan struct{} { return t.expired }
 
-// Confirm ends the trial: the new build connected and said HELLO. It is safe to call
-// more than once and on a nil Trial.
+// Confirm ends the trial: the server accepted the new build's connection. It is safe to
+// call more than once and on a nil Trial.
 func (t *Trial) Confirm() {
 	if t == nil {
 		return
@@ -151,7 +151,7 @@ func (t *Trial) Confirm() {
 // RollBack puts the previous binary back, records the failure and executes it; it returns
 // only when that fails.
 func (t *Trial) RollBack() error {
-	return t.rollBack(fmt.Errorf("did not connect and say HELLO within %s", t.u.opts.ConfirmWithin))
+	return t.rollBack(fmt.Errorf("did not connect and get accepted by the server within %s", t.u.opts.ConfirmWithin))
 }
 
 func (t *Trial) rollBack(cause error) error {
