@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,9 +85,14 @@ func New(opts Options) (*Updater, error) {
 	if opts.DataDir == "" || opts.ServerURL == "" {
 		return nil, errors.New("selfupdate: DataDir and ServerURL are required")
 	}
+	server, err := url.Parse(opts.ServerURL)
+	if err != nil || server.Host == "" {
+		return nil, fmt.Errorf("selfupdate: server URL %q: want https://host", opts.ServerURL)
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
 	}
+	opts.HTTPClient = sameHostRedirects(opts.HTTPClient, server)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,6 +109,28 @@ func New(opts Options) (*Updater, error) {
 		opts.Now = time.Now
 	}
 	return &Updater{opts: opts, log: opts.Logger}, nil
+}
+
+// sameHostRedirects returns a copy of client that follows a redirect only to the server's
+// own scheme and host: the build comes from the server the agent trusts, and a redirect
+// elsewhere (a compromised proxy, an open redirect) is refused before anything is fetched.
+func sameHostRedirects(client *http.Client, server *url.URL) *http.Client {
+	c := *client
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != server.Scheme || req.URL.Host != server.Host {
+			return fmt.Errorf("redirect to %s://%s refused: the agent downloads its build only from %s://%s",
+				req.URL.Scheme, req.URL.Host, server.Scheme, server.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 func setDur(d *time.Duration, def time.Duration) {
@@ -154,18 +182,18 @@ func (u *Updater) apply(ctx context.Context, upd protocol.Update, hold func() bo
 
 // download writes the build beside the running binary, hashing it on the way.
 func (u *Updater) download(ctx context.Context, upd protocol.Update) error {
-	url := strings.TrimRight(u.opts.ServerURL, "/") + upd.Path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	src := strings.TrimRight(u.opts.ServerURL, "/") + upd.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
+		return fmt.Errorf("download %s: %w", src, err)
 	}
 	resp, err := u.opts.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
+		return fmt.Errorf("download %s: %w", src, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("download %s: HTTP %d", url, resp.StatusCode)
+		return fmt.Errorf("download %s: HTTP %d", src, resp.StatusCode)
 	}
 	f, err := os.OpenFile(u.newPath(), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o700)
 	if err != nil {
@@ -183,10 +211,10 @@ func (u *Updater) download(ctx context.Context, upd protocol.Update) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
+		return fmt.Errorf("download %s: %w", src, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != upd.SHA256 {
-		return fmt.Errorf("checksum mismatch for %s: got sha256 %s, the server announced %s; the download is discarded", url, got, upd.SHA256)
+		return fmt.Errorf("checksum mismatch for %s: got sha256 %s, the server announced %s; the download is discarded", src, got, upd.SHA256)
 	}
 	if err := os.Chmod(u.newPath(), 0o755); err != nil {
 		return fmt.Errorf("make the new build executable: %w", err)
