@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stagely/stagely/agent/atomicfile"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -80,7 +81,7 @@ func (j *Journal) putStarted(rec Started) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("journal start of job %s: %w", rec.Job.JobID, err)
 	}
-	if err := replaceFile(j.startedFile(rec.Job.JobID), b); err != nil {
+	if err := atomicfile.WriteFile(j.startedFile(rec.Job.JobID), b, 0o600); err != nil {
 		return fmt.Errorf("journal start of job %s: %w", rec.Job.JobID, err)
 	}
 	return nil

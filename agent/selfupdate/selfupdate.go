@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stagely/stagely/agent/atomicfile"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -268,7 +269,7 @@ func (u *Updater) install(version string) error {
 		_ = u.writeState(state{})
 		return fmt.Errorf("install the new build at %s: %w", exe, err)
 	}
-	if err := syncDir(filepath.Dir(exe)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(exe)); err != nil {
 		return err
 	}
 	u.log.Info("new build installed; restarting into it", "from", u.opts.Version, "to", version, "binary", exe, "previous", prev)
@@ -280,18 +281,6 @@ func (u *Updater) Exec() error {
 	argv := append([]string{u.opts.Exe}, os.Args[1:]...)
 	if err := u.opts.Exec(u.opts.Exe, argv, os.Environ()); err != nil {
 		return fmt.Errorf("execute %s: %w", u.opts.Exe, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

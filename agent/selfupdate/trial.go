@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/stagely/stagely/agent/atomicfile"
 )
 
 // stateName is the file in DataDir that outlives the re-exec.
@@ -45,7 +47,7 @@ func (u *Updater) readState() (state, error) {
 	return st, nil
 }
 
-// writeState replaces update.json durably: temporary file, fsync, rename, fsync the directory.
+// writeState replaces update.json durably (atomicfile).
 func (u *Updater) writeState(st state) error {
 	old, err := u.readState()
 	if err != nil {
@@ -58,25 +60,10 @@ func (u *Updater) writeState(st state) error {
 	if err != nil {
 		return fmt.Errorf("encode the update record: %w", err)
 	}
-	tmp := u.statePath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteFile(u.statePath(), b, 0o600); err != nil {
 		return fmt.Errorf("write the update record: %w", err)
 	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, u.statePath())
-	}
-	if err != nil {
-		return fmt.Errorf("write the update record %s: %w", u.statePath(), err)
-	}
-	return syncDir(u.opts.DataDir)
+	return nil
 }
 
 // recordFailure notes that version failed, so it is declined for RetryAfter; the trial,
@@ -160,7 +147,7 @@ func (t *Trial) rollBack(cause error) error {
 	if err := os.Rename(u.prevPath(), u.opts.Exe); err != nil {
 		return fmt.Errorf("roll back to %s: %w", u.prevPath(), err)
 	}
-	if err := syncDir(filepath.Dir(u.opts.Exe)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(u.opts.Exe)); err != nil {
 		return err
 	}
 	return u.Exec()
