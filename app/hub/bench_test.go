@@ -67,7 +67,10 @@ func (benchStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 func (benchStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
 func (benchStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (benchStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
-func (benchStore) ConsumeAgentBootstrap(context.Context, int64, string, string, time.Time) (bool, error) {
+func (benchStore) ConsumeAgentBootstrap(context.Context, int64, string, string, string, time.Time) (bool, error) {
+	return false, nil
+}
+func (benchStore) RetryAgentBootstrap(context.Context, int64, string, string, string, time.Time) (bool, error) {
 	return false, nil
 }
 func (benchStore) AddAudit(context.Context, store.AuditEntry) error { return nil }
