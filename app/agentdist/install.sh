@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs or upgrades the Stagely agent from the control plane that served this script.
 #
-#   curl -fsSL https://stagely.example.com/install.sh | sudo sh -s -- --token stgb_...
+#   export STAGELY_TOKEN=stgb_...; curl -fsSL https://stagely.example.com/install.sh | sudo --preserve-env=STAGELY_TOKEN sh
 #
 # Steps, in this order, so a refused download changes nothing on the machine:
 #   1. detect the architecture (amd64, arm64),
@@ -10,10 +10,11 @@
 #      and stop unless `docker info` answers,
 #   4. install the binary (atomically: a running agent keeps its old file), write
 #      /etc/stagely/config.json (0600, root) and the systemd unit, and (re)start the agent.
-# Running it again upgrades in place; without --token it keeps the existing config.json, and
+# Running it again upgrades in place; without a token it keeps the existing config.json, and
 # so it does with the bootstrap token the agent already traded for its own token.
 # Flags:
-#   --token TOKEN  the agent's bootstrap token from the dashboard (written only to config.json)
+#   --token TOKEN  the agent's bootstrap token from the dashboard (written only to config.json);
+#                  STAGELY_TOKEN in the environment is the same, and keeps it off command lines
 #   --url URL      the control plane's URL (default: the server this script came from)
 #   --root DIR     install under DIR instead of / (image builds, tests); systemd is not used
 #   --start        without systemd, start the agent in the background (log in /var/log/stagely-agent.log)
@@ -29,7 +30,10 @@ die() {
 	exit 1
 }
 
-token=""
+# The token from the environment stays out of every command line (ps shows those to every
+# user). It is unset at once: no program this script runs inherits it.
+token="${STAGELY_TOKEN:-}"
+unset STAGELY_TOKEN
 url="$STAGELY_URL"
 root="${STAGELY_INSTALL_ROOT:-}"
 start=false
@@ -42,7 +46,7 @@ while [ $# -gt 0 ]; do
 	--root) [ $# -ge 2 ] || die "--root needs a value"; root="$2"; shift 2 ;;
 	--root=*) root="${1#*=}"; shift ;;
 	--start) start=true; shift ;;
-	-h | --help) sed -n '2,20p' "$0" 2>/dev/null || true; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" 2>/dev/null || true; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 done
@@ -67,7 +71,7 @@ if [ -n "$root" ]; then
 	*) die "--root must be an absolute path" ;;
 	esac
 elif [ "$(id -u)" -ne 0 ]; then
-	die "run as root (… | sudo sh -s -- --token …): the agent drives the Docker socket and writes /etc/stagely"
+	die "run as root (… | sudo --preserve-env=STAGELY_TOKEN sh): the agent drives the Docker socket and writes /etc/stagely"
 fi
 
 bin_path="$root/usr/local/bin/stagely-agent"
@@ -82,7 +86,7 @@ pid_path="$root/run/stagely-agent.pid"
 stop_grace=200
 
 if [ -z "$token" ] && [ ! -s "$config_path" ]; then
-	die "no --token given and no $config_path to keep: copy the command from the dashboard's agent page"
+	die "no token (STAGELY_TOKEN or --token) given and no $config_path to keep: copy the command from the dashboard's agent page"
 fi
 
 detect_arch() {

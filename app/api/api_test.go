@@ -548,7 +548,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 		!strings.Contains(created.CloudInit, serverURL) || !strings.Contains(created.CloudInit, "/install.sh") {
 		t.Errorf("cloud_init lacks the header, token, server URL or installer:\n%s", created.CloudInit)
 	}
-	if want := "curl -fsSL " + serverURL + "/install.sh | sudo sh -s -- --token " + created.Token; created.InstallCommand != want {
+	if want := "export STAGELY_TOKEN=" + created.Token + "; curl -fsSL " + serverURL + "/install.sh | sudo --preserve-env=STAGELY_TOKEN sh"; created.InstallCommand != want {
 		t.Errorf("install_command = %q, want %q", created.InstallCommand, want)
 	}
 	e.must(409, "POST", "/api/agents", "alice", map[string]any{"name": "prod-1"}, nil)
@@ -563,7 +563,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	var rotated agentWithToken
 	e.must(200, "POST", fmt.Sprintf("/api/agents/%d/rotate-token", created.Agent.ID), "alice", nil, &rotated)
 	if rotated.Token == created.Token || rotated.Agent.ID != created.Agent.ID || !strings.Contains(rotated.CloudInit, rotated.Token) ||
-		!strings.HasSuffix(rotated.InstallCommand, " --token "+rotated.Token) {
+		!strings.HasPrefix(rotated.InstallCommand, "export STAGELY_TOKEN="+rotated.Token+"; ") {
 		t.Errorf("rotation = %+v", rotated.Agent)
 	}
 	row, _ = e.st.AgentByID(ctx, created.Agent.ID)

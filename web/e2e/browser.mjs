@@ -112,7 +112,7 @@ try {
     check(cloudInit.includes(token), 'the cloud-init does not carry the token');
     check(cloudInit.includes(baseURL), `the cloud-init does not name the server ${baseURL}`);
     const install = (await page.getByTestId('agent-install-command').textContent()).trim();
-    const wantInstall = `curl -fsSL ${baseURL}/install.sh | sudo sh -s -- --token ${token}`;
+    const wantInstall = `export STAGELY_TOKEN=${token}; curl -fsSL ${baseURL}/install.sh | sudo --preserve-env=STAGELY_TOKEN sh`;
     check(install === wantInstall, `the install command is ${install}, want ${wantInstall}`);
     await page.locator(`[data-testid="agent-row"]`, { hasText: agentName }).waitFor();
     check((await storageDump()).indexOf(token) < 0, 'the token was written to localStorage or sessionStorage');
