@@ -11,7 +11,8 @@
 #   4. install the binary (atomically: a running agent keeps its old file), write
 #      /etc/stagely/config.json (0600, root) and the systemd unit, and (re)start the agent.
 # Running it again upgrades in place; without a token it keeps the existing config.json, and
-# so it does with the bootstrap token the agent already traded for its own token.
+# so it does with the bootstrap token the agent already traded for its own token. A server URL
+# other than config.json's takes a new token (the credential is that server's).
 # Flags:
 #   --token TOKEN  the agent's bootstrap token from the dashboard (written only to config.json);
 #                  STAGELY_TOKEN in the environment is the same, and keeps it off command lines
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
 	--root) [ $# -ge 2 ] || die "--root needs a value"; root="$2"; shift 2 ;;
 	--root=*) root="${1#*=}"; shift ;;
 	--start) start=true; shift ;;
-	-h | --help) sed -n '2,21p' "$0" 2>/dev/null || true; exit 0 ;;
+	-h | --help) sed -n '2,22p' "$0" 2>/dev/null || true; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 done
@@ -216,6 +217,27 @@ already_exchanged() {
 	grep -q "\"bootstrap_sha256\":\"$sum\"" "$config_path"
 }
 
+# config_url prints the server URL config.json names, without a trailing slash ("" if none).
+config_url() {
+	sed -n 's/.*"server_url"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$config_path" | head -n 1 | sed 's#/*$##'
+}
+
+# plan_config decides, before anything changes, what becomes of config.json: config_plan is
+# "write" for a token the agent has not traded, "keep" otherwise. The agent's credential
+# works only with the server that issued it, so keeping config.json with another server's
+# URL is refused: a new server takes a new token.
+plan_config() {
+	if [ -n "$token" ] && ! already_exchanged; then
+		config_plan="write"
+		return
+	fi
+	old_url=$(config_url)
+	if [ -n "$old_url" ] && [ "$old_url" != "$url" ]; then
+		die "$config_path is for the server $old_url, and $url is another one, where the agent's credential does not work: run this installer with a new token from $url (create the agent there, or rotate its token). If $url is the same Stagely server at a new address, change server_url in $config_path and restart the agent instead"
+	fi
+	config_plan="keep"
+}
+
 write_config() {
 	mkdir -p "$config_dir"
 	chmod 0700 "$config_dir"
@@ -305,6 +327,7 @@ start_agent() {
 }
 
 main() {
+	plan_config
 	arch=$(detect_arch)
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
@@ -318,10 +341,10 @@ main() {
 	sync
 	mv -f "$bin_path.new" "$bin_path"
 	say "installed $bin_path ($("$bin_path" --version))"
-	if [ -n "$token" ] && already_exchanged; then
-		say "kept $config_path: the agent traded this bootstrap token for its own token already"
-	elif [ -n "$token" ]; then
+	if [ "$config_plan" = write ]; then
 		write_config
+	elif [ -n "$token" ]; then
+		say "kept $config_path: the agent traded this bootstrap token for its own token already"
 	else
 		say "kept $config_path"
 	fi
