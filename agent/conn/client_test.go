@@ -522,17 +522,24 @@ func (recoveringRunner) Recover(_ context.Context, job protocol.Deploy, phase st
 	return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "The agent restarted during the deploy (while " + phase + ")"}
 }
 
-func TestClient_JobInterruptedByAKillIsRecoveredAndReportedAfterTheRestart(t *testing.T) {
-	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "journal")
+// killedJob is what a killed agent left in its journal at dir: job-killed begun, without a
+// result.
+func killedJob(t *testing.T, dir string) *journal.Journal {
+	t.Helper()
 	j, err := journal.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What a killed agent left: a job begun, at the deploying phase, with no result.
 	if err := j.Begin(deploy("job-killed")); err != nil {
 		t.Fatal(err)
 	}
+	return j
+}
+
+func TestClient_JobInterruptedByAKillIsRecoveredAndReportedAfterTheRestart(t *testing.T) {
+	t.Parallel()
+	// What a killed agent left: a job begun, at the deploying phase, with no result.
+	j := killedJob(t, filepath.Join(t.TempDir(), "journal"))
 	if err := j.Phase("job-killed", protocol.PhaseDeploying); err != nil {
 		t.Fatal(err)
 	}
@@ -603,13 +610,7 @@ func TestClient_AJobThatCannotBeJournaledDoesNotRun(t *testing.T) {
 func TestClient_LinesOfASecondRecoveryAreKeptAfterThoseOfTheFirst(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "journal")
-	j, err := journal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Begin(deploy("job-killed")); err != nil {
-		t.Fatal(err)
-	}
+	j := killedJob(t, dir)
 	// The first recovery never returns, as in a process killed mid-way: released, it would
 	// write to the journal while the test's directory is removed.
 	never := make(chan struct{})
