@@ -91,7 +91,7 @@ func (s *Store) SetAgentBootstrap(ctx context.Context, id int64, hash string, ex
 
 // ConsumeAgentBootstrap trades the agent's bootstrap token for its long-lived credential in
 // one statement: it sets token_hash to tokenHash, and keeps keyHash (the exchange key's
-// hash, or ''), only if the bootstrap hash is still bootstrapHash, unused and not expired at
+// hash, or empty), only if the bootstrap hash is still bootstrapHash, unused and not expired at
 // now. It reports whether it did; of two concurrent exchanges of one token, one wins.
 func (s *Store) ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash, keyHash string, now time.Time) (bool, error) {
 	return s.execWon(ctx, `
