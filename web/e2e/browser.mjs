@@ -104,7 +104,7 @@ const runInstall = async (command) => {
 // in the docs would teach people to share theirs.
 const terminalShot = async (name, command, output) => {
   const esc = (t) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const shown = command.replace(/(stgb_\S{6})\S+/g, '$1…');
+  const shown = command.replace(/(stgb_[A-Za-z0-9_]{6})[A-Za-z0-9_-]+/g, '$1…');
   const term = await context.newPage();
   await term.setViewportSize({ width: 1100, height: 200 });
   await term.setContent(
