@@ -192,12 +192,7 @@ func TestCreateProject_RefusesWhatTheUserCannotSeeOnGitHub(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w := e.aliceWorld()
-	e.signIn("bob")
-	bobInst := e.sim.AddInstallation("bob")
-	if err := e.sim.CreateRepo(bobInst, "bob/secret", "main"); err != nil {
-		t.Fatal(err)
-	}
-	bobRepo := e.sim.RepoID("bob/secret")
+	_, bobRepo := e.bobWithRepo("bob/secret")
 	tests := []struct {
 		name       string
 		who        string
@@ -422,7 +417,7 @@ func TestSecrets_WriteOnlyPutListReplaceDelete(t *testing.T) {
 	if puts != 5 || deletes != 1 {
 		t.Errorf("audit has %d secret.put and %d secret.delete, want 5 and 1", puts, deletes)
 	}
-	for _, body := range e.allBodies() {
+	for _, body := range e.bodies.All() {
 		for _, v := range append(mapValues(values), replacement) {
 			if len(v) > 3 && strings.Contains(body, v) || strings.Contains(body, "QUJDREVGR0hJSktMTU5PUA") {
 				t.Errorf("a response body holds a secret value: %.200s", body)
@@ -581,7 +576,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	}
 	e.signIn("mallory")
 	e.must(404, "GET", fmt.Sprintf("/api/agents/%d/events", created.Agent.ID), "mallory", nil, nil)
-	if got := e.revoker.revoked(); !slices.Equal(got, []int64{created.Agent.ID}) {
+	if got := e.revoker.revoked.All(); !slices.Equal(got, []int64{created.Agent.ID}) {
 		t.Errorf("revoked after rotation = %v, want [%d]", got, created.Agent.ID)
 	}
 
@@ -593,7 +588,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	if p.Agent != nil {
 		t.Errorf("project still linked to the deleted agent: %+v", p.Agent)
 	}
-	if got := e.revoker.revoked(); !slices.Equal(got, []int64{created.Agent.ID, created.Agent.ID}) {
+	if got := e.revoker.revoked.All(); !slices.Equal(got, []int64{created.Agent.ID, created.Agent.ID}) {
 		t.Errorf("revoked = %v, want the agent twice (rotation, deletion)", got)
 	}
 	e.must(404, "DELETE", fmt.Sprintf("/api/agents/%d", created.Agent.ID), "alice", nil, nil)
@@ -615,7 +610,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	// Each token appeared in exactly the one answer that minted it.
 	for _, tok := range []string{created.Token, rotated.Token} {
 		n := 0
-		for _, b := range e.allBodies() {
+		for _, b := range e.bodies.All() {
 			if strings.Contains(b, tok) {
 				n++
 			}

@@ -13,12 +13,7 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	e := newEnv(t)
 	w := e.aliceWorld()
 	ctx := context.Background()
-	e.signIn("bob")
-	bobInst := e.sim.AddInstallation("bob")
-	if err := e.sim.CreateRepo(bobInst, "bob/app", "main"); err != nil {
-		t.Fatal(err)
-	}
-	bobRepo := e.sim.RepoID("bob/app")
+	bobInst, bobRepo := e.bobWithRepo("bob/app")
 
 	var ap, bp project
 	var aa, ba agentWithToken
@@ -133,10 +128,10 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	if aliceHash() != hashBefore {
 		t.Errorf("alice's agent token was rotated by bob")
 	}
-	if got := e.revoker.revoked(); len(got) != 0 {
+	if got := e.revoker.revoked.All(); len(got) != 0 {
 		t.Errorf("agents revoked by bob's requests: %v", got)
 	}
-	for _, body := range e.allBodies() {
+	for _, body := range e.bodies.All() {
 		if strings.Contains(body, "alice-only-value-93xq") {
 			t.Errorf("a response holds alice's secret value: %s", body)
 		}
