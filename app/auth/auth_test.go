@@ -32,7 +32,7 @@ func TestSignIn_SetsHardenedCookieAndStoresOnlyTheHash(t *testing.T) {
 			c := f.signIn("octocat")
 
 			var setCookie *http.Cookie
-			for _, r := range f.rec.all() {
+			for _, r := range f.rec.seen.All() {
 				if strings.Contains(r.url, "/auth/github/callback") {
 					for _, line := range r.header.Values("Set-Cookie") {
 						ck, err := http.ParseSetCookie(line)
@@ -398,7 +398,7 @@ func TestGitHubToken_NeverLeavesTheServer(t *testing.T) {
 	if strings.Contains(f.logs.String(), tok) {
 		t.Fatal("the GitHub token is in the server log")
 	}
-	for _, r := range f.rec.all() {
+	for _, r := range f.rec.seen.All() {
 		if bytes.Contains(r.body, []byte(tok)) || strings.Contains(strings.Join(headerLines(r.header), "\n"), tok) {
 			t.Fatalf("the GitHub token is in the response from %s", r.url)
 		}

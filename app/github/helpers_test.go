@@ -14,6 +14,7 @@ import (
 
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/githubsim"
 )
 
@@ -173,21 +174,12 @@ func (in *injector) requests(method, pattern string) []seenRequest {
 
 // sleepRecorder stands in for time.Sleep: it records the waits asked for and returns at once.
 type sleepRecorder struct {
-	mu     sync.Mutex
-	waited []time.Duration
+	waited recordtest.List[time.Duration]
 }
 
 func (s *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.waited = append(s.waited, d)
+	s.waited.Add(d)
 	return ctx.Err()
-}
-
-func (s *sleepRecorder) all() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waited...)
 }
 
 // wantRequests fails t unless GitHub was sent want requests matching method and pattern

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/hub"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
 )
@@ -35,22 +35,13 @@ type fakeSink struct {
 	JobResultFn      func(ctx context.Context, agentID int64, res protocol.JobResult) error
 	JobsHeldFn       func(ctx context.Context, agentID int64, held []protocol.HeldJob)
 
-	mu     sync.Mutex
-	events []string
+	events recordtest.List[string]
 }
 
-func (s *fakeSink) record(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, fmt.Sprintf(format, args...))
-}
+func (s *fakeSink) record(format string, args ...any) { s.events.Add(fmt.Sprintf(format, args...)) }
 
 // Events returns the calls so far, as "Method args" strings.
-func (s *fakeSink) Events() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.events...)
-}
+func (s *fakeSink) Events() []string { return s.events.All() }
 
 func (s *fakeSink) has(event string) bool {
 	for _, e := range s.Events() {
