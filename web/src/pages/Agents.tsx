@@ -11,6 +11,8 @@ import { Loading } from '../components/Loading';
 import { StatusBadge } from '../components/StatusBadge';
 import { Time } from '../components/Time';
 import { Field } from '../components/Field';
+import { ActionsHeader } from '../components/ActionsHeader';
+import { NameInput } from '../components/NameInput';
 import { agentNameProblem } from '../validation';
 
 type Shown = { credentials: AgentCredentials; why: 'created' | 'rotated' };
@@ -112,9 +114,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
                   {c}
                 </th>
               ))}
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
+              <ActionsHeader />
             </tr>
           </thead>
           <tbody>
@@ -244,14 +244,7 @@ function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void 
     <form className="form card" onSubmit={submit} noValidate data-testid="new-agent-form" aria-labelledby="new-agent-heading">
       <h2 id="new-agent-heading">New agent</h2>
       <Field id="agent-name" label="Name" hint="Such as the server it will run on." error={problem ?? error?.fieldMessage('name')}>
-        <input
-          type="text"
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          maxLength={100}
-          autoComplete="off"
-          data-testid="new-agent-name"
-        />
+        <NameInput value={name} onValue={setName} maxLength={100} data-testid="new-agent-name" />
       </Field>
       {error && <ErrorMessage error={error} />}
       <div className="actions">

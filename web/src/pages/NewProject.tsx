@@ -8,6 +8,7 @@ import { Empty } from '../components/Empty';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
 import { Field } from '../components/Field';
+import { NameInput } from '../components/NameInput';
 import { projectNameProblem } from '../validation';
 
 // Field names as the API reports them in validations[].
@@ -139,13 +140,10 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
             hint="Also the Docker Compose project name and the GitHub environment."
             error={fieldError('name')}
           >
-            <input
-              type="text"
+            <NameInput
               value={name}
-              onChange={(e) => setName(e.target.value)}
+              onValue={setName}
               placeholder={defaultProjectName(repo) || 'from the repository name'}
-              autoComplete="off"
-              spellCheck={false}
               data-testid="project-name"
             />
           </Field>
@@ -156,13 +154,10 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
             hint="Pushes to this branch deploy."
             error={fieldError('deploy_branch')}
           >
-            <input
-              type="text"
+            <NameInput
               value={branch}
-              onChange={(e) => setBranch(e.target.value)}
+              onValue={setBranch}
               placeholder={repo?.default_branch ?? 'the default branch'}
-              autoComplete="off"
-              spellCheck={false}
               data-testid="project-branch"
             />
           </Field>

@@ -10,6 +10,8 @@ import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
 import { Time } from '../components/Time';
 import { Field } from '../components/Field';
+import { ActionsHeader } from '../components/ActionsHeader';
+import { NameInput } from '../components/NameInput';
 import { secretKeyProblem, secretScopeProblem, secretValueProblem } from '../validation';
 
 /** Secrets grouped by scope, "global" first and the services after it by name. */
@@ -61,9 +63,7 @@ export function SecretsSection({ projectId }: { projectId: number }) {
                   <th scope="col">Key</th>
                   <th scope="col">Scope</th>
                   <th scope="col">Updated</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
+                  <ActionsHeader />
                 </tr>
               </thead>
               <tbody>
@@ -193,15 +193,7 @@ export function SecretForm({
     <form className="form secret-form" onSubmit={submit} noValidate data-testid="secret-form" aria-labelledby="secret-form-heading">
       <h3 id="secret-form-heading">{initialKey ? `Replace ${initialKey}` : 'Add or replace a secret'}</h3>
       <Field id="secret-scope" label="Scope" hint='"global", or a compose service name' error={fieldError('scope')}>
-        <input
-          type="text"
-          value={scope}
-          onChange={(e) => setScope(e.target.value)}
-          list="secret-scopes"
-          autoComplete="off"
-          spellCheck={false}
-          data-testid="secret-scope"
-        />
+        <NameInput value={scope} onValue={setScope} list="secret-scopes" data-testid="secret-scope" />
       </Field>
       <datalist id="secret-scopes">
         {[...new Set(['global', ...knownScopes])].map((s) => (
@@ -209,16 +201,7 @@ export function SecretForm({
         ))}
       </datalist>
       <Field id="secret-key" label="Key" error={fieldError('key')}>
-        <input
-          type="text"
-          ref={keyRef}
-          value={key}
-          onChange={(e) => setKey(e.target.value)}
-          autoComplete="off"
-          spellCheck={false}
-          placeholder="DATABASE_URL"
-          data-testid="secret-key"
-        />
+        <NameInput ref={keyRef} value={key} onValue={setKey} placeholder="DATABASE_URL" data-testid="secret-key" />
       </Field>
       <Field id="secret-value" label="Value" hint="Ctrl+Enter saves. Shown masked; never displayed after saving." error={fieldError('value')}>
         <textarea
