@@ -94,6 +94,16 @@ func newFixtureWith(t *testing.T, tweak func(*github.Options)) *fixture {
 
 func (f *fixture) installation() *github.Installation { return f.app.Installation(f.inst) }
 
+// checkRun creates the check run run on repoWeb and returns its id.
+func (f *fixture) checkRun(t *testing.T, run github.NewCheckRun) int64 {
+	t.Helper()
+	id, err := f.installation().CreateCheckRun(context.Background(), repoWeb, run)
+	if err != nil {
+		t.Fatalf("create check run %s: %v", run.Name, err)
+	}
+	return id
+}
+
 // injector answers matching requests with a canned failure a set number of times and passes
 // everything else to the Sim; it remembers every request it saw, body included.
 type injector struct {
