@@ -17,6 +17,7 @@ import (
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/waittest"
 )
 
 func TestSignIn_SetsHardenedCookieAndStoresOnlyTheHash(t *testing.T) {
@@ -470,14 +471,10 @@ func TestRun_PrunesSessionsEndedMoreThanADayAgo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.auth.Run(ctx) }()
-	deadline := time.Now().Add(time.Minute)
-	for f.countSessions() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waittest.Until(t, time.Minute, "Run to prune the logged-out session and keep the live one",
+		func() bool { return f.countSessions() == 1 })
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	waittest.Returned(t, done, time.Minute, "Run")
 	if n := f.countSessions(); n != 1 {
 		t.Fatalf("%d sessions left, want the live one", n)
 	}

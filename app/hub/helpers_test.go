@@ -22,6 +22,7 @@ import (
 	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 )
 
 // githubIDs hands out distinct GitHub ids within the test binary.
@@ -170,11 +171,7 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 		sink = &fakeSink{}
 	}
 	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &logtest.Buffer{}}
-	u, err := e.st.UpsertUser(e.ctx, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
-	if err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	e.user = u
+	e.user = storetest.NewUser(t, e.st.Store, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
 	opts := hub.Options{
 		Store:  e.st,
 		Sink:   sink,
@@ -210,15 +207,9 @@ func (e *env) newAgent(name string) (store.Agent, string) {
 // newDeployment makes a deployment dispatched to agentID, as the orchestrator would.
 func (e *env) newDeployment(agentID int64) string {
 	e.t.Helper()
-	inst, err := e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: 5000 + githubIDs.Add(1), AccountLogin: "alice", AccountID: 7, AccountType: "User"})
-	if err != nil {
-		e.t.Fatalf("create installation: %v", err)
-	}
+	inst := storetest.NewInstallation(e.t, e.st.Store, store.Installation{GitHubID: 5000 + githubIDs.Add(1), AccountLogin: "alice", AccountID: 7, AccountType: "User"})
 	n := githubIDs.Add(1)
-	p, err := e.st.CreateProject(e.ctx, store.NewProject{UserID: e.user.ID, InstallationID: inst.ID, Name: fmt.Sprintf("web%d", n), RepoID: 9000 + n, RepoFullName: fmt.Sprintf("alice/web%d", n), DeployBranch: "main"})
-	if err != nil {
-		e.t.Fatalf("create project: %v", err)
-	}
+	p := storetest.NewProject(e.t, e.st.Store, store.NewProject{UserID: e.user.ID, InstallationID: inst.ID, Name: fmt.Sprintf("web%d", n), RepoID: 9000 + n, RepoFullName: fmt.Sprintf("alice/web%d", n), DeployBranch: "main"})
 	d, err := e.st.CreateDeployment(e.ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush})
 	if err != nil {
 		e.t.Fatalf("create deployment: %v", err)
@@ -372,17 +363,11 @@ func closeOf(t *testing.T, c *websocket.Conn) websocket.CloseError {
 	}
 }
 
-// eventually polls cond for up to a minute.
+// eventually polls cond for up to a minute: a loaded CI machine can take seconds where an
+// idle one takes milliseconds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	// Generous: a loaded CI machine can take seconds where an idle one takes milliseconds.
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waittest.Until(t, time.Minute, what, cond)
 }
 
 // decodeMessage reads the JSON error body of a refused request.
