@@ -56,20 +56,19 @@ func TestReturned_FailsOnAnErrorOrAGoroutineThatDoesNotReturn(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		send       error
-		sends      bool
+		sent       []error // what the goroutine sends on done: nothing, or its one result
 		wantFailed bool
 	}{
-		{"returned nil", nil, true, false},
-		{"returned an error", errors.New("boom"), true, true},
-		{"never returned", nil, false, true},
+		{"returned nil", []error{nil}, false},
+		{"returned an error", []error{errors.New("boom")}, true},
+		{"never returned", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			done := make(chan error, 1)
-			if tt.sends {
-				done <- tt.send
+			for _, err := range tt.sent {
+				done <- err
 			}
 			if got := outcome(func(t testing.TB) { waittest.Returned(t, done, 20*time.Millisecond, "Run") }); got != tt.wantFailed {
 				t.Errorf("failed = %t, want %t", got, tt.wantFailed)
