@@ -178,9 +178,7 @@ func TestCallback_StateNotFromThisBrowserIsRefused(t *testing.T) {
 func TestCallback_StateIsCheckedBeforeTheCodeIsSpent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.authorizing("octocat")
-	victim := f.browser()
-	back := f.startLogin(victim)
+	victim, back := f.octocatAtCallback()
 	// An attacker's browser presenting the victim's callback URL is refused without using the code…
 	if resp := f.get(f.browser(), back.String()); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("foreign browser: %d, want 400", resp.StatusCode)
@@ -195,9 +193,7 @@ func TestCallback_StateIsCheckedBeforeTheCodeIsSpent(t *testing.T) {
 func TestCallback_ReusedCodeIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.authorizing("octocat")
-	c := f.browser()
-	first := f.startLogin(c)
+	c, first := f.octocatAtCallback()
 	if resp := f.get(c, first.String()); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first callback: %d %s", resp.StatusCode, apptest.ReadBody(t, resp))
 	}

@@ -155,6 +155,15 @@ func (f *fixture) signIn(login string) *http.Client {
 	return c
 }
 
+// octocatAtCallback has octocat authorize the App in a new browser; it returns the browser
+// and the callback URL GitHub sent it back to, not followed yet.
+func (f *fixture) octocatAtCallback() (*http.Client, *url.URL) {
+	f.t.Helper()
+	f.authorizing("octocat")
+	c := f.browser()
+	return c, f.startLogin(c)
+}
+
 // startLogin begins a sign-in and stops at GitHub's redirect back, returning the callback URL
 // (with GitHub's code and the state) without visiting it.
 func (f *fixture) startLogin(c *http.Client) *url.URL {
