@@ -66,8 +66,7 @@ func TestMe_ReturnsTheSignedInUser(t *testing.T) {
 
 func TestInstallations_ListsWhatTheUserSeesOnGitHub(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	e.signIn("bob")
 	bobInst := e.sim.AddInstallation("bob")
 
@@ -92,8 +91,7 @@ func TestInstallations_ListsWhatTheUserSeesOnGitHub(t *testing.T) {
 
 func TestRepositories_ComeFromGitHubWithDefaultBranch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	e.signIn("bob")
 	var got []struct {
 		ID            int64  `json:"id"`
@@ -139,8 +137,7 @@ func TestGitHub_RefusedOrMissingTokenAsksToSignInAgain(t *testing.T) {
 
 func TestCreateProject_TakesRepositoryFactsFromGitHubAndDefaults(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 
 	var p project
@@ -190,8 +187,7 @@ func TestCreateProject_TakesRepositoryFactsFromGitHubAndDefaults(t *testing.T) {
 
 func TestCreateProject_RefusesWhatTheUserCannotSeeOnGitHub(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	_, bobRepo := e.bobWithRepo("bob/secret")
 	tests := []struct {
 		name       string
@@ -216,8 +212,7 @@ func TestCreateProject_RefusesWhatTheUserCannotSeeOnGitHub(t *testing.T) {
 
 func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	e.apiProject(w)
 	tests := []struct {
 		name  string
@@ -239,8 +234,7 @@ func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 
 func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	p := e.apiProject(w)
 	projectPath := fmt.Sprintf("/api/projects/%d", p.ID)
 	big := `{"name": "` + strings.Repeat("a", 300<<10) + `"}`
@@ -305,8 +299,7 @@ func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 
 func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	p := e.apiProject(w)
 	var ag agentWithToken
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)
@@ -330,8 +323,7 @@ func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 
 func TestDeleteProject_TakesItsSecretsAndDeploymentsAlong(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
@@ -355,8 +347,7 @@ func TestDeleteProject_TakesItsSecretsAndDeploymentsAlong(t *testing.T) {
 
 func TestSecrets_WriteOnlyPutListReplaceDelete(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d/secrets", p.ID)
@@ -439,8 +430,7 @@ func mapValues(m map[string]string) []string {
 
 func TestDeployments_NewestFirstAtMost50WithCheckRunLinks(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 	p := e.apiProject(w)
 	var last store.Deployment
@@ -516,8 +506,7 @@ func TestAgents_TokensAreHashedAtTheStoredCostByDefault(t *testing.T) {
 // the hub at the agent's first connection (app/hub/bootstrap_test.go).
 func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 
 	var created agentWithToken
@@ -626,8 +615,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 // A read-only collaborator must not be able to claim main before its maintainers do.
 func TestCreateProject_NeedsWriteAccessToTheRepository(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	body := map[string]any{"installation_id": w.orgInst, "repo_id": w.orgRepo}
 	for _, role := range []string{"read", "triage"} {
 		if err := e.sim.SetRepoRole("acme/site", "alice", role); err != nil {

@@ -323,6 +323,13 @@ type world struct {
 	orgRepo   int64 // acme/site
 }
 
+// newAliceEnv is newEnv with alice signed in to her GitHub world.
+func newAliceEnv(t *testing.T) (*env, world) {
+	t.Helper()
+	e := newEnv(t)
+	return e, e.aliceWorld()
+}
+
 func (e *env) aliceWorld() world {
 	e.t.Helper()
 	w := world{alice: e.signIn("alice")}

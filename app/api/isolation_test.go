@@ -10,8 +10,7 @@ import (
 // Every one of alice's things is, for bob, exactly as if it did not exist.
 func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 	bobInst, bobRepo := e.bobWithRepo("bob/app")
 
@@ -140,8 +139,7 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 
 func TestInternalErrors_AreGenericAndLoggedWithAReference(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	p := e.apiProject(w)
 	if err := e.st.Close(); err != nil {
 		t.Fatal(err)
