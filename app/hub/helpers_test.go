@@ -270,6 +270,15 @@ func (e *env) connect(agentID int64, token string, hello protocol.Hello) *websoc
 	return c
 }
 
+// connectOnce connects the agent with token and helloV1, hangs up, and waits until the hub
+// has marked it offline: the token has then been verified (and cached).
+func (e *env) connectOnce(agentID int64, token string) {
+	e.t.Helper()
+	c := e.connect(agentID, token, helloV1())
+	_ = c.CloseNow()
+	e.waitStatus(agentID, "offline")
+}
+
 // connectNew creates an agent named name and connects it with helloV1.
 func (e *env) connectNew(name string) (store.Agent, *websocket.Conn) {
 	e.t.Helper()

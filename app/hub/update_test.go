@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/hub"
+	"github.com/stagely/stagely/store"
 )
 
 // servedBuild is the agent build a server serves, as agentdist.Dist reports it.
@@ -114,14 +117,21 @@ func TestUpdate_NotOfferedWhenNothingToDoOrTheAgentCannot(t *testing.T) {
 	}
 }
 
+// connectUpdatesOff connects a new agent that could update itself but has automatic update
+// switched off.
+func (e *env) connectUpdatesOff() (store.Agent, *websocket.Conn) {
+	e.t.Helper()
+	agent, token := e.newAgent("box")
+	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
+		e.t.Fatal(err)
+	}
+	return agent, e.connect(agent.ID, token, updatable())
+}
+
 func TestUpdate_OffSwitchIsHonouredAndSwitchingOnOffersAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newUpdateEnv(t, nil)
-	agent, token := e.newAgent("box")
-	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
-		t.Fatal(err)
-	}
-	c := e.connect(agent.ID, token, updatable())
+	agent, c := e.connectUpdatesOff()
 	eventually(t, "the log says why no update was offered", func() bool {
 		return e.logIndex("agent update not offered: automatic update is off") >= 0
 	})
@@ -141,11 +151,7 @@ func TestUpdate_OffSwitchIsHonouredAndSwitchingOnOffersAtOnce(t *testing.T) {
 func TestUpdate_NeverOfferedMidJobButRightAfterIt(t *testing.T) {
 	t.Parallel()
 	e := newUpdateEnv(t, nil)
-	agent, token := e.newAgent("box")
-	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
-		t.Fatal(err)
-	}
-	c := e.connect(agent.ID, token, updatable())
+	agent, c := e.connectUpdatesOff()
 	job := e.dispatch(agent.ID, c)
 	e.hub.SetAutoUpdate(agent.ID, true) // switched on while the job runs
 	send(t, c, protocol.TypeJobPhase, protocol.JobPhase{JobID: job, Phase: protocol.PhaseDeploying})
