@@ -3,6 +3,7 @@ import { Fragment, useEffect, useRef, useState, type FormEvent } from 'react';
 import { asApiError, type Agent, type AgentCredentials, type AgentEvent, type ApiError } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { CopyButton } from '../components/CopyButton';
 import { Empty } from '../components/Empty';
@@ -215,29 +216,18 @@ function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void 
   const api = useApi();
   const [name, setName] = useState('');
   const [problem, setProblem] = useState<string | undefined>();
-  const [error, setError] = useState<ApiError | null>(null);
-  const [saving, setSaving] = useState(false);
+  const { saving, error, clearError, save } = useSave();
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const p = agentNameProblem(name);
     setProblem(p);
-    setError(null);
+    clearError();
     if (p) {
       document.getElementById('agent-name')?.focus();
       return;
     }
-    setSaving(true);
-    api.createAgent(name.trim()).then(
-      (c) => {
-        setSaving(false);
-        onCreated(c);
-      },
-      (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      },
-    );
+    save(api.createAgent(name.trim()), onCreated);
   };
 
   return (

@@ -1,9 +1,10 @@
 // Creating a project: installation -> repository, then optional name, branch and agent.
 import { useState, type FormEvent } from 'react';
-import { asApiError, type ApiError, type Project, type Repository } from '../api';
+import type { Project, Repository } from '../api';
 import { useApi } from '../context';
 import { Link } from '../router';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { Empty } from '../components/Empty';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
@@ -33,9 +34,8 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
   const [name, setName] = useState('');
   const [branch, setBranch] = useState('');
   const [agentId, setAgentId] = useState('');
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, clearError, save } = useSave();
   const [clientErrors, setClientErrors] = useState<Partial<Record<string, string>>>({});
-  const [saving, setSaving] = useState(false);
 
   const repo = repositories.data?.find((r) => String(r.id) === repoId);
 
@@ -47,24 +47,19 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
     const nameProblem = projectNameProblem(name);
     if (nameProblem) problems.name = nameProblem;
     setClientErrors(problems);
-    setError(null);
+    clearError();
     if (Object.keys(problems).length > 0) {
       document.getElementById(`project-${Object.keys(problems)[0]}`)?.focus();
       return;
     }
-    setSaving(true);
-    api
-      .createProject({
-        installation_id: Number(installationId),
-        repo_id: Number(repoId),
-        ...(name ? { name } : {}),
-        ...(branch ? { deploy_branch: branch } : {}),
-        ...(agentId ? { agent_id: Number(agentId) } : {}),
-      })
-      .then(onCreated, (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      });
+    const created = api.createProject({
+      installation_id: Number(installationId),
+      repo_id: Number(repoId),
+      ...(name ? { name } : {}),
+      ...(branch ? { deploy_branch: branch } : {}),
+      ...(agentId ? { agent_id: Number(agentId) } : {}),
+    });
+    save(created, onCreated);
   };
 
   const fieldError = (f: (typeof fields)[number]) => clientErrors[f] ?? error?.fieldMessage(f);

@@ -4,6 +4,7 @@ import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { asApiError, type ApiError, type Secret } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { Empty } from '../components/Empty';
 import { ErrorMessage } from '../components/ErrorMessage';
@@ -139,8 +140,7 @@ export function SecretForm({
   const [key, setKey] = useState(initialKey);
   const [value, setValue] = useState('');
   const [reveal, setReveal] = useState(false);
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, clearError, save } = useSave();
   const [problems, setProblems] = useState<Partial<Record<'scope' | 'key' | 'value', string>>>({});
   const [savedNote, setSavedNote] = useState('');
   const keyRef = useRef<HTMLInputElement>(null);
@@ -155,28 +155,20 @@ export function SecretForm({
     };
     const first = (['scope', 'key', 'value'] as const).find((f) => found[f]);
     setProblems(found);
-    setError(null);
+    clearError();
     setSavedNote('');
     if (first) {
       document.getElementById(`secret-${first}`)?.focus();
       return;
     }
-    setSaving(true);
-    api.putSecret(projectId, scope.trim(), key, value).then(
-      (s) => {
-        setSaving(false);
-        setValue('');
-        setReveal(false);
-        setKey('');
-        setSavedNote(`Saved ${s.key} in ${s.scope}. The value is no longer shown anywhere.`);
-        keyRef.current?.focus();
-        onSaved?.(s);
-      },
-      (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      },
-    );
+    save(api.putSecret(projectId, scope.trim(), key, value), (s) => {
+      setValue('');
+      setReveal(false);
+      setKey('');
+      setSavedNote(`Saved ${s.key} in ${s.scope}. The value is no longer shown anywhere.`);
+      keyRef.current?.focus();
+      onSaved?.(s);
+    });
   };
 
   // A textarea takes Enter as a newline (PEM keys are multi-line), so Ctrl/Cmd+Enter saves.
