@@ -279,6 +279,17 @@ func (e *env) connectOnce(agentID int64, token string) {
 	e.waitStatus(agentID, "offline")
 }
 
+// connectUpdatesOff connects a new agent that could update itself but has automatic update
+// switched off.
+func (e *env) connectUpdatesOff() (store.Agent, *websocket.Conn) {
+	e.t.Helper()
+	agent, token := e.newAgent("box")
+	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
+		e.t.Fatal(err)
+	}
+	return agent, e.connect(agent.ID, token, updatable())
+}
+
 // connectNew creates an agent named name and connects it with helloV1.
 func (e *env) connectNew(name string) (store.Agent, *websocket.Conn) {
 	e.t.Helper()

@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/hub"
-	"github.com/stagely/stagely/store"
 )
 
 // servedBuild is the agent build a server serves, as agentdist.Dist reports it.
@@ -115,17 +112,6 @@ func TestUpdate_NotOfferedWhenNothingToDoOrTheAgentCannot(t *testing.T) {
 			e.dispatch(agent.ID, c)
 		})
 	}
-}
-
-// connectUpdatesOff connects a new agent that could update itself but has automatic update
-// switched off.
-func (e *env) connectUpdatesOff() (store.Agent, *websocket.Conn) {
-	e.t.Helper()
-	agent, token := e.newAgent("box")
-	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
-		e.t.Fatal(err)
-	}
-	return agent, e.connect(agent.ID, token, updatable())
 }
 
 func TestUpdate_OffSwitchIsHonouredAndSwitchingOnOffersAtOnce(t *testing.T) {
