@@ -234,8 +234,7 @@ func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 
 func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 	t.Parallel()
-	e, w := newAliceEnv(t)
-	p := e.apiProject(w)
+	e, p := newAliceProject(t)
 	projectPath := fmt.Sprintf("/api/projects/%d", p.ID)
 	big := `{"name": "` + strings.Repeat("a", 300<<10) + `"}`
 	tests := []struct {
@@ -299,8 +298,7 @@ func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 
 func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 	t.Parallel()
-	e, w := newAliceEnv(t)
-	p := e.apiProject(w)
+	e, p := newAliceProject(t)
 	var ag agentWithToken
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
@@ -323,9 +321,8 @@ func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 
 func TestDeleteProject_TakesItsSecretsAndDeploymentsAlong(t *testing.T) {
 	t.Parallel()
-	e, w := newAliceEnv(t)
+	e, p := newAliceProject(t)
 	ctx := context.Background()
-	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
 	e.must(200, "PUT", path+"/secrets/global/TOKEN", "alice", map[string]any{"value": "x"}, nil)
 	if _, err := e.st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush}); err != nil {
@@ -430,9 +427,8 @@ func mapValues(m map[string]string) []string {
 
 func TestDeployments_NewestFirstAtMost50WithCheckRunLinks(t *testing.T) {
 	t.Parallel()
-	e, w := newAliceEnv(t)
+	e, p := newAliceProject(t)
 	ctx := context.Background()
-	p := e.apiProject(w)
 	var last store.Deployment
 	for i := range 52 {
 		d, err := e.st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: fmt.Sprintf("%040x", i+1), Ref: "refs/heads/main", Trigger: store.TriggerPush})

@@ -364,6 +364,13 @@ func (e *env) bobWithRepo(name string) (inst, repo int64) {
 	return inst, e.sim.RepoID(name)
 }
 
+// newAliceProject is newAliceEnv with alice's project on alice/api.
+func newAliceProject(t *testing.T) (*env, project) {
+	t.Helper()
+	e, w := newAliceEnv(t)
+	return e, e.apiProject(w)
+}
+
 // apiProject is alice's project on alice/api, created through the API.
 func (e *env) apiProject(w world) project {
 	e.t.Helper()
