@@ -4,6 +4,7 @@ import { asApiError, type ApiError, type Project } from '../api';
 import { useApi } from '../context';
 import { navigate } from '../router';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
@@ -65,25 +66,15 @@ export function AgentLink({ project }: { project: Project }) {
   const api = useApi();
   const agents = useResource(() => api.agents(), 'agents');
   const [linked, setLinked] = useState(project.agent);
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, save } = useSave();
   const [saved, setSaved] = useState(false);
 
   const change = (value: string) => {
-    setSaving(true);
     setSaved(false);
-    setError(null);
-    api.updateProject(project.id, { agent_id: value ? Number(value) : null }).then(
-      (p) => {
-        setLinked(p.agent);
-        setSaving(false);
-        setSaved(true);
-      },
-      (e: unknown) => {
-        setSaving(false);
-        setError(asApiError(e));
-      },
-    );
+    save(api.updateProject(project.id, { agent_id: value ? Number(value) : null }), (p) => {
+      setLinked(p.agent);
+      setSaved(true);
+    });
   };
 
   return (
