@@ -34,6 +34,10 @@ type Agent struct {
 	BootstrapHash      string       `db:"bootstrap_hash"`
 	BootstrapExpiresAt sql.NullTime `db:"bootstrap_expires_at"`
 	BootstrapUsedAt    sql.NullTime `db:"bootstrap_used_at"`
+	// BootstrapKeyHash is the SHA-256 (hex) of the exchange key the agent sent with its
+	// bootstrap token, '' if none: a retry with the same key may get a new credential
+	// (RetryAgentBootstrap).
+	BootstrapKeyHash string `db:"bootstrap_key_hash"`
 }
 
 // WaitingForFirstConnection reports whether the agent has no long-lived credential yet: its
@@ -81,19 +85,38 @@ func (s *Store) SetAgentTokenHash(ctx context.Context, id int64, hash string) er
 func (s *Store) SetAgentBootstrap(ctx context.Context, id int64, hash string, expires time.Time) error {
 	return s.execOne(ctx, "agent", id, `
 		UPDATE agents SET bootstrap_hash = $2, bootstrap_expires_at = $3, bootstrap_used_at = NULL,
-		       token_hash = '', updated_at = now()
+		       bootstrap_key_hash = '', token_hash = '', updated_at = now()
 		WHERE id = $1`, id, hash, expires)
 }
 
 // ConsumeAgentBootstrap trades the agent's bootstrap token for its long-lived credential in
-// one statement: it sets token_hash to tokenHash only if the bootstrap hash is still
-// bootstrapHash, unused and not expired at now. It reports whether it did; of two
-// concurrent exchanges of one token, one wins.
-func (s *Store) ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash string, now time.Time) (bool, error) {
-	res, err := s.q.ExecContext(ctx, `
-		UPDATE agents SET token_hash = $3, bootstrap_used_at = $4, updated_at = now()
+// one statement: it sets token_hash to tokenHash, and keeps keyHash (the exchange key's
+// hash, or empty), only if the bootstrap hash is still bootstrapHash, unused and not expired at
+// now. It reports whether it did; of two concurrent exchanges of one token, one wins.
+func (s *Store) ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash, keyHash string, now time.Time) (bool, error) {
+	return s.execWon(ctx, `
+		UPDATE agents SET token_hash = $3, bootstrap_key_hash = $5, bootstrap_used_at = $4, updated_at = now()
 		WHERE id = $1 AND bootstrap_hash = $2 AND bootstrap_hash <> '' AND bootstrap_used_at IS NULL
-		  AND bootstrap_expires_at > $4`, id, bootstrapHash, tokenHash, now)
+		  AND bootstrap_expires_at > $4`, id, bootstrapHash, tokenHash, now, keyHash)
+}
+
+// RetryAgentBootstrap replaces the credential a bootstrap exchange minted with tokenHash,
+// revoking the first, for an agent that lost the answer: only if the bootstrap token is
+// still bootstrapHash, was used after usedAfter with the exchange key hashed keyHash, and
+// the agent has not connected since (its first credential was never used). It reports
+// whether it did.
+func (s *Store) RetryAgentBootstrap(ctx context.Context, id int64, bootstrapHash, keyHash, tokenHash string, usedAfter time.Time) (bool, error) {
+	return s.execWon(ctx, `
+		UPDATE agents SET token_hash = $4, updated_at = now()
+		WHERE id = $1 AND bootstrap_hash = $2 AND bootstrap_hash <> '' AND bootstrap_key_hash = $3
+		  AND bootstrap_key_hash <> '' AND bootstrap_used_at > $5
+		  AND (last_heartbeat IS NULL OR last_heartbeat < bootstrap_used_at)`,
+		id, bootstrapHash, keyHash, tokenHash, usedAfter)
+}
+
+// execWon runs a conditional UPDATE of one row and reports whether it changed the row.
+func (s *Store) execWon(ctx context.Context, query string, args ...any) (bool, error) {
+	res, err := s.q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return false, mapErr(err)
 	}

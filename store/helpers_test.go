@@ -36,41 +36,25 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) newUser(login string) store.User {
 	f.t.Helper()
-	u, err := f.st.UpsertUser(f.ctx, store.User{GitHubID: f.ids.next(), Login: login})
-	if err != nil {
-		f.t.Fatalf("create user: %v", err)
-	}
-	return u
+	return storetest.NewUser(f.t, f.st, store.User{GitHubID: f.ids.next(), Login: login})
 }
 
 func (f *fixture) newInstallation(login string) store.Installation {
 	f.t.Helper()
-	in, err := f.st.UpsertInstallation(f.ctx, store.Installation{GitHubID: f.ids.next(), AccountLogin: login, AccountID: f.ids.next(), AccountType: "User"})
-	if err != nil {
-		f.t.Fatalf("create installation: %v", err)
-	}
-	return in
+	return storetest.NewInstallation(f.t, f.st, store.Installation{GitHubID: f.ids.next(), AccountLogin: login, AccountID: f.ids.next(), AccountType: "User"})
 }
 
 func (f *fixture) newAgent(userID int64, name string) store.Agent {
 	f.t.Helper()
-	a, err := f.st.CreateAgent(f.ctx, userID, name, func(int64) (string, error) { return "$2a$10$fakehashfortests", nil })
-	if err != nil {
-		f.t.Fatalf("create agent: %v", err)
-	}
-	return a
+	return storetest.NewAgent(f.t, f.st, userID, name)
 }
 
 func (f *fixture) newProject(name string, repoID int64, branch string) store.Project {
 	f.t.Helper()
-	p, err := f.st.CreateProject(f.ctx, store.NewProject{
+	return storetest.NewProject(f.t, f.st, store.NewProject{
 		UserID: f.user.ID, InstallationID: f.inst.ID, Name: name,
 		RepoID: repoID, RepoFullName: "alice/" + name, DeployBranch: branch,
 	})
-	if err != nil {
-		f.t.Fatalf("create project: %v", err)
-	}
-	return p
 }
 
 func (f *fixture) newDeployment(projectID int64, n int) store.Deployment {

@@ -50,16 +50,6 @@ func checkRunFrom(e *github.CheckRunEvent) (CheckRun, error) {
 	if ra := e.GetRequestedAction(); ra != nil {
 		c.RequestedActionIdentifier = ra.Identifier
 	}
-	switch {
-	case c.Action == "":
-		return CheckRun{}, missing("action")
-	case c.CheckRunID == 0:
-		return CheckRun{}, missing("check_run.id")
-	case c.HeadSHA == "":
-		return CheckRun{}, missing("check_run.head_sha")
-	}
-	if err := requireRepo(c.Repo); err != nil {
-		return CheckRun{}, err
-	}
-	return c, nil
+	return complete(c, required{"action", c.Action == ""}, required{"check_run.id", c.CheckRunID == 0},
+		required{"check_run.head_sha", c.HeadSHA == ""}, repository(c.Repo))
 }

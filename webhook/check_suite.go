@@ -38,16 +38,6 @@ func checkSuiteFrom(e *github.CheckSuiteEvent) (CheckSuite, error) {
 		InstallationID: e.GetInstallation().GetID(),
 		SenderLogin:    e.GetSender().GetLogin(),
 	}
-	switch {
-	case c.Action == "":
-		return CheckSuite{}, missing("action")
-	case c.ID == 0:
-		return CheckSuite{}, missing("check_suite.id")
-	case c.HeadSHA == "":
-		return CheckSuite{}, missing("check_suite.head_sha")
-	}
-	if err := requireRepo(c.Repo); err != nil {
-		return CheckSuite{}, err
-	}
-	return c, nil
+	return complete(c, required{"action", c.Action == ""}, required{"check_suite.id", c.ID == 0},
+		required{"check_suite.head_sha", c.HeadSHA == ""}, repository(c.Repo))
 }

@@ -124,10 +124,34 @@ func missing(field string) error {
 	return fmt.Errorf("%w: %s missing", ErrPayloadMalformed, field)
 }
 
-func repoFrom(r *github.Repository) Repo {
-	if r == nil {
-		return Repo{}
+// required is a field an event cannot be acted on without, and whether the payload lacks it.
+type required struct {
+	field  string
+	absent bool
+}
+
+// complete returns ev unless the payload lacks one of fields; then it names the first missing.
+func complete[E Event](ev E, fields ...required) (E, error) {
+	for _, f := range fields {
+		if f.absent {
+			var none E
+			return none, missing(f.field)
+		}
 	}
+	return ev, nil
+}
+
+// repoObject is a payload's repository object: a push's (*github.PushEventRepository) or
+// any other event's (*github.Repository). Its getters answer zero values for a nil object.
+type repoObject interface {
+	GetID() int64
+	GetFullName() string
+	GetOwner() *github.User
+	GetName() string
+	GetDefaultBranch() string
+}
+
+func repoFrom(r repoObject) Repo {
 	return Repo{
 		ID:            r.GetID(),
 		FullName:      r.GetFullName(),
@@ -163,9 +187,7 @@ func ownerLogin(u *github.User, fullName string) string {
 	return owner
 }
 
-func requireRepo(r Repo) error {
-	if r.ID == 0 || r.FullName == "" {
-		return missing("repository")
-	}
-	return nil
+// repository requires the payload's repository, by id and full name.
+func repository(r Repo) required {
+	return required{"repository", r.ID == 0 || r.FullName == ""}
 }

@@ -49,11 +49,5 @@ func installationFrom(e *github.InstallationEvent) (Installation, error) {
 	if at := inst.GetSuspendedAt(); !at.IsZero() {
 		i.SuspendedAt = at.UTC()
 	}
-	switch {
-	case i.Action == "":
-		return Installation{}, missing("action")
-	case i.ID == 0:
-		return Installation{}, missing("installation.id")
-	}
-	return i, nil
+	return complete(i, required{"action", i.Action == ""}, required{"installation.id", i.ID == 0})
 }

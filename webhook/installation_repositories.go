@@ -29,11 +29,5 @@ func installationRepositoriesFrom(e *github.InstallationRepositoriesEvent) (Inst
 		Removed:        reposFrom(e.RepositoriesRemoved),
 		Selection:      e.GetRepositorySelection(),
 	}
-	switch {
-	case ir.Action == "":
-		return InstallationRepositories{}, missing("action")
-	case ir.InstallationID == 0:
-		return InstallationRepositories{}, missing("installation.id")
-	}
-	return ir, nil
+	return complete(ir, required{"action", ir.Action == ""}, required{"installation.id", ir.InstallationID == 0})
 }

@@ -48,16 +48,6 @@ func pullRequestFrom(e *github.PullRequestEvent) (PullRequest, error) {
 		// Older deliveries carried the number only inside pull_request.
 		p.Number = pr.GetNumber()
 	}
-	switch {
-	case p.Action == "":
-		return PullRequest{}, missing("action")
-	case p.Number == 0:
-		return PullRequest{}, missing("number")
-	case p.HeadSHA == "":
-		return PullRequest{}, missing("pull_request.head.sha")
-	}
-	if err := requireRepo(p.Repo); err != nil {
-		return PullRequest{}, err
-	}
-	return p, nil
+	return complete(p, required{"action", p.Action == ""}, required{"number", p.Number == 0},
+		required{"pull_request.head.sha", p.HeadSHA == ""}, repository(p.Repo))
 }

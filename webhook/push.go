@@ -115,19 +115,13 @@ func (p Push) IsBranchDeletion() bool { return p.Deleted && p.Branch() != "" }
 func pushFrom(e *github.PushEvent) (Push, error) {
 	r := e.GetRepo()
 	p := Push{
-		Ref:     e.GetRef(),
-		Before:  e.GetBefore(),
-		After:   e.GetAfter(),
-		Created: e.GetCreated(),
-		Deleted: e.GetDeleted(),
-		Forced:  e.GetForced(),
-		Repo: Repo{
-			ID:            r.GetID(),
-			FullName:      r.GetFullName(),
-			Owner:         ownerLogin(r.GetOwner(), r.GetFullName()),
-			Name:          r.GetName(),
-			DefaultBranch: r.GetDefaultBranch(),
-		},
+		Ref:            e.GetRef(),
+		Before:         e.GetBefore(),
+		After:          e.GetAfter(),
+		Created:        e.GetCreated(),
+		Deleted:        e.GetDeleted(),
+		Forced:         e.GetForced(),
+		Repo:           repoFrom(r),
 		InstallationID: e.GetInstallation().GetID(),
 		PusherName:     e.GetPusher().GetName(),
 		SenderLogin:    e.GetSender().GetLogin(),
@@ -145,16 +139,7 @@ func pushFrom(e *github.PushEvent) (Push, error) {
 			p.Commits = append(p.Commits, commitFrom(c))
 		}
 	}
-	switch {
-	case p.Ref == "":
-		return Push{}, missing("ref")
-	case p.After == "":
-		return Push{}, missing("after")
-	}
-	if err := requireRepo(p.Repo); err != nil {
-		return Push{}, err
-	}
-	return p, nil
+	return complete(p, required{"ref", p.Ref == ""}, required{"after", p.After == ""}, repository(p.Repo))
 }
 
 func commitFrom(c *github.HeadCommit) Commit {

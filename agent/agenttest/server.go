@@ -28,6 +28,9 @@ type Options struct {
 	// AutoAck answers every JOB_RESULT (and every result in HELLO) with RESULT_ACK, and
 	// every LOG_CHUNK with LOG_ACK.
 	AutoAck bool
+	// RefuseAfterHello, when set, closes every connection with this reason right after
+	// reading its HELLO, as the real server refuses a duplicate agent.
+	RefuseAfterHello string
 }
 
 // Attempt is one request to /agent/ws.
@@ -229,6 +232,10 @@ func (s *Server) serve(ctx context.Context, id int, c *websocket.Conn, stall tim
 		s.frames = append(s.frames, Frame{Conn: id, At: time.Now(), Type: typ, Payload: v, Raw: b})
 		s.notifyLocked()
 		s.mu.Unlock()
+		if reason := s.opts.RefuseAfterHello; reason != "" {
+			_ = c.Close(websocket.StatusPolicyViolation, reason)
+			return errors.New(reason)
+		}
 		if stall > 0 {
 			// Not reading means not answering pings either.
 			select {

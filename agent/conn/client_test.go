@@ -522,17 +522,24 @@ func (recoveringRunner) Recover(_ context.Context, job protocol.Deploy, phase st
 	return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "The agent restarted during the deploy (while " + phase + ")"}
 }
 
-func TestClient_JobInterruptedByAKillIsRecoveredAndReportedAfterTheRestart(t *testing.T) {
-	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "journal")
+// killedJob is what a killed agent left in its journal at dir: job-killed begun, without a
+// result.
+func killedJob(t *testing.T, dir string) *journal.Journal {
+	t.Helper()
 	j, err := journal.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What a killed agent left: a job begun, at the deploying phase, with no result.
 	if err := j.Begin(deploy("job-killed")); err != nil {
 		t.Fatal(err)
 	}
+	return j
+}
+
+func TestClient_JobInterruptedByAKillIsRecoveredAndReportedAfterTheRestart(t *testing.T) {
+	t.Parallel()
+	// What a killed agent left: a job begun, at the deploying phase, with no result.
+	j := killedJob(t, filepath.Join(t.TempDir(), "journal"))
 	if err := j.Phase("job-killed", protocol.PhaseDeploying); err != nil {
 		t.Fatal(err)
 	}
@@ -595,4 +602,58 @@ func TestClient_AJobThatCannotBeJournaledDoesNotRun(t *testing.T) {
 	if ran.Load() {
 		t.Fatal("the job ran without a start record")
 	}
+}
+
+// TestClient_LinesOfASecondRecoveryAreKeptAfterThoseOfTheFirst: an agent killed during the
+// recovery of a job recovers it again at its next start; the server ignores a seq it has
+// stored, so the second recovery's lines must be numbered past the first's.
+func TestClient_LinesOfASecondRecoveryAreKeptAfterThoseOfTheFirst(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	j := killedJob(t, dir)
+	// The first recovery never returns, as in a process killed mid-way: released, it would
+	// write to the journal while the test's directory is removed.
+	never := make(chan struct{})
+	var recoveries atomic.Int32
+	runner := recoveringFn(func(ev deployer.Events) protocol.JobResult {
+		n := recoveries.Add(1)
+		ev.Log(protocol.StreamSystem, fmt.Sprintf("recovery %d", n))
+		if n == 1 {
+			<-never
+		}
+		return protocol.JobResult{JobID: "job-killed", Status: protocol.StatusFailure, Error: "restarted"}
+	})
+	fast := func(o *conn.Options) {
+		o.Journal = j
+		o.ShutdownGrace = 10 * time.Millisecond
+		o.CancelWait = 10 * time.Millisecond
+	}
+	r := newRig(t, true)
+	r.start(runner, fast)
+	r.wait(func(s *agenttest.Server) bool { return len(s.Logs("job-killed")) == 1 })
+	r.stop()
+	<-r.done
+
+	j2, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(runner, func(o *conn.Options) { fast(o); o.Journal = j2 })
+	r.result("job-killed")
+	r.wait(func(s *agenttest.Server) bool { return len(s.Logs("job-killed")) >= 2 })
+	logs := r.srv.Logs("job-killed")
+	if len(logs) != 2 || logs[0].Line != "recovery 1" || logs[1].Line != "recovery 2" || logs[1].Seq <= logs[0].Seq {
+		t.Fatalf("lines the server keeps: %+v, want recovery 1 then recovery 2, numbered in order", logs)
+	}
+}
+
+// recoveringFn deploys nothing and recovers an interrupted job with its function.
+type recoveringFn func(ev deployer.Events) protocol.JobResult
+
+func (recoveringFn) Deploy(_ context.Context, job protocol.Deploy, _ deployer.Events) protocol.JobResult {
+	return protocol.JobResult{JobID: job.JobID, Status: protocol.StatusFailure, Error: "no deploys here"}
+}
+
+func (f recoveringFn) Recover(_ context.Context, _ protocol.Deploy, _ string, ev deployer.Events) protocol.JobResult {
+	return f(ev)
 }

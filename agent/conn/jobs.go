@@ -244,7 +244,7 @@ func (c *Client) runJob(ctx context.Context, j job) {
 	if j.interrupted {
 		log.Warn("bringing the project of a job interrupted by an agent restart to a known state", "phase", j.phase)
 		// Lines of the killed agent may be stored already; these follow them (see recoverySeq).
-		c.out.startSeq(d.JobID, recoverySeq)
+		c.out.startSeq(d.JobID, c.recoverySeq(d.JobID))
 		r = c.recover(ctx, j, ev)
 	} else {
 		log.Info("job started")
@@ -286,10 +286,18 @@ func (c *Client) runJob(ctx context.Context, j job) {
 	c.jobs.done()
 }
 
-// recoverySeq numbers the lines a restarted agent writes for an interrupted job from
-// 2^32 + 1: the killed agent's last seq is lost with it, and the server ignores a seq it
-// has stored already, so starting at 1 again would drop these lines.
-const recoverySeq = int64(1) << 32
+// recoverySeq is the seq after which the lines of the nth recovery of an interrupted job
+// are numbered: n * 2^32. The killed agent's last seq is lost with it, and the server
+// ignores a seq it has stored already, so starting at 1 again, or where an earlier
+// recovery (killed too) started, would drop these lines.
+func (c *Client) recoverySeq(jobID string) int64 {
+	n, err := c.opts.Journal.Recovering(jobID)
+	if err != nil {
+		// The count could not be kept: this recovery's lines may repeat an earlier one's seqs.
+		c.log.Error("journal the job's recovery", "job_id", jobID, "err", err)
+	}
+	return int64(max(n, 1)) << 32
+}
 
 // recover brings an interrupted job's project to a known state and returns the job's
 // result; a runner that cannot says so.

@@ -56,8 +56,11 @@ type Options struct {
 	// Updater applies the server's UPDATE offers (update.go); nil declines them, and HELLO
 	// does not list protocol.FeatureSelfUpdate.
 	Updater Updater
-	// OnHello, when set, is called after each HELLO was sent: a new build on trial is confirmed then.
-	OnHello func()
+	// OnAccepted, when set, is called once per connection when the server has accepted it:
+	// at the first pong after HELLO. A new build on trial is confirmed then, not when HELLO
+	// is written: a server that refuses the connection after HELLO (a duplicate, say) stops
+	// reading before answering any ping.
+	OnAccepted func()
 
 	// Backoff paces redials after ordinary failures (default 1s doubling to 60s, full jitter).
 	Backoff Backoff

@@ -172,7 +172,6 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn, docker, comp
 		return fmt.Errorf("send HELLO: %w", err)
 	}
 	c.log.Info("connected to server", "url", c.wsURL, "unacked_results", len(hello.UnackedResults), "jobs", len(held))
-	c.afterHello()
 	return nil
 }
 
@@ -261,15 +260,20 @@ func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn) error {
 }
 
 // pingLoop proves the server is still there; a missing pong tears the connection down,
-// since a half-open TCP connection otherwise looks alive for a long time.
+// since a half-open TCP connection otherwise looks alive for a long time. The first ping
+// goes right after HELLO: the server reads no frame, so answers no ping, until it has
+// accepted the HELLO, and a refusal's close frame reaches the agent before any pong would.
+// Its pong is the server's acceptance.
 func (c *Client) pingLoop(ctx context.Context, ws *websocket.Conn) error {
 	t := time.NewTicker(c.opts.PingInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, c.opts.PongTimeout)
 		err := ws.Ping(pctx)
@@ -279,6 +283,9 @@ func (c *Client) pingLoop(ctx context.Context, ws *websocket.Conn) error {
 				return nil
 			}
 			return fmt.Errorf("no pong within %s: %w", c.opts.PongTimeout, err)
+		}
+		if first {
+			c.accepted()
 		}
 	}
 }

@@ -29,11 +29,11 @@ func (c *Client) helloUpdate(h *protocol.Hello) {
 	}
 }
 
-// afterHello tells the embedder the server has heard this build (a new one is on trial
-// until then).
-func (c *Client) afterHello() {
-	if c.opts.OnHello != nil {
-		c.opts.OnHello()
+// accepted tells the embedder the server has accepted this build's connection (a new
+// build is on trial until then).
+func (c *Client) accepted() {
+	if c.opts.OnAccepted != nil {
+		c.opts.OnAccepted()
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stagely/stagely/agent/atomicfile"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -50,7 +51,7 @@ func Open(dir string) (*Journal, error) {
 	}
 	// Leftover temporary files are writes a crash interrupted; the rename never
 	// happened, so they hold nothing the journal promised to keep.
-	for _, pattern := range []string{"*.tmp", filepath.Join(startedDir, "*.tmp")} {
+	for _, pattern := range []string{"*" + atomicfile.TempSuffix, filepath.Join(startedDir, "*"+atomicfile.TempSuffix)} {
 		tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, p := range tmps {
 			_ = os.Remove(p)
@@ -80,50 +81,10 @@ func (j *Journal) Put(r protocol.JobResult) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := replaceFile(j.fileName(r.JobID), b); err != nil {
+	if err := atomicfile.WriteFile(j.fileName(r.JobID), b, 0o600); err != nil {
 		return fmt.Errorf("journal result of job %s: %w", r.JobID, err)
 	}
 	return nil
-}
-
-// replaceFile writes b to a temporary file, fsyncs it, renames it over final and fsyncs
-// the directory, so a crash leaves the old content or the new, never a mix.
-func replaceFile(final string, b []byte) error {
-	tmp := final + ".tmp"
-	if err := writeSync(tmp, b); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(final))
-}
-
-func writeSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Get returns the journaled result of a job, if there is one.
@@ -164,7 +125,7 @@ func (j *Journal) remove(path string) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // List returns every journaled result, oldest first. A file that cannot be read or

@@ -203,3 +203,29 @@ func TestStarted_BeginPhaseEndWithoutSecretsOnDisk(t *testing.T) {
 		t.Fatalf("second End: %v, want nil", err)
 	}
 }
+
+func TestStarted_RecoveringCountsRecoveriesAcrossReopens(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := open(t, dir).Begin(protocol.Deploy{JobID: "job-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 3; want++ {
+		// Each restarted agent opens the journal anew.
+		n, err := open(t, dir).Recovering("job-1")
+		if err != nil || n != want {
+			t.Fatalf("recovery %d: Recovering = %d, %v", want, n, err)
+		}
+	}
+	j := open(t, dir)
+	if err := j.Phase("job-1", protocol.PhaseDeploying); err != nil {
+		t.Fatal(err)
+	}
+	got, err := j.Interrupted()
+	if err != nil || len(got) != 1 || got[0].Recoveries != 3 || got[0].Phase != protocol.PhaseDeploying {
+		t.Fatalf("Interrupted = %+v, %v; want the count kept by a later phase", got, err)
+	}
+	if _, err := j.Recovering("job-unknown"); err == nil {
+		t.Fatal("Recovering a job never begun succeeded")
+	}
+}

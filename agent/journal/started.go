@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stagely/stagely/agent/atomicfile"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -22,6 +23,9 @@ type Started struct {
 	// Phase is the last phase the job reached ("" before the first).
 	Phase     string    `json:"phase"`
 	StartedAt time.Time `json:"started_at"`
+	// Recoveries counts the recoveries of the job begun by restarted agents, the one
+	// running included: each numbers its log lines in a range of its own.
+	Recoveries int `json:"recoveries,omitempty"`
 }
 
 func (j *Journal) startedFile(jobID string) string {
@@ -51,6 +55,21 @@ func (j *Journal) Phase(jobID, phase string) error {
 	return j.putStarted(rec)
 }
 
+// Recovering records that a restarted agent begins to recover a started job and returns
+// how many recoveries of it have begun, this one included. It is written before the
+// recovery logs anything: an agent killed during it numbers the next recovery's lines past
+// this one's.
+func (j *Journal) Recovering(jobID string) (int, error) {
+	j.mu.Lock()
+	rec, err := readStarted(j.startedFile(jobID))
+	j.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("journal recovery of job %s: %w", jobID, err)
+	}
+	rec.Recoveries++
+	return rec.Recoveries, j.putStarted(rec)
+}
+
 func (j *Journal) putStarted(rec Started) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -62,7 +81,7 @@ func (j *Journal) putStarted(rec Started) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("journal start of job %s: %w", rec.Job.JobID, err)
 	}
-	if err := replaceFile(j.startedFile(rec.Job.JobID), b); err != nil {
+	if err := atomicfile.WriteFile(j.startedFile(rec.Job.JobID), b, 0o600); err != nil {
 		return fmt.Errorf("journal start of job %s: %w", rec.Job.JobID, err)
 	}
 	return nil

@@ -1,9 +1,9 @@
 // Package selfupdate replaces the agent's own binary with the build the server offers
 // (docs/agents.md, "Self-update"): download beside the running binary, verify the checksum,
 // run the new binary's --version, then swap it in with a rename, keeping the old one as
-// <binary>.prev. After the re-exec the new build is on trial: unless it connects and says
-// HELLO within a deadline (and within a few starts, for a build that crashes under systemd),
-// the old binary is put back and executed again.
+// <binary>.prev. After the re-exec the new build is on trial: unless the server accepts its
+// connection within a deadline (and within a few starts, for a build that crashes under
+// systemd), the old binary is put back and executed again.
 package selfupdate
 
 import (
@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stagely/stagely/agent/atomicfile"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -47,7 +49,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives progress and failures (default: discard).
 	Logger *slog.Logger
-	// ConfirmWithin is how long a new build has to connect and say HELLO (default 2m).
+	// ConfirmWithin is how long a new build has to get a connection accepted (default 2m).
 	ConfirmWithin time.Duration
 	// RetryAfter is how long a version that failed is declined before it is tried again (default 1h).
 	RetryAfter time.Duration
@@ -84,9 +86,14 @@ func New(opts Options) (*Updater, error) {
 	if opts.DataDir == "" || opts.ServerURL == "" {
 		return nil, errors.New("selfupdate: DataDir and ServerURL are required")
 	}
+	server, err := url.Parse(opts.ServerURL)
+	if err != nil || server.Host == "" {
+		return nil, fmt.Errorf("selfupdate: server URL %q: want https://host", opts.ServerURL)
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
 	}
+	opts.HTTPClient = sameHostRedirects(opts.HTTPClient, server)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,6 +110,28 @@ func New(opts Options) (*Updater, error) {
 		opts.Now = time.Now
 	}
 	return &Updater{opts: opts, log: opts.Logger}, nil
+}
+
+// sameHostRedirects returns a copy of client that follows a redirect only to the server's
+// own scheme and host: the build comes from the server the agent trusts, and a redirect
+// elsewhere (a compromised proxy, an open redirect) is refused before anything is fetched.
+func sameHostRedirects(client *http.Client, server *url.URL) *http.Client {
+	c := *client
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != server.Scheme || req.URL.Host != server.Host {
+			return fmt.Errorf("redirect to %s://%s refused: the agent downloads its build only from %s://%s",
+				req.URL.Scheme, req.URL.Host, server.Scheme, server.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }
 
 func setDur(d *time.Duration, def time.Duration) {
@@ -154,18 +183,18 @@ func (u *Updater) apply(ctx context.Context, upd protocol.Update, hold func() bo
 
 // download writes the build beside the running binary, hashing it on the way.
 func (u *Updater) download(ctx context.Context, upd protocol.Update) error {
-	url := strings.TrimRight(u.opts.ServerURL, "/") + upd.Path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	src := strings.TrimRight(u.opts.ServerURL, "/") + upd.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
+		return fmt.Errorf("download %s: %w", src, err)
 	}
 	resp, err := u.opts.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
+		return fmt.Errorf("download %s: %w", src, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("download %s: HTTP %d", url, resp.StatusCode)
+		return fmt.Errorf("download %s: HTTP %d", src, resp.StatusCode)
 	}
 	f, err := os.OpenFile(u.newPath(), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o700)
 	if err != nil {
@@ -183,10 +212,10 @@ func (u *Updater) download(ctx context.Context, upd protocol.Update) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
+		return fmt.Errorf("download %s: %w", src, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != upd.SHA256 {
-		return fmt.Errorf("checksum mismatch for %s: got sha256 %s, the server announced %s; the download is discarded", url, got, upd.SHA256)
+		return fmt.Errorf("checksum mismatch for %s: got sha256 %s, the server announced %s; the download is discarded", src, got, upd.SHA256)
 	}
 	if err := os.Chmod(u.newPath(), 0o755); err != nil {
 		return fmt.Errorf("make the new build executable: %w", err)
@@ -240,7 +269,7 @@ func (u *Updater) install(version string) error {
 		_ = u.writeState(state{})
 		return fmt.Errorf("install the new build at %s: %w", exe, err)
 	}
-	if err := syncDir(filepath.Dir(exe)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(exe)); err != nil {
 		return err
 	}
 	u.log.Info("new build installed; restarting into it", "from", u.opts.Version, "to", version, "binary", exe, "previous", prev)
@@ -252,18 +281,6 @@ func (u *Updater) Exec() error {
 	argv := append([]string{u.opts.Exe}, os.Args[1:]...)
 	if err := u.opts.Exec(u.opts.Exe, argv, os.Environ()); err != nil {
 		return fmt.Errorf("execute %s: %w", u.opts.Exe, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

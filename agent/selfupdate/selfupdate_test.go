@@ -274,3 +274,48 @@ func TestTrial_NewBuildThatKeepsCrashingIsRolledBackAtStart(t *testing.T) {
 		t.Fatalf("execs = %q, want the restored binary executed", f.execs)
 	}
 }
+
+// TestApply_RedirectsLeaveTheServerOnlyForItsOwnHost: the download follows a redirect only
+// to the server's own scheme and host; anywhere else is refused and nothing is installed.
+func TestApply_RedirectsLeaveTheServerOnlyForItsOwnHost(t *testing.T) {
+	t.Parallel()
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(build("v2"))
+	}))
+	t.Cleanup(elsewhere.Close)
+	cases := []struct {
+		name    string
+		target  func(f *fixture) string
+		wantErr string
+	}{
+		{"to another host", func(*fixture) string { return elsewhere.URL + "/agent/download/linux/amd64" }, "redirect to " + elsewhere.URL},
+		{"to the same host", func(*fixture) string { return "/agent/download/linux/amd64" }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, "v1")
+			upd := f.serve(build("v2"))
+			target := tc.target(f)
+			mux := http.NewServeMux()
+			mux.Handle("/agent/download/", f.srv.Config.Handler)
+			mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, target, http.StatusFound) })
+			moving := httptest.NewServer(mux)
+			t.Cleanup(moving.Close)
+			f.srv = moving
+			upd.Path = "/moved"
+			err := f.updater("v1", time.Hour).Apply(context.Background(), upd, idle)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Apply = %v, want the build installed", err)
+				}
+				f.wantRunning("v2")
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Apply = %v, want an error about %q", err, tc.wantErr)
+			}
+			f.wantRunning("v1")
+		})
+	}
+}

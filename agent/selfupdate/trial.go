@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/stagely/stagely/agent/atomicfile"
 )
 
 // stateName is the file in DataDir that outlives the re-exec.
@@ -45,7 +47,7 @@ func (u *Updater) readState() (state, error) {
 	return st, nil
 }
 
-// writeState replaces update.json durably: temporary file, fsync, rename, fsync the directory.
+// writeState replaces update.json durably (atomicfile).
 func (u *Updater) writeState(st state) error {
 	old, err := u.readState()
 	if err != nil {
@@ -58,25 +60,10 @@ func (u *Updater) writeState(st state) error {
 	if err != nil {
 		return fmt.Errorf("encode the update record: %w", err)
 	}
-	tmp := u.statePath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteFile(u.statePath(), b, 0o600); err != nil {
 		return fmt.Errorf("write the update record: %w", err)
 	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, u.statePath())
-	}
-	if err != nil {
-		return fmt.Errorf("write the update record %s: %w", u.statePath(), err)
-	}
-	return syncDir(u.opts.DataDir)
+	return nil
 }
 
 // recordFailure notes that version failed, so it is declined for RetryAfter; the trial,
@@ -130,8 +117,8 @@ func (u *Updater) Resume() (*Trial, error) {
 // Expired is closed when the deadline passes without Confirm; the caller then calls RollBack.
 func (t *Trial) Expired() <-chan struct{} { return t.expired }
 
-// Confirm ends the trial: the new build connected and said HELLO. It is safe to call
-// more than once and on a nil Trial.
+// Confirm ends the trial: the server accepted the new build's connection. It is safe to
+// call more than once and on a nil Trial.
 func (t *Trial) Confirm() {
 	if t == nil {
 		return
@@ -151,7 +138,7 @@ func (t *Trial) Confirm() {
 // RollBack puts the previous binary back, records the failure and executes it; it returns
 // only when that fails.
 func (t *Trial) RollBack() error {
-	return t.rollBack(fmt.Errorf("did not connect and say HELLO within %s", t.u.opts.ConfirmWithin))
+	return t.rollBack(fmt.Errorf("did not connect and get accepted by the server within %s", t.u.opts.ConfirmWithin))
 }
 
 func (t *Trial) rollBack(cause error) error {
@@ -160,7 +147,7 @@ func (t *Trial) rollBack(cause error) error {
 	if err := os.Rename(u.prevPath(), u.opts.Exe); err != nil {
 		return fmt.Errorf("roll back to %s: %w", u.prevPath(), err)
 	}
-	if err := syncDir(filepath.Dir(u.opts.Exe)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(u.opts.Exe)); err != nil {
 		return err
 	}
 	return u.Exec()

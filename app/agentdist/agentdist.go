@@ -206,13 +206,18 @@ func (d *Dist) Platforms() []string {
 }
 
 // InstallCommand is the one line the dashboard shows for a new agent: it fetches this
-// server's installer and runs it as root with the token.
+// server's installer and runs it as root with the token. The token travels in the
+// environment (export is a shell builtin, and sudo passes the variable on), so it is on no
+// program's command line, which ps shows to every user of the machine (docs/agents.md).
 func InstallCommand(publicURL, token string) string {
 	u := strings.TrimRight(publicURL, "/") + "/install.sh"
 	if strings.IndexFunc(u, notShellSafe) >= 0 {
 		u = "'" + strings.ReplaceAll(u, "'", `'\''`) + "'"
 	}
-	return "curl -fsSL " + u + " | sudo sh -s -- --token " + token
+	if strings.IndexFunc(token, notShellSafe) >= 0 {
+		token = "'" + strings.ReplaceAll(token, "'", `'\''`) + "'"
+	}
+	return "export STAGELY_TOKEN=" + token + "; curl -fsSL " + u + " | sudo --preserve-env=STAGELY_TOKEN sh"
 }
 
 // notShellSafe is true for a character sh would treat specially in an unquoted word.

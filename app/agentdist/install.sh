@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs or upgrades the Stagely agent from the control plane that served this script.
 #
-#   curl -fsSL https://stagely.example.com/install.sh | sudo sh -s -- --token stgb_...
+#   export STAGELY_TOKEN=stgb_...; curl -fsSL https://stagely.example.com/install.sh | sudo --preserve-env=STAGELY_TOKEN sh
 #
 # Steps, in this order, so a refused download changes nothing on the machine:
 #   1. detect the architecture (amd64, arm64),
@@ -10,10 +10,12 @@
 #      and stop unless `docker info` answers,
 #   4. install the binary (atomically: a running agent keeps its old file), write
 #      /etc/stagely/config.json (0600, root) and the systemd unit, and (re)start the agent.
-# Running it again upgrades in place; without --token it keeps the existing config.json, and
-# so it does with the bootstrap token the agent already traded for its own token.
+# Running it again upgrades in place; without a token it keeps the existing config.json, and
+# so it does with the bootstrap token the agent already traded for its own token. A server URL
+# other than config.json's takes a new token (the credential is that server's).
 # Flags:
-#   --token TOKEN  the agent's bootstrap token from the dashboard (written only to config.json)
+#   --token TOKEN  the agent's bootstrap token from the dashboard (written only to config.json);
+#                  STAGELY_TOKEN in the environment is the same, and keeps it off command lines
 #   --url URL      the control plane's URL (default: the server this script came from)
 #   --root DIR     install under DIR instead of / (image builds, tests); systemd is not used
 #   --start        without systemd, start the agent in the background (log in /var/log/stagely-agent.log)
@@ -29,7 +31,10 @@ die() {
 	exit 1
 }
 
-token=""
+# The token from the environment stays out of every command line (ps shows those to every
+# user). It is unset at once: no program this script runs inherits it.
+token="${STAGELY_TOKEN:-}"
+unset STAGELY_TOKEN
 url="$STAGELY_URL"
 root="${STAGELY_INSTALL_ROOT:-}"
 start=false
@@ -42,7 +47,7 @@ while [ $# -gt 0 ]; do
 	--root) [ $# -ge 2 ] || die "--root needs a value"; root="$2"; shift 2 ;;
 	--root=*) root="${1#*=}"; shift ;;
 	--start) start=true; shift ;;
-	-h | --help) sed -n '2,20p' "$0" 2>/dev/null || true; exit 0 ;;
+	-h | --help) sed -n '2,22p' "$0" 2>/dev/null || true; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 done
@@ -67,7 +72,7 @@ if [ -n "$root" ]; then
 	*) die "--root must be an absolute path" ;;
 	esac
 elif [ "$(id -u)" -ne 0 ]; then
-	die "run as root (… | sudo sh -s -- --token …): the agent drives the Docker socket and writes /etc/stagely"
+	die "run as root (… | sudo --preserve-env=STAGELY_TOKEN sh): the agent drives the Docker socket and writes /etc/stagely"
 fi
 
 bin_path="$root/usr/local/bin/stagely-agent"
@@ -82,7 +87,7 @@ pid_path="$root/run/stagely-agent.pid"
 stop_grace=200
 
 if [ -z "$token" ] && [ ! -s "$config_path" ]; then
-	die "no --token given and no $config_path to keep: copy the command from the dashboard's agent page"
+	die "no token (STAGELY_TOKEN or --token) given and no $config_path to keep: copy the command from the dashboard's agent page"
 fi
 
 detect_arch() {
@@ -212,6 +217,27 @@ already_exchanged() {
 	grep -q "\"bootstrap_sha256\":\"$sum\"" "$config_path"
 }
 
+# config_url prints the server URL config.json names, without a trailing slash ("" if none).
+config_url() {
+	sed -n 's/.*"server_url"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$config_path" | head -n 1 | sed 's#/*$##'
+}
+
+# plan_config decides, before anything changes, what becomes of config.json: config_plan is
+# "write" for a token the agent has not traded, "keep" otherwise. The agent's credential
+# works only with the server that issued it, so keeping config.json with another server's
+# URL is refused: a new server takes a new token.
+plan_config() {
+	if [ -n "$token" ] && ! already_exchanged; then
+		config_plan="write"
+		return
+	fi
+	old_url=$(config_url)
+	if [ -n "$old_url" ] && [ "$old_url" != "$url" ]; then
+		die "$config_path is for the server $old_url, and $url is another one, where the agent's credential does not work: run this installer with a new token from $url (create the agent there, or rotate its token). If $url is the same Stagely server at a new address, change server_url in $config_path and restart the agent instead"
+	fi
+	config_plan="keep"
+}
+
 write_config() {
 	mkdir -p "$config_dir"
 	chmod 0700 "$config_dir"
@@ -301,6 +327,7 @@ start_agent() {
 }
 
 main() {
+	plan_config
 	arch=$(detect_arch)
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
@@ -314,10 +341,10 @@ main() {
 	sync
 	mv -f "$bin_path.new" "$bin_path"
 	say "installed $bin_path ($("$bin_path" --version))"
-	if [ -n "$token" ] && already_exchanged; then
-		say "kept $config_path: the agent traded this bootstrap token for its own token already"
-	elif [ -n "$token" ]; then
+	if [ "$config_plan" = write ]; then
 		write_config
+	elif [ -n "$token" ]; then
+		say "kept $config_path: the agent traded this bootstrap token for its own token already"
 	else
 		say "kept $config_path"
 	fi

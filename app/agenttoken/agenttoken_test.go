@@ -12,12 +12,19 @@ import (
 	"github.com/stagely/stagely/app/agenttoken"
 )
 
-func TestMint_TokenCarriesAgentIDAnd256RandomBits(t *testing.T) {
-	t.Parallel()
-	m, err := agenttoken.Mint(4242)
+// mint is agenttoken.Mint at the real cost, failing the test on an error.
+func mint(t *testing.T, agentID int64) agenttoken.Minted {
+	t.Helper()
+	m, err := agenttoken.Mint(agentID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+func TestMint_TokenCarriesAgentIDAnd256RandomBits(t *testing.T) {
+	t.Parallel()
+	m := mint(t, 4242)
 	if !strings.HasPrefix(m.Token, "stg_4242_") {
 		t.Fatalf("token %q lacks the stg_<id>_ prefix", m.Token[:9])
 	}
@@ -43,14 +50,8 @@ func TestMint_TokenCarriesAgentIDAnd256RandomBits(t *testing.T) {
 
 func TestMint_TokensAreUnique(t *testing.T) {
 	t.Parallel()
-	a, err := agenttoken.Mint(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := agenttoken.Mint(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := mint(t, 1)
+	b := mint(t, 1)
 	if a.Token == b.Token || a.Hash == b.Hash {
 		t.Fatal("two mints gave the same token or hash")
 	}
@@ -61,10 +62,7 @@ func TestMint_TokensAreUnique(t *testing.T) {
 
 func TestMint_NeverPrintsToken(t *testing.T) {
 	t.Parallel()
-	m, err := agenttoken.Mint(9)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mint(t, 9)
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
 		if out := fmt.Sprintf(format, m); strings.Contains(out, m.Token) {
 			t.Fatalf("%s printed the token", format)
@@ -74,10 +72,7 @@ func TestMint_NeverPrintsToken(t *testing.T) {
 
 func TestVerify_RefusesMalformedTokens(t *testing.T) {
 	t.Parallel()
-	m, err := agenttoken.Mint(12)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := mint(t, 12)
 	secret := strings.TrimPrefix(m.Token, "stg_12_")
 	tests := []struct {
 		name  string

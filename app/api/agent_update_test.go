@@ -3,10 +3,10 @@ package api_test
 import (
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/store"
 )
 
@@ -16,22 +16,13 @@ const servedVersion = "v9.9.9"
 // recordingUpdates is the hub's self-update part the API uses.
 type recordingUpdates struct {
 	latest string
-	mu     sync.Mutex
-	calls  []string
+	calls  recordtest.List[string]
 }
 
 func (r *recordingUpdates) LatestAgentVersion() string { return r.latest }
 
 func (r *recordingUpdates) SetAutoUpdate(agentID int64, on bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf("%d %t", agentID, on))
-}
-
-func (r *recordingUpdates) recorded() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.calls...)
+	r.calls.Add(fmt.Sprintf("%d %t", agentID, on))
 }
 
 type agentUpdateView struct {
@@ -84,7 +75,7 @@ func TestAgents_ShowVersionStatusAndSwitchAutoUpdate(t *testing.T) {
 	if a, err := e.st.AgentByID(t.Context(), id); err != nil || a.AutoUpdate {
 		t.Fatalf("stored agent %+v, %v", a, err)
 	}
-	if got := e.updates.recorded(); len(got) != 1 || got[0] != fmt.Sprintf("%d false", id) {
+	if got := e.updates.calls.All(); len(got) != 1 || got[0] != fmt.Sprintf("%d false", id) {
 		t.Fatalf("hub told %q, want the switch for agent %d", got, id)
 	}
 

@@ -105,16 +105,17 @@ func (a *API) createAgent(c *gin.Context, u store.User) error {
 	return nil
 }
 
+// userAgent returns the agent named by the path's id when u owns it; anyone else's is not found.
+func (a *API) userAgent(c *gin.Context, u store.User) (store.Agent, error) {
+	return owned(c, u, "agent", a.st.AgentForUser)
+}
+
 func (a *API) rotateAgentToken(c *gin.Context, u store.User) error {
-	id, err := pathID(c, "id", "agent")
+	ag, err := a.userAgent(c, u)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
-	ag, err := a.st.AgentForUser(ctx, u.ID, id)
-	if err != nil {
-		return err
-	}
 	// Rotation hands out a bootstrap token, like creation: the old long-lived token stops
 	// working now, and the agent waits for its first connection with the new one.
 	minted, err := agenttoken.MintBootstrapCost(ag.ID, a.tokenCost)
@@ -180,15 +181,11 @@ const maxAgentEvents = 50
 // listAgentEvents answers the agent's history from the audit log, newest first: created,
 // token rotated, bootstrap token exchanged or replayed, duplicate connections refused.
 func (a *API) listAgentEvents(c *gin.Context, u store.User) error {
-	id, err := pathID(c, "id", "agent")
+	ag, err := a.userAgent(c, u)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	if _, err := a.st.AgentForUser(ctx, u.ID, id); err != nil {
-		return err
-	}
-	entries, err := a.st.AuditForTarget(ctx, u.ID, "agent", strconv.FormatInt(id, 10), maxAgentEvents)
+	entries, err := a.st.AuditForTarget(c.Request.Context(), u.ID, "agent", strconv.FormatInt(ag.ID, 10), maxAgentEvents)
 	if err != nil {
 		return err
 	}

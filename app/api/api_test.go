@@ -66,8 +66,7 @@ func TestMe_ReturnsTheSignedInUser(t *testing.T) {
 
 func TestInstallations_ListsWhatTheUserSeesOnGitHub(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	e.signIn("bob")
 	bobInst := e.sim.AddInstallation("bob")
 
@@ -92,8 +91,7 @@ func TestInstallations_ListsWhatTheUserSeesOnGitHub(t *testing.T) {
 
 func TestRepositories_ComeFromGitHubWithDefaultBranch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	e.signIn("bob")
 	var got []struct {
 		ID            int64  `json:"id"`
@@ -139,8 +137,7 @@ func TestGitHub_RefusedOrMissingTokenAsksToSignInAgain(t *testing.T) {
 
 func TestCreateProject_TakesRepositoryFactsFromGitHubAndDefaults(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 
 	var p project
@@ -190,14 +187,8 @@ func TestCreateProject_TakesRepositoryFactsFromGitHubAndDefaults(t *testing.T) {
 
 func TestCreateProject_RefusesWhatTheUserCannotSeeOnGitHub(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
-	e.signIn("bob")
-	bobInst := e.sim.AddInstallation("bob")
-	if err := e.sim.CreateRepo(bobInst, "bob/secret", "main"); err != nil {
-		t.Fatal(err)
-	}
-	bobRepo := e.sim.RepoID("bob/secret")
+	e, w := newAliceEnv(t)
+	_, bobRepo := e.bobWithRepo("bob/secret")
 	tests := []struct {
 		name       string
 		who        string
@@ -221,8 +212,7 @@ func TestCreateProject_RefusesWhatTheUserCannotSeeOnGitHub(t *testing.T) {
 
 func TestCreateProject_SameBranchOrNameTwiceIs409(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	e.apiProject(w)
 	tests := []struct {
 		name  string
@@ -274,9 +264,7 @@ func TestProjects_SeveralOnOneBranchInRootDirectoriesOfTheirOwn(t *testing.T) {
 
 func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
-	p := e.apiProject(w)
+	e, p := newAliceProject(t)
 	projectPath := fmt.Sprintf("/api/projects/%d", p.ID)
 	big := `{"name": "` + strings.Repeat("a", 300<<10) + `"}`
 	tests := []struct {
@@ -342,9 +330,7 @@ func TestValidation_ErrorsNameTheFieldsToFix(t *testing.T) {
 
 func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
-	p := e.apiProject(w)
+	e, p := newAliceProject(t)
 	var ag agentWithToken
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "box"}, &ag)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
@@ -367,10 +353,8 @@ func TestPatchProject_LinksAndUnlinksAnAgentAndChangesTheBranch(t *testing.T) {
 
 func TestDeleteProject_TakesItsSecretsAndDeploymentsAlong(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, p := newAliceProject(t)
 	ctx := context.Background()
-	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d", p.ID)
 	e.must(200, "PUT", path+"/secrets/global/TOKEN", "alice", map[string]any{"value": "x"}, nil)
 	if _, err := e.st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush}); err != nil {
@@ -392,8 +376,7 @@ func TestDeleteProject_TakesItsSecretsAndDeploymentsAlong(t *testing.T) {
 
 func TestSecrets_WriteOnlyPutListReplaceDelete(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 	p := e.apiProject(w)
 	path := fmt.Sprintf("/api/projects/%d/secrets", p.ID)
@@ -454,7 +437,7 @@ func TestSecrets_WriteOnlyPutListReplaceDelete(t *testing.T) {
 	if puts != 5 || deletes != 1 {
 		t.Errorf("audit has %d secret.put and %d secret.delete, want 5 and 1", puts, deletes)
 	}
-	for _, body := range e.allBodies() {
+	for _, body := range e.bodies.All() {
 		for _, v := range append(mapValues(values), replacement) {
 			if len(v) > 3 && strings.Contains(body, v) || strings.Contains(body, "QUJDREVGR0hJSktMTU5PUA") {
 				t.Errorf("a response body holds a secret value: %.200s", body)
@@ -476,10 +459,8 @@ func mapValues(m map[string]string) []string {
 
 func TestDeployments_NewestFirstAtMost50WithCheckRunLinks(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, p := newAliceProject(t)
 	ctx := context.Background()
-	p := e.apiProject(w)
 	var last store.Deployment
 	for i := range 52 {
 		d, err := e.st.CreateDeployment(ctx, store.NewDeployment{ProjectID: p.ID, SHA: fmt.Sprintf("%040x", i+1), Ref: "refs/heads/main", Trigger: store.TriggerPush})
@@ -553,8 +534,7 @@ func TestAgents_TokensAreHashedAtTheStoredCostByDefault(t *testing.T) {
 // the hub at the agent's first connection (app/hub/bootstrap_test.go).
 func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
 
 	var created agentWithToken
@@ -580,7 +560,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 		!strings.Contains(created.CloudInit, serverURL) || !strings.Contains(created.CloudInit, "/install.sh") {
 		t.Errorf("cloud_init lacks the header, token, server URL or installer:\n%s", created.CloudInit)
 	}
-	if want := "curl -fsSL " + serverURL + "/install.sh | sudo sh -s -- --token " + created.Token; created.InstallCommand != want {
+	if want := "export STAGELY_TOKEN=" + created.Token + "; curl -fsSL " + serverURL + "/install.sh | sudo --preserve-env=STAGELY_TOKEN sh"; created.InstallCommand != want {
 		t.Errorf("install_command = %q, want %q", created.InstallCommand, want)
 	}
 	e.must(409, "POST", "/api/agents", "alice", map[string]any{"name": "prod-1"}, nil)
@@ -595,7 +575,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	var rotated agentWithToken
 	e.must(200, "POST", fmt.Sprintf("/api/agents/%d/rotate-token", created.Agent.ID), "alice", nil, &rotated)
 	if rotated.Token == created.Token || rotated.Agent.ID != created.Agent.ID || !strings.Contains(rotated.CloudInit, rotated.Token) ||
-		!strings.HasSuffix(rotated.InstallCommand, " --token "+rotated.Token) {
+		!strings.HasPrefix(rotated.InstallCommand, "export STAGELY_TOKEN="+rotated.Token+"; ") {
 		t.Errorf("rotation = %+v", rotated.Agent)
 	}
 	row, _ = e.st.AgentByID(ctx, created.Agent.ID)
@@ -613,7 +593,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	}
 	e.signIn("mallory")
 	e.must(404, "GET", fmt.Sprintf("/api/agents/%d/events", created.Agent.ID), "mallory", nil, nil)
-	if got := e.revoker.revoked(); !slices.Equal(got, []int64{created.Agent.ID}) {
+	if got := e.revoker.revoked.All(); !slices.Equal(got, []int64{created.Agent.ID}) {
 		t.Errorf("revoked after rotation = %v, want [%d]", got, created.Agent.ID)
 	}
 
@@ -625,7 +605,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	if p.Agent != nil {
 		t.Errorf("project still linked to the deleted agent: %+v", p.Agent)
 	}
-	if got := e.revoker.revoked(); !slices.Equal(got, []int64{created.Agent.ID, created.Agent.ID}) {
+	if got := e.revoker.revoked.All(); !slices.Equal(got, []int64{created.Agent.ID, created.Agent.ID}) {
 		t.Errorf("revoked = %v, want the agent twice (rotation, deletion)", got)
 	}
 	e.must(404, "DELETE", fmt.Sprintf("/api/agents/%d", created.Agent.ID), "alice", nil, nil)
@@ -647,7 +627,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 	// Each token appeared in exactly the one answer that minted it.
 	for _, tok := range []string{created.Token, rotated.Token} {
 		n := 0
-		for _, b := range e.allBodies() {
+		for _, b := range e.bodies.All() {
 			if strings.Contains(b, tok) {
 				n++
 			}
@@ -663,8 +643,7 @@ func TestAgents_TokenShownOnceRotatedAndRevoked(t *testing.T) {
 // A read-only collaborator must not be able to claim main before its maintainers do.
 func TestCreateProject_NeedsWriteAccessToTheRepository(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	body := map[string]any{"installation_id": w.orgInst, "repo_id": w.orgRepo}
 	for _, role := range []string{"read", "triage"} {
 		if err := e.sim.SetRepoRole("acme/site", "alice", role); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 )
@@ -43,21 +44,10 @@ type session struct {
 
 // recordingRevoker is the hub's part the API uses, recording every revoked agent.
 type recordingRevoker struct {
-	mu  sync.Mutex
-	ids []int64
+	revoked recordtest.List[int64]
 }
 
-func (r *recordingRevoker) Revoke(agentID int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ids = append(r.ids, agentID)
-}
-
-func (r *recordingRevoker) revoked() []int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]int64(nil), r.ids...)
-}
+func (r *recordingRevoker) Revoke(agentID int64) { r.revoked.Add(agentID) }
 
 // env is one API on its own database and its own simulated GitHub.
 type env struct {
@@ -71,7 +61,7 @@ type env struct {
 
 	mu       sync.Mutex
 	sessions map[string]session
-	bodies   []string // every response body, for the secret scans
+	bodies   recordtest.List[string] // every response body, for the secret scans
 }
 
 // newEnv mints agent tokens at bcrypt's lowest cost: the hash checks the same, and the
@@ -217,9 +207,7 @@ func (e *env) do(method, path, user string, body any) response {
 	}
 	rec := httptest.NewRecorder()
 	e.router.ServeHTTP(rec, req)
-	e.mu.Lock()
-	e.bodies = append(e.bodies, rec.Body.String())
-	e.mu.Unlock()
+	e.bodies.Add(rec.Body.String())
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
@@ -237,13 +225,6 @@ func (e *env) must(want int, method, path, user string, body, out any) response 
 		}
 	}
 	return res
-}
-
-// allBodies returns every response body the env has answered so far.
-func (e *env) allBodies() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.bodies...)
 }
 
 // apiError is the one error shape.
@@ -343,6 +324,13 @@ type world struct {
 	orgRepo   int64 // acme/site
 }
 
+// newAliceEnv is newEnv with alice signed in to her GitHub world.
+func newAliceEnv(t *testing.T) (*env, world) {
+	t.Helper()
+	e := newEnv(t)
+	return e, e.aliceWorld()
+}
+
 func (e *env) aliceWorld() world {
 	e.t.Helper()
 	w := world{alice: e.signIn("alice")}
@@ -363,6 +351,25 @@ func (e *env) aliceWorld() world {
 	w.apiRepo = e.sim.RepoID("alice/api")
 	w.orgRepo = e.sim.RepoID("acme/site")
 	return w
+}
+
+// bobWithRepo signs bob in and gives him an installation of his own with one repository,
+// name (default branch main); it returns the installation's and the repository's ids.
+func (e *env) bobWithRepo(name string) (inst, repo int64) {
+	e.t.Helper()
+	e.signIn("bob")
+	inst = e.sim.AddInstallation("bob")
+	if err := e.sim.CreateRepo(inst, name, "main"); err != nil {
+		e.t.Fatal(err)
+	}
+	return inst, e.sim.RepoID(name)
+}
+
+// newAliceProject is newAliceEnv with alice's project on alice/api.
+func newAliceProject(t *testing.T) (*env, project) {
+	t.Helper()
+	e, w := newAliceEnv(t)
+	return e, e.apiProject(w)
 }
 
 // apiProject is alice's project on alice/api, created through the API.

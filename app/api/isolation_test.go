@@ -10,15 +10,9 @@ import (
 // Every one of alice's things is, for bob, exactly as if it did not exist.
 func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	ctx := context.Background()
-	e.signIn("bob")
-	bobInst := e.sim.AddInstallation("bob")
-	if err := e.sim.CreateRepo(bobInst, "bob/app", "main"); err != nil {
-		t.Fatal(err)
-	}
-	bobRepo := e.sim.RepoID("bob/app")
+	bobInst, bobRepo := e.bobWithRepo("bob/app")
 
 	var ap, bp project
 	var aa, ba agentWithToken
@@ -133,10 +127,10 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	if aliceHash() != hashBefore {
 		t.Errorf("alice's agent token was rotated by bob")
 	}
-	if got := e.revoker.revoked(); len(got) != 0 {
+	if got := e.revoker.revoked.All(); len(got) != 0 {
 		t.Errorf("agents revoked by bob's requests: %v", got)
 	}
-	for _, body := range e.allBodies() {
+	for _, body := range e.bodies.All() {
 		if strings.Contains(body, "alice-only-value-93xq") {
 			t.Errorf("a response holds alice's secret value: %s", body)
 		}
@@ -145,8 +139,7 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 
 func TestInternalErrors_AreGenericAndLoggedWithAReference(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	w := e.aliceWorld()
+	e, w := newAliceEnv(t)
 	p := e.apiProject(w)
 	if err := e.st.Close(); err != nil {
 		t.Fatal(err)

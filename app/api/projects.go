@@ -128,21 +128,30 @@ func (a *API) projectViews(ctx context.Context, userID int64, ps []store.Project
 	return out, nil
 }
 
-func (a *API) projectView(ctx context.Context, userID int64, p store.Project) (projectView, error) {
-	vs, err := a.projectViews(ctx, userID, []store.Project{p})
+// writeProject answers p, as the API shows a project, with status.
+func (a *API) writeProject(c *gin.Context, status int, userID int64, p store.Project) error {
+	vs, err := a.projectViews(c.Request.Context(), userID, []store.Project{p})
 	if err != nil {
-		return projectView{}, err
+		return err
 	}
-	return vs[0], nil
+	c.JSON(status, vs[0])
+	return nil
 }
 
 // userProject loads the :id project if the user owns it; otherwise a 404.
 func (a *API) userProject(c *gin.Context, u store.User) (store.Project, error) {
-	id, err := pathID(c, "id", "project")
+	return owned(c, u, "project", a.st.ProjectForUser)
+}
+
+// owned loads the thing (what: "project", "agent") the path's :id names through forUser,
+// which finds it only when u owns it: anyone else's is a 404 like a missing one.
+func owned[T any](c *gin.Context, u store.User, what string, forUser func(ctx context.Context, userID, id int64) (T, error)) (T, error) {
+	id, err := pathID(c, "id", what)
 	if err != nil {
-		return store.Project{}, err
+		var zero T
+		return zero, err
 	}
-	return a.st.ProjectForUser(c.Request.Context(), u.ID, id)
+	return forUser(c.Request.Context(), u.ID, id)
 }
 
 func (a *API) listProjects(c *gin.Context, u store.User) error {
@@ -163,12 +172,7 @@ func (a *API) getProject(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.projectView(c.Request.Context(), u.ID, p)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, v)
-	return nil
+	return a.writeProject(c, http.StatusOK, u.ID, p)
 }
 
 type createProjectRequest struct {
@@ -240,18 +244,30 @@ func (a *API) visibleRepository(c *gin.Context, req createProjectRequest) (githu
 	if i < 0 {
 		return github.UserInstallation{}, github.Repository{}, notFound("installation %d not found on GitHub, or you cannot see it", req.InstallationID)
 	}
-	repos, err := a.github.UserRepositories(ctx, tok, ins[i].ID)
-	if err != nil {
+	repo, ok, err := a.userRepository(ctx, tok, ins[i].ID, req.RepoID)
+	switch {
+	case err != nil:
 		return github.UserInstallation{}, github.Repository{}, err
-	}
-	j := slices.IndexFunc(repos, func(r github.Repository) bool { return r.ID == req.RepoID })
-	if j < 0 {
+	case !ok:
 		return github.UserInstallation{}, github.Repository{}, notFound("repository %d not found in installation %d, or you cannot see it", req.RepoID, ins[i].ID)
+	case !repo.Push:
+		return github.UserInstallation{}, github.Repository{}, needWrite(repo.FullName, "link it to a project")
 	}
-	if !repos[j].Push {
-		return github.UserInstallation{}, github.Repository{}, needWrite(repos[j].FullName, "link it to a project")
+	return ins[i], repo, nil
+}
+
+// userRepository finds repository repoID among those GitHub shows the user in installation
+// instID; ok is false when it is not listed (the user cannot see it).
+func (a *API) userRepository(ctx context.Context, tok string, instID, repoID int64) (repo github.Repository, ok bool, err error) {
+	repos, err := a.github.UserRepositories(ctx, tok, instID)
+	if err != nil {
+		return github.Repository{}, false, err
 	}
-	return ins[i], repos[j], nil
+	j := slices.IndexFunc(repos, func(r github.Repository) bool { return r.ID == repoID })
+	if j < 0 {
+		return github.Repository{}, false, nil
+	}
+	return repos[j], true, nil
 }
 
 // needWrite refuses a user who may read a repository but not push to it. A project deploys
@@ -273,18 +289,15 @@ func (a *API) canPushTo(c *gin.Context, p store.Project) error {
 	if err != nil {
 		return err
 	}
-	repos, err := a.github.UserRepositories(ctx, tok, in.GitHubID)
-	if errors.Is(err, github.ErrNotFound) {
+	repo, ok, err := a.userRepository(ctx, tok, in.GitHubID, p.RepoID)
+	switch {
+	case errors.Is(err, github.ErrNotFound):
 		return forbidden("you need write access to %s: GitHub no longer shows you its installation", p.RepoFullName)
-	}
-	if err != nil {
+	case err != nil:
 		return err
-	}
-	j := slices.IndexFunc(repos, func(r github.Repository) bool { return r.ID == p.RepoID })
-	if j < 0 {
+	case !ok:
 		return forbidden("you need write access to %s: GitHub no longer shows it to you", p.RepoFullName)
-	}
-	if !repos[j].Push {
+	case !repo.Push:
 		return needWrite(p.RepoFullName, "change the branch it deploys")
 	}
 	return nil
@@ -354,12 +367,7 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.projectView(ctx, u.ID, created)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusCreated, v)
-	return nil
+	return a.writeProject(c, http.StatusCreated, u.ID, created)
 }
 
 type updateProjectRequest struct {
@@ -435,12 +443,7 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.projectView(ctx, u.ID, p)
-	if err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, v)
-	return nil
+	return a.writeProject(c, http.StatusOK, u.ID, p)
 }
 
 // applyProjectUpdate writes a checked update and its audit entry in tx.

@@ -16,6 +16,7 @@ import (
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/seal"
+	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
 )
 
@@ -38,6 +39,16 @@ func registered() appcreds.App {
 	}
 }
 
+// storedApp is a database and a keyring holding registered(), as after /setup.
+func storedApp(t *testing.T) (*store.Store, *seal.Keyring) {
+	t.Helper()
+	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
+	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(context.Background(), registered()); err != nil {
+		t.Fatal(err)
+	}
+	return st, keys
+}
+
 func TestCurrent_NothingConfiguredIsNotAnError(t *testing.T) {
 	t.Parallel()
 	p := appcreds.New(storetest.NewStore(t), apptest.Keyring(t, nil), appcreds.Credentials{})
@@ -50,10 +61,7 @@ func TestCurrent_NothingConfiguredIsNotAnError(t *testing.T) {
 func TestCurrent_EnvironmentWinsOverStoredApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
-	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
-		t.Fatal(err)
-	}
+	st, keys := storedApp(t)
 	env := appcreds.Credentials{AppID: 7, PrivateKeyPEM: pemKey(), WebhookSecret: "env-secret", ClientID: "Iv1.env", ClientSecret: "env-cs"}
 	p := appcreds.New(st, keys, env)
 	app, ok, err := p.App(ctx)
@@ -124,10 +132,7 @@ func TestStore_SealsSecretsAndCurrentReturnsThemAtOnce(t *testing.T) {
 func TestStore_RefusesASecondApp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
-	if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
-		t.Fatal(err)
-	}
+	st, keys := storedApp(t)
 	other := registered()
 	other.Credentials.AppID = 99
 	// A provider that never read the row still meets it in the transaction.
@@ -185,10 +190,7 @@ func TestCurrent_TamperedRowFailsToOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, keys := storetest.NewStore(t), apptest.Keyring(t, nil)
-			if err := appcreds.New(st, keys, appcreds.Credentials{}).Store(ctx, registered()); err != nil {
-				t.Fatal(err)
-			}
+			st, keys := storedApp(t)
 			if _, err := st.DB().ExecContext(ctx, tt.update); err != nil {
 				t.Fatal(err)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/githubsim"
+	"github.com/stagely/stagely/waittest"
 )
 
 func TestSignIn_SetsHardenedCookieAndStoresOnlyTheHash(t *testing.T) {
@@ -32,7 +33,7 @@ func TestSignIn_SetsHardenedCookieAndStoresOnlyTheHash(t *testing.T) {
 			c := f.signIn("octocat")
 
 			var setCookie *http.Cookie
-			for _, r := range f.rec.all() {
+			for _, r := range f.rec.seen.All() {
 				if strings.Contains(r.url, "/auth/github/callback") {
 					for _, line := range r.header.Values("Set-Cookie") {
 						ck, err := http.ParseSetCookie(line)
@@ -177,9 +178,7 @@ func TestCallback_StateNotFromThisBrowserIsRefused(t *testing.T) {
 func TestCallback_StateIsCheckedBeforeTheCodeIsSpent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.authorizing("octocat")
-	victim := f.browser()
-	back := f.startLogin(victim)
+	victim, back := f.octocatAtCallback()
 	// An attacker's browser presenting the victim's callback URL is refused without using the code…
 	if resp := f.get(f.browser(), back.String()); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("foreign browser: %d, want 400", resp.StatusCode)
@@ -194,9 +193,7 @@ func TestCallback_StateIsCheckedBeforeTheCodeIsSpent(t *testing.T) {
 func TestCallback_ReusedCodeIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
-	f.authorizing("octocat")
-	c := f.browser()
-	first := f.startLogin(c)
+	c, first := f.octocatAtCallback()
 	if resp := f.get(c, first.String()); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first callback: %d %s", resp.StatusCode, apptest.ReadBody(t, resp))
 	}
@@ -398,7 +395,7 @@ func TestGitHubToken_NeverLeavesTheServer(t *testing.T) {
 	if strings.Contains(f.logs.String(), tok) {
 		t.Fatal("the GitHub token is in the server log")
 	}
-	for _, r := range f.rec.all() {
+	for _, r := range f.rec.seen.All() {
 		if bytes.Contains(r.body, []byte(tok)) || strings.Contains(strings.Join(headerLines(r.header), "\n"), tok) {
 			t.Fatalf("the GitHub token is in the response from %s", r.url)
 		}
@@ -470,14 +467,10 @@ func TestRun_PrunesSessionsEndedMoreThanADayAgo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.auth.Run(ctx) }()
-	deadline := time.Now().Add(time.Minute)
-	for f.countSessions() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waittest.Until(t, time.Minute, "Run to prune the logged-out session and keep the live one",
+		func() bool { return f.countSessions() == 1 })
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	waittest.Returned(t, done, time.Minute, "Run")
 	if n := f.countSessions(); n != 1 {
 		t.Fatalf("%d sessions left, want the live one", n)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/stagely/stagely/app/auth"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
@@ -29,8 +29,7 @@ import (
 // for things that must never leave the server.
 type recorder struct {
 	next http.RoundTripper
-	mu   sync.Mutex
-	seen []recorded
+	seen recordtest.List[recorded]
 }
 
 type recorded struct {
@@ -51,16 +50,8 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	r.mu.Lock()
-	r.seen = append(r.seen, recorded{url: req.URL.String(), status: resp.StatusCode, header: resp.Header.Clone(), body: body})
-	r.mu.Unlock()
+	r.seen.Add(recorded{url: req.URL.String(), status: resp.StatusCode, header: resp.Header.Clone(), body: body})
 	return resp, nil
-}
-
-func (r *recorder) all() []recorded {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]recorded(nil), r.seen...)
 }
 
 // fixture is a Stagely HTTP server with auth mounted, a started githubsim and a real database.
@@ -162,6 +153,15 @@ func (f *fixture) signIn(login string) *http.Client {
 		f.t.Fatalf("sign-in ended at %s with %d: %s", resp.Request.URL, resp.StatusCode, apptest.ReadBody(f.t, resp))
 	}
 	return c
+}
+
+// octocatAtCallback has octocat authorize the App in a new browser; it returns the browser
+// and the callback URL GitHub sent it back to, not followed yet.
+func (f *fixture) octocatAtCallback() (*http.Client, *url.URL) {
+	f.t.Helper()
+	f.authorizing("octocat")
+	c := f.browser()
+	return c, f.startLogin(c)
 }
 
 // startLogin begins a sign-in and stops at GitHub's redirect back, returning the callback URL

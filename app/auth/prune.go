@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/stagely/stagely/app/periodic"
 )
 
 // pruneEvery is how often Run deletes ended sessions; pruneAfter keeps them this long after
@@ -25,18 +27,11 @@ func (a *Auth) PruneSessions(ctx context.Context) (int64, error) {
 // Run prunes ended sessions at once and then hourly until ctx ends; it always returns nil, as
 // a failed prune is retried on the next tick.
 func (a *Auth) Run(ctx context.Context) error {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
+	return periodic.Run(ctx, pruneEvery, func(ctx context.Context) {
 		if n, err := a.PruneSessions(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("prune sessions", "err", err)
 		} else if n > 0 {
 			a.log.Info("pruned ended sessions", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }

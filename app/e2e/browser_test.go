@@ -9,16 +9,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stagely/stagely/app/secrets"
+	"github.com/stagely/stagely/store"
 )
 
 // TestBrowser drives the dashboard in Debian's Chromium (playwright-core, web/e2e/browser.mjs)
 // against the real server binary, with the SPA embedded, and githubsim: sign in, create an agent
-// (its token shown once), create a project linked to it, add a secret, sign out. The script checks
-// what the browser shows; this test then checks what the server stored.
+// (its token shown once), run the install command it shows on this machine until the agent is
+// online, create a project linked to it, add a secret, sign out. The script checks what the
+// browser shows; this test then checks what the server stored.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	script, err := filepath.Abs("../../web/e2e/browser.mjs")
@@ -35,9 +38,17 @@ func TestBrowser(t *testing.T) {
 	if _, err := exec.LookPath(chromium); err != nil {
 		t.Fatalf("no Chromium at %s: install Debian's chromium package or set CHROMIUM (%v)", chromium, err)
 	}
+	if _, err := exec.LookPath("sudo"); err != nil {
+		t.Fatal("sudo is not installed, and the dashboard's install command runs with it: apt-get install sudo (scripts/ensure-debian-tools.sh does)")
+	}
 	out := browserOutputDir(t)
 
-	s := newStack(t, stackOptions{bare: true})
+	// The server serves the agent TestMain built, as the install command downloads it.
+	bins := t.TempDir()
+	copyFile(t, bin.Agent, filepath.Join(bins, "stagely-agent-linux-"+runtime.GOARCH))
+	installRoot := t.TempDir()
+	t.Cleanup(func() { stopInstalledAgent(t, installRoot) })
+	s := newStack(t, stackOptions{bare: true, serverEnv: []string{"STAGELY_AGENT_DIR=" + bins}})
 	githubID := s.sim.AddUser("alice")
 	if err := s.sim.AddInstallationMember(s.installation, "alice"); err != nil {
 		t.Fatal(err)
@@ -55,6 +66,7 @@ func TestBrowser(t *testing.T) {
 		"STAGELY_URL="+s.serverURL,
 		"STAGELY_SCREENSHOTS="+out,
 		"STAGELY_SECRET_VALUE="+secretValue,
+		"STAGELY_INSTALL_ROOT="+installRoot,
 		"CHROMIUM="+chromium,
 	)
 	// Playwright closes its browser on SIGINT; a kill would leave Chromium behind.
@@ -83,6 +95,11 @@ func TestBrowser(t *testing.T) {
 		if len(agents) != 1 || agents[0].Name != "box" {
 			t.Fatalf("agents of alice: %+v, want one named box", agents)
 		}
+		// The agent the script installed traded its bootstrap token and is connected.
+		waitFor(t, time.Minute, "the installed agent online", func() bool {
+			a, err := s.st.AgentByID(s.ctx, agents[0].ID)
+			return err == nil && a.Status != store.AgentOffline
+		})
 	})
 
 	projects, err := s.st.ProjectsByUser(s.ctx, user.ID)

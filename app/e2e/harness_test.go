@@ -55,10 +55,10 @@ type process struct {
 	out  *logtest.Buffer
 }
 
-func startProcess(t *testing.T, name, path string, env []string) *process {
+func startProcess(t *testing.T, name, path string, env []string, args ...string) *process {
 	t.Helper()
 	out := &logtest.Buffer{}
-	cmd := exec.Command(path)
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	proc, err := childproc.Start(cmd)

@@ -27,7 +27,7 @@ import (
 // it out, on this machine: install.sh downloads the agent from the server, verifies it,
 // writes config.json and starts it. It runs twice (the second run upgrades in place), and a
 // push then deploys through the installed agent. This machine has no systemd, so the
-// command gets --start, and --root keeps the install out of the real /etc.
+// installer gets --start, and --root keeps the install out of the real /etc.
 func TestInstallCommand(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("sudo"); err != nil {
@@ -45,8 +45,9 @@ func TestInstallCommand(t *testing.T) {
 		InstallCommand string             `json:"install_command"`
 	}
 	s.apiDo(client, http.MethodPost, "/api/agents", map[string]string{"name": "box"}, &created)
-	if !strings.HasPrefix(created.InstallCommand, "curl -fsSL "+s.serverURL+"/install.sh | sudo sh -s -- --token ") {
-		t.Fatalf("install_command = %q", created.InstallCommand)
+	// The token travels in the environment, on no command line.
+	if want := "export STAGELY_TOKEN=" + created.Token + "; curl -fsSL " + s.serverURL + "/install.sh | sudo --preserve-env=STAGELY_TOKEN sh"; created.InstallCommand != want {
+		t.Fatalf("install_command = %q, want %q", created.InstallCommand, want)
 	}
 	s.linkProject(githubID, created.Agent.ID)
 
@@ -56,7 +57,8 @@ func TestInstallCommand(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "sh", "-c", created.InstallCommand+" --root "+root+" --start").CombinedOutput()
+		// sh reads the script from the pipe (-s) and takes the flags after --.
+		out, err := exec.CommandContext(ctx, "sh", "-c", created.InstallCommand+" -s -- --root "+root+" --start").CombinedOutput()
 		if err != nil {
 			t.Fatalf("the install command failed: %v\n%s", err, out)
 		}

@@ -177,9 +177,9 @@ func (in *Installation) UpdateCheckRun(ctx context.Context, repo string, id int6
 		body.Output = output(up.Title, up.Summary, up.Text, "Stagely")
 	}
 	// The update replaces what it sets, so sending it again is harmless.
-	_, err := writeOnce(ctx, in.conn, "update check run", func() (struct{}, error) {
-		return struct{}{}, in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil)
-	}, func() (struct{}, bool, error) { return struct{}{}, false, nil })
+	err := writeOnceNoAnswer(ctx, in.conn, "update check run", func() error {
+		return in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil)
+	}, func() (bool, error) { return false, nil })
 	if err != nil {
 		return fmt.Errorf("update check run %d: %w", id, err)
 	}
@@ -204,11 +204,11 @@ func (in *Installation) CompleteCheckRun(ctx context.Context, repo string, id in
 	if err != nil {
 		return fmt.Errorf("complete check run %d: %w", id, err)
 	}
-	_, err = writeOnce(ctx, in.conn, "complete check run", func() (struct{}, error) {
-		return struct{}{}, in.completeCheckRun(ctx, repo, id, res, actions, anns)
-	}, func() (struct{}, bool, error) {
+	err = writeOnceNoAnswer(ctx, in.conn, "complete check run", func() error {
+		return in.completeCheckRun(ctx, repo, id, res, actions, anns)
+	}, func() (bool, error) {
 		st, err := in.checkRunState(ctx, repo, id)
-		return struct{}{}, err == nil && st.status == "completed" && st.conclusion == res.Conclusion && st.annotations >= len(anns), err
+		return err == nil && st.status == "completed" && st.conclusion == res.Conclusion && st.annotations >= len(anns), err
 	})
 	if err != nil {
 		return fmt.Errorf("complete check run %d: %w", id, err)

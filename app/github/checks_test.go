@@ -28,13 +28,10 @@ func TestCompleteCheckRun_SendsAnnotationsInBatchesBeforeTheConclusion(t *testin
 	f := newFixture(t)
 	ctx := context.Background()
 	in := f.installation()
-	id, err := in.CreateCheckRun(ctx, repoWeb, github.NewCheckRun{
+	id := f.checkRun(t, github.NewCheckRun{
 		Name: "Stagely / deploy", HeadSHA: f.sha2, ExternalID: "dep-42", DetailsURL: "https://stagely.example/d/42",
 		Status: "in_progress", StartedAt: time.Now().Add(-time.Minute), Title: "Deploying", Summary: "Deploying `" + f.sha2[:7] + "`",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var anns []github.Annotation
 	for i := range 120 {
 		anns = append(anns, github.Annotation{Path: "compose.yaml", StartLine: i + 1, Level: "failure", Title: "problem", Message: fmt.Sprintf("problem %d", i)})
@@ -45,7 +42,7 @@ func TestCompleteCheckRun_SendsAnnotationsInBatchesBeforeTheConclusion(t *testin
 	}
 	text := log.String()[:200_000]
 	lastLine := text[strings.LastIndexByte(text[:len(text)-1], '\n')+1:]
-	err = in.CompleteCheckRun(ctx, repoWeb, id, github.CheckRunResult{
+	err := in.CompleteCheckRun(ctx, repoWeb, id, github.CheckRunResult{
 		Conclusion: "failure", Title: "Rolled back: web unhealthy", Summary: "summary", Text: text, Annotations: anns,
 		Actions: []github.Action{{Label: "Redeploy", Description: "Deploy this commit again", Identifier: "redeploy"}},
 	})
@@ -102,11 +99,8 @@ func TestCompleteCheckRun_FewAnnotationsGoInOneRequest(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.installation().CreateCheckRun(ctx, repoWeb, github.NewCheckRun{Name: "Stagely / validate", HeadSHA: f.sha1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = f.installation().CompleteCheckRun(ctx, repoWeb, id, github.CheckRunResult{
+	id := f.checkRun(t, github.NewCheckRun{Name: "Stagely / validate", HeadSHA: f.sha1})
+	err := f.installation().CompleteCheckRun(ctx, repoWeb, id, github.CheckRunResult{
 		Conclusion: "success", Title: "Valid", Summary: "ok",
 		Annotations: []github.Annotation{
 			{Path: "stagely.yaml", StartLine: 3, StartColumn: 5, EndColumn: 9, Level: "warning", Message: "one line, columns kept"},
@@ -138,10 +132,7 @@ func TestCompleteCheckRun_RefusesOurOwnBugsBeforeSendingAnything(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.installation().CreateCheckRun(ctx, repoWeb, github.NewCheckRun{Name: "Stagely / deploy", HeadSHA: f.sha1, Status: "in_progress"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := f.checkRun(t, github.NewCheckRun{Name: "Stagely / deploy", HeadSHA: f.sha1, Status: "in_progress"})
 	ok := github.CheckRunResult{Conclusion: "success", Title: "t", Summary: "s"}
 	tests := []struct {
 		name   string
@@ -194,10 +185,7 @@ func TestUpdateCheckRun_ChangesOutputWhileRunning(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.installation().CreateCheckRun(ctx, repoWeb, github.NewCheckRun{Name: "Stagely / deploy", HeadSHA: f.sha1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := f.checkRun(t, github.NewCheckRun{Name: "Stagely / deploy", HeadSHA: f.sha1})
 	if err := f.installation().UpdateCheckRun(ctx, repoWeb, id, github.CheckRunUpdate{Status: "in_progress", Title: "Building", Summary: "Pulling images"}); err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func TestUserCalls_SeeWhatTheUserSeesThroughTheRetryingTransport(t *testing.T) {
 	if err != nil || len(ins) != 1 || ins[0].ID != f.inst || ins[0].AccountLogin != "acme" || !ins[0].SuspendedAt.IsZero() {
 		t.Fatalf("UserInstallations = %+v, %v", ins, err)
 	}
-	if n := len(f.sleeps.all()); n != 1 {
+	if n := len(f.sleeps.waited.All()); n != 1 {
 		t.Fatalf("%d waits before retrying, want 1", n)
 	}
 	repos, err := c.UserRepositories(ctx, token, f.inst)

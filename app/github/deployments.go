@@ -113,13 +113,10 @@ func (in *Installation) CreateDeploymentStatus(ctx context.Context, repo string,
 	if err != nil {
 		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, err)
 	}
-	_, err = writeOnce(ctx, in.conn, "create deployment status", func() (struct{}, error) {
+	err = writeOnceNoAnswer(ctx, in.conn, "create deployment status", func() error {
 		_, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, deploymentID, req)
-		return struct{}{}, apiError(err)
-	}, func() (struct{}, bool, error) {
-		posted, err := in.DeploymentStatusPosted(ctx, repo, deploymentID, st)
-		return struct{}{}, posted, err
-	})
+		return apiError(err)
+	}, func() (bool, error) { return in.DeploymentStatusPosted(ctx, repo, deploymentID, st) })
 	if err != nil {
 		return fmt.Errorf("create deployment %d status %s: %w", deploymentID, st.State, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/githubsim"
 )
 
@@ -92,6 +93,16 @@ func newFixtureWith(t *testing.T, tweak func(*github.Options)) *fixture {
 }
 
 func (f *fixture) installation() *github.Installation { return f.app.Installation(f.inst) }
+
+// checkRun creates the check run run on repoWeb and returns its id.
+func (f *fixture) checkRun(t *testing.T, run github.NewCheckRun) int64 {
+	t.Helper()
+	id, err := f.installation().CreateCheckRun(context.Background(), repoWeb, run)
+	if err != nil {
+		t.Fatalf("create check run %s: %v", run.Name, err)
+	}
+	return id
+}
 
 // injector answers matching requests with a canned failure a set number of times and passes
 // everything else to the Sim; it remembers every request it saw, body included.
@@ -173,21 +184,12 @@ func (in *injector) requests(method, pattern string) []seenRequest {
 
 // sleepRecorder stands in for time.Sleep: it records the waits asked for and returns at once.
 type sleepRecorder struct {
-	mu     sync.Mutex
-	waited []time.Duration
+	waited recordtest.List[time.Duration]
 }
 
 func (s *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.waited = append(s.waited, d)
+	s.waited.Add(d)
 	return ctx.Err()
-}
-
-func (s *sleepRecorder) all() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waited...)
 }
 
 // wantRequests fails t unless GitHub was sent want requests matching method and pattern

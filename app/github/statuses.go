@@ -50,13 +50,10 @@ func (in *Installation) CreateStatus(ctx context.Context, repo, sha string, st C
 	if err != nil {
 		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, err)
 	}
-	_, err = writeOnce(ctx, in.conn, "create status", func() (struct{}, error) {
+	err = writeOnceNoAnswer(ctx, in.conn, "create status", func() error {
 		_, _, err := client.Repositories.CreateStatus(ctx, owner, name, sha, body)
-		return struct{}{}, apiError(err)
-	}, func() (struct{}, bool, error) {
-		posted, err := in.StatusPosted(ctx, repo, sha, st)
-		return struct{}{}, posted, err
-	})
+		return apiError(err)
+	}, func() (bool, error) { return in.StatusPosted(ctx, repo, sha, st) })
 	if err != nil {
 		return fmt.Errorf("create status %s on %s: %w", ctxName, sha, err)
 	}

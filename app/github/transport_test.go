@@ -64,7 +64,7 @@ func TestRetry_FailuresThatPassAreRetried(t *testing.T) {
 					t.Fatalf("attempt %d sent body %q, want the first attempt's %q", i+1, s.Body, seen[0].Body)
 				}
 			}
-			sleeps := f.sleeps.all()
+			sleeps := f.sleeps.waited.All()
 			if len(sleeps) != tt.times {
 				t.Fatalf("slept %v, want %d waits", sleeps, tt.times)
 			}
@@ -118,7 +118,7 @@ func TestRetry_OtherFailuresAreNotRetried(t *testing.T) {
 				t.Fatalf("errors.Is(err, ErrRateLimited) = %v, want %v", !tt.isLimit, tt.isLimit)
 			}
 			f.wantRequests(t, http.MethodPost, "/repos/acme/web/statuses/*", 1)
-			if s := f.sleeps.all(); len(s) != 0 {
+			if s := f.sleeps.waited.All(); len(s) != 0 {
 				t.Fatalf("slept %v", s)
 			}
 		})
@@ -168,7 +168,7 @@ func TestRetry_StopsWhenTheDeadlineComesFirst(t *testing.T) {
 	if !errors.Is(err, github.ErrRateLimited) {
 		t.Fatalf("ReadFile error = %v, want ErrRateLimited without waiting past the deadline", err)
 	}
-	if s := f.sleeps.all(); len(s) != 0 {
+	if s := f.sleeps.waited.All(); len(s) != 0 {
 		t.Fatalf("slept %v past a 20s deadline", s)
 	}
 }
@@ -238,7 +238,7 @@ func TestRetry_NetworkErrorsAreRetriedBlindOnlyForReads(t *testing.T) {
 		t.Fatalf("ReadFile after a dropped connection: %v", err)
 	}
 	f.wantRequests(t, http.MethodGet, "/repos/acme/web/contents/compose.yaml", 2)
-	if s := f.sleeps.all(); len(s) != 1 {
+	if s := f.sleeps.waited.All(); len(s) != 1 {
 		t.Fatalf("waits %v: want one backoff from our retry, not the http.Transport's own resend", s)
 	}
 	// A POST that died on the wire may have been applied: it is sent again only once GitHub's

@@ -63,6 +63,37 @@ func writeOnce[T any](ctx context.Context, c *conn, what string, send func() (T,
 	}
 }
 
+// writeOnceNoAnswer is writeOnce for a write whose answer is not needed: posted says whether
+// GitHub holds the write already.
+func writeOnceNoAnswer(ctx context.Context, c *conn, what string, send func() error, posted func() (bool, error)) error {
+	_, err := writeOnce(ctx, c, what, func() (struct{}, error) {
+		return struct{}{}, send()
+	}, func() (struct{}, bool, error) {
+		ok, err := posted()
+		return struct{}{}, ok, err
+	})
+	return err
+}
+
+// newest lists the newest 100 statuses (of a commit, or of a deployment) in repo through list:
+// one page, far more than one deployment writes. what names them in errors.
+func newest[S any](ctx context.Context, in *Installation, repo, what string,
+	list func(c *gh.Client, owner, name string, o *gh.ListOptions) ([]S, *gh.Response, error)) ([]S, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	_, client, err := in.clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	got, _, err := list(client, owner, name, &gh.ListOptions{PerPage: 100})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, apiError(err))
+	}
+	return got, nil
+}
+
 // FindCheckRun returns the id of the check run named name on sha whose external_id is
 // externalID, or ErrNotFound.
 func (in *Installation) FindCheckRun(ctx context.Context, repo, sha, name, externalID string) (int64, error) {
@@ -122,22 +153,16 @@ func (in *Installation) checkRunState(ctx context.Context, repo string, id int64
 // StatusPosted says whether the newest commit status of st's context on sha is st (state,
 // description as CreateStatus cuts it, target URL): whether posting st would repeat it.
 func (in *Installation) StatusPosted(ctx context.Context, repo, sha string, st CommitStatus) (bool, error) {
-	owner, name, err := splitRepo(repo)
-	if err != nil {
-		return false, err
-	}
 	ctxName := st.Context
 	if ctxName == "" {
 		ctxName = DefaultStatusContext
 	}
-	_, client, err := in.clients(ctx)
+	// Newest first.
+	list, err := newest(ctx, in, repo, "statuses of "+sha, func(c *gh.Client, owner, name string, o *gh.ListOptions) ([]*gh.RepoStatus, *gh.Response, error) {
+		return c.Repositories.ListStatuses(ctx, owner, name, sha, o)
+	})
 	if err != nil {
-		return false, fmt.Errorf("list statuses of %s: %w", sha, err)
-	}
-	// Newest first; 100 is far more than one deployment writes.
-	list, _, err := client.Repositories.ListStatuses(ctx, owner, name, sha, &gh.ListOptions{PerPage: 100})
-	if err != nil {
-		return false, fmt.Errorf("list statuses of %s: %w", sha, apiError(err))
+		return false, err
 	}
 	for _, s := range list {
 		if strings.EqualFold(s.GetContext(), ctxName) {
@@ -196,17 +221,11 @@ func roundTrip(v any) (any, error) {
 // DeploymentStatusPosted says whether GitHub deployment id already has st (state, description
 // as CreateDeploymentStatus cuts it, log URL) among its newest 100 statuses.
 func (in *Installation) DeploymentStatusPosted(ctx context.Context, repo string, id int64, st DeploymentStatus) (bool, error) {
-	owner, name, err := splitRepo(repo)
+	list, err := newest(ctx, in, repo, fmt.Sprintf("statuses of deployment %d", id), func(c *gh.Client, owner, name string, o *gh.ListOptions) ([]*gh.DeploymentStatus, *gh.Response, error) {
+		return c.Repositories.ListDeploymentStatuses(ctx, owner, name, id, o)
+	})
 	if err != nil {
 		return false, err
-	}
-	_, client, err := in.clients(ctx)
-	if err != nil {
-		return false, fmt.Errorf("list statuses of deployment %d: %w", id, err)
-	}
-	list, _, err := client.Repositories.ListDeploymentStatuses(ctx, owner, name, id, &gh.ListOptions{PerPage: 100})
-	if err != nil {
-		return false, fmt.Errorf("list statuses of deployment %d: %w", id, apiError(err))
 	}
 	for _, s := range list {
 		if s.GetState() == st.State && s.GetDescription() == truncateHead(st.Description, MaxDescriptionChars) && s.GetLogURL() == st.LogURL {

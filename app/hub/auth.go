@@ -225,18 +225,8 @@ func (c *tokenCache) valid(key [sha256.Size]byte, agentID int64, hash string, no
 func (c *tokenCache) put(key [sha256.Size]byte, agentID int64, hash string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
-		for k, e := range c.m {
-			if !now.Before(e.expires) {
-				delete(c.m, k)
-			}
-		}
-		for k := range c.m {
-			if len(c.m) < c.max {
-				break
-			}
-			delete(c.m, k)
-		}
+	if _, ok := c.m[key]; !ok {
+		makeRoom(c.m, c.max, func(e cacheEntry) bool { return !now.Before(e.expires) })
 	}
 	c.m[key] = cacheEntry{agentID: agentID, hash: hash, expires: now.Add(c.ttl)}
 }

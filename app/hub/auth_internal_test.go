@@ -32,7 +32,10 @@ func (agentStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine
 func (agentStore) DeploymentByID(_ context.Context, id int64) (store.Deployment, error) {
 	return store.Deployment{}, &store.NotFoundError{What: "deployment", Key: fmt.Sprint(id)}
 }
-func (agentStore) ConsumeAgentBootstrap(context.Context, int64, string, string, time.Time) (bool, error) {
+func (agentStore) ConsumeAgentBootstrap(context.Context, int64, string, string, string, time.Time) (bool, error) {
+	return false, nil
+}
+func (agentStore) RetryAgentBootstrap(context.Context, int64, string, string, string, time.Time) (bool, error) {
 	return false, nil
 }
 func (agentStore) AddAudit(context.Context, store.AuditEntry) error { return nil }

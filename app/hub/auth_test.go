@@ -95,13 +95,8 @@ func TestServeHTTP_VerifiedTokenSkipsBcryptUntilTheHashRotates(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
 	agent, token := e.newAgent("box")
-
-	c := e.connect(agent.ID, token, helloV1())
-	_ = c.CloseNow()
-	e.waitStatus(agent.ID, "offline")
-	c = e.connect(agent.ID, token, helloV1())
-	_ = c.CloseNow()
-	e.waitStatus(agent.ID, "offline")
+	e.connectOnce(agent.ID, token)
+	e.connectOnce(agent.ID, token)
 	if n := e.verif.Load(); n != 1 {
 		t.Fatalf("two connections with one token ran bcrypt %d times, want 1", n)
 	}
@@ -114,8 +109,7 @@ func TestServeHTTP_VerifiedTokenSkipsBcryptUntilTheHashRotates(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("old token after rotation: resp %v, err %v; want 401", resp, err)
 	}
-	c = e.connect(agent.ID, rotated.Token, helloV1())
-	_ = c.CloseNow()
+	e.connectOnce(agent.ID, rotated.Token)
 	if n := e.verif.Load(); n != 3 {
 		t.Fatalf("bcrypt ran %d times, want 3 (first connect, old token after rotation, new token)", n)
 	}
@@ -131,8 +125,7 @@ func TestServeHTTP_RevokeClosesTheConnectionAndForgetsTheToken(t *testing.T) {
 		t.Fatalf("close %v, want reason %q", ce, protocol.CloseReasonTokenRevoked)
 	}
 	e.waitStatus(agent.ID, "offline")
-	c = e.connect(agent.ID, token, helloV1())
-	_ = c.CloseNow()
+	e.connectOnce(agent.ID, token)
 	if n := e.verif.Load(); n != 2 {
 		t.Fatalf("bcrypt ran %d times, want 2: Revoke must drop the cached token", n)
 	}

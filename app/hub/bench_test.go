@@ -27,6 +27,7 @@ import (
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/app/hub"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/waittest"
 )
 
 // The idle-connection benchmark runs its agents in a child process (this test binary,
@@ -67,7 +68,10 @@ func (benchStore) MarkAgentConnected(context.Context, int64, store.AgentHello, t
 func (benchStore) SetAgentStatus(context.Context, int64, string) error                  { return nil }
 func (benchStore) TouchAgent(context.Context, int64, time.Time) error                   { return nil }
 func (benchStore) AppendAgentLogs(context.Context, int64, int64, []store.LogLine) error { return nil }
-func (benchStore) ConsumeAgentBootstrap(context.Context, int64, string, string, time.Time) (bool, error) {
+func (benchStore) ConsumeAgentBootstrap(context.Context, int64, string, string, string, time.Time) (bool, error) {
+	return false, nil
+}
+func (benchStore) RetryAgentBootstrap(context.Context, int64, string, string, string, time.Time) (bool, error) {
 	return false, nil
 }
 func (benchStore) AddAudit(context.Context, store.AuditEntry) error { return nil }
@@ -267,14 +271,7 @@ func idleConnectionsOnce(b *testing.B, n int) (perConn, heapPer, stackPer, gorou
 		}
 		ready <- err
 	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			b.Fatal(err)
-		}
-	case <-time.After(5 * time.Minute):
-		b.Fatal("client process not ready after 5 minutes")
-	}
+	waittest.Returned(b, ready, 5*time.Minute, "the client process's start")
 	deadline := time.Now().Add(time.Minute)
 	for sink.connected.Load() < int64(n) || h.ConnectedCount() != n {
 		if time.Now().After(deadline) {

@@ -2,13 +2,18 @@ package hub
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/store"
 )
@@ -16,6 +21,7 @@ import (
 // Audit actions the hub records about agents.
 const (
 	AuditBootstrapExchanged = "agent.bootstrap_exchanged"
+	AuditBootstrapRetried   = "agent.bootstrap_retried"
 	AuditBootstrapReplayed  = "agent.bootstrap_replayed"
 	AuditBootstrapExpired   = "agent.bootstrap_expired"
 	AuditDuplicateRefused   = "agent.duplicate_refused"
@@ -30,7 +36,12 @@ const (
 	msgBootstrapUsed    = "bootstrap token already used: it works once. Rotate the agent's token in the dashboard and run the new install command"
 	msgBootstrapExpired = "bootstrap token expired: rotate the agent's token in the dashboard and run the new install command"
 	msgBootstrapAtWS    = "this is a bootstrap token (stgb_...): the agent exchanges it at POST /agent/bootstrap first; update the agent"
+	msgBootstrapKey     = "malformed " + protocol.BootstrapKeyHeader + ": want 43 base64url characters (32 random bytes)"
 )
+
+// BootstrapRetryWindow is how long after an exchange the agent may ask again with the
+// same bootstrap token and exchange key, having lost the answer, and get a new credential.
+const BootstrapRetryWindow = time.Hour
 
 // BootstrapAnswer is the body of a successful POST /agent/bootstrap: the agent's long-lived
 // token, shown this once. The agent writes it to its config.json and never logs it.
@@ -51,7 +62,7 @@ func (h *Hub) Bootstrap() http.Handler {
 			return
 		}
 		addr := clientAddr(r, h.opts.TrustedProxies)
-		token, err := h.exchange(r.Context(), r.Header.Get("Authorization"), keyOf(addr), addr.String())
+		token, err := h.exchange(r.Context(), r.Header.Get("Authorization"), r.Header.Get(protocol.BootstrapKeyHeader), keyOf(addr), addr.String())
 		if err != nil {
 			if !errors.As(err, new(*httpError)) {
 				h.log.Error("bootstrap exchange", "err", err)
@@ -65,11 +76,17 @@ func (h *Hub) Bootstrap() http.Handler {
 }
 
 // exchange checks a bootstrap token and, the first time only and before it expires, mints
-// the agent's long-lived token and stores its hash. Neither token is logged.
-func (h *Hub) exchange(ctx context.Context, header string, src sourceKey, addr string) (string, error) {
+// the agent's long-lived token and stores its hash, and the exchange key's (key, "" if the
+// agent sent none). A retry with the same key soon after gets a new credential (retry).
+// Neither token nor the key is logged.
+func (h *Hub) exchange(ctx context.Context, header, key string, src sourceKey, addr string) (string, error) {
 	token, ok := bearerToken(header)
 	if !ok || !agenttoken.IsBootstrap(token) {
 		return "", &httpError{status: http.StatusUnauthorized, message: msgBootstrapMissing}
+	}
+	keyHash, err := exchangeKeyHash(key)
+	if err != nil {
+		return "", err
 	}
 	agentID, err := agenttoken.AgentID(token)
 	if err != nil {
@@ -95,7 +112,7 @@ func (h *Hub) exchange(ctx context.Context, header string, src sourceKey, addr s
 	now := h.opts.Now()
 	switch {
 	case agent.BootstrapUsedAt.Valid:
-		return "", h.refuseGenuine(ctx, agent, src, addr, AuditBootstrapReplayed, msgBootstrapUsed)
+		return h.retry(ctx, agent, keyHash, src, addr)
 	case !agent.BootstrapExpiresAt.Valid || !now.Before(agent.BootstrapExpiresAt.Time):
 		return "", h.refuseGenuine(ctx, agent, src, addr, AuditBootstrapExpired, msgBootstrapExpired)
 	}
@@ -103,7 +120,7 @@ func (h *Hub) exchange(ctx context.Context, header string, src sourceKey, addr s
 	if err != nil {
 		return "", fmt.Errorf("mint long-lived token of agent %d: %w", agentID, err)
 	}
-	won, err := h.opts.Store.ConsumeAgentBootstrap(ctx, agentID, agent.BootstrapHash, minted.Hash, now)
+	won, err := h.opts.Store.ConsumeAgentBootstrap(ctx, agentID, agent.BootstrapHash, minted.Hash, keyHash, now)
 	if err != nil {
 		return "", fmt.Errorf("store long-lived token of agent %d: %w", agentID, err)
 	}
@@ -115,6 +132,49 @@ func (h *Hub) exchange(ctx context.Context, header string, src sourceKey, addr s
 	h.log.Info("agent bootstrap token exchanged for its long-lived token", "agent_id", agentID, "source", addr)
 	h.audit(ctx, agent, AuditBootstrapExchanged, map[string]any{"source": addr})
 	return minted.Token, nil
+}
+
+// retry answers the real bootstrap token used already. An agent whose answer the network
+// lost asks again with the same exchange key: within BootstrapRetryWindow of the exchange,
+// and while the credential minted then was never used, it gets a new one and the first is
+// revoked. Any other use is a replay, refused and audited.
+func (h *Hub) retry(ctx context.Context, agent store.Agent, keyHash string, src sourceKey, addr string) (string, error) {
+	now := h.opts.Now()
+	if keyHash == "" || subtle.ConstantTimeCompare([]byte(keyHash), []byte(agent.BootstrapKeyHash)) != 1 ||
+		!now.Before(agent.BootstrapUsedAt.Time.Add(BootstrapRetryWindow)) {
+		return "", h.refuseGenuine(ctx, agent, src, addr, AuditBootstrapReplayed, msgBootstrapUsed)
+	}
+	minted, err := h.opts.MintToken(agent.ID)
+	if err != nil {
+		return "", fmt.Errorf("mint long-lived token of agent %d: %w", agent.ID, err)
+	}
+	won, err := h.opts.Store.RetryAgentBootstrap(ctx, agent.ID, agent.BootstrapHash, keyHash, minted.Hash, now.Add(-BootstrapRetryWindow))
+	if err != nil {
+		return "", fmt.Errorf("store long-lived token of agent %d: %w", agent.ID, err)
+	}
+	if !won {
+		// The agent connected with the first credential, or a rotation came first.
+		return "", h.refuseGenuine(ctx, agent, src, addr, AuditBootstrapReplayed, msgBootstrapUsed)
+	}
+	h.cache.forgetAgent(agent.ID)
+	h.log.Info("agent lost the answer of its bootstrap exchange: a new long-lived token replaces the first", "agent_id", agent.ID, "source", addr)
+	h.audit(ctx, agent, AuditBootstrapRetried, map[string]any{"source": addr})
+	return minted.Token, nil
+}
+
+// exchangeKeyHash is the SHA-256 (hex) of an exchange key, "" for none; a key of another
+// form is refused.
+func exchangeKeyHash(key string) (string, error) {
+	if key == "" {
+		return "", nil
+	}
+	if len(key) != protocol.BootstrapKeyLen || strings.ContainsFunc(key, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) {
+		return "", &httpError{status: http.StatusBadRequest, message: msgBootstrapKey}
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // refuseBootstrap answers a token that is not the agent's bootstrap token, like a bad token

@@ -3,16 +3,20 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/stagely/stagely/agent/protocol"
 	"github.com/stagely/stagely/app/agenttoken"
 	"github.com/stagely/stagely/app/hub"
 	"github.com/stagely/stagely/clocktest"
@@ -42,15 +46,36 @@ func (e *env) newWaitingAgent(name string, expires time.Time) (store.Agent, stri
 // or the error message.
 func (e *env) exchange(token string) (int, string) {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.srv.URL+"/agent/bootstrap", nil)
+	status, answer, err := e.exchangeAt(e.srv.URL, token, "")
+	if err != nil {
+		e.t.Fatalf("POST /agent/bootstrap: %v", err)
+	}
+	return status, answer
+}
+
+// exchangeAt posts the bootstrap token, and the exchange key unless it is "", to the server
+// at base; err is a failed round trip.
+func (e *env) exchangeAt(base, token, key string) (int, string, error) {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, base+"/agent/bootstrap", nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if key != "" {
+		req.Header.Set(protocol.BootstrapKeyHeader, key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatalf("POST /agent/bootstrap: %v", err)
+		return 0, "", err
 	}
+	status, answer := e.answer(resp)
+	return status, answer, nil
+}
+
+// answer reads an answer of POST /agent/bootstrap: the status and the token or the message.
+func (e *env) answer(resp *http.Response) (int, string) {
+	e.t.Helper()
 	defer resp.Body.Close()
 	if resp.Header.Get("Cache-Control") != "no-store" {
 		e.t.Errorf("POST /agent/bootstrap answered without Cache-Control: no-store")
@@ -235,5 +260,113 @@ func TestBootstrap_WaitingAgentHasNoLongLivedToken(t *testing.T) {
 	defer cancel()
 	if status := getStatus(ctx, t, e.srv.URL+"/agent/bootstrap"); status != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /agent/bootstrap = %d, want 405", status)
+	}
+}
+
+// cuttingProxy forwards requests to target; the first POST /agent/bootstrap is answered by
+// the server, and then the connection to the client is cut before the answer: the server
+// has minted the credential, the agent never sees it.
+func cuttingProxy(t *testing.T, target string) *httptest.Server {
+	t.Helper()
+	var cut atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.Path, r.Body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if r.URL.Path == "/agent/bootstrap" && cut.CompareAndSwap(false, true) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(proxy.Close)
+	return proxy
+}
+
+func TestBootstrap_AnswerLostIsRecoveredWithTheSameExchangeKeyOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, func(o *hub.Options) {
+		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
+	})
+	agent, boot := e.newWaitingAgent("box", time.Now().Add(24*time.Hour))
+	key := strings.Repeat("k", protocol.BootstrapKeyLen)
+	proxy := cuttingProxy(t, e.srv.URL)
+	if status, _, err := e.exchangeAt(proxy.URL, boot, key); err == nil {
+		t.Fatalf("the proxy let the first answer through (%d)", status)
+	}
+	if e.agentRow(agent.ID).WaitingForFirstConnection() {
+		t.Fatal("the server did not mint the credential before the answer was lost")
+	}
+
+	// Without the key, or with another, the used token stays refused.
+	for _, k := range []string{"", strings.Repeat("x", protocol.BootstrapKeyLen)} {
+		if status, msg, err := e.exchangeAt(proxy.URL, boot, k); err != nil || status != http.StatusGone || !strings.Contains(msg, "already used") {
+			t.Fatalf("replay with key %q = %d %q, %v; want 410 already used", k, status, msg, err)
+		}
+	}
+	status, token, err := e.exchangeAt(proxy.URL, boot, key)
+	if err != nil || status != http.StatusOK || !strings.HasPrefix(token, agenttoken.Prefix) {
+		t.Fatalf("retry with the key = %d, %v; want 200 and a stg_ token", status, err)
+	}
+	if agenttoken.Verify(token, e.agentRow(agent.ID).TokenHash) != nil {
+		t.Fatal("the credential of the retry is not the agent's")
+	}
+	e.connect(agent.ID, token, helloV1())
+	e.waitStatus(agent.ID, "online")
+	// Once the credential is in use, the key gets nothing more.
+	if status, msg, err := e.exchangeAt(proxy.URL, boot, key); err != nil || status != http.StatusGone {
+		t.Fatalf("retry after the agent connected = %d %q, %v; want 410", status, msg, err)
+	}
+	if agenttoken.Verify(token, e.agentRow(agent.ID).TokenHash) != nil {
+		t.Fatal("a retry after the agent connected replaced its credential")
+	}
+	got := e.auditActions(agent.ID)
+	if !slices.Contains(got, hub.AuditBootstrapRetried) || !slices.Contains(got, hub.AuditBootstrapReplayed) || got[len(got)-1] != hub.AuditBootstrapExchanged {
+		t.Fatalf("audit = %v, want the exchange, the refused replay and the retry", got)
+	}
+	if logs := e.logs.String(); strings.Contains(logs, token) || strings.Contains(logs, boot) || strings.Contains(logs, key) {
+		t.Fatalf("a token or the key reached the log:\n%s", logs)
+	}
+}
+
+func TestBootstrap_RetryWithTheKeyIsRefusedAfterTheWindow(t *testing.T) {
+	t.Parallel()
+	c := clocktest.New()
+	e := newEnv(t, nil, func(o *hub.Options) {
+		o.Now = c.Now
+		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
+	})
+	agent, boot := e.newWaitingAgent("box", c.Now().Add(24*time.Hour))
+	key := strings.Repeat("k", protocol.BootstrapKeyLen)
+	if status, _, err := e.exchangeAt(e.srv.URL, boot, key); err != nil || status != http.StatusOK {
+		t.Fatalf("exchange = %d, %v", status, err)
+	}
+	c.Advance(hub.BootstrapRetryWindow + time.Second)
+	if status, msg, err := e.exchangeAt(e.srv.URL, boot, key); err != nil || status != http.StatusGone || !strings.Contains(msg, "already used") {
+		t.Fatalf("retry after the window = %d %q, %v; want 410", status, msg, err)
+	}
+	if got := e.auditActions(agent.ID); got[0] != hub.AuditBootstrapReplayed {
+		t.Fatalf("audit = %v, want the refused retry recorded", got)
 	}
 }

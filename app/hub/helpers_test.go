@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,8 +19,10 @@ import (
 	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/hub"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 )
 
 // githubIDs hands out distinct GitHub ids within the test binary.
@@ -35,22 +36,13 @@ type fakeSink struct {
 	JobResultFn      func(ctx context.Context, agentID int64, res protocol.JobResult) error
 	JobsHeldFn       func(ctx context.Context, agentID int64, held []protocol.HeldJob)
 
-	mu     sync.Mutex
-	events []string
+	events recordtest.List[string]
 }
 
-func (s *fakeSink) record(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, fmt.Sprintf(format, args...))
-}
+func (s *fakeSink) record(format string, args ...any) { s.events.Add(fmt.Sprintf(format, args...)) }
 
 // Events returns the calls so far, as "Method args" strings.
-func (s *fakeSink) Events() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.events...)
-}
+func (s *fakeSink) Events() []string { return s.events.All() }
 
 func (s *fakeSink) has(event string) bool {
 	for _, e := range s.Events() {
@@ -179,11 +171,7 @@ func newEnv(t *testing.T, sink *fakeSink, tweak func(*hub.Options)) *env {
 		sink = &fakeSink{}
 	}
 	e := &env{t: t, ctx: context.Background(), st: &countingStore{Store: storetest.NewStore(t)}, sink: sink, logs: &logtest.Buffer{}}
-	u, err := e.st.UpsertUser(e.ctx, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
-	if err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	e.user = u
+	e.user = storetest.NewUser(t, e.st.Store, store.User{GitHubID: 1000 + githubIDs.Add(1), Login: "alice"})
 	opts := hub.Options{
 		Store:  e.st,
 		Sink:   sink,
@@ -219,15 +207,9 @@ func (e *env) newAgent(name string) (store.Agent, string) {
 // newDeployment makes a deployment dispatched to agentID, as the orchestrator would.
 func (e *env) newDeployment(agentID int64) string {
 	e.t.Helper()
-	inst, err := e.st.UpsertInstallation(e.ctx, store.Installation{GitHubID: 5000 + githubIDs.Add(1), AccountLogin: "alice", AccountID: 7, AccountType: "User"})
-	if err != nil {
-		e.t.Fatalf("create installation: %v", err)
-	}
+	inst := storetest.NewInstallation(e.t, e.st.Store, store.Installation{GitHubID: 5000 + githubIDs.Add(1), AccountLogin: "alice", AccountID: 7, AccountType: "User"})
 	n := githubIDs.Add(1)
-	p, err := e.st.CreateProject(e.ctx, store.NewProject{UserID: e.user.ID, InstallationID: inst.ID, Name: fmt.Sprintf("web%d", n), RepoID: 9000 + n, RepoFullName: fmt.Sprintf("alice/web%d", n), DeployBranch: "main"})
-	if err != nil {
-		e.t.Fatalf("create project: %v", err)
-	}
+	p := storetest.NewProject(e.t, e.st.Store, store.NewProject{UserID: e.user.ID, InstallationID: inst.ID, Name: fmt.Sprintf("web%d", n), RepoID: 9000 + n, RepoFullName: fmt.Sprintf("alice/web%d", n), DeployBranch: "main"})
 	d, err := e.st.CreateDeployment(e.ctx, store.NewDeployment{ProjectID: p.ID, SHA: strings.Repeat("a", 40), Ref: "refs/heads/main", Trigger: store.TriggerPush})
 	if err != nil {
 		e.t.Fatalf("create deployment: %v", err)
@@ -286,6 +268,26 @@ func (e *env) connect(agentID int64, token string, hello protocol.Hello) *websoc
 	send(e.t, c, protocol.TypeHello, hello)
 	eventually(e.t, "agent connected", func() bool { return e.sink.has(fmt.Sprintf("AgentConnected %d %s", agentID, hello.AgentVersion)) })
 	return c
+}
+
+// connectOnce connects the agent with token and helloV1, hangs up, and waits until the hub
+// has marked it offline: the token has then been verified (and cached).
+func (e *env) connectOnce(agentID int64, token string) {
+	e.t.Helper()
+	c := e.connect(agentID, token, helloV1())
+	_ = c.CloseNow()
+	e.waitStatus(agentID, "offline")
+}
+
+// connectUpdatesOff connects a new agent that could update itself but has automatic update
+// switched off.
+func (e *env) connectUpdatesOff() (store.Agent, *websocket.Conn) {
+	e.t.Helper()
+	agent, token := e.newAgent("box")
+	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
+		e.t.Fatal(err)
+	}
+	return agent, e.connect(agent.ID, token, updatable())
 }
 
 // connectNew creates an agent named name and connects it with helloV1.
@@ -381,17 +383,11 @@ func closeOf(t *testing.T, c *websocket.Conn) websocket.CloseError {
 	}
 }
 
-// eventually polls cond for up to a minute.
+// eventually polls cond for up to a minute: a loaded CI machine can take seconds where an
+// idle one takes milliseconds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	// Generous: a loaded CI machine can take seconds where an idle one takes milliseconds.
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waittest.Until(t, time.Minute, what, cond)
 }
 
 // decodeMessage reads the JSON error body of a refused request.

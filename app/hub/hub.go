@@ -41,8 +41,9 @@ type Store interface {
 	AppendAgentLogs(ctx context.Context, deploymentID, agentID int64, lines []store.LogLine) error
 	// DeploymentByID tells whether a job this process did not dispatch is the agent's.
 	DeploymentByID(ctx context.Context, id int64) (store.Deployment, error)
-	// ConsumeAgentBootstrap and AddAudit serve bootstrap.go and duplicate.go.
-	ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash string, now time.Time) (bool, error)
+	// ConsumeAgentBootstrap, RetryAgentBootstrap and AddAudit serve bootstrap.go and duplicate.go.
+	ConsumeAgentBootstrap(ctx context.Context, id int64, bootstrapHash, tokenHash, keyHash string, now time.Time) (bool, error)
+	RetryAgentBootstrap(ctx context.Context, id int64, bootstrapHash, keyHash, tokenHash string, usedAfter time.Time) (bool, error)
 	AddAudit(ctx context.Context, e store.AuditEntry) error
 }
 

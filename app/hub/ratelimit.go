@@ -98,26 +98,19 @@ func (l *limiterSet[K]) charge(key K, now time.Time) {
 	b.spend(l.rate, now)
 }
 
-// makeRoom frees a slot when the set is full; the caller holds mu.
+// makeRoom frees a slot when the set is full; the caller holds mu. Idle buckets (refilled to
+// the burst) are swept at most once per refill interval, so a flood of keys does not make
+// every charge walk the whole set.
 func (l *limiterSet[K]) makeRoom(now time.Time) {
-	if len(l.m) < l.max {
-		return
-	}
-	if now.Sub(l.lastSweep) >= l.rate.Every {
+	var idle func(*bucket) bool
+	if len(l.m) >= l.max && now.Sub(l.lastSweep) >= l.rate.Every {
 		l.lastSweep = now
-		for k, b := range l.m {
+		idle = func(b *bucket) bool {
 			b.refill(l.rate, now)
-			if b.tokens >= float64(l.rate.Burst) {
-				delete(l.m, k)
-			}
+			return b.tokens >= float64(l.rate.Burst)
 		}
 	}
-	for k := range l.m {
-		if len(l.m) < l.max {
-			return
-		}
-		delete(l.m, k)
-	}
+	makeRoom(l.m, l.max, idle)
 }
 
 // len is the number of buckets kept.

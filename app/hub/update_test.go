@@ -117,11 +117,7 @@ func TestUpdate_NotOfferedWhenNothingToDoOrTheAgentCannot(t *testing.T) {
 func TestUpdate_OffSwitchIsHonouredAndSwitchingOnOffersAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newUpdateEnv(t, nil)
-	agent, token := e.newAgent("box")
-	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
-		t.Fatal(err)
-	}
-	c := e.connect(agent.ID, token, updatable())
+	agent, c := e.connectUpdatesOff()
 	eventually(t, "the log says why no update was offered", func() bool {
 		return e.logIndex("agent update not offered: automatic update is off") >= 0
 	})
@@ -141,11 +137,7 @@ func TestUpdate_OffSwitchIsHonouredAndSwitchingOnOffersAtOnce(t *testing.T) {
 func TestUpdate_NeverOfferedMidJobButRightAfterIt(t *testing.T) {
 	t.Parallel()
 	e := newUpdateEnv(t, nil)
-	agent, token := e.newAgent("box")
-	if err := e.st.SetAgentAutoUpdate(e.ctx, agent.ID, false); err != nil {
-		t.Fatal(err)
-	}
-	c := e.connect(agent.ID, token, updatable())
+	agent, c := e.connectUpdatesOff()
 	job := e.dispatch(agent.ID, c)
 	e.hub.SetAutoUpdate(agent.ID, true) // switched on while the job runs
 	send(t, c, protocol.TypeJobPhase, protocol.JobPhase{JobID: job, Phase: protocol.PhaseDeploying})

@@ -93,18 +93,10 @@ func TestRepositoriesHandler_NamesTheProjectsThatCanNoLongerDeploy(t *testing.T)
 	t.Parallel()
 	ctx := context.Background()
 	st := storetest.NewStore(t)
-	u, err := st.UpsertUser(ctx, store.User{GitHubID: 1, Login: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := st.UpsertInstallation(ctx, store.Installation{GitHubID: 42, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateProject(ctx, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web",
-		RepoID: 500, RepoFullName: "acme/site", DeployBranch: "main"}); err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.NewUser(t, st, store.User{GitHubID: 1, Login: "alice"})
+	in := storetest.NewInstallation(t, st, store.Installation{GitHubID: 42, AccountLogin: "acme", AccountID: 9, AccountType: "Organization"})
+	storetest.NewProject(t, st, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web",
+		RepoID: 500, RepoFullName: "acme/site", DeployBranch: "main"})
 	h := installations.NewRepositoriesHandler(st)
 	tests := []struct {
 		name string

@@ -19,6 +19,7 @@ import (
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/installations"
 	"github.com/stagely/stagely/app/intake"
+	"github.com/stagely/stagely/app/recordtest"
 	"github.com/stagely/stagely/clocktest"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
@@ -277,8 +278,7 @@ type orderedHandlers struct {
 	block   string
 	started chan struct{}
 	release chan struct{}
-	mu      sync.Mutex
-	seen    []string
+	seen    recordtest.List[string]
 }
 
 func (o *orderedHandlers) Handle(_ context.Context, _ int64, ev webhook.Push) (string, error) {
@@ -287,16 +287,8 @@ func (o *orderedHandlers) Handle(_ context.Context, _ int64, ev webhook.Push) (s
 		close(o.started)
 		<-o.release
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.seen = append(o.seen, name)
+	o.seen.Add(name)
 	return "ignored: " + name, nil
-}
-
-func (o *orderedHandlers) decided() []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.seen...)
 }
 
 func TestWorker_KeepsOneRepositorysDeliveriesInOrderAndOthersInParallel(t *testing.T) {
@@ -332,13 +324,13 @@ func TestWorker_KeepsOneRepositorysDeliveriesInOrderAndOthersInParallel(t *testi
 	// acme/b does not wait for acme/a's first push; acme/a's second push does.
 	waitForDelivery(t, st, pushes[2].id, "acme/b's push to be decided while acme/a's first is held",
 		func(d store.Delivery) bool { return d.Status == store.DeliveryDone })
-	if got := handlers.decided(); len(got) != 1 || got[0] != "only to acme/b" {
+	if got := handlers.seen.All(); len(got) != 1 || got[0] != "only to acme/b" {
 		t.Fatalf("while acme/a's first push was held, decided %q", got)
 	}
 	close(handlers.release)
 	waitForDelivery(t, st, pushes[1].id, "acme/a's second push to be decided",
 		func(d store.Delivery) bool { return d.Status == store.DeliveryDone })
-	if got := handlers.decided(); strings.Join(got, ", ") != "only to acme/b, first to acme/a, second to acme/a" {
+	if got := handlers.seen.All(); strings.Join(got, ", ") != "only to acme/b, first to acme/a, second to acme/a" {
 		t.Fatalf("decided in the order %q", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stagely/stagely/app/appcreds"
 	"github.com/stagely/stagely/app/github"
+	"github.com/stagely/stagely/app/periodic"
 	"github.com/stagely/stagely/store"
 )
 
@@ -102,13 +103,11 @@ type Pass struct {
 // Run makes a pass at once and then every Interval until ctx ends. A pass that fails (GitHub
 // or PostgreSQL unreachable) is logged and made again at the next tick.
 func (l *Loop) Run(ctx context.Context) error {
-	t := time.NewTicker(l.opt.Interval)
-	defer t.Stop()
-	for {
+	return periodic.Run(ctx, l.opt.Interval, func(ctx context.Context) {
 		p, err := l.Once(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			// Ending: Run returns.
 		case errors.Is(err, appcreds.ErrNoApp):
 			// Nothing to recover before /setup has created the App.
 		case err != nil:
@@ -117,12 +116,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.log.Info("asked GitHub to redeliver missed webhooks", "missed", p.Missed, "asked", p.Asked,
 				"examined", p.Examined, "complete", p.Complete)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Once makes one pass: it lists the log back to the last complete pass (at least an hour, the

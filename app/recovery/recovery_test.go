@@ -3,6 +3,7 @@ package recovery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 )
 
 const repo = "acme/web"
@@ -194,13 +196,8 @@ func TestLoop_AnEventStillFailingIsAskedForAgainAfterAWhileThreeTimesAtMost(t *t
 		if pass.Asked == 1 {
 			asked = append(asked, i)
 			// The redelivery fails too (the receiver is still down); wait for GitHub to log it.
-			deadline := time.Now().Add(30 * time.Second)
-			for attempts() != 1+len(asked) {
-				if time.Now().After(deadline) {
-					t.Fatalf("redelivery %d was not attempted within 30s", len(asked))
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waittest.Until(t, 30*time.Second, fmt.Sprintf("redelivery %d to be attempted", len(asked)),
+				func() bool { return attempts() == 1+len(asked) })
 		}
 		now.Add(int64(time.Minute))
 	}
@@ -240,12 +237,5 @@ func TestLoop_RunStopsWhenItsContextEnds(t *testing.T) {
 	// The pass at start recovers what was missed without waiting for the first tick.
 	f.waitRecorded(t, missed)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30s of its context ending")
-	}
+	waittest.Returned(t, done, 30*time.Second, "Run")
 }

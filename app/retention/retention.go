@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/stagely/stagely/app/periodic"
 )
 
 // Store is the part of the database the pruner deletes from (store.Store).
@@ -95,9 +97,7 @@ func (p *Pruner) Prune(ctx context.Context) (Report, error) {
 // Run prunes at once and then every Every until ctx ends. It always returns nil: a pass that
 // fails is logged and the next one tries again.
 func (p *Pruner) Run(ctx context.Context) error {
-	t := time.NewTicker(p.opt.Every)
-	defer t.Stop()
-	for {
+	return periodic.Run(ctx, p.opt.Every, func(ctx context.Context) {
 		rep, err := p.Prune(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -105,10 +105,5 @@ func (p *Pruner) Run(ctx context.Context) error {
 		case rep != Report{}:
 			p.opt.Logger.Info("pruned stored history", "deployments", rep.Deployments, "log_lines", rep.LogLines, "deliveries", rep.Deliveries)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }

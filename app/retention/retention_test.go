@@ -9,6 +9,7 @@ import (
 	"github.com/stagely/stagely/app/retention"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 )
 
 // history is a database with, for one project, deployments that finished finishedAt ago with
@@ -23,22 +24,10 @@ func newHistory(t *testing.T, n int, finishedAgo time.Duration) *history {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.NewStore(t)
-	u, err := st.UpsertUser(ctx, store.User{GitHubID: 1, Login: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := st.UpsertInstallation(ctx, store.Installation{GitHubID: 2, AccountLogin: "alice", AccountID: 3, AccountType: "User"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := st.CreateProject(ctx, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web", RepoID: 4, RepoFullName: "alice/web", DeployBranch: "main"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := st.CreateAgent(ctx, u.ID, "box", func(int64) (string, error) { return "$2a$10$fakehashfortests", nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.NewUser(t, st, store.User{GitHubID: 1, Login: "alice"})
+	in := storetest.NewInstallation(t, st, store.Installation{GitHubID: 2, AccountLogin: "alice", AccountID: 3, AccountType: "User"})
+	p := storetest.NewProject(t, st, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web", RepoID: 4, RepoFullName: "alice/web", DeployBranch: "main"})
+	a := storetest.NewAgent(t, st, u.ID, "box")
 	h := &history{st: st}
 	at := time.Now().Add(-finishedAgo)
 	for i := range n {
@@ -136,23 +125,10 @@ func TestRun_PrunesAtStartAndReturnsWhenItsContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if logs, deliveries := h.left(t); logs == 0 && deliveries == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not prune within 30s of starting")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waittest.Until(t, 30*time.Second, "Run to prune at start", func() bool {
+		logs, deliveries := h.left(t)
+		return logs == 0 && deliveries == 0
+	})
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after its context ended")
-	}
+	waittest.Returned(t, done, 30*time.Second, "Run")
 }

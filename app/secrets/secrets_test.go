@@ -18,22 +18,12 @@ import (
 // projects makes a user, an installation and n projects; it returns their ids.
 func projects(t *testing.T, st *store.Store, n int) []int64 {
 	t.Helper()
-	ctx := context.Background()
-	u, err := st.UpsertUser(ctx, store.User{GitHubID: 1, Login: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := st.UpsertInstallation(ctx, store.Installation{GitHubID: 2, AccountLogin: "alice", AccountID: 1, AccountType: "User"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.NewUser(t, st, store.User{GitHubID: 1, Login: "alice"})
+	in := storetest.NewInstallation(t, st, store.Installation{GitHubID: 2, AccountLogin: "alice", AccountID: 1, AccountType: "User"})
 	var ids []int64
 	for i := 0; i < n; i++ {
-		p, err := st.CreateProject(ctx, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "p" + string(rune('a'+i)),
+		p := storetest.NewProject(t, st, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "p" + string(rune('a'+i)),
 			RepoID: int64(100 + i), RepoFullName: "alice/r", DeployBranch: "main"})
-		if err != nil {
-			t.Fatal(err)
-		}
 		ids = append(ids, p.ID)
 	}
 	return ids

@@ -1,11 +1,9 @@
 package setup
 
 import (
-	"bytes"
-	"html/template"
-	"net/http"
-
 	"github.com/gin-gonic/gin"
+
+	"github.com/stagely/stagely/app/htmlpage"
 )
 
 // view is everything the setup pages show.
@@ -36,14 +34,9 @@ type view struct {
 
 // The page posts the manifest to GitHub with a plain form and no script: the person first picks
 // the account that will own the App, which an auto-submitting page would not let them do.
-var pageTemplate = template.Must(template.New("setup").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} · Stagely</title>
-<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#1f2328}
+var pageTemplate = htmlpage.Must("setup", `body{font-family:system-ui,sans-serif;max-width:42rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#1f2328}
 a{color:#0969da}button{font:inherit;padding:.5rem 1rem;cursor:pointer}.problem{color:#d1242f}
-pre{background:#f6f8fa;padding:1rem;overflow:auto;font-size:.85rem}input{font:inherit;padding:.3rem}</style>
-</head><body>
-<h1>{{.Title}}</h1>
+pre{background:#f6f8fa;padding:1rem;overflow:auto;font-size:.85rem}input{font:inherit;padding:.3rem}`, `<h1>{{.Title}}</h1>
 {{if .Problem}}<p class="problem">{{.Problem}}</p>{{end}}
 {{if .Message}}<p>{{.Message}}</p>{{end}}
 {{if .Configured}}
@@ -74,19 +67,12 @@ pre{background:#f6f8fa;padding:1rem;overflow:auto;font-size:.85rem}input{font:in
   <details><summary>What the App asks for</summary><pre>{{.ManifestPretty}}</pre></details>
 {{end}}
 {{if .LinkURL}}<p><a href="{{.LinkURL}}">{{.LinkText}}</a></p>{{end}}
-</body></html>
-`))
+`)
 
 // render writes a page. Its forms may only post here or to GitHub.
 func (s *Setup) render(c *gin.Context, status int, v view) {
-	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, v); err != nil {
-		c.String(http.StatusInternalServerError, "%s", v.Title)
-		return
-	}
 	c.Header("Cache-Control", "no-store")
 	// Nothing of these pages' addresses reaches GitHub or anyone else in a Referer.
 	c.Header("Referrer-Policy", "no-referrer")
-	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self' "+s.githubOrigin)
-	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
+	htmlpage.Write(c, status, pageTemplate, v, "'self' "+s.githubOrigin, v.Title)
 }

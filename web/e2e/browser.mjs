@@ -7,11 +7,15 @@
 //   STAGELY_SCREENSHOTS  folder for the screenshots (and, on failure, the page HTML and a trace)
 //   STAGELY_SECRET_VALUE the secret value to type; the test checks it never comes back
 //   CHROMIUM             the browser (default /usr/bin/chromium)
+//   STAGELY_INSTALL_ROOT the folder install.sh installs into (--root), as this machine has no
+//                        systemd (--start); the test stops the agent it leaves running
 //
 // Exits 0 when every step passed; otherwise prints the failed step and exits 1.
 import { chromium, request } from 'playwright-core';
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 const env = (name) => {
   const v = process.env[name];
@@ -21,6 +25,7 @@ const env = (name) => {
 const baseURL = env('STAGELY_URL');
 const outDir = env('STAGELY_SCREENSHOTS');
 const secretValue = env('STAGELY_SECRET_VALUE');
+const installRoot = env('STAGELY_INSTALL_ROOT');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const agentName = 'box';
 
@@ -81,7 +86,41 @@ const controlValues = () =>
 const storageDump = () =>
   page.evaluate(() => JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage } }));
 
+// runInstall runs the command the dashboard shows, as a user pastes it into a terminal, and
+// returns what the terminal showed (stdout and stderr in order: both go to one pipe).
+const runInstall = async (command) => {
+  // sh reads the script from the pipe (-s) and takes the installer's flags after --.
+  const line = `${command} -s -- --root '${installRoot}' --start`;
+  try {
+    const { stdout } = await promisify(execFile)('sh', ['-c', `(${line}) 2>&1`], { timeout: 300_000 });
+    return stdout;
+  } catch (err) {
+    throw new StepError(`the install command failed (${err.code ?? err.signal}):\n${err.stdout ?? ''}`);
+  }
+};
+
+// terminalShot renders a terminal session (a command and its output) as a dark page and
+// screenshots it, for docs/agents.md. The token is cut short: it is spent, but a picture of it
+// in the docs would teach people to share theirs.
+const terminalShot = async (name, command, output) => {
+  const esc = (t) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const shown = command.replace(/(stgb_[A-Za-z0-9_]{6})[A-Za-z0-9_-]+/g, '$1…');
+  const term = await context.newPage();
+  await term.setViewportSize({ width: 1100, height: 200 });
+  await term.setContent(
+    `<body style="margin:0;background:#1e1e1e"><pre style="margin:0;padding:16px;color:#ddd;` +
+      `font:14px/1.45 monospace;white-space:pre-wrap">` +
+      `<span style="color:#8ae234">root@vps</span>:~# ${esc(shown)}\n${esc(output)}</pre></body>`,
+  );
+  shot += 1;
+  const file = join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`);
+  await term.screenshot({ path: file, fullPage: true });
+  console.log(`  screenshot ${file}`);
+  await term.close();
+};
+
 let token = '';
+let install = '';
 let sessionCookie;
 try {
   await run('sign-in page', async () => {
@@ -111,8 +150,8 @@ try {
     const cloudInit = await page.getByTestId('agent-cloud-init').textContent();
     check(cloudInit.includes(token), 'the cloud-init does not carry the token');
     check(cloudInit.includes(baseURL), `the cloud-init does not name the server ${baseURL}`);
-    const install = (await page.getByTestId('agent-install-command').textContent()).trim();
-    const wantInstall = `curl -fsSL ${baseURL}/install.sh | sudo sh -s -- --token ${token}`;
+    install = (await page.getByTestId('agent-install-command').textContent()).trim();
+    const wantInstall = `export STAGELY_TOKEN=${token}; curl -fsSL ${baseURL}/install.sh | sudo --preserve-env=STAGELY_TOKEN sh`;
     check(install === wantInstall, `the install command is ${install}, want ${wantInstall}`);
     await page.locator(`[data-testid="agent-row"]`, { hasText: agentName }).waitFor();
     check((await storageDump()).indexOf(token) < 0, 'the token was written to localStorage or sessionStorage');
@@ -128,6 +167,19 @@ try {
     check(!(await page.content()).includes(token.slice(0, 12)), 'part of the token is in the page HTML after a reload');
     check((await storageDump()).indexOf(token) < 0, 'the token is in localStorage or sessionStorage');
     await screenshot('agents-after-reload');
+  });
+
+  await run('the install command, run on this machine, brings the agent online', async () => {
+    const row = page.locator('[data-testid="agent-row"]', { hasText: agentName });
+    check((await row.getByTestId('agent-status').textContent()) === 'waiting for first connection',
+      'before the install the agent is not shown as waiting for its first connection');
+    const output = await runInstall(install);
+    check(output.includes('checksum verified'), `install.sh did not verify the agent:\n${output}`);
+    await terminalShot('agent-install-terminal', install, output);
+    // The list polls every 5 s; the agent connects once it has traded its bootstrap token.
+    await row.getByTestId('agent-status').filter({ hasText: /^(online|busy)$/ }).waitFor({ timeout: 120_000 });
+    check(!(await page.content()).includes(token), 'the bootstrap token is in the page HTML');
+    await screenshot('agent-online');
   });
 
   await run('create a project for acme/web deployed by the agent', async () => {

@@ -137,7 +137,7 @@ export interface AgentCredentials {
   agent: Agent;
   token: string;
   cloud_init: string;
-  /** One line that installs the agent on a server: curl …/install.sh | sudo sh -s -- --token …. */
+  /** One line that installs the agent on a server: export STAGELY_TOKEN=…; curl …/install.sh | sudo --preserve-env=STAGELY_TOKEN sh. */
   install_command: string;
 }
 

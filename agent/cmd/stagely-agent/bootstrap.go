@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,10 +14,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stagely/stagely/agent/atomicfile"
+	"github.com/stagely/stagely/agent/protocol"
 )
 
 // bootstrapPrefix starts the single-use token the dashboard shows; the agent trades it for
@@ -43,21 +47,21 @@ type exchanger struct {
 // exchange asks the server for the long-lived token, retrying while the server cannot be
 // reached or is busy, and writes it to the config file before returning it: a token the
 // server handed out but the agent lost would leave the agent with nothing (the bootstrap
-// token works once). It checks first that the config file can be written.
+// token works once). Before the first attempt it keeps an exchange key in the config file
+// and sends it with every attempt: an answer lost on the way is asked for again with the
+// same key, which the server honours for a while (docs/agents.md, "Bootstrap tokens"), even
+// after a restart of the agent.
 func (x exchanger) exchange(ctx context.Context, serverURL, bootstrap string) (string, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(x.configPath), ".config-*.json")
+	key, err := x.exchangeKey(bootstrap)
 	if err != nil {
 		return "", fmt.Errorf("a bootstrap token needs a writable %s to keep the agent's token in: %w", x.configPath, err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-
 	endpoint := strings.TrimRight(serverURL, "/") + bootstrapPath
 	wait := x.firstWait
 	for attempt := 1; ; attempt++ {
-		token, retryAfter, err := x.ask(ctx, endpoint, bootstrap)
+		token, retryAfter, err := x.ask(ctx, endpoint, bootstrap, key)
 		if err == nil {
-			if err := writeConfigToken(tmp, x.configPath, serverURL, bootstrap, token); err != nil {
+			if err := writeConfigToken(x.configPath, serverURL, bootstrap, token); err != nil {
 				return "", err
 			}
 			x.log.Info("bootstrap token exchanged; the agent's own token is in the config file", "config", x.configPath)
@@ -79,13 +83,42 @@ func (x exchanger) exchange(ctx context.Context, serverURL, bootstrap string) (s
 	}
 }
 
+// pendingExchange is the exchange key kept in the config file until the exchange of the
+// bootstrap token whose SHA-256 it names is done.
+type pendingExchange struct {
+	BootstrapSHA256 string `json:"bootstrap_sha256"`
+	Key             string `json:"key"`
+}
+
+// exchangeKey returns the exchange key of this bootstrap token kept in the config file, or
+// draws one and keeps it there first.
+func (x exchanger) exchangeKey(bootstrap string) (string, error) {
+	doc, err := readConfigDoc(x.configPath)
+	if err != nil {
+		return "", err
+	}
+	var pending pendingExchange
+	if raw, ok := doc["exchange"]; ok && json.Unmarshal(raw, &pending) == nil &&
+		pending.BootstrapSHA256 == sha256Hex(bootstrap) && len(pending.Key) == protocol.BootstrapKeyLen {
+		return pending.Key, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("draw an exchange key: %w", err)
+	}
+	pending = pendingExchange{BootstrapSHA256: sha256Hex(bootstrap), Key: base64.RawURLEncoding.EncodeToString(b)}
+	doc["exchange"], _ = json.Marshal(pending)
+	return pending.Key, writeConfigDoc(x.configPath, doc)
+}
+
 // ask makes one attempt; retryAfter is the server's Retry-After, if any.
-func (x exchanger) ask(ctx context.Context, endpoint, bootstrap string) (string, time.Duration, error) {
+func (x exchanger) ask(ctx context.Context, endpoint, bootstrap, key string) (string, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
 	if err != nil {
 		return "", 0, fmt.Errorf("%w: server URL: %w", errBootstrapRefused, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+bootstrap)
+	req.Header.Set(protocol.BootstrapKeyHeader, key)
 	resp, err := x.client.Do(req)
 	if err != nil {
 		return "", 0, fmt.Errorf("POST %s: %w", endpoint, err)
@@ -115,49 +148,52 @@ func (x exchanger) ask(ctx context.Context, endpoint, bootstrap string) (string,
 	}
 }
 
-// writeConfigToken replaces the config file, through tmp (in the same directory), with
-// its old content, the new token and the SHA-256 of the bootstrap token it replaces (so
-// install.sh, run again with the same command to upgrade, keeps the file): a crash leaves the old file or the new one, never
-// half of one. The file is 0600, as it holds the credential.
-func writeConfigToken(tmp *os.File, path, serverURL, bootstrap, token string) error {
-	doc := map[string]json.RawMessage{}
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &doc); err != nil {
-			return fmt.Errorf("parse config %s: %w", path, err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("read config: %w", err)
+// writeConfigToken replaces the config file with its old content, the new token and the
+// SHA-256 of the bootstrap token it replaces (so install.sh, run again with the same command
+// to upgrade, keeps the file), without the exchange key, whose work is done.
+func writeConfigToken(path, serverURL, bootstrap, token string) error {
+	doc, err := readConfigDoc(path)
+	if err != nil {
+		return err
 	}
 	if _, ok := doc["server_url"]; !ok {
 		doc["server_url"], _ = json.Marshal(serverURL)
 	}
 	doc["token"], _ = json.Marshal(token)
-	sum := sha256.Sum256([]byte(bootstrap))
-	doc["bootstrap_sha256"], _ = json.Marshal(hex.EncodeToString(sum[:]))
+	doc["bootstrap_sha256"], _ = json.Marshal(sha256Hex(bootstrap))
+	delete(doc, "exchange")
+	return writeConfigDoc(path, doc)
+}
+
+// readConfigDoc reads the config file as a JSON object; a missing file is an empty one.
+func readConfigDoc(path string) (map[string]json.RawMessage, error) {
+	doc := map[string]json.RawMessage{}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return nil, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return doc, nil
+}
+
+// writeConfigDoc replaces the config file atomically: a crash leaves the old file or the new
+// one, never half of one. The file is 0600, as it holds the credential.
+func writeConfigDoc(path string, doc map[string]json.RawMessage) error {
 	out, err := json.Marshal(doc)
 	if err != nil {
 		return fmt.Errorf("encode config: %w", err)
 	}
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if _, err := tmp.Write(append(out, '\n')); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write config %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace config %s: %w", path, err)
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = dir.Sync()
-		_ = dir.Close()
+	if err := atomicfile.WriteFile(path, append(out, '\n'), 0o600); err != nil {
+		return fmt.Errorf("replace config: %w", err)
 	}
 	return nil
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/agent/agenttest"
+	"github.com/stagely/stagely/agent/protocol"
 )
 
 const (
@@ -105,8 +106,65 @@ func TestExchange_RefusalStopsWithTheServersReasonAndKeepsTheConfig(t *testing.T
 	if !errors.Is(err, errBootstrapRefused) || !strings.Contains(err.Error(), "already used") || calls.Load() != 1 {
 		t.Fatalf("exchange = %v after %d requests, want one refusal naming the reason", err, calls.Load())
 	}
-	if raw, _ := os.ReadFile(path); string(raw) != body {
-		t.Fatalf("config changed to %s", raw)
+	cfg, err := loadConfig(path, true, env(nil))
+	if err != nil || cfg.Token != bootToken || cfg.ServerURL != srv.URL {
+		t.Fatalf("config after the refusal: %+v, %v; want the bootstrap token and server kept", cfg, err)
+	}
+}
+
+// TestExchange_AnswerLostIsAskedForAgainWithTheKeyKeptOnDisk: the server minted the
+// credential but the connection was cut before its answer, and the agent was stopped then;
+// the restarted agent asks again with the same exchange key, which it kept in the config file.
+func TestExchange_AnswerLostIsAskedForAgainWithTheKeyKeptOnDisk(t *testing.T) {
+	t.Parallel()
+	ctx, stopAgent := context.WithCancel(context.Background())
+	var calls atomic.Int64
+	var firstKey atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(protocol.BootstrapKeyHeader)
+		if calls.Add(1) == 1 {
+			firstKey.Store(key)
+			// Answered by the server, cut on the way back; the agent stops meanwhile.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			stopAgent()
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if len(key) != protocol.BootstrapKeyLen || key != firstKey.Load() {
+			w.WriteHeader(http.StatusGone)
+			_, _ = w.Write([]byte(`{"message":"bootstrap token already used"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"token":"` + longToken + `"}`))
+	}))
+	t.Cleanup(srv.Close)
+	path := writeConfig(t, `{"server_url":"`+srv.URL+`","token":"`+bootToken+`"}`, 0o600)
+	x, logs := newExchanger(t, path)
+	if _, err := x.exchange(ctx, srv.URL, bootToken); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run = %v, want it stopped", err)
+	}
+	key, _ := firstKey.Load().(string)
+	if raw, _ := os.ReadFile(path); key == "" || !strings.Contains(string(raw), key) {
+		t.Fatalf("the exchange key %q is not in the config: %s", key, raw)
+	}
+
+	x, _ = newExchanger(t, path)
+	got, err := x.exchange(context.Background(), srv.URL, bootToken)
+	if err != nil || got != longToken || calls.Load() != 2 {
+		t.Fatalf("restarted agent: exchange = %q, %v after %d requests; want the token on the retry", got, err, calls.Load())
+	}
+	raw, _ := os.ReadFile(path)
+	if strings.Contains(string(raw), key) || strings.Contains(string(raw), "exchange") {
+		t.Fatalf("the exchange key stayed in the config: %s", raw)
+	}
+	if cfg, err := loadConfig(path, true, env(nil)); err != nil || cfg.Token != longToken {
+		t.Fatalf("reload = %+v, %v", cfg, err)
+	}
+	if strings.Contains(logs.String(), key) {
+		t.Fatalf("the exchange key reached the log:\n%s", logs.String())
 	}
 }
 

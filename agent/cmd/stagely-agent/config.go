@@ -42,6 +42,8 @@ type fileConfig struct {
 	// BootstrapSHA256 is the SHA-256 of the bootstrap token the agent traded for Token:
 	// install.sh run again with that token keeps this file (bootstrap.go).
 	BootstrapSHA256 string `json:"bootstrap_sha256,omitempty"`
+	// Exchange is the exchange key of a bootstrap exchange under way (bootstrap.go).
+	Exchange *pendingExchange `json:"exchange,omitempty"`
 }
 
 // loadConfig reads the config file, then lets the environment override it. A missing

@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		hostname = "unknown"
 	}
-	updater, self, onHello := selfUpdate(ctx, cfg, log)
+	updater, self, onAccepted := selfUpdate(ctx, cfg, log)
 	d := deployer.New(deployer.Options{
 		DataDir: cfg.DataDir,
 		Logger:  log,
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:        log,
 		ShutdownGrace: cfg.ShutdownGrace,
 		Updater:       updater,
-		OnHello:       onHello,
+		OnAccepted:    onAccepted,
 	})
 	if err != nil {
 		return err

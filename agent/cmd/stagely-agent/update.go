@@ -9,7 +9,8 @@ import (
 )
 
 // selfUpdate sets up self-update (docs/agents.md): the updater for conn, nil when it is
-// off, and the HELLO hook that confirms a new build on trial. A trial that expires rolls
+// off, and the hook, called when the server accepted a connection, that confirms a new
+// build on trial. A trial that expires rolls
 // back to the previous binary and executes it; the watcher ends with ctx.
 func selfUpdate(ctx context.Context, cfg config, log *slog.Logger) (conn.Updater, *selfupdate.Updater, func()) {
 	if !cfg.SelfUpdate {

@@ -23,6 +23,7 @@ import (
 	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 )
 
 // startServer runs the whole server in-process, as main does, on a free loopback port with
@@ -62,14 +63,7 @@ func startServer(t *testing.T, env map[string]string) (addr string, logs *logtes
 	}()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
+		waittest.Returned(t, done, 30*time.Second, "the server's run")
 	})
 	select {
 	case addr = <-listening:
@@ -322,16 +316,10 @@ func TestServe_PrunesDecidedDeliveriesPastTheRetention(t *testing.T) {
 		}
 	}
 	startServer(t, map[string]string{"STAGELY_DATABASE_URL": dsn, "STAGELY_DELIVERY_RETENTION": "8d"})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := st.DeliveryByDeliveryID(ctx, "old"); store.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not prune a delivery decided 9 days ago within 60s, with an 8-day retention")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waittest.Until(t, 60*time.Second, "the server to prune a delivery decided 9 days ago, with an 8-day retention", func() bool {
+		_, err := st.DeliveryByDeliveryID(ctx, "old")
+		return store.IsNotFound(err)
+	})
 	if _, err := st.DeliveryByDeliveryID(ctx, "recent"); err != nil {
 		t.Fatalf("a delivery decided 6 days ago was pruned: %v", err)
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -105,12 +103,9 @@ func TestRun_RotateKeyResealsAndRefusesWithoutTheOldKey(t *testing.T) {
 	ctx := context.Background()
 	dsn := storetest.NewDatabase(t)
 	st := storetest.Open(t, dsn)
-	u, _ := st.UpsertUser(ctx, store.User{GitHubID: 1, Login: "a"})
-	in, _ := st.UpsertInstallation(ctx, store.Installation{GitHubID: 1, AccountLogin: "a", AccountID: 1, AccountType: "User"})
-	p, err := st.CreateProject(ctx, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web", RepoID: 1, RepoFullName: "a/web", DeployBranch: "main"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.NewUser(t, st, store.User{GitHubID: 1, Login: "a"})
+	in := storetest.NewInstallation(t, st, store.Installation{GitHubID: 1, AccountLogin: "a", AccountID: 1, AccountType: "User"})
+	p := storetest.NewProject(t, st, store.NewProject{UserID: u.ID, InstallationID: in.ID, Name: "web", RepoID: 1, RepoFullName: "a/web", DeployBranch: "main"})
 	oldKey, newKey := apptest.Key(t), apptest.Key(t)
 	oldB64, newB64 := base64.StdEncoding.EncodeToString(oldKey), base64.StdEncoding.EncodeToString(newKey)
 	oldRing := apptest.Keyring(t, oldKey)
@@ -119,7 +114,7 @@ func TestRun_RotateKeyResealsAndRefusesWithoutTheOldKey(t *testing.T) {
 	}
 
 	var errOut bytes.Buffer
-	err = run(ctx, []string{"rotate-key"}, envOf(map[string]string{"STAGELY_DATABASE_URL": dsn, "STAGELY_SECRET_KEY": newB64}), io.Discard, &errOut)
+	err := run(ctx, []string{"rotate-key"}, envOf(map[string]string{"STAGELY_DATABASE_URL": dsn, "STAGELY_SECRET_KEY": newB64}), io.Discard, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "STAGELY_SECRET_KEY_PREVIOUS") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("rotate without the old key = %v", err)
 	}
@@ -144,41 +139,10 @@ func TestRun_RotateKeyResealsAndRefusesWithoutTheOldKey(t *testing.T) {
 
 func TestRun_ServeAnswersHealthAndReadinessThenStops(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	env := envOf(map[string]string{
-		"STAGELY_DATABASE_URL": storetest.NewDatabase(t),
-		"STAGELY_SECRET_KEY":   newKeyB64(t),
-		"STAGELY_LISTEN":       "127.0.0.1:0",
-	})
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, nil, env, io.Discard, pw)
-		pw.Close()
-		done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("server stopped before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start listening")
-	}
+	// startServer's cleanup cancels run and fails the test unless it returns nil.
+	addr, _ := startServer(t, nil)
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get(base + path)
+		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,14 +150,5 @@ func TestRun_ServeAnswersHealthAndReadinessThenStops(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s = %d", path, resp.StatusCode)
 		}
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel = %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop")
 	}
 }

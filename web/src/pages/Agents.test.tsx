@@ -23,7 +23,7 @@ describe('agents', () => {
     expect(screen.getByRole('button', { name: 'Copy token' })).toBeTruthy();
     expect(screen.getByRole('button', { name: 'Copy cloud-init' })).toBeTruthy();
     expect(screen.getByTestId('agent-install-command').textContent).toBe(
-      `curl -fsSL https://stagely.example/install.sh | sudo sh -s -- --token ${token}`,
+      `export STAGELY_TOKEN=${token}; curl -fsSL https://stagely.example/install.sh | sudo --preserve-env=STAGELY_TOKEN sh`,
     );
     expect(screen.getByRole('button', { name: 'Copy install command' })).toBeTruthy();
     const row = await screen.findByTestId('agent-row');

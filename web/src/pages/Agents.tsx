@@ -3,6 +3,7 @@ import { Fragment, useEffect, useRef, useState, type FormEvent } from 'react';
 import { asApiError, type Agent, type AgentCredentials, type AgentEvent, type ApiError } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { CopyButton } from '../components/CopyButton';
 import { Empty } from '../components/Empty';
@@ -11,6 +12,8 @@ import { Loading } from '../components/Loading';
 import { StatusBadge } from '../components/StatusBadge';
 import { Time } from '../components/Time';
 import { Field } from '../components/Field';
+import { ActionsHeader } from '../components/ActionsHeader';
+import { NameInput } from '../components/NameInput';
 import { agentNameProblem } from '../validation';
 
 type Shown = { credentials: AgentCredentials; why: 'created' | 'rotated' };
@@ -112,9 +115,7 @@ export function AgentsPage({ pollMs = 5000 }: { pollMs?: number }) {
                   {c}
                 </th>
               ))}
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
+              <ActionsHeader />
             </tr>
           </thead>
           <tbody>
@@ -215,43 +216,25 @@ function NewAgentForm({ onCreated }: { onCreated: (c: AgentCredentials) => void 
   const api = useApi();
   const [name, setName] = useState('');
   const [problem, setProblem] = useState<string | undefined>();
-  const [error, setError] = useState<ApiError | null>(null);
-  const [saving, setSaving] = useState(false);
+  const { saving, error, clearError, save } = useSave();
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const p = agentNameProblem(name);
     setProblem(p);
-    setError(null);
+    clearError();
     if (p) {
       document.getElementById('agent-name')?.focus();
       return;
     }
-    setSaving(true);
-    api.createAgent(name.trim()).then(
-      (c) => {
-        setSaving(false);
-        onCreated(c);
-      },
-      (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      },
-    );
+    save(api.createAgent(name.trim()), onCreated);
   };
 
   return (
     <form className="form card" onSubmit={submit} noValidate data-testid="new-agent-form" aria-labelledby="new-agent-heading">
       <h2 id="new-agent-heading">New agent</h2>
       <Field id="agent-name" label="Name" hint="Such as the server it will run on." error={problem ?? error?.fieldMessage('name')}>
-        <input
-          type="text"
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          maxLength={100}
-          autoComplete="off"
-          data-testid="new-agent-name"
-        />
+        <NameInput value={name} onValue={setName} maxLength={100} data-testid="new-agent-name" />
       </Field>
       {error && <ErrorMessage error={error} />}
       <div className="actions">

@@ -1,13 +1,15 @@
 // Creating a project: installation -> repository, then optional name, branch and agent.
 import { useState, type FormEvent } from 'react';
-import { asApiError, type ApiError, type Project, type Repository } from '../api';
+import type { Project, Repository } from '../api';
 import { useApi } from '../context';
 import { Link } from '../router';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { Empty } from '../components/Empty';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
 import { Field } from '../components/Field';
+import { NameInput } from '../components/NameInput';
 import { projectNameProblem } from '../validation';
 
 // Field names as the API reports them in validations[].
@@ -33,9 +35,8 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
   const [branch, setBranch] = useState('');
   const [rootDir, setRootDir] = useState('');
   const [agentId, setAgentId] = useState('');
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, clearError, save } = useSave();
   const [clientErrors, setClientErrors] = useState<Partial<Record<string, string>>>({});
-  const [saving, setSaving] = useState(false);
 
   const repo = repositories.data?.find((r) => String(r.id) === repoId);
 
@@ -47,25 +48,20 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
     const nameProblem = projectNameProblem(name);
     if (nameProblem) problems.name = nameProblem;
     setClientErrors(problems);
-    setError(null);
+    clearError();
     if (Object.keys(problems).length > 0) {
       document.getElementById(`project-${Object.keys(problems)[0]}`)?.focus();
       return;
     }
-    setSaving(true);
-    api
-      .createProject({
-        installation_id: Number(installationId),
-        repo_id: Number(repoId),
-        ...(name ? { name } : {}),
-        ...(branch ? { deploy_branch: branch } : {}),
-        ...(rootDir.trim() ? { root_directory: rootDir.trim() } : {}),
-        ...(agentId ? { agent_id: Number(agentId) } : {}),
-      })
-      .then(onCreated, (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      });
+    const created = api.createProject({
+      installation_id: Number(installationId),
+      repo_id: Number(repoId),
+      ...(name ? { name } : {}),
+      ...(branch ? { deploy_branch: branch } : {}),
+      ...(rootDir.trim() ? { root_directory: rootDir.trim() } : {}),
+      ...(agentId ? { agent_id: Number(agentId) } : {}),
+    });
+    save(created, onCreated);
   };
 
   const fieldError = (f: (typeof fields)[number]) => clientErrors[f] ?? error?.fieldMessage(f);
@@ -141,13 +137,10 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
             hint="Also the Docker Compose project name and the GitHub environment."
             error={fieldError('name')}
           >
-            <input
-              type="text"
+            <NameInput
               value={name}
-              onChange={(e) => setName(e.target.value)}
+              onValue={setName}
               placeholder={defaultProjectName(repo) || 'from the repository name'}
-              autoComplete="off"
-              spellCheck={false}
               data-testid="project-name"
             />
           </Field>
@@ -158,13 +151,10 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
             hint="Pushes to this branch deploy."
             error={fieldError('deploy_branch')}
           >
-            <input
-              type="text"
+            <NameInput
               value={branch}
-              onChange={(e) => setBranch(e.target.value)}
+              onValue={setBranch}
               placeholder={repo?.default_branch ?? 'the default branch'}
-              autoComplete="off"
-              spellCheck={false}
               data-testid="project-branch"
             />
           </Field>
@@ -175,13 +165,10 @@ export function NewProjectPage({ onCreated }: { onCreated: (p: Project) => void 
             hint="For a repository holding several projects: the folder with this project's stagely.yaml and compose file. Pushes that change nothing under it do not deploy."
             error={fieldError('root_directory')}
           >
-            <input
-              type="text"
+            <NameInput
               value={rootDir}
-              onChange={(e) => setRootDir(e.target.value)}
+              onValue={setRootDir}
               placeholder="the repository root, or a folder like services/api"
-              autoComplete="off"
-              spellCheck={false}
               data-testid="project-root-directory"
             />
           </Field>

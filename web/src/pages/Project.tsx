@@ -4,6 +4,8 @@ import { asApiError, type ApiError, type Project } from '../api';
 import { useApi } from '../context';
 import { navigate } from '../router';
 import { useResource } from '../resource';
+import { useSave } from '../save';
+import { NameInput } from '../components/NameInput';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
@@ -70,25 +72,15 @@ export function RootDirectory({ project }: { project: Project }) {
   const [current, setCurrent] = useState(project.root_directory);
   const [editing, setEditing] = useState(false);
   const [value, setValue] = useState(project.root_directory);
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, save } = useSave();
 
-  const save = (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setSaving(true);
-    setError(null);
-    api.updateProject(project.id, { root_directory: value.trim() }).then(
-      (p) => {
-        setCurrent(p.root_directory);
-        setValue(p.root_directory);
-        setSaving(false);
-        setEditing(false);
-      },
-      (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      },
-    );
+    save(api.updateProject(project.id, { root_directory: value.trim() }), (p) => {
+      setCurrent(p.root_directory);
+      setValue(p.root_directory);
+      setEditing(false);
+    });
   };
 
   if (!editing) {
@@ -104,18 +96,15 @@ export function RootDirectory({ project }: { project: Project }) {
   }
   const fieldError = error?.fieldMessage('root_directory');
   return (
-    <form onSubmit={save} className="inline">
+    <form onSubmit={submit} className="inline">
       <label htmlFor="project-root-directory-input" className="visually-hidden">
         Root directory
       </label>
-      <input
+      <NameInput
         id="project-root-directory-input"
-        type="text"
         value={value}
-        onChange={(e) => setValue(e.target.value)}
+        onValue={setValue}
         placeholder="empty for the repository root, or services/api"
-        autoComplete="off"
-        spellCheck={false}
         aria-describedby={fieldError ? 'project-root-directory-error' : undefined}
         data-testid="project-root-directory-input"
       />{' '}
@@ -140,25 +129,15 @@ export function AgentLink({ project }: { project: Project }) {
   const api = useApi();
   const agents = useResource(() => api.agents(), 'agents');
   const [linked, setLinked] = useState(project.agent);
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, save } = useSave();
   const [saved, setSaved] = useState(false);
 
   const change = (value: string) => {
-    setSaving(true);
     setSaved(false);
-    setError(null);
-    api.updateProject(project.id, { agent_id: value ? Number(value) : null }).then(
-      (p) => {
-        setLinked(p.agent);
-        setSaving(false);
-        setSaved(true);
-      },
-      (e: unknown) => {
-        setSaving(false);
-        setError(asApiError(e));
-      },
-    );
+    save(api.updateProject(project.id, { agent_id: value ? Number(value) : null }), (p) => {
+      setLinked(p.agent);
+      setSaved(true);
+    });
   };
 
   return (

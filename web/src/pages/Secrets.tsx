@@ -4,12 +4,15 @@ import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { asApiError, type ApiError, type Secret } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
+import { useSave } from '../save';
 import { ConfirmButton } from '../components/ConfirmButton';
 import { Empty } from '../components/Empty';
 import { ErrorMessage } from '../components/ErrorMessage';
 import { Loading } from '../components/Loading';
 import { Time } from '../components/Time';
 import { Field } from '../components/Field';
+import { ActionsHeader } from '../components/ActionsHeader';
+import { NameInput } from '../components/NameInput';
 import { secretKeyProblem, secretScopeProblem, secretValueProblem } from '../validation';
 
 /** Secrets grouped by scope, "global" first and the services after it by name. */
@@ -61,9 +64,7 @@ export function SecretsSection({ projectId }: { projectId: number }) {
                   <th scope="col">Key</th>
                   <th scope="col">Scope</th>
                   <th scope="col">Updated</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
+                  <ActionsHeader />
                 </tr>
               </thead>
               <tbody>
@@ -139,8 +140,7 @@ export function SecretForm({
   const [key, setKey] = useState(initialKey);
   const [value, setValue] = useState('');
   const [reveal, setReveal] = useState(false);
-  const [saving, setSaving] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { saving, error, clearError, save } = useSave();
   const [problems, setProblems] = useState<Partial<Record<'scope' | 'key' | 'value', string>>>({});
   const [savedNote, setSavedNote] = useState('');
   const keyRef = useRef<HTMLInputElement>(null);
@@ -155,28 +155,20 @@ export function SecretForm({
     };
     const first = (['scope', 'key', 'value'] as const).find((f) => found[f]);
     setProblems(found);
-    setError(null);
+    clearError();
     setSavedNote('');
     if (first) {
       document.getElementById(`secret-${first}`)?.focus();
       return;
     }
-    setSaving(true);
-    api.putSecret(projectId, scope.trim(), key, value).then(
-      (s) => {
-        setSaving(false);
-        setValue('');
-        setReveal(false);
-        setKey('');
-        setSavedNote(`Saved ${s.key} in ${s.scope}. The value is no longer shown anywhere.`);
-        keyRef.current?.focus();
-        onSaved?.(s);
-      },
-      (err: unknown) => {
-        setSaving(false);
-        setError(asApiError(err));
-      },
-    );
+    save(api.putSecret(projectId, scope.trim(), key, value), (s) => {
+      setValue('');
+      setReveal(false);
+      setKey('');
+      setSavedNote(`Saved ${s.key} in ${s.scope}. The value is no longer shown anywhere.`);
+      keyRef.current?.focus();
+      onSaved?.(s);
+    });
   };
 
   // A textarea takes Enter as a newline (PEM keys are multi-line), so Ctrl/Cmd+Enter saves.
@@ -193,15 +185,7 @@ export function SecretForm({
     <form className="form secret-form" onSubmit={submit} noValidate data-testid="secret-form" aria-labelledby="secret-form-heading">
       <h3 id="secret-form-heading">{initialKey ? `Replace ${initialKey}` : 'Add or replace a secret'}</h3>
       <Field id="secret-scope" label="Scope" hint='"global", or a compose service name' error={fieldError('scope')}>
-        <input
-          type="text"
-          value={scope}
-          onChange={(e) => setScope(e.target.value)}
-          list="secret-scopes"
-          autoComplete="off"
-          spellCheck={false}
-          data-testid="secret-scope"
-        />
+        <NameInput value={scope} onValue={setScope} list="secret-scopes" data-testid="secret-scope" />
       </Field>
       <datalist id="secret-scopes">
         {[...new Set(['global', ...knownScopes])].map((s) => (
@@ -209,16 +193,7 @@ export function SecretForm({
         ))}
       </datalist>
       <Field id="secret-key" label="Key" error={fieldError('key')}>
-        <input
-          type="text"
-          ref={keyRef}
-          value={key}
-          onChange={(e) => setKey(e.target.value)}
-          autoComplete="off"
-          spellCheck={false}
-          placeholder="DATABASE_URL"
-          data-testid="secret-key"
-        />
+        <NameInput ref={keyRef} value={key} onValue={setKey} placeholder="DATABASE_URL" data-testid="secret-key" />
       </Field>
       <Field id="secret-value" label="Value" hint="Ctrl+Enter saves. Shown masked; never displayed after saving." error={fieldError('value')}>
         <textarea

@@ -228,7 +228,7 @@ export class FakeServer {
       agent,
       token,
       cloud_init: `#cloud-config\nwrite_files:\n  - path: /etc/stagely/config.json\n    content: '{"server_url":"https://stagely.example","token":"${token}"}'\n`,
-      install_command: `curl -fsSL https://stagely.example/install.sh | sudo sh -s -- --token ${token}`,
+      install_command: `export STAGELY_TOKEN=${token}; curl -fsSL https://stagely.example/install.sh | sudo --preserve-env=STAGELY_TOKEN sh`,
     };
   }
 
