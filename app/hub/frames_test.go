@@ -314,7 +314,13 @@ func TestAgentFrames_EveryFieldIsBoundedAndNothingIsKept(t *testing.T) {
 				r.results = append(r.results, res)
 				return nil
 			}}
-			r.e = newEnv(t, sink, func(o *hub.Options) { o.LogFlushEvery = 20 * time.Millisecond })
+			r.e = newEnv(t, sink, func(o *hub.Options) {
+				o.LogFlushEvery = 20 * time.Millisecond
+				// A HELLO of megabytes, written and decoded under the race detector on a loaded
+				// machine, can take longer than the 10 s a real agent gets; this test is about
+				// bounds, not that deadline (TestHandshake_SilentClientClosedAfterHelloTimeout is).
+				o.HelloTimeout = 2 * time.Minute
+			})
 			agent, token := r.e.newAgent("box")
 			other, _ := r.e.newAgent("other")
 			r.agentID, r.foreign = agent.ID, r.e.newDeployment(other.ID)
