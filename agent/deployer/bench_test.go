@@ -176,6 +176,8 @@ func (c *phaseClock) Phase(p string) {
 	c.starts = append(c.starts, time.Now())
 }
 
+func (c *phaseClock) Plan(protocol.Plan) {}
+
 func (c *phaseClock) Log(_, line string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
