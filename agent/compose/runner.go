@@ -50,8 +50,9 @@ type Runner struct {
 	pluginOnce sync.Once
 	plugin     string
 
-	versionOnce sync.Once
-	version     string
+	versionMu    sync.Mutex
+	versionKnown bool
+	version      string
 }
 
 // RunnerOptions configures a Runner.

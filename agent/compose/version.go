@@ -8,15 +8,19 @@ import (
 
 // Version returns compose's version without a leading "v" (2.40.3), or "" when compose
 // does not know it: a plugin built from source without its version stamped calls itself
-// "dev", which would tell a user nothing.
+// "dev", which would tell a user nothing. A runner asks compose once; a failed attempt
+// (ctx ended, say) is not remembered.
 func (r *Runner) Version(ctx context.Context) string {
-	r.versionOnce.Do(func() {
-		// Asked once per runner: the result outlives the first caller's context.
-		out, err := r.Output(context.WithoutCancel(ctx), Project{}, "version", []string{"--short"}, nil)
-		if err == nil {
-			r.version = cleanVersion(string(out))
-		}
-	})
+	r.versionMu.Lock()
+	defer r.versionMu.Unlock()
+	if r.versionKnown {
+		return r.version
+	}
+	out, err := r.Output(ctx, Project{}, "version", []string{"--short"}, nil)
+	if err != nil {
+		return ""
+	}
+	r.version, r.versionKnown = cleanVersion(string(out)), true
 	return r.version
 }
 

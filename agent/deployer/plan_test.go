@@ -67,6 +67,9 @@ func TestDeploy_PlanNamesWhatTheSwapWillChangeBeforeItStarts(t *testing.T) {
 		secrets := []protocol.Secret{{Key: "TOKEN", Value: "secret-" + st.secret + "-value", Scope: "worker"}}
 		res, rec := e.deploy(ctxFor(t), e.job(sha(i+1), st.files, st.cfg, secrets, prev))
 		requireStatus(t, res, protocol.StatusSuccess, rec)
+		if strings.Contains(rec.text(), "Bake") {
+			t.Errorf("%s: compose's Bake warning reached the log:\n%s", st.name, rec.text())
+		}
 		got := rec.plan(t)
 		if fmt.Sprint(got) != fmt.Sprint(st.want) {
 			t.Fatalf("%s: plan = %+v, want %+v", st.name, got, st.want)
