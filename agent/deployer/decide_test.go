@@ -45,3 +45,25 @@ func TestDecide_FollowsComposesOwnRecreateRules(t *testing.T) {
 		t.Errorf("plan = %+v\nwant   %+v", got, want)
 	}
 }
+
+func TestParseStatus_ReadsHealthAndExitCodeAsDockerPsShowsThem(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status string
+		health string
+		code   int
+	}{
+		{"Up 3 seconds (healthy)", "healthy", 0},
+		{"Up 2 seconds (health: starting)", "starting", 0},
+		{"Up About a minute (unhealthy)", "unhealthy", 0},
+		{"Up 5 seconds", "", 0},
+		{"Exited (137) 4 seconds ago", "", 137},
+		{"Exited (0) About an hour ago", "", 0},
+		{"Created", "", 0},
+	} {
+		health, code := parseStatus(tc.status)
+		if health != tc.health || code != tc.code {
+			t.Errorf("parseStatus(%q) = %q, %d; want %q, %d", tc.status, health, code, tc.health, tc.code)
+		}
+	}
+}

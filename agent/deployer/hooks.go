@@ -130,7 +130,7 @@ func (j *jobRun) startHookDependencies(ctx context.Context, pl plan, hooks []pro
 	if len(deps) == 0 {
 		return nil
 	}
-	cs, err := j.d.compose.PS(ctx, pl.p)
+	cs, err := j.containers(ctx, pl.p)
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
