@@ -1,7 +1,7 @@
 // Package deployer runs one DEPLOY job: it fetches the commit's tarball into the project's
-// stable working directory, injects the secrets through a compose override, builds, runs
-// the hooks, swaps the containers, verifies them and rolls back to the previous good SHA
-// when the new one fails. docs/agent-deploy.md describes the steps and outcomes.
+// stable working directory, injects the secrets through a compose override, builds, plans
+// what the swap will change, runs the hooks, swaps the containers, verifies them and rolls
+// back to the previous good SHA when the new one fails. docs/agent-deploy.md describes the steps and outcomes.
 package deployer
 
 import (
