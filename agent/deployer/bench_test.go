@@ -115,7 +115,7 @@ type agentArm struct {
 
 func newAgentArm(b *testing.B, name, composeYAML string, runner *compose.Runner) *agentArm {
 	a := &agentArm{
-		project: dockertest.ProjectName(name),
+		project:   dockertest.ProjectName(name),
 		files:     map[string]string{"compose.yaml": composeYAML},
 		recreated: "backend",
 		gh:        newFakeGitHub(b),

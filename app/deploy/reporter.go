@@ -32,8 +32,7 @@ type stage string
 const (
 	stageQueued     stage = "queued"
 	stageStarted    stage = "started"
-	// stagePlanned is a started deployment whose agent sent its plan.
-	stagePlanned stage = "planned"
+	stagePlanned    stage = "planned" // started, and the agent sent its plan
 	stageFinished   stage = "finished"
 	stageSuperseded stage = "superseded"
 )
