@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stagely/stagely/agent/compose"
@@ -75,6 +76,8 @@ type Deployer struct {
 	log      *slog.Logger
 	locks    *projectLocks
 	engine   *engine.Client
+	// engineFailed is set once a failed engine call was logged.
+	engineFailed atomic.Bool
 }
 
 // New returns a Deployer.

@@ -169,7 +169,9 @@ func (j *jobRun) containers(ctx context.Context, p compose.Project) ([]compose.C
 		if err == nil {
 			return fromEngine(cs), nil
 		}
-		j.d.log.Warn("list containers through the engine API; falling back to compose ps", "err", err)
+		if !j.d.engineFailed.Swap(true) {
+			j.d.log.Warn("list containers through the engine API; falling back to compose ps (logged once)", "err", err)
+		}
 	}
 	return j.d.compose.PS(ctx, p)
 }
