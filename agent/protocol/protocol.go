@@ -347,15 +347,16 @@ func (p Plan) String() string {
 	return strings.Join(parts, " · ")
 }
 
-// Lists returns the plan's lists by change, in the order String shows them.
-func (p *Plan) Lists() []struct {
+// PlanList is one of a plan's lists: the change, and the names of the services it applies to.
+type PlanList struct {
 	Change string
 	Names  *[]string
-} {
-	return []struct {
-		Change string
-		Names  *[]string
-	}{
+}
+
+// Lists returns the plan's lists by change, in the order String shows them; each points
+// into the plan.
+func (p *Plan) Lists() []PlanList {
+	return []PlanList{
 		{ChangeRecreate, &p.Recreate}, {ChangeUnchanged, &p.Unchanged}, {ChangeCreate, &p.Create},
 		{ChangeStart, &p.Start}, {ChangeScale, &p.Scale}, {ChangeRemove, &p.Remove}, {ChangeIgnored, &p.Ignored},
 	}
