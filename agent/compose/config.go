@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Config is the part of the resolved project (`docker compose config --format json`) a deploy needs.
@@ -17,6 +18,33 @@ type ServiceConfig struct {
 	Image       string          `json:"image"`
 	Build       json.RawMessage `json:"build,omitempty"`
 	HealthCheck *HealthCheck    `json:"healthcheck,omitempty"`
+	// Environment is the resolved environment, env_file entries included; a variable
+	// without a value is nil.
+	Environment map[string]*string `json:"environment,omitempty"`
+	Scale       *int               `json:"scale,omitempty"`
+	Deploy      *struct {
+		Replicas *int `json:"replicas,omitempty"`
+	} `json:"deploy,omitempty"`
+	DependsOn map[string]DependsOn `json:"depends_on,omitempty"`
+}
+
+// DependsOn is one entry of a service's depends_on.
+type DependsOn struct {
+	// Condition is service_started, service_healthy or service_completed_successfully.
+	Condition string `json:"condition"`
+	Required  *bool  `json:"required,omitempty"`
+}
+
+// Replicas is how many containers compose runs for the service: scale, else
+// deploy.replicas, else 1, as compose's own GetScale.
+func (s ServiceConfig) Replicas() int {
+	switch {
+	case s.Scale != nil:
+		return *s.Scale
+	case s.Deploy != nil && s.Deploy.Replicas != nil:
+		return *s.Deploy.Replicas
+	}
+	return 1
 }
 
 // HealthCheck is a service's resolved health check.
@@ -64,6 +92,25 @@ func (r *Runner) Config(ctx context.Context, p Project, onLine LineFunc) (*Confi
 		return nil, err
 	}
 	return ParseConfig(out)
+}
+
+// Hashes returns compose's configuration hash of every service of p
+// (`config --hash '*'`): the value compose writes into a container's
+// com.docker.compose.config-hash label and compares with it to decide a recreate.
+func (r *Runner) Hashes(ctx context.Context, p Project, onLine LineFunc) (map[string]string, error) {
+	out, err := r.Output(ctx, p, "config", []string{"--hash", "*"}, stderrOnly(onLine))
+	if err != nil {
+		return nil, err
+	}
+	hashes := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		name, hash, ok := strings.Cut(strings.TrimSpace(l), " ")
+		if !ok {
+			continue
+		}
+		hashes[name] = hash
+	}
+	return hashes, nil
 }
 
 // stderrOnly forwards stderr lines only: config's stdout is the resolved project, which

@@ -49,6 +49,10 @@ type Runner struct {
 	discover   bool
 	pluginOnce sync.Once
 	plugin     string
+
+	versionMu    sync.Mutex
+	versionKnown bool
+	version      string
 }
 
 // RunnerOptions configures a Runner.
@@ -165,7 +169,7 @@ func (r *Runner) run(ctx context.Context, p Project, sub string, args []string, 
 		return nil, fmt.Errorf("start docker compose %s: %w", sub, err)
 	}
 	// Pipes must be drained before Wait closes them.
-	out := drain(stdout, stderr, keep, onLine)
+	out := drain(stdout, stderr, keep, withoutNoise(onLine))
 	werr := cmd.Wait()
 	disarm()
 
@@ -223,6 +227,29 @@ func (r *Runner) signalGroupOnCancel(cmd *exec.Cmd) (disarm func()) {
 		if killTimer != nil {
 			killTimer.Stop()
 		}
+	}
+}
+
+// noise are compose warnings that say nothing a user can act on. Compose v2.40 builds with
+// Bake by default and, when the buildx plugin is missing, warns on every build and uses
+// its own builder, which is what the agent wants; COMPOSE_BAKE=false would trade that
+// warning for a deprecation one, and DOCKER_BUILDKIT=0 for a third.
+var noise = []string{
+	"Docker Compose is configured to build using Bake, but buildx isn't installed",
+}
+
+// withoutNoise is onLine without the lines noise names.
+func withoutNoise(onLine LineFunc) LineFunc {
+	if onLine == nil {
+		return nil
+	}
+	return func(stream, line string) {
+		for _, n := range noise {
+			if stream == StreamStderr && strings.Contains(line, n) {
+				return
+			}
+		}
+		onLine(stream, line)
 	}
 }
 

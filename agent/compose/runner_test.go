@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "exit7":
 		os.Exit(7)
+	case "print":
+		fmt.Print(os.Getenv(helperEnv + "_PRINT"))
+		fmt.Fprint(os.Stderr, os.Getenv(helperEnv+"_EPRINT"))
+		os.Exit(0)
 	case "plugin":
 		// A stand-in compose plugin: the metadata call the docker CLI makes, then its argv.
 		if len(os.Args) > 1 && os.Args[1] == "docker-cli-plugin-metadata" {

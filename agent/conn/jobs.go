@@ -355,6 +355,14 @@ func (e *jobEvents) Phase(phase string) {
 	e.c.out.frame(e.jobID, protocol.TypeJobPhase, protocol.JobPhase{JobID: e.jobID, Phase: phase})
 }
 
+// Plan queues the JOB_PHASE frame that carries the job's plan.
+func (e *jobEvents) Plan(plan protocol.Plan) {
+	if e.closed.Load() {
+		return
+	}
+	e.c.out.frame(e.jobID, protocol.TypeJobPhase, protocol.JobPhase{JobID: e.jobID, Phase: protocol.PhasePlanned, Plan: &plan})
+}
+
 // Log queues one line, truncated on a rune boundary to keep frames small.
 func (e *jobEvents) Log(stream, line string) {
 	if e.closed.Load() {

@@ -49,7 +49,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatalf("up: %v: %s", err, out)
 		}
-		checkRecreated(b, n, strings.Split(string(out), "\n"), bareProject)
+		checkRecreated(b, n, strings.Split(string(out), "\n"), bareProject, "backend")
 		return took
 	}
 
@@ -101,20 +101,25 @@ var phaseMetric = map[string]string{
 	protocol.PhaseVerifying: "verify-ms",
 }
 
-// agentArm redeploys one project through a Deployer, changing a backend secret each time.
+// agentArm redeploys one project through a Deployer, changing a backend secret each time,
+// or deploying filesAt(n) as commit n when set.
 type agentArm struct {
 	project string
 	files   map[string]string
-	gh      *fakeGitHub
-	d       *deployer.Deployer
+	filesAt func(n int) map[string]string
+	// recreated is the service each redeploy must recreate.
+	recreated string
+	gh        *fakeGitHub
+	d         *deployer.Deployer
 }
 
 func newAgentArm(b *testing.B, name, composeYAML string, runner *compose.Runner) *agentArm {
 	a := &agentArm{
-		project: dockertest.ProjectName(name),
-		files:   map[string]string{"compose.yaml": composeYAML},
-		gh:      newFakeGitHub(b),
-		d:       deployer.New(deployer.Options{DataDir: b.TempDir(), Compose: runner}),
+		project:   dockertest.ProjectName(name),
+		files:     map[string]string{"compose.yaml": composeYAML},
+		recreated: "backend",
+		gh:        newFakeGitHub(b),
+		d:         deployer.New(deployer.Options{DataDir: b.TempDir(), Compose: runner}),
 	}
 	b.Cleanup(func() { dockertest.Down(b, a.project) })
 	return a
@@ -123,7 +128,11 @@ func newAgentArm(b *testing.B, name, composeYAML string, runner *compose.Runner)
 // deploy deploys commit n and returns how long Deploy took and how long each phase lasted.
 func (a *agentArm) deploy(b *testing.B, n int) (time.Duration, map[string]time.Duration) {
 	s := sha(n)
-	a.gh.publish(b, s, a.files)
+	files := a.files
+	if a.filesAt != nil {
+		files = a.filesAt(n)
+	}
+	a.gh.publish(b, s, files)
 	job := protocol.Deploy{
 		JobID: fmt.Sprintf("bench-%d", n), Project: protocol.Project{ComposeProject: a.project}, Repo: "acme/shop", SHA: s,
 		Source:  protocol.Source{TarballURL: a.gh.url(s), Token: testToken},
@@ -139,13 +148,17 @@ func (a *agentArm) deploy(b *testing.B, n int) (time.Duration, map[string]time.D
 	if res.Status != protocol.StatusSuccess {
 		b.Fatalf("deploy: %s: %s", res.Status, res.Error)
 	}
-	checkRecreated(b, n, clock.lines, a.project)
+	checkRecreated(b, n, clock.lines, a.project, a.recreated)
+	if n > 0 && a.recreated == "" && !slices.ContainsFunc(clock.lines, func(l string) bool { return strings.Contains(l, "nothing to change") }) {
+		b.Fatalf("a redeploy that changes no service did not plan nothing to change:\n%s", strings.Join(clock.lines, "\n"))
+	}
 	return took, clock.phases(start.Add(took))
 }
 
 // checkRecreated fails the benchmark unless a redeploy's compose output shows exactly the
-// backend's container recreated: otherwise the arms would not do the same work.
-func checkRecreated(b *testing.B, n int, lines []string, project string) {
+// service's container recreated (none when service is ""): otherwise the arms would not do
+// the same work.
+func checkRecreated(b *testing.B, n int, lines []string, project, service string) {
 	b.Helper()
 	if n == 0 {
 		return
@@ -156,7 +169,11 @@ func checkRecreated(b *testing.B, n int, lines []string, project string) {
 			got = append(got, strings.TrimPrefix(name, "Container "))
 		}
 	}
-	if want := []string{project + "-backend-1"}; !slices.Equal(got, want) {
+	var want []string
+	if service != "" {
+		want = []string{project + "-" + service + "-1"}
+	}
+	if !slices.Equal(got, want) {
 		b.Fatalf("recreated %v, want %v", got, want)
 	}
 }
@@ -175,6 +192,8 @@ func (c *phaseClock) Phase(p string) {
 	c.order = append(c.order, p)
 	c.starts = append(c.starts, time.Now())
 }
+
+func (c *phaseClock) Plan(protocol.Plan) {}
 
 func (c *phaseClock) Log(_, line string) {
 	c.mu.Lock()

@@ -1,7 +1,7 @@
 // Package deployer runs one DEPLOY job: it fetches the commit's tarball into the project's
-// stable working directory, injects the secrets through a compose override, builds, runs
-// the hooks, swaps the containers, verifies them and rolls back to the previous good SHA
-// when the new one fails. docs/agent-deploy.md describes the steps and outcomes.
+// stable working directory, injects the secrets through a compose override, builds, plans
+// what the swap will change, runs the hooks, swaps the containers, verifies them and rolls
+// back to the previous good SHA when the new one fails. docs/agent-deploy.md describes the steps and outcomes.
 package deployer
 
 import (
@@ -9,19 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stagely/stagely/agent/compose"
+	"github.com/stagely/stagely/agent/engine"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -60,6 +60,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives the agent's own log; never secrets.
 	Logger *slog.Logger
+	// Engine reads containers and images for the plan; when nil, a client for DOCKER_HOST
+	// (the default socket when unset), or none when DOCKER_HOST is one it cannot reach
+	// (jobs then go without a plan).
+	Engine *engine.Client
 }
 
 // Deployer runs deploy jobs, one at a time per compose project.
@@ -71,6 +75,9 @@ type Deployer struct {
 	client   *http.Client
 	log      *slog.Logger
 	locks    *projectLocks
+	engine   *engine.Client
+	// engineFailed is set once a failed engine call was logged.
+	engineFailed atomic.Bool
 }
 
 // New returns a Deployer.
@@ -83,6 +90,7 @@ func New(opts Options) *Deployer {
 		client:   opts.HTTPClient,
 		log:      opts.Logger,
 		locks:    newProjectLocks(),
+		engine:   opts.Engine,
 	}
 	if d.compose == nil {
 		d.compose = compose.NewRunner(compose.RunnerOptions{})
@@ -98,6 +106,13 @@ func New(opts Options) *Deployer {
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.engine == nil {
+		c, err := engine.New(os.Getenv("DOCKER_HOST"), os.Getenv("DOCKER_TLS_VERIFY") != "")
+		if err != nil {
+			d.log.Warn("deploys go without a plan: the Docker Engine API is out of reach", "err", err)
+		}
+		d.engine = c
 	}
 	return d
 }
@@ -147,6 +162,8 @@ type jobRun struct {
 	swapped bool
 	// srcSHA is what the working directory held before the job, restored on an early failure.
 	srcSHA string
+	// warning is a successful job's Error: what went wrong without undoing the deploy.
+	warning string
 }
 
 func (j *jobRun) say(format string, args ...any) {
@@ -191,7 +208,7 @@ func (j *jobRun) run(ctx context.Context) protocol.JobResult {
 	statuses, err := j.deploy(jobCtx)
 	if err == nil {
 		j.say("deployed %s", short(job.SHA))
-		return protocol.JobResult{Status: protocol.StatusSuccess, Services: statuses}
+		return protocol.JobResult{Status: protocol.StatusSuccess, Services: statuses, Error: j.warning}
 	}
 
 	// The job's own context may be over; what follows runs on a fresh one.
@@ -240,13 +257,33 @@ func (j *jobRun) deploy(ctx context.Context) ([]protocol.ServiceStatus, error) {
 	}
 
 	j.ev.Phase(protocol.PhaseBuilding)
+	before := j.containersBefore(ctx)
 	pl, err := j.prepareAndBuild(ctx, job.Config)
 	if err != nil {
 		return nil, err
 	}
+	pl.change, pl.planned = j.makePlan(ctx, pl, before)
+	statuses, err := j.swap(ctx, pl)
+	if pl.planned {
+		statuses = withChanges(statuses, pl.change)
+	}
+	return statuses, err
+}
 
-	if len(job.Config.Hooks.PreDeploy) > 0 {
+// swap runs the pre_deploy hooks, swaps the containers, verifies them and runs the
+// post_deploy hooks. A plan that changes nothing runs no hook: there is nothing to migrate
+// for and nothing new to announce (docs/agent-deploy.md).
+func (j *jobRun) swap(ctx context.Context, pl plan) ([]protocol.ServiceStatus, error) {
+	job := j.job
+	still := pl.planned && pl.change.Empty()
+	if still && len(job.Config.Hooks.PreDeploy)+len(job.Config.Hooks.PostDeploy) > 0 {
+		j.say("nothing to change: the hooks do not run")
+	}
+	if len(job.Config.Hooks.PreDeploy) > 0 && !still {
 		j.ev.Phase(protocol.PhasePreDeploy)
+		if err := j.startHookDependencies(ctx, pl, job.Config.Hooks.PreDeploy); err != nil {
+			return nil, err
+		}
 		if err := j.hooks(ctx, pl.p, "pre_deploy", job.Config.Hooks.PreDeploy); err != nil {
 			return nil, err
 		}
@@ -263,10 +300,14 @@ func (j *jobRun) deploy(ctx context.Context) ([]protocol.ServiceStatus, error) {
 		return j.withLogTail(ctx, pl.p, statuses, err), err
 	}
 
-	if len(job.Config.Hooks.PostDeploy) > 0 {
+	if len(job.Config.Hooks.PostDeploy) > 0 && !still {
 		j.ev.Phase(protocol.PhasePostDeploy)
 		if err := j.hooks(ctx, pl.p, "post_deploy", job.Config.Hooks.PostDeploy); err != nil {
-			return statuses, err
+			if ctx.Err() != nil {
+				return statuses, err
+			}
+			// The new version is live and healthy: a failed notification does not undo it.
+			j.warning = postDeployWarning(err)
 		}
 	}
 	if err := j.dirs.pruneReleases(job.SHA, prevSHA(job)); err != nil {
@@ -327,6 +368,15 @@ type plan struct {
 	buildable []string
 	// ignored is set when some service of the compose file is left alone.
 	ignored bool
+	// ignoredNames are the services left alone.
+	ignoredNames []string
+	resolved     *compose.Config
+	// hashes are compose's configuration hashes of the deployed services, when the job
+	// computes a plan.
+	hashes map[string]string
+	// change is the plan; planned says whether there is one.
+	change  protocol.Plan
+	planned bool
 }
 
 // baseProject is the compose project of file without the override.
@@ -335,8 +385,9 @@ func (j *jobRun) baseProject(file string) compose.Project {
 }
 
 // prepare resolves the compose project of cfg in src, decides the services to deploy and
-// writes the override carrying the secrets.
-func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
+// writes the override carrying the secrets. With hash, it also asks compose for each
+// service's configuration hash, for the plan.
+func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig, hash bool) (plan, error) {
 	file, err := composeFile(j.dirs.src(), cfg.ComposeFile)
 	if err != nil {
 		return plan{}, err
@@ -354,7 +405,11 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, err
 	for _, s := range skipped {
 		j.say("secret %s names a service the compose file lacks or ignores; not injected", s)
 	}
-	content, err := renderOverride(env)
+	hash = hash && j.planning(ctx)
+	if hash {
+		withResolvedEnv(env, resolved)
+	}
+	content, err := renderOverride(env, hash)
 	if err != nil {
 		return plan{}, err
 	}
@@ -365,6 +420,12 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig) (plan, err
 	j.overrides = append(j.overrides, override)
 	pl.p = base
 	pl.p.Files = []string{file, override}
+	pl.resolved = resolved
+	if hash {
+		if pl.hashes, err = j.d.compose.Hashes(ctx, pl.p, j.lines); err != nil {
+			j.say("could not read the services' configuration hashes (%v); deploying without a plan", err)
+		}
+	}
 	return pl, nil
 }
 
@@ -377,6 +438,7 @@ func (j *jobRun) targets(resolved *compose.Config, cfg protocol.JobConfig) (plan
 		if sc.Ignore {
 			j.say("service %s is ignored: left alone", name)
 			pl.ignored = true
+			pl.ignoredNames = append(pl.ignoredNames, name)
 			continue
 		}
 		grace := sc.HealthCheckGracePeriod.Std()
@@ -408,7 +470,7 @@ func (j *jobRun) targets(resolved *compose.Config, cfg protocol.JobConfig) (plan
 // price of hiding `config` behind the build step on every other deploy.
 func (j *jobRun) prepareAndBuild(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
 	if j.job.Previous == nil || ignoresAny(cfg) {
-		pl, err := j.prepare(ctx, cfg)
+		pl, err := j.prepare(ctx, cfg, true)
 		if err != nil {
 			return plan{}, err
 		}
@@ -429,7 +491,7 @@ func (j *jobRun) prepareAndBuild(ctx context.Context, cfg protocol.JobConfig) (p
 		}
 		buildErr <- err
 	}()
-	pl, err := j.prepare(ctx, cfg)
+	pl, err := j.prepare(ctx, cfg, true)
 	if err != nil {
 		// Both read the same compose file: its error is the one worth reporting, and a
 		// build of a project that will not be deployed is not worth finishing.
@@ -471,51 +533,22 @@ func (j *jobRun) build(ctx context.Context, pl plan) error {
 	return nil
 }
 
-// hookWrapper runs the hook command ($1) inside the service container, bounded by the
-// job's remaining time ($2 seconds).
-//
-// The shell is PID 1 of the one-off container, and PID 1 ignores signals it has no handler
-// for: without the trap, the SIGTERM compose forwards on cancel or timeout would leave the
-// container running. The watchdog covers the moment before compose forwards signals at
-// all: a container orphaned then still ends when the job would have.
-const hookWrapper = `trap 'kill -TERM $pid 2>/dev/null; exit 143' TERM INT
-sh -c "$1" & pid=$!
-(sleep "$2"; kill -TERM $pid 2>/dev/null; sleep 5; kill -KILL $pid 2>/dev/null) &
-wait $pid`
-
-// hooks runs each hook as `compose run --rm --no-deps <service> sh -c <command>` on the new config.
-func (j *jobRun) hooks(ctx context.Context, p compose.Project, kind string, hooks []protocol.Hook) error {
-	for _, h := range hooks {
-		j.say("%s hook on %s: %s", kind, h.Service, h.Command)
-		limit := 3600
-		if dl, ok := ctx.Deadline(); ok {
-			limit = max(1, int(math.Ceil(time.Until(dl).Seconds())))
-		}
-		args := []string{"--rm", "--no-deps", "-T", h.Service, "sh", "-c", hookWrapper, "stagely-hook", h.Command, strconv.Itoa(limit)}
-		err := j.d.compose.Run(ctx, p, "run", args, j.lines)
-		if err == nil {
-			continue
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s hook on %s: %w", kind, h.Service, err)
-		}
-		if h.ContinueOnError {
-			j.say("%s hook on %s failed (%v); continuing as continue_on_error is set", kind, h.Service, err)
-			continue
-		}
-		return fmt.Errorf("%s hook %q on %s: %w", kind, h.Command, h.Service, err)
-	}
-	return nil
-}
-
 // up swaps the containers: compose recreates exactly the services whose configuration or
-// image changed. stop-first stops the deployed services first.
+// image changed. stop-first first stops the services the plan recreates (all deployed
+// services when there is no plan), so an old and a new container of one service never
+// run side by side, and unchanged ones keep running.
 func (j *jobRun) up(ctx context.Context, pl plan, strategy string) error {
 	j.swapped = true
 	if strategy == protocol.StrategyStopFirst {
-		j.say("stop-first: stopping %s", strings.Join(names(pl.targets), ", "))
-		if err := j.d.compose.Run(ctx, pl.p, "stop", names(pl.targets), j.lines); err != nil {
-			return fmt.Errorf("stop the running services: %w", err)
+		stop := names(pl.targets)
+		if pl.planned {
+			stop = pl.change.Recreate
+		}
+		if len(stop) > 0 {
+			j.say("stop-first: stopping %s", strings.Join(stop, ", "))
+			if err := j.d.compose.Run(ctx, pl.p, "stop", stop, j.lines); err != nil {
+				return fmt.Errorf("stop the running services: %w", err)
+			}
 		}
 	}
 	args := []string{"-d", "--remove-orphans"}
@@ -573,7 +606,7 @@ func (j *jobRun) rollback(ctx context.Context) ([]protocol.ServiceStatus, error)
 	if err := j.sync(prev.SHA); err != nil {
 		return nil, err
 	}
-	pl, err := j.prepare(ctx, prev.Config)
+	pl, err := j.prepare(ctx, prev.Config, false)
 	if err != nil {
 		return nil, err
 	}
@@ -591,12 +624,18 @@ func (j *jobRun) rollback(ctx context.Context) ([]protocol.ServiceStatus, error)
 	return statuses, nil
 }
 
-// mergeLogTails keeps the failed deploy's log tails in the rollback's statuses.
+// mergeLogTails keeps the failed deploy's log tails, and its plan's changes, in the
+// rollback's statuses.
 func mergeLogTails(now, failed []protocol.ServiceStatus) []protocol.ServiceStatus {
 	if len(now) == 0 {
 		return failed
 	}
 	for _, f := range failed {
+		for i := range now {
+			if now[i].Name == f.Name && now[i].Change == "" {
+				now[i].Change = f.Change
+			}
+		}
 		if len(f.LogTail) == 0 {
 			continue
 		}
@@ -611,14 +650,7 @@ func mergeLogTails(now, failed []protocol.ServiceStatus) []protocol.ServiceStatu
 
 // describe turns a step's error into the first sentence of the result's Error.
 func describe(err error, timedOut, cancelled bool, timeout time.Duration) string {
-	var ve *verifyError
-	msg := err.Error()
-	if errors.As(err, &ve) {
-		msg = ve.Error()
-		if len(ve.tail) > 0 {
-			msg += ". Its last log lines:\n" + strings.Join(ve.tail, "\n") + "\n"
-		}
-	}
+	msg := errorText(err)
 	switch {
 	case cancelled:
 		return "The deploy was cancelled (" + msg + ")"
@@ -627,6 +659,35 @@ func describe(err error, timedOut, cancelled bool, timeout time.Duration) string
 	default:
 		return "The deploy failed: " + msg
 	}
+}
+
+// errorText is err's message with, for a service that did not come up or a hook that
+// failed, its last output lines under it.
+func errorText(err error) string {
+	var ve *verifyError
+	var he *hookError
+	switch {
+	case errors.As(err, &ve):
+		if len(ve.tail) > 0 {
+			return ve.Error() + ". Its last log lines:\n" + strings.Join(ve.tail, "\n") + "\n"
+		}
+		return ve.Error()
+	case errors.As(err, &he):
+		if len(he.tail) > 0 {
+			return he.Error() + ". Its last output lines:\n" + strings.Join(he.tail, "\n") + "\n"
+		}
+		return he.Error()
+	}
+	return err.Error()
+}
+
+// postDeployWarning is the Error of a successful job whose post_deploy hook failed.
+func postDeployWarning(err error) string {
+	msg := "The deploy succeeded, but the " + err.Error() + ". The new version is live and was not rolled back: post_deploy hooks run after the swap (set continue_on_error: true when this failure is expected)."
+	if he := (*hookError)(nil); errors.As(err, &he) && len(he.tail) > 0 {
+		msg += "\nIts last output lines:\n" + strings.Join(he.tail, "\n")
+	}
+	return msg
 }
 
 func validateJob(job protocol.Deploy) error {

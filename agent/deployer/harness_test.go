@@ -126,7 +126,28 @@ type recorder struct {
 	mu     sync.Mutex
 	phases []string
 	lines  []string
+	plans  []protocol.Plan
+	// planAt is how many phases had begun when the plan came.
+	planAt int
 	onPh   func(string)
+}
+
+func (r *recorder) Plan(p protocol.Plan) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.plans = append(r.plans, p)
+	r.planAt = len(r.phases)
+}
+
+// plan returns the one plan the job reported, failing the test unless there was exactly one.
+func (r *recorder) plan(t *testing.T) protocol.Plan {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.plans) != 1 {
+		t.Fatalf("job reported %d plans, want 1: %+v", len(r.plans), r.plans)
+	}
+	return r.plans[0]
 }
 
 func (r *recorder) Phase(p string) {

@@ -62,6 +62,12 @@ func (e maskedEvents) Phase(phase string) {
 	e.ev.Phase(phase)
 }
 
+func (e maskedEvents) Plan(plan protocol.Plan) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ev.Plan(plan)
+}
+
 func (e maskedEvents) Log(stream, line string) {
 	line = e.m.mask(line)
 	e.mu.Lock()

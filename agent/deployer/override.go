@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stagely/stagely/agent/compose"
 	"github.com/stagely/stagely/agent/protocol"
 )
 
@@ -44,10 +45,28 @@ func serviceEnv(secrets []protocol.Secret, services []string) (env map[string]ma
 	return env, skipped
 }
 
+// withResolvedEnv puts under each service's secrets the environment compose resolved for
+// it (env_file entries included; variables without a value are left to the compose file).
+// Together with renderOverride's reset of env_file it makes `config --hash` see what `up`
+// sees: `up` folds env_file into the environment before it hashes a service, `config
+// --hash` does not (compose v2.40.3, cmd/compose/config.go runHash), so without this a
+// service with an env_file would always look changed.
+func withResolvedEnv(env map[string]map[string]string, resolved *compose.Config) {
+	for svc, vars := range env {
+		for k, v := range resolved.Services[svc].Environment {
+			if _, set := vars[k]; !set && v != nil {
+				vars[k] = *v
+			}
+		}
+	}
+}
+
 // renderOverride writes the compose override that carries the secrets as each service's
 // `environment:` map. Every value is double-quoted YAML, so newlines, quotes and unicode
 // survive byte for byte, and every `$` is doubled, so compose does not interpolate it.
-func renderOverride(env map[string]map[string]string) ([]byte, error) {
+// With resetEnvFile, each service's env_file is reset (`!reset []`): its values are then
+// in env (withResolvedEnv).
+func renderOverride(env map[string]map[string]string, resetEnvFile bool) ([]byte, error) {
 	str := func(v string, style yaml.Style) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Style: style}
 	}
@@ -68,6 +87,9 @@ func renderOverride(env map[string]map[string]string) ([]byte, error) {
 			vars.Content = append(vars.Content, str(k, yaml.DoubleQuotedStyle), str(strings.ReplaceAll(env[svc][k], "$", "$$"), yaml.DoubleQuotedStyle))
 		}
 		body := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("environment", 0), vars}}
+		if resetEnvFile {
+			body.Content = append(body.Content, str("env_file", 0), &yaml.Node{Kind: yaml.SequenceNode, Tag: "!reset", Style: yaml.FlowStyle})
+		}
 		services.Content = append(services.Content, str(svc, yaml.DoubleQuotedStyle), body)
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{

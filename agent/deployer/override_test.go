@@ -33,7 +33,7 @@ func TestRenderOverride_EscapesDollarsAndRoundTripsValues(t *testing.T) {
 	values := map[string]string{
 		"D": "a$b$$c${X}", "N": "l1\nl2\n", "Q": `"' :#-`, "U": "✓ 日本", "S": " x ", "E": "",
 	}
-	out, err := renderOverride(map[string]map[string]string{"api": values})
+	out, err := renderOverride(map[string]map[string]string{"api": values}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,13 +34,13 @@ type verifyError struct {
 
 func (e *verifyError) Error() string { return fmt.Sprintf("service %s %s", e.service, e.reason) }
 
-// verify polls `compose ps` until every target is running — and healthy where it has a
+// verify polls the project's containers (containers) until every target is running — and healthy where it has a
 // health check — or one of them runs out of its grace period or exits. Compose's own
 // `up --wait` has one timeout for the whole project; per-service grace periods need this loop.
 func (j *jobRun) verify(ctx context.Context, p compose.Project, targets []target) ([]protocol.ServiceStatus, error) {
 	start := time.Now()
 	for {
-		cs, err := j.d.compose.PS(ctx, p)
+		cs, err := j.containers(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("list containers: %w", err)
 		}

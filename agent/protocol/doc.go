@@ -19,6 +19,7 @@
 //	server -> agent  DEPLOY       {job_id, ...}
 //	agent  -> server JOB_ACCEPTED {job_id}
 //	agent  -> server JOB_PHASE    {job_id, phase}         (zero or more, in phase order)
+//	agent  -> server JOB_PHASE    {job_id, "planned", plan} (at most once, before the swap begins)
 //	agent  -> server LOG_CHUNK    {job_id, seq, ...}      (zero or more, seq strictly increasing from 1)
 //	server -> agent  LOG_ACK      {job_id, seq}           (version 2: every line up to seq is stored)
 //	agent  -> server JOB_RESULT   {job_id, status, ...}   (exactly once per job)
@@ -38,6 +39,11 @@
 // RESULT_ACK also confirms every line of its job. LOG_ACK means "do not send again": it
 // also covers lines the server dropped on purpose (a bad stream, a job not dispatched to
 // this agent).
+//
+// A field added within a version is optional and ignored by a peer that does not know it:
+// JOB_PHASE's plan (what the swap will create, recreate, leave alone, ignore or remove,
+// sent once the agent knows and before anything stops) and a result service's change (the
+// plan's word for it), so neither needed a new version.
 //
 // # Self-update
 //

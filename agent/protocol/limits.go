@@ -36,9 +36,11 @@ const (
 	MaxStatusBytes = 32
 	// MaxErrorBytes bounds a result's error text.
 	MaxErrorBytes = 8 << 10
-	// MaxServices is how many services one result lists; later ones are dropped.
+	// MaxServices is how many services one result lists, and how many names one plan
+	// holds; later ones are dropped.
 	MaxServices = 100
-	// MaxServiceFieldBytes bounds a service's name, state, health and container id.
+	// MaxServiceFieldBytes bounds a service's name, state, health, container id and change,
+	// and each name of a JOB_PHASE's plan.
 	MaxServiceFieldBytes = 256
 	// MaxLogTailLines is how many lines a service's log tail keeps (the last ones).
 	MaxLogTailLines = 100
@@ -177,7 +179,7 @@ func (r *JobResult) Clip() bool {
 	}
 	for i := range r.Services {
 		s := &r.Services[i]
-		for _, f := range []*string{&s.Name, &s.State, &s.Health, &s.ContainerID} {
+		for _, f := range []*string{&s.Name, &s.State, &s.Health, &s.ContainerID, &s.Change} {
 			clip(f, MaxServiceFieldBytes)
 		}
 		if n := len(s.LogTail); n > MaxLogTailLines {
@@ -211,6 +213,29 @@ func (h *Hello) Clip() bool {
 	}
 	for i := range h.UnackedResults {
 		cut = h.UnackedResults[i].Clip() || cut
+	}
+	return cut
+}
+
+// Clip bounds the plan a JOB_PHASE carries: at most MaxServices names in all, each
+// within MaxServiceFieldBytes. It reports whether anything was cut.
+func (p *JobPhase) Clip() bool {
+	if p.Plan == nil {
+		return false
+	}
+	cut, left := false, MaxServices
+	for _, l := range p.Plan.Lists() {
+		names := *l.Names
+		if len(names) > left {
+			names, cut = append([]string(nil), names[:left]...), true
+		}
+		left -= len(names)
+		for i := range names {
+			if len(names[i]) > MaxServiceFieldBytes {
+				names[i], cut = Truncate(names[i], MaxServiceFieldBytes), true
+			}
+		}
+		*l.Names = names
 	}
 	return cut
 }

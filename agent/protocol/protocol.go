@@ -279,10 +279,87 @@ const (
 	PhaseRollingBack = "rolling_back"
 )
 
+// PhasePlanned is the JOB_PHASE that carries the job's plan, sent once the agent knows
+// what the swap will change and before anything stops. It is not a step of its own.
+const PhasePlanned = "planned"
+
 // JobPhase reports progress.
 type JobPhase struct {
 	JobID string `json:"job_id"`
 	Phase string `json:"phase"`
+	// Plan is set on the PhasePlanned frame. A server that does not know the field ignores
+	// it, so it needs no new protocol version.
+	Plan *Plan `json:"plan,omitempty"`
+}
+
+// Changes the swap makes to one service, as compose will decide them.
+const (
+	ChangeCreate    = "create"    // the service has no container yet
+	ChangeRecreate  = "recreate"  // its configuration or image changed
+	ChangeStart     = "start"     // unchanged, but not running: compose starts it
+	ChangeScale     = "scale"     // unchanged, but its number of replicas differs
+	ChangeUnchanged = "unchanged" // left running as it is
+	ChangeIgnored   = "ignored"   // services.<name>.ignore: left alone
+	ChangeRemove    = "remove"    // no longer in the compose file: its containers are removed
+)
+
+// Plan names the services of each change, sorted; a service is in exactly one list.
+type Plan struct {
+	Create    []string `json:"create,omitempty"`
+	Recreate  []string `json:"recreate,omitempty"`
+	Start     []string `json:"start,omitempty"`
+	Scale     []string `json:"scale,omitempty"`
+	Unchanged []string `json:"unchanged,omitempty"`
+	Ignored   []string `json:"ignored,omitempty"`
+	Remove    []string `json:"remove,omitempty"`
+}
+
+// Empty reports whether the swap changes nothing.
+func (p Plan) Empty() bool {
+	return len(p.Create)+len(p.Recreate)+len(p.Start)+len(p.Scale)+len(p.Remove) == 0
+}
+
+// String words the plan in one line: "recreate: api · unchanged: web, worker · new: —".
+// New, recreate and unchanged are always named; the other changes when they happen.
+func (p Plan) String() string {
+	var parts []string
+	add := func(label string, names []string, always bool) {
+		switch {
+		case len(names) > 0:
+			parts = append(parts, label+": "+strings.Join(names, ", "))
+		case always:
+			parts = append(parts, label+": —")
+		}
+	}
+	if p.Empty() {
+		parts = append(parts, "nothing to change")
+	} else {
+		add("recreate", p.Recreate, true)
+	}
+	add("unchanged", p.Unchanged, !p.Empty())
+	if !p.Empty() {
+		add("new", p.Create, true)
+	}
+	add("start", p.Start, false)
+	add("scale", p.Scale, false)
+	add("remove", p.Remove, false)
+	add("ignored", p.Ignored, false)
+	return strings.Join(parts, " · ")
+}
+
+// PlanList is one of a plan's lists: the change, and the names of the services it applies to.
+type PlanList struct {
+	Change string
+	Names  *[]string
+}
+
+// Lists returns the plan's lists by change, in the order String shows them; each points
+// into the plan.
+func (p *Plan) Lists() []PlanList {
+	return []PlanList{
+		{ChangeRecreate, &p.Recreate}, {ChangeUnchanged, &p.Unchanged}, {ChangeCreate, &p.Create},
+		{ChangeStart, &p.Start}, {ChangeScale, &p.Scale}, {ChangeRemove, &p.Remove}, {ChangeIgnored, &p.Ignored},
+	}
 }
 
 // Streams a log line can come from.
@@ -328,6 +405,9 @@ type ServiceStatus struct {
 	ContainerID string `json:"container_id,omitempty"`
 	// LogTail holds the service's last log lines when it is the reason a deploy failed.
 	LogTail []string `json:"log_tail,omitempty"`
+	// Change is what the job's plan said the swap would do to the service (a Change*
+	// value); empty when the job ended before its plan was known.
+	Change string `json:"change,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("300s") on the wire.

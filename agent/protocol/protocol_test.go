@@ -231,3 +231,47 @@ func TestSecrets_StillOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanString_NamesRecreateUnchangedAndNewAndSaysWhenNothingChanges(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		plan protocol.Plan
+		want string
+	}{
+		{protocol.Plan{Recreate: []string{"api"}, Unchanged: []string{"web", "worker"}}, "recreate: api · unchanged: web, worker · new: —"},
+		{protocol.Plan{Create: []string{"api", "db"}}, "recreate: — · unchanged: — · new: api, db"},
+		{protocol.Plan{Unchanged: []string{"web"}, Ignored: []string{"db"}}, "nothing to change · unchanged: web · ignored: db"},
+		{protocol.Plan{Unchanged: []string{"web"}, Remove: []string{"old"}, Start: []string{"cache"}}, "recreate: — · unchanged: web · new: — · start: cache · remove: old"},
+	} {
+		if got := tc.plan.String(); got != tc.want {
+			t.Errorf("String() = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestJobPhaseClip_BoundsThePlansNames(t *testing.T) {
+	t.Parallel()
+	many := make([]string, protocol.MaxServices+5)
+	for i := range many {
+		many[i] = strings.Repeat("s", protocol.MaxServiceFieldBytes+1)
+	}
+	p := &protocol.JobPhase{JobID: "1", Phase: protocol.PhasePlanned, Plan: &protocol.Plan{Recreate: many[:3], Unchanged: many[3:]}}
+	if !p.Clip() {
+		t.Fatal("Clip() = false, want the plan cut")
+	}
+	n := 0
+	for _, l := range p.Plan.Lists() {
+		n += len(*l.Names)
+		for _, s := range *l.Names {
+			if len(s) > protocol.MaxServiceFieldBytes {
+				t.Fatalf("name of %d bytes kept", len(s))
+			}
+		}
+	}
+	if n != protocol.MaxServices {
+		t.Errorf("%d names kept, want %d", n, protocol.MaxServices)
+	}
+	if (&protocol.JobPhase{JobID: "1", Phase: protocol.PhaseBuilding}).Clip() {
+		t.Error("Clip() cut a phase without a plan")
+	}
+}

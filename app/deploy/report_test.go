@@ -48,6 +48,20 @@ func TestReports_EachStageWritesWhatTheGoldenFileSays(t *testing.T) {
 			e.deploy(a, p, bad, 95*time.Second, protocol.JobResult{Status: protocol.StatusRolledBack, Error: "service web is unhealthy after 60s",
 				Services: []protocol.ServiceStatus{{Name: "web", State: "running", Health: "unhealthy", ContainerID: "abc", LogTail: []string{"panic"}}}})
 		}},
+		{"planned_then_succeeded_with_a_post_deploy_warning", func(e *env) {
+			a := e.idleAgent("box")
+			p, sha := e.project(&a)
+			e.hub.setIdle(a.ID, true)
+			e.push(p, sha)
+			e.orch.JobPlan(e.ctx, a.ID, jobIDOf(e.latest(p)), protocol.Plan{Recreate: []string{"api"}, Unchanged: []string{"web", "worker"}})
+			e.run(a, p, 4*time.Second, protocol.JobResult{Status: protocol.StatusSuccess,
+				Error: "The deploy succeeded, but the post_deploy hook `./notify.sh` in api exited with code 7. The new version is live and was not rolled back.",
+				Services: []protocol.ServiceStatus{
+					{Name: "api", State: "running", ContainerID: "a1", Change: protocol.ChangeRecreate},
+					{Name: "web", State: "running", ContainerID: "b2", Change: protocol.ChangeUnchanged},
+					{Name: "worker", State: "running", ContainerID: "c3", Change: protocol.ChangeUnchanged},
+				}})
+		}},
 		{"timed_out_and_cancelled", func(e *env) {
 			a := e.idleAgent("box")
 			p, first := e.project(&a)

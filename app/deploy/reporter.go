@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -19,6 +20,9 @@ import (
 // gathers what it says from the store first, renders it, and then writes what its stage
 // writes (stageWrites), in the same order every time.
 
+// maxTitleBytes bounds a progress report's check-run title, as GitHub shows a title on one line.
+const maxTitleBytes = 120
+
 // logTailLines is how much of the deployment's log goes into the check run's text.
 const logTailLines = 300
 
@@ -28,6 +32,7 @@ type stage string
 const (
 	stageQueued     stage = "queued"
 	stageStarted    stage = "started"
+	stagePlanned    stage = "planned" // started, and the agent sent its plan
 	stageFinished   stage = "finished"
 	stageSuperseded stage = "superseded"
 )
@@ -59,6 +64,7 @@ var stageWrites = map[stage]struct {
 }{
 	stageQueued:     {checkRun: createCheckRun, commitStatus: true, deployment: true},
 	stageStarted:    {checkRun: updateCheckRun},
+	stagePlanned:    {checkRun: updateCheckRun},
 	stageFinished:   {checkRun: completeCheckRun, commitStatus: true, deployment: true, final: true},
 	stageSuperseded: {checkRun: completeCheckRun, commitStatus: true, final: true},
 }
@@ -73,8 +79,10 @@ type facts struct {
 	retry bool
 	// problems are stagely.yaml's: warnings when started, annotations when finished.
 	problems []stagelyyaml.Problem
-	// agent is the name of the agent the deployment runs on (started).
+	// agent is the name of the agent the deployment runs on (started, planned).
 	agent string
+	// plan is what the agent said the swap will change (planned).
+	plan *protocol.Plan
 	// services are the agent's per-service table (finished).
 	services []protocol.ServiceStatus
 	// logTail is the end of the deployment's log (finished).
@@ -187,6 +195,13 @@ func (o *Orchestrator) render(st stage, f facts) rendition {
 		}
 		return rendition{title: fmt.Sprintf("Deploying %s to %s", sha, f.agent), summary: summary,
 			checkStatus: "in_progress", deployState: "in_progress"}
+	case stagePlanned:
+		// The agent's words go in a code span, so no name can add markdown of its own.
+		line := strings.ReplaceAll(f.plan.String(), "`", "'")
+		summary := fmt.Sprintf("Deployment #%d of `%s` is running on agent **%s**.\n\n**Plan:** `%s`\n", d.ID, sha, f.agent, line)
+		title := protocol.Truncate(fmt.Sprintf("Deploying %s to %s: %s", sha, f.agent, line), maxTitleBytes)
+		return rendition{title: title, summary: summary,
+			checkStatus: "in_progress", deployState: "in_progress"}
 	}
 	out := rendition{checkStatus: "in_progress", annotations: annotations(f.problems), autoInactive: d.Status == store.DeploymentSuccess}
 	out.conclusion, out.commitState, out.deployState = conclusion(d.Status)
@@ -213,6 +228,7 @@ func finishedReport(f facts) github.Report {
 		}
 		rep.Duration = d.FinishedAt.Time.Sub(start)
 	}
+	rep.Plan = planOf(f.services)
 	for _, s := range f.services {
 		rep.Services = append(rep.Services, github.ServiceRow{Name: s.Name, State: s.State, Health: s.Health, ContainerID: s.ContainerID})
 		if len(s.LogTail) > 0 && rep.FailedService == "" {
@@ -220,6 +236,25 @@ func finishedReport(f facts) github.Report {
 		}
 	}
 	return rep
+}
+
+// planOf words the plan the agent reported with each service's status, or "" when it
+// reported none (the job ended before its plan was known, or an older agent ran it).
+func planOf(services []protocol.ServiceStatus) string {
+	var p protocol.Plan
+	known := false
+	for _, s := range services {
+		for _, l := range p.Lists() {
+			if s.Change == l.Change {
+				*l.Names = append(*l.Names, s.Name)
+				known = true
+			}
+		}
+	}
+	if !known {
+		return ""
+	}
+	return p.String()
 }
 
 // supersededText explains a deployment that never ran because a newer one replaced it.

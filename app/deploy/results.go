@@ -97,6 +97,37 @@ func (o *Orchestrator) JobPhase(_ context.Context, agentID int64, job, phase str
 	o.log.Debug("job phase", "agent", agentID, "job", job, "phase", phase)
 }
 
+// JobPlan puts what the job's swap will change on its check run, while the job runs. It is
+// best effort, like the other progress reports: the final report shows the plan again.
+func (o *Orchestrator) JobPlan(ctx context.Context, agentID int64, job string, plan protocol.Plan) {
+	id, err := strconv.ParseInt(job, 10, 64)
+	if err != nil {
+		return
+	}
+	d, err := o.opt.Store.DeploymentByID(ctx, id)
+	if err != nil {
+		o.log.Warn("load the deployment of a plan", "deployment", id, "err", err)
+		return
+	}
+	if !d.AgentID.Valid || d.AgentID.Int64 != agentID || d.Finished() {
+		return
+	}
+	p, err := o.opt.Store.ProjectByID(ctx, d.ProjectID)
+	if err != nil {
+		o.log.Warn("load the project of a plan", "deployment", id, "err", err)
+		return
+	}
+	o.log.Info("deployment planned", "deployment", id, "plan", plan.String())
+	f, err := o.gather(ctx, stageStarted, p, &d, nil)
+	if err == nil {
+		f.plan = &plan
+		err = o.send(ctx, stagePlanned, f, o.render(stagePlanned, f))
+	}
+	if err != nil {
+		o.log.Warn("report deployment to GitHub", "stage", stagePlanned, "deployment", d.ID, "err", err)
+	}
+}
+
 // JobResult records a job's outcome, reports it to GitHub and starts the project's next
 // deployment. It is idempotent: a result sent twice (after a reconnect) changes nothing
 // the second time. A nil return lets the hub acknowledge the result to the agent.

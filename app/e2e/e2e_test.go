@@ -36,6 +36,14 @@ func TestPushToDeploy(t *testing.T) {
 		if !strings.Contains(run.Text, "migrating the database") {
 			t.Fatalf("log tail lacks the pre_deploy hook's output:\n%s", run.Text)
 		}
+		// The agent's plan reached the running check run, and the final summary repeats it.
+		planned := false
+		for _, c := range s.sim.CallsMatching("PATCH", "/repos/*/*/check-runs/*") {
+			planned = planned || strings.Contains(string(c.Body), `"in_progress"`) && strings.Contains(string(c.Body), "Plan:")
+		}
+		if !planned || !strings.Contains(run.Summary, "**Plan:**") {
+			t.Fatalf("the plan is missing from the running check run (%v) or the summary:\n%s", planned, run.Summary)
+		}
 		if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 1\n" {
 			t.Fatalf("service answered %q", got)
 		}

@@ -25,6 +25,8 @@ type Report struct {
 	FailedService string
 	// RolledBackTo is the sha the agent went back to, for rolled_back.
 	RolledBackTo string
+	// Plan is what the agent planned to change, in one line, when it said.
+	Plan string
 	// LogTail is the last lines of the job's log, oldest first.
 	LogTail []string
 }
@@ -58,6 +60,10 @@ func reportTitle(r Report) string {
 	sha := shortSHA(r.SHA)
 	switch r.Status {
 	case "success":
+		if strings.TrimSpace(r.Error) != "" {
+			// A post_deploy hook failed after the new version went live (the Error says which).
+			return fmt.Sprintf("Deployed %s in %s, with a warning", sha, formatDuration(r.Duration))
+		}
 		return fmt.Sprintf("Deployed %s in %s", sha, formatDuration(r.Duration))
 	case "rolled_back":
 		return "Rolled back: " + failReason(r)
@@ -122,11 +128,18 @@ func reportSummary(r Report) string {
 	default:
 		fmt.Fprintf(&b, "The deploy of %s%s ended with status %s after %s.\n", sha, where, codeSpan(r.Status), took)
 	}
+	if r.Plan != "" {
+		fmt.Fprintf(&b, "\n**Plan:** %s\n", escapeInline(r.Plan))
+	}
 	if r.FailedService != "" {
 		fmt.Fprintf(&b, "\nFailing service: **%s**.\n", escapeInline(r.FailedService))
 	}
 	if e := strings.TrimSpace(r.Error); e != "" {
-		b.WriteString("\n**Error**\n\n")
+		heading := "Error"
+		if r.Status == "success" {
+			heading = "Warning"
+		}
+		b.WriteString("\n**" + heading + "**\n\n")
 		b.WriteString(fenced("text", truncateHead(e, maxErrorChars)))
 	}
 	b.WriteString("\n")

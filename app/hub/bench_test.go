@@ -194,6 +194,7 @@ type countingSink struct{ connected atomic.Int64 }
 func (s *countingSink) AgentConnected(context.Context, int64, protocol.Hello) { s.connected.Add(1) }
 func (s *countingSink) JobAccepted(context.Context, int64, string)            {}
 func (s *countingSink) JobPhase(context.Context, int64, string, string)       {}
+func (s *countingSink) JobPlan(context.Context, int64, string, protocol.Plan) {}
 func (s *countingSink) JobsHeld(context.Context, int64, []protocol.HeldJob)   {}
 func (s *countingSink) JobResult(context.Context, int64, protocol.JobResult) error {
 	return nil

@@ -317,7 +317,12 @@ func (c *conn) readLoop() {
 		case *protocol.JobPhase:
 			jobID = p.JobID
 			run = func() {
-				c.jobReport(p.JobID, func(ctx context.Context) { c.hub.opts.Sink.JobPhase(ctx, c.agentID, p.JobID, p.Phase) })
+				c.jobReport(p.JobID, func(ctx context.Context) {
+					c.hub.opts.Sink.JobPhase(ctx, c.agentID, p.JobID, p.Phase)
+					if p.Plan != nil {
+						c.hub.opts.Sink.JobPlan(ctx, c.agentID, p.JobID, *p.Plan)
+					}
+				})
 			}
 		case *protocol.LogChunk:
 			jobID = p.JobID

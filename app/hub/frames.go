@@ -63,6 +63,8 @@ func (c *conn) decode(data []byte) (string, any, error) {
 		cut = p.Clip()
 	case *protocol.LogChunk:
 		cut = p.Clip()
+	case *protocol.JobPhase:
+		cut = p.Clip()
 	case *protocol.JobResult:
 		cut = p.Clip()
 	case *protocol.UpdateFailed:

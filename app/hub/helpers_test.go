@@ -74,6 +74,10 @@ func (s *fakeSink) JobPhase(ctx context.Context, agentID int64, jobID, phase str
 	}
 }
 
+func (s *fakeSink) JobPlan(_ context.Context, agentID int64, jobID string, plan protocol.Plan) {
+	s.record("JobPlan %d %s %s", agentID, jobID, plan)
+}
+
 func (s *fakeSink) JobsHeld(ctx context.Context, agentID int64, held []protocol.HeldJob) {
 	ids := make([]string, len(held))
 	for i, j := range held {

@@ -69,6 +69,9 @@ type Sink interface {
 	JobAccepted(ctx context.Context, agentID int64, jobID string)
 	// JobPhase reports a job's progress.
 	JobPhase(ctx context.Context, agentID int64, jobID, phase string)
+	// JobPlan reports what a job's swap will change, before anything stops (the JOB_PHASE
+	// that carries a plan; JobPhase hears of it too).
+	JobPlan(ctx context.Context, agentID int64, jobID string, plan protocol.Plan)
 	// JobResult records a job's outcome; only a nil return acknowledges it to the agent.
 	JobResult(ctx context.Context, agentID int64, res protocol.JobResult) error
 }

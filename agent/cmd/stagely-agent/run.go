@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagely/stagely/agent/compose"
 	"github.com/stagely/stagely/agent/conn"
 	"github.com/stagely/stagely/agent/deployer"
 	"github.com/stagely/stagely/agent/journal"
@@ -123,10 +124,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // dockerVersions asks the local Docker engine and the compose plugin for their versions,
 // for HELLO; a missing engine reports "" rather than stopping the agent, so the
-// dashboard can show what is wrong.
+// dashboard can show what is wrong. A compose built without its version ("dev") reports
+// "" too (compose.Runner.Version).
 func dockerVersions(ctx context.Context) (string, string) {
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	return commandOutput(ctx, "docker", "version", "--format", "{{.Server.Version}}"),
-		commandOutput(ctx, "docker", "compose", "version", "--short")
+		compose.NewRunner(compose.RunnerOptions{}).Version(vctx)
 }
 
 func commandOutput(ctx context.Context, name string, args ...string) string {
