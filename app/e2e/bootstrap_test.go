@@ -113,18 +113,8 @@ func TestBootstrapAnswerLost(t *testing.T) {
 	}
 
 	// The bootstrap token alone, without the agent's key, is a replay.
-	req, err := http.NewRequest(http.MethodPost, s.serverURL+"/agent/bootstrap", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+boot.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusGone {
-		t.Fatalf("the bootstrap token without the key answered %d, want 410", resp.StatusCode)
+	if code := s.bootstrapStatus(boot.Token); code != http.StatusGone {
+		t.Fatalf("the bootstrap token without the key answered %d, want 410", code)
 	}
 	entries, err := s.st.AuditForTarget(s.ctx, s.agentRow.UserID, "agent", strconv.FormatInt(s.agentRow.ID, 10), 10)
 	if err != nil {
