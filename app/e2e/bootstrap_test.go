@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,13 +30,8 @@ type answerCutter struct {
 
 func newAnswerCutter(t *testing.T, serverURL string) *answerCutter {
 	t.Helper()
-	target, err := url.Parse(serverURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	c := &answerCutter{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c.url = interpose(t, serverURL, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/agent/bootstrap" || c.cut.Load() {
 			proxy.ServeHTTP(w, r)
 			return
@@ -55,9 +48,7 @@ func newAnswerCutter(t *testing.T, serverURL string) *answerCutter {
 			return
 		}
 		_ = conn.Close()
-	}))
-	t.Cleanup(srv.Close)
-	c.url = srv.URL
+	})
 	return c
 }
 
