@@ -10,6 +10,7 @@ import (
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/waittest"
 )
 
 // sweep runs one pass of o and waits for the GitHub reports it started.
@@ -116,7 +117,7 @@ func TestSweeper_ASlowReportNeverStallsTheLoop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a report GitHub does not answer stalled the sweep")
 	}
-	waitFor(t, 20*time.Second, "the other project's report", func() bool {
+	waittest.Until(t, 20*time.Second, "the other project's report", func() bool {
 		return e.latest(fast).ReportedStatus == store.DeploymentSuccess
 	})
 	if run := e.checkRun(fast, fastSHA); run.Conclusion != "success" {
@@ -129,16 +130,5 @@ func TestSweeper_ASlowReportNeverStallsTheLoop(t *testing.T) {
 	}
 	if d := e.latest(slow); d.ReportedStatus == store.DeploymentSuccess {
 		t.Fatal("a report that timed out counted as made")
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
