@@ -384,12 +384,7 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	e.sweep(e.orch)
-	if run := e.checkRun(p, sha); run.Conclusion != "success" {
-		t.Fatalf("after the sweep the check run is %q", run.Conclusion)
-	}
-	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
-		t.Fatalf("reported %q", d.ReportedStatus)
-	}
+	e.wantReported(p, sha, "after the sweep")
 }
 
 func TestOrchestrator_ProjectWithoutAgentFailsSayingWhatToDo(t *testing.T) {

@@ -20,6 +20,18 @@ func (e *env) sweep(o *deploy.Orchestrator) {
 	o.Wait()
 }
 
+// wantReported fails unless the check run of p's sha concluded success and p's latest
+// deployment is recorded as reported; when says after what.
+func (e *env) wantReported(p store.Project, sha, when string) {
+	e.t.Helper()
+	if run := e.checkRun(p, sha); run.Conclusion != "success" {
+		e.t.Fatalf("%s the check run is %q", when, run.Conclusion)
+	}
+	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
+		e.t.Fatalf("%s the deployment is reported %q", when, d.ReportedStatus)
+	}
+}
+
 // completions counts the attempts to complete a check run of repo that reached GitHub.
 func (e *env) completions(repo string) int {
 	n := 0
@@ -74,12 +86,7 @@ func TestSweeper_RetriesAFailingReportWithABackoffKeptInTheDatabase(t *testing.T
 	e.sim.RemoveFault(fault)
 	e.clock.Advance(5 * time.Minute)
 	e.sweep(o)
-	if run := e.checkRun(p, sha); run.Conclusion != "success" {
-		t.Fatalf("after GitHub recovered the check run is %q", run.Conclusion)
-	}
-	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
-		t.Fatalf("reported %q", d.ReportedStatus)
-	}
+	e.wantReported(p, sha, "after GitHub recovered")
 }
 
 // TestSweeper_ASlowReportNeverStallsTheLoop (fault 8): a report GitHub does not answer ends
