@@ -269,16 +269,24 @@ func (s *stack) deployCheck(sha string, n int, within time.Duration) githubsim.C
 	return s.namedCheck("Stagely / deploy", sha, n, within)
 }
 
+// wantDeployed waits up to within for sha's deploy check run and fails, saying what was
+// deployed, unless it concluded success.
+func (s *stack) wantDeployed(sha string, within time.Duration, what string) githubsim.CheckRun {
+	s.t.Helper()
+	run := s.deployCheck(sha, 1, within)
+	if run.Conclusion != "success" {
+		s.t.Fatalf("%s: check run %q: %s\n%s\n%s", what, run.Conclusion, run.Title, run.Summary, tail(run.Text, 30))
+	}
+	return run
+}
+
 // deployPage pushes a sample repository whose service serves page, as commit msg, and checks
 // that its deployment succeeds and the service answers page.
 func (s *stack) deployPage(page, msg string) {
 	s.t.Helper()
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(s.t), Port: freePort(s.t), Page: page}
 	sha := s.push("main", repo.Files(), msg)
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		s.t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, run.Text)
-	}
+	s.wantDeployed(sha, 3*time.Minute, msg)
 	if got := httpGet(s.t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != page {
 		s.t.Fatalf("the deployed service answered %q, want %q", got, page)
 	}
