@@ -455,18 +455,13 @@ func (st *state) checkRunJSON(rp *repo, run *checkRun) obj {
 
 // CheckRuns returns a commit's check runs, oldest first.
 func (s *Sim) CheckRuns(fullName, sha string) []CheckRun {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rp := s.st.repo(fullName)
-	if rp == nil {
-		return nil
-	}
-	var out []CheckRun
-	for _, run := range s.st.runsFor(rp, sha) {
-		cr := run.CheckRun
-		cr.Annotations = append([]Annotation(nil), run.Annotations...)
-		cr.Actions = append([]Action(nil), run.Actions...)
-		out = append(out, cr)
-	}
-	return out
+	return readRepo(s, fullName, func(rp *repo) (out []CheckRun) {
+		for _, run := range s.st.runsFor(rp, sha) {
+			cr := run.CheckRun
+			cr.Annotations = append([]Annotation(nil), run.Annotations...)
+			cr.Actions = append([]Action(nil), run.Actions...)
+			out = append(out, cr)
+		}
+		return out
+	})
 }

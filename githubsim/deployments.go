@@ -333,22 +333,17 @@ func (st *state) deploymentStatusJSON(rp *repo, d *deployment, ds DeploymentStat
 
 // Deployments returns a repository's deployments, oldest first, each with its statuses.
 func (s *Sim) Deployments(fullName string) []Deployment {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rp := s.st.repo(fullName)
-	if rp == nil {
-		return nil
-	}
-	var out []Deployment
-	for _, d := range s.st.deployments {
-		if d.repoID == rp.id {
-			cp := d.Deployment
-			cp.Statuses = append([]DeploymentStatus(nil), d.Statuses...)
-			out = append(out, cp)
+	return readRepo(s, fullName, func(rp *repo) (out []Deployment) {
+		for _, d := range s.st.deployments {
+			if d.repoID == rp.id {
+				cp := d.Deployment
+				cp.Statuses = append([]DeploymentStatus(nil), d.Statuses...)
+				out = append(out, cp)
+			}
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		return out
+	})
 }
 
 // DeploymentStatuses returns one deployment's statuses, oldest first.

@@ -115,43 +115,46 @@ func (st *state) pushPayload(rp *repo, ref, before, after string, forced bool) o
 
 // PushTag creates (or moves) a tag at ref's commit and delivers the push of refs/tags/<tag>.
 func (s *Sim) PushTag(ctx context.Context, fullName, tag, ref string) (*Delivery, error) {
+	payload, err := s.pushRef(fullName, "refs/tags/"+tag, ref)
+	if err != nil {
+		return nil, fmt.Errorf("push tag %s: %w", tag, err)
+	}
+	return s.deliver(ctx, "push", payload)
+}
+
+// pushRef points fullRef ("refs/heads/main" or "refs/tags/v1", created if missing) at ref's
+// commit, which the repository already has, and returns the push's payload. A branch push is
+// forced unless the move only goes forward; a tag push never is.
+func (s *Sim) pushRef(fullName, fullRef, ref string) (obj, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	rp := s.st.repo(fullName)
 	if rp == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("push tag %s: repository %s not found", tag, fullName)
+		return nil, fmt.Errorf("repository %s not found", fullName)
 	}
 	c := rp.resolve(ref)
 	if c == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("push tag %s: ref %s not found in %s", tag, ref, fullName)
+		return nil, fmt.Errorf("ref %s not found in %s", ref, fullName)
 	}
-	before := rp.tags[tag]
-	rp.tags[tag] = c.sha
-	payload := s.st.pushPayload(rp, "refs/tags/"+tag, before, c.sha, false)
-	s.mu.Unlock()
-	return s.deliver(ctx, "push", payload)
+	refs, name := rp.tags, strings.TrimPrefix(fullRef, "refs/tags/")
+	branch, isBranch := strings.CutPrefix(fullRef, "refs/heads/")
+	if isBranch {
+		refs, name = rp.branches, branch
+	}
+	before := refs[name]
+	refs[name] = c.sha
+	forced := isBranch && before != "" && !isAncestor(rp, before, c.sha)
+	return s.st.pushPayload(rp, fullRef, before, c.sha, forced), nil
 }
 
 // ForcePush moves a branch (created if missing) to a commit the repository already has, as
 // `git push --force` does, and delivers the push; forced is true unless the move only goes
 // forward. With no webhook URL set it only moves the branch.
 func (s *Sim) ForcePush(ctx context.Context, fullName, branch, ref string) (*Delivery, error) {
-	s.mu.Lock()
-	rp := s.st.repo(fullName)
-	if rp == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("force push %s: repository %s not found", branch, fullName)
+	payload, err := s.pushRef(fullName, "refs/heads/"+branch, ref)
+	if err != nil {
+		return nil, fmt.Errorf("force push %s: %w", branch, err)
 	}
-	c := rp.resolve(ref)
-	if c == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("force push %s: ref %s not found in %s", branch, ref, fullName)
-	}
-	before := rp.branches[branch]
-	rp.branches[branch] = c.sha
-	payload := s.st.pushPayload(rp, "refs/heads/"+branch, before, c.sha, before != "" && !isAncestor(rp, before, c.sha))
-	s.mu.Unlock()
 	d, err := s.deliver(ctx, "push", payload)
 	if errors.Is(err, ErrNoWebhookURL) {
 		return nil, nil

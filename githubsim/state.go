@@ -163,6 +163,18 @@ func (st *state) repo(fullName string) *repo {
 	return st.repos[strings.ToLower(fullName)]
 }
 
+// readRepo returns what read copies out of the repository fullName under the lock, so a test
+// never shares the simulator's state; nil when there is no such repository.
+func readRepo[T any](s *Sim, fullName string, read func(rp *repo) []T) []T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rp := s.st.repo(fullName)
+	if rp == nil {
+		return nil
+	}
+	return read(rp)
+}
+
 func (st *state) userByLogin(login string) *user {
 	return st.users[strings.ToLower(login)]
 }

@@ -163,15 +163,10 @@ func (st *state) statusJSON(rp *repo, cs *commitStatus) obj {
 
 // Statuses returns a commit's statuses, oldest first.
 func (s *Sim) Statuses(fullName, sha string) []Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rp := s.st.repo(fullName)
-	if rp == nil {
-		return nil
-	}
-	var out []Status
-	for _, cs := range s.st.statusesFor(rp, sha) {
-		out = append(out, cs.Status)
-	}
-	return out
+	return readRepo(s, fullName, func(rp *repo) (out []Status) {
+		for _, cs := range s.st.statusesFor(rp, sha) {
+			out = append(out, cs.Status)
+		}
+		return out
+	})
 }

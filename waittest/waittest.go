@@ -15,9 +15,23 @@ const pollEvery = 10 * time.Millisecond
 // within. what says what was awaited, for the failure message.
 func Until(t testing.TB, within time.Duration, what string, ok func() bool) {
 	t.Helper()
+	UntilSays(t, within, what, func() (bool, string) { return ok(), "" })
+}
+
+// UntilSays is Until for a condition that can say where it stands: ok reports whether it
+// holds and what it saw, and a test that times out says what ok saw last.
+func UntilSays(t testing.TB, within time.Duration, what string, ok func() (done bool, saw string)) {
+	t.Helper()
 	deadline := time.Now().Add(within)
-	for !ok() {
+	for {
+		done, saw := ok()
+		if done {
+			return
+		}
 		if time.Now().After(deadline) {
+			if saw != "" {
+				t.Fatalf("waited %v for %s; last saw %s", within, what, saw)
+			}
 			t.Fatalf("waited %v for %s", within, what)
 		}
 		time.Sleep(pollEvery)

@@ -2,7 +2,9 @@ package waittest_test
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,18 +16,26 @@ import (
 // the goroutine as the real one does, without failing the test that checks it.
 type failing struct {
 	testing.TB
-	failed bool
+	failed  bool
+	message string
 }
 
 func (f *failing) Helper() {}
 
-func (f *failing) Fatalf(string, ...any) {
+func (f *failing) Fatalf(format string, args ...any) {
 	f.failed = true
+	f.message = fmt.Sprintf(format, args...)
 	runtime.Goexit()
 }
 
 // outcome runs f on its own goroutine (Fatalf ends it) and reports whether f failed.
 func outcome(f func(t testing.TB)) (failed bool) {
+	failed, _ = outcomeSaying(f)
+	return failed
+}
+
+// outcomeSaying is outcome with the failure's message.
+func outcomeSaying(f func(t testing.TB)) (failed bool, message string) {
 	ft := &failing{}
 	done := make(chan struct{})
 	go func() {
@@ -33,7 +43,7 @@ func outcome(f func(t testing.TB)) (failed bool) {
 		f(ft)
 	}()
 	<-done
-	return ft.failed
+	return ft.failed, ft.message
 }
 
 func TestUntil_ReturnsOnceTheConditionHoldsAndFailsAfterTheDeadline(t *testing.T) {
@@ -49,6 +59,24 @@ func TestUntil_ReturnsOnceTheConditionHoldsAndFailsAfterTheDeadline(t *testing.T
 	}
 	if !outcome(func(t testing.TB) { waittest.Until(t, 20*time.Millisecond, "never", func() bool { return false }) }) {
 		t.Error("Until did not fail for a condition that never held")
+	}
+}
+
+func TestUntilSays_ATimeoutSaysWhatTheConditionSawLast(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	failed, msg := outcomeSaying(func(t testing.TB) {
+		waittest.UntilSays(t, 20*time.Millisecond, "two agents", func() (bool, string) {
+			return false, fmt.Sprintf("%d agents after %d looks", 1, calls.Add(1))
+		})
+	})
+	if !failed || !strings.Contains(msg, "two agents; last saw 1 agents after ") || !strings.HasSuffix(msg, fmt.Sprintf("after %d looks", calls.Load())) {
+		t.Fatalf("failed %t with %q, want the last state it saw", failed, msg)
+	}
+	if failed, _ := outcomeSaying(func(t testing.TB) {
+		waittest.UntilSays(t, time.Minute, "at once", func() (bool, string) { return true, "" })
+	}); failed {
+		t.Fatal("UntilSays failed although the condition held")
 	}
 }
 

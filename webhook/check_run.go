@@ -21,12 +21,8 @@ type CheckRun struct {
 	AppID int64
 	// CheckSuiteID is the suite the run belongs to.
 	CheckSuiteID int64
-	// Repo is the repository.
-	Repo Repo
-	// InstallationID is 0 when the payload has no installation.
-	InstallationID int64
-	// SenderLogin is who caused the event, e.g. who pressed Re-run.
-	SenderLogin string
+	// Origin is the repository, the installation and who caused the event, e.g. who pressed Re-run.
+	Origin
 }
 
 // EventName returns "check_run".
@@ -36,16 +32,14 @@ func (CheckRun) sealed()           {}
 func checkRunFrom(e *github.CheckRunEvent) (CheckRun, error) {
 	run := e.GetCheckRun()
 	c := CheckRun{
-		Action:         e.GetAction(),
-		CheckRunID:     run.GetID(),
-		Name:           run.GetName(),
-		HeadSHA:        run.GetHeadSHA(),
-		ExternalID:     run.GetExternalID(),
-		AppID:          run.GetApp().GetID(),
-		CheckSuiteID:   run.GetCheckSuite().GetID(),
-		Repo:           repoFrom(e.GetRepo()),
-		InstallationID: e.GetInstallation().GetID(),
-		SenderLogin:    e.GetSender().GetLogin(),
+		Action:       e.GetAction(),
+		CheckRunID:   run.GetID(),
+		Name:         run.GetName(),
+		HeadSHA:      run.GetHeadSHA(),
+		ExternalID:   run.GetExternalID(),
+		AppID:        run.GetApp().GetID(),
+		CheckSuiteID: run.GetCheckSuite().GetID(),
+		Origin:       originFrom(e.GetRepo(), e.GetInstallation(), e.GetSender()),
 	}
 	if ra := e.GetRequestedAction(); ra != nil {
 		c.RequestedActionIdentifier = ra.Identifier

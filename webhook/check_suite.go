@@ -14,12 +14,8 @@ type CheckSuite struct {
 	HeadBranch string
 	// AppID is the App that owns the suite.
 	AppID int64
-	// Repo is the repository.
-	Repo Repo
-	// InstallationID is 0 when the payload has no installation.
-	InstallationID int64
-	// SenderLogin is who caused the event.
-	SenderLogin string
+	// Origin is the repository, the installation and who caused the event.
+	Origin
 }
 
 // EventName returns "check_suite".
@@ -29,14 +25,12 @@ func (CheckSuite) sealed()           {}
 func checkSuiteFrom(e *github.CheckSuiteEvent) (CheckSuite, error) {
 	suite := e.GetCheckSuite()
 	c := CheckSuite{
-		Action:         e.GetAction(),
-		ID:             suite.GetID(),
-		HeadSHA:        suite.GetHeadSHA(),
-		HeadBranch:     suite.GetHeadBranch(),
-		AppID:          suite.GetApp().GetID(),
-		Repo:           repoFrom(e.GetRepo()),
-		InstallationID: e.GetInstallation().GetID(),
-		SenderLogin:    e.GetSender().GetLogin(),
+		Action:     e.GetAction(),
+		ID:         suite.GetID(),
+		HeadSHA:    suite.GetHeadSHA(),
+		HeadBranch: suite.GetHeadBranch(),
+		AppID:      suite.GetApp().GetID(),
+		Origin:     originFrom(e.GetRepo(), e.GetInstallation(), e.GetSender()),
 	}
 	return complete(c, required{"action", c.Action == ""}, required{"check_suite.id", c.ID == 0},
 		required{"check_suite.head_sha", c.HeadSHA == ""}, repository(c.Repo))

@@ -86,7 +86,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "Forced", e.Forced, p.get("forced").boolean())
 		check(t, "CompareURL", e.CompareURL, p.get("compare").str())
 		check(t, "PusherName", e.PusherName, p.get("pusher.name").str())
-		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
+		assertOrigin(t, p, e.Origin)
 		assertPushCommits(t, p, e.Commits)
 		if hc := p.get("head_commit"); hc.null() {
 			check(t, "HeadCommit.ID", e.HeadCommit.ID, "")
@@ -116,7 +116,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "HeadRepoFullName", e.HeadRepoFullName, pr.get("head.repo.full_name").str())
 		check(t, "BaseRef", e.BaseRef, pr.get("base.ref").str())
 		check(t, "Draft", e.Draft, pr.get("draft").boolean())
-		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
+		assertOrigin(t, p, e.Origin)
 
 	case webhook.CheckRun:
 		run := p.get("check_run")
@@ -128,7 +128,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "AppID", e.AppID, run.get("app.id").int(t))
 		check(t, "CheckSuiteID", e.CheckSuiteID, run.get("check_suite.id").int(t))
 		check(t, "RequestedActionIdentifier", e.RequestedActionIdentifier, p.get("requested_action.identifier").str())
-		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
+		assertOrigin(t, p, e.Origin)
 
 	case webhook.CheckSuite:
 		suite := p.get("check_suite")
@@ -137,7 +137,7 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "HeadSHA", e.HeadSHA, suite.get("head_sha").str())
 		check(t, "HeadBranch", e.HeadBranch, suite.get("head_branch").str())
 		check(t, "AppID", e.AppID, suite.get("app.id").int(t))
-		assertRepoEvent(t, p, e.InstallationID, e.SenderLogin, e.Repo)
+		assertOrigin(t, p, e.Origin)
 
 	case webhook.Installation:
 		inst := p.get("installation")
@@ -177,13 +177,13 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 	}
 }
 
-// assertRepoEvent compares what every event about a repository carries with its payload:
+// assertOrigin compares what every event about a repository carries with its payload:
 // the installation, the sender and the repository.
-func assertRepoEvent(t *testing.T, p doc, installationID int64, senderLogin string, repo webhook.Repo) {
+func assertOrigin(t *testing.T, p doc, o webhook.Origin) {
 	t.Helper()
-	check(t, "InstallationID", installationID, p.get("installation.id").int(t))
-	check(t, "SenderLogin", senderLogin, p.get("sender.login").str())
-	assertRepo(t, repo, p.get("repository"))
+	check(t, "InstallationID", o.InstallationID, p.get("installation.id").int(t))
+	check(t, "SenderLogin", o.SenderLogin, p.get("sender.login").str())
+	assertRepo(t, o.Repo, p.get("repository"))
 }
 
 func assertRepo(t *testing.T, got webhook.Repo, r doc) {

@@ -141,6 +141,20 @@ func complete[E Event](ev E, fields ...required) (E, error) {
 	return ev, nil
 }
 
+// Origin is where a repository's event came from; the events about a repository embed it.
+type Origin struct {
+	// Repo is the repository.
+	Repo Repo
+	// InstallationID is 0 when the payload has no installation (a repository webhook, not the App's).
+	InstallationID int64
+	// SenderLogin is sender.login, who caused the event.
+	SenderLogin string
+}
+
+func originFrom(r repoObject, inst *github.Installation, sender *github.User) Origin {
+	return Origin{Repo: repoFrom(r), InstallationID: inst.GetID(), SenderLogin: sender.GetLogin()}
+}
+
 // repoObject is a payload's repository object: a push's (*github.PushEventRepository) or
 // any other event's (*github.Repository). Its getters answer zero values for a nil object.
 type repoObject interface {

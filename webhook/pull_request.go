@@ -18,12 +18,8 @@ type PullRequest struct {
 	BaseRef string
 	// Draft is true for a draft pull request.
 	Draft bool
-	// Repo is the base repository.
-	Repo Repo
-	// InstallationID is 0 when the payload has no installation.
-	InstallationID int64
-	// SenderLogin is who caused the event.
-	SenderLogin string
+	// Origin is the base repository, the installation and who caused the event.
+	Origin
 }
 
 // EventName returns "pull_request".
@@ -40,9 +36,7 @@ func pullRequestFrom(e *github.PullRequestEvent) (PullRequest, error) {
 		HeadRepoFullName: pr.GetHead().GetRepo().GetFullName(),
 		BaseRef:          pr.GetBase().GetRef(),
 		Draft:            pr.GetDraft(),
-		Repo:             repoFrom(e.GetRepo()),
-		InstallationID:   e.GetInstallation().GetID(),
-		SenderLogin:      e.GetSender().GetLogin(),
+		Origin:           originFrom(e.GetRepo(), e.GetInstallation(), e.GetSender()),
 	}
 	if p.Number == 0 {
 		// Older deliveries carried the number only inside pull_request.

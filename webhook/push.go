@@ -20,10 +20,8 @@ type Push struct {
 	Deleted bool
 	// Forced is true for a force push.
 	Forced bool
-	// Repo is the repository pushed to.
-	Repo Repo
-	// InstallationID is 0 when the payload has no installation (a repository webhook, not the App's).
-	InstallationID int64
+	// Origin is the repository pushed to, the installation and sender.login.
+	Origin
 	// HeadCommit is the zero Commit when GitHub sends head_commit: null, as it does for deletions.
 	HeadCommit Commit
 	// Commits are the pushed commits, oldest first, as the payload lists them; GitHub may cut
@@ -31,8 +29,6 @@ type Push struct {
 	Commits []Commit
 	// PusherName is pusher.name, the pusher's login.
 	PusherName string
-	// SenderLogin is sender.login.
-	SenderLogin string
 	// CompareURL links to the diff Before...After.
 	CompareURL string
 }
@@ -115,17 +111,15 @@ func (p Push) IsBranchDeletion() bool { return p.Deleted && p.Branch() != "" }
 func pushFrom(e *github.PushEvent) (Push, error) {
 	r := e.GetRepo()
 	p := Push{
-		Ref:            e.GetRef(),
-		Before:         e.GetBefore(),
-		After:          e.GetAfter(),
-		Created:        e.GetCreated(),
-		Deleted:        e.GetDeleted(),
-		Forced:         e.GetForced(),
-		Repo:           repoFrom(r),
-		InstallationID: e.GetInstallation().GetID(),
-		PusherName:     e.GetPusher().GetName(),
-		SenderLogin:    e.GetSender().GetLogin(),
-		CompareURL:     e.GetCompare(),
+		Ref:        e.GetRef(),
+		Before:     e.GetBefore(),
+		After:      e.GetAfter(),
+		Created:    e.GetCreated(),
+		Deleted:    e.GetDeleted(),
+		Forced:     e.GetForced(),
+		Origin:     originFrom(r, e.GetInstallation(), e.GetSender()),
+		PusherName: e.GetPusher().GetName(),
+		CompareURL: e.GetCompare(),
 	}
 	if p.Repo.DefaultBranch == "" {
 		// Payloads before GitHub renamed the field only carry master_branch.

@@ -81,6 +81,25 @@ func (f *fixture) serve(b []byte) protocol.Update {
 	return protocol.Update{Version: "v2", Platform: "linux/amd64", SHA256: hex.EncodeToString(sum[:]), Path: "/agent/download/linux/amd64"}
 }
 
+// installV2 has the running v1 install an offered v2, as an update does before it re-executes.
+func (f *fixture) installV2() {
+	f.t.Helper()
+	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// resumeTrial starts v2 after installV2 with confirm to connect in, and fails unless that start
+// is a trial.
+func (f *fixture) resumeTrial(confirm time.Duration) *selfupdate.Trial {
+	f.t.Helper()
+	trial, err := f.updater("v2", confirm).Resume()
+	if err != nil || trial == nil {
+		f.t.Fatalf("Resume after the update = %v, %v; want a trial", trial, err)
+	}
+	return trial
+}
+
 func (f *fixture) updater(version string, confirm time.Duration) *selfupdate.Updater {
 	f.t.Helper()
 	u, err := selfupdate.New(selfupdate.Options{
@@ -122,9 +141,7 @@ func idle() bool { return true }
 func TestApply_InstallsTheVerifiedBuildKeepingTheOldOneAsPrev(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "v1")
-	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
-		t.Fatal(err)
-	}
+	f.installV2()
 	f.wantRunning("v2")
 	if got := f.binary(f.exe + ".prev"); got != string(build("v1")) {
 		t.Fatalf(".prev = %q, want the v1 build", got)
@@ -211,13 +228,8 @@ func TestApply_AShutdownMidDownloadIsNotRecordedAsAFailedVersion(t *testing.T) {
 func TestTrial_ConfirmedByHelloKeepsTheNewBuild(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "v1")
-	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
-		t.Fatal(err)
-	}
-	trial, err := f.updater("v2", time.Hour).Resume()
-	if err != nil || trial == nil {
-		t.Fatalf("Resume after the update = %v, %v; want a trial", trial, err)
-	}
+	f.installV2()
+	trial := f.resumeTrial(time.Hour)
 	trial.Confirm()
 	if again, err := f.updater("v2", time.Hour).Resume(); again != nil || err != nil {
 		t.Fatalf("Resume after the confirmation = %v, %v; want no trial", again, err)
@@ -228,13 +240,8 @@ func TestTrial_ConfirmedByHelloKeepsTheNewBuild(t *testing.T) {
 func TestTrial_NewBuildThatNeverConnectsIsRolledBack(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "v1")
-	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
-		t.Fatal(err)
-	}
-	trial, err := f.updater("v2", 50*time.Millisecond).Resume()
-	if err != nil || trial == nil {
-		t.Fatalf("Resume = %v, %v", trial, err)
-	}
+	f.installV2()
+	trial := f.resumeTrial(50 * time.Millisecond)
 	select {
 	case <-trial.Expired():
 	case <-time.After(time.Minute):
@@ -248,7 +255,7 @@ func TestTrial_NewBuildThatNeverConnectsIsRolledBack(t *testing.T) {
 		t.Fatalf("execs = %q, want the restored binary executed once", f.execs)
 	}
 	// The restored build does not try v2 again soon.
-	err = f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle)
+	err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle)
 	if err == nil || !strings.Contains(err.Error(), "did not connect") {
 		t.Fatalf("offer after the rollback: %v", err)
 	}
@@ -257,9 +264,7 @@ func TestTrial_NewBuildThatNeverConnectsIsRolledBack(t *testing.T) {
 func TestTrial_NewBuildThatKeepsCrashingIsRolledBackAtStart(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "v1")
-	if err := f.updater("v1", time.Hour).Apply(context.Background(), f.serve(build("v2")), idle); err != nil {
-		t.Fatal(err)
-	}
+	f.installV2()
 	// systemd restarts a build that dies before it connects; each start counts.
 	for start := 1; start <= 3; start++ {
 		if trial, err := f.updater("v2", time.Hour).Resume(); trial == nil || err != nil {

@@ -384,12 +384,7 @@ func TestOrchestrator_AReportGitHubRefusedIsRetriedByTheSweeper(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	e.sweep(e.orch)
-	if run := e.checkRun(p, sha); run.Conclusion != "success" {
-		t.Fatalf("after the sweep the check run is %q", run.Conclusion)
-	}
-	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
-		t.Fatalf("reported %q", d.ReportedStatus)
-	}
+	e.wantReported(p, sha, "after the sweep")
 }
 
 func TestOrchestrator_ProjectWithoutAgentFailsSayingWhatToDo(t *testing.T) {
@@ -486,16 +481,16 @@ func TestHandlers_DecideEveryActionInOneLine(t *testing.T) {
 	bad := e.commit(p, "bad")
 	e.deploy(a, p, bad, time.Second, protocol.JobResult{Status: protocol.StatusFailure})
 	goodRun, badRun := e.checkRun(p, good).ID, e.checkRun(p, bad).ID
-	repo := webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}
+	origin := webhook.Origin{Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH}
 	checkRun := func(action, button string, id int64) webhook.CheckRun {
 		return webhook.CheckRun{Action: action, RequestedActionIdentifier: button, CheckRunID: id, Name: deploy.CheckDeploy,
-			HeadSHA: good, Repo: repo, InstallationID: e.instGH}
+			HeadSHA: good, Origin: origin}
 	}
 	pr := func(action, sha string) webhook.PullRequest {
-		return webhook.PullRequest{Action: action, Number: 7, HeadSHA: sha, Repo: repo, InstallationID: e.instGH}
+		return webhook.PullRequest{Action: action, Number: 7, HeadSHA: sha, Origin: origin}
 	}
 	suite := func(action, branch string) webhook.CheckSuite {
-		return webhook.CheckSuite{Action: action, HeadSHA: bad, HeadBranch: branch, Repo: repo, InstallationID: e.instGH}
+		return webhook.CheckSuite{Action: action, HeadSHA: bad, HeadBranch: branch, Origin: origin}
 	}
 	runs := intake.On(deploy.NewCheckRunHandler(e.orch).Handle)
 	suites := intake.On(deploy.NewCheckSuiteHandler(e.orch).Handle)
@@ -513,7 +508,7 @@ func TestHandlers_DecideEveryActionInOneLine(t *testing.T) {
 		{runs, checkRun("requested_action", deploy.ActionRollback, badRun), fmt.Sprintf("roll back from #2: deploying %s (last good, #1) as #3", good[:7])},
 		{runs, checkRun("requested_action", deploy.ActionRedeploy, goodRun), fmt.Sprintf("redeploy of #1: deploying %s as #4", good[:7])},
 		{runs, checkRun("rerequested", "", badRun), fmt.Sprintf("re-run of #2: deploying %s as #5", bad[:7])},
-		{runs, webhook.CheckRun{Action: "rerequested", CheckRunID: 998, Name: deploy.CheckValidate, HeadSHA: good, Repo: repo, InstallationID: e.instGH},
+		{runs, webhook.CheckRun{Action: "rerequested", CheckRunID: 998, Name: deploy.CheckValidate, HeadSHA: good, Origin: origin},
 			fmt.Sprintf("validated %s: Configuration is valid", good[:7])},
 		{suites, suite("requested", "main"), "ignored: check_suite requested"},
 		{suites, suite("rerequested", "dev"), "ignored: push to dev, project " + p.Name + " deploys main"},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stagely/stagely/app/ctxsleep"
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
@@ -190,7 +191,7 @@ func (o *Orchestrator) stalePush(ctx context.Context, projects []store.Project, 
 		case where != github.CompareBehind || attempt == maxHeadRechecks:
 			return stale, nil
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond<<attempt); err != nil {
+		if err := ctxsleep.Sleep(ctx, 500*time.Millisecond<<attempt); err != nil {
 			return "", err
 		}
 	}
@@ -223,18 +224,6 @@ func (o *Orchestrator) deployedAny(ctx context.Context, projects []store.Project
 		}
 	}
 	return false, nil
-}
-
-// sleepCtx waits d, or less if ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // whyNoProject explains why no project deploys a push to branch of repo.

@@ -7,23 +7,15 @@ import (
 	"time"
 
 	"github.com/stagely/stagely/agent/protocol"
+	"github.com/stagely/stagely/app/periodic"
 	"github.com/stagely/stagely/store"
 )
 
 // Run sweeps until ctx ends: it is the part of the state machine that acts on time rather
 // than on events, and what makes a restarted server carry on where it stopped.
 func (o *Orchestrator) Run(ctx context.Context) error {
-	t := time.NewTicker(o.opt.SweepEvery)
-	defer t.Stop()
 	defer o.Wait() // the reports the sweeps started end with ctx
-	for {
-		o.Sweep(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, o.opt.SweepEvery, o.Sweep)
 }
 
 // Sweep runs one pass.

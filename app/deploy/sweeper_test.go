@@ -10,6 +10,7 @@ import (
 	"github.com/stagely/stagely/app/deploy"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
+	"github.com/stagely/stagely/waittest"
 )
 
 // sweep runs one pass of o and waits for the GitHub reports it started.
@@ -17,6 +18,18 @@ func (e *env) sweep(o *deploy.Orchestrator) {
 	e.t.Helper()
 	o.Sweep(e.ctx)
 	o.Wait()
+}
+
+// wantReported fails unless the check run of p's sha concluded success and p's latest
+// deployment is recorded as reported; when says after what.
+func (e *env) wantReported(p store.Project, sha, when string) {
+	e.t.Helper()
+	if run := e.checkRun(p, sha); run.Conclusion != "success" {
+		e.t.Fatalf("%s the check run is %q", when, run.Conclusion)
+	}
+	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
+		e.t.Fatalf("%s the deployment is reported %q", when, d.ReportedStatus)
+	}
 }
 
 // completions counts the attempts to complete a check run of repo that reached GitHub.
@@ -73,12 +86,7 @@ func TestSweeper_RetriesAFailingReportWithABackoffKeptInTheDatabase(t *testing.T
 	e.sim.RemoveFault(fault)
 	e.clock.Advance(5 * time.Minute)
 	e.sweep(o)
-	if run := e.checkRun(p, sha); run.Conclusion != "success" {
-		t.Fatalf("after GitHub recovered the check run is %q", run.Conclusion)
-	}
-	if d := e.latest(p); d.ReportedStatus != store.DeploymentSuccess {
-		t.Fatalf("reported %q", d.ReportedStatus)
-	}
+	e.wantReported(p, sha, "after GitHub recovered")
 }
 
 // TestSweeper_ASlowReportNeverStallsTheLoop (fault 8): a report GitHub does not answer ends
@@ -116,7 +124,7 @@ func TestSweeper_ASlowReportNeverStallsTheLoop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a report GitHub does not answer stalled the sweep")
 	}
-	waitFor(t, 20*time.Second, "the other project's report", func() bool {
+	waittest.Until(t, 20*time.Second, "the other project's report", func() bool {
 		return e.latest(fast).ReportedStatus == store.DeploymentSuccess
 	})
 	if run := e.checkRun(fast, fastSHA); run.Conclusion != "success" {
@@ -129,16 +137,5 @@ func TestSweeper_ASlowReportNeverStallsTheLoop(t *testing.T) {
 	}
 	if d := e.latest(slow); d.ReportedStatus == store.DeploymentSuccess {
 		t.Fatal("a report that timed out counted as made")
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

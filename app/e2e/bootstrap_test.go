@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,13 +30,8 @@ type answerCutter struct {
 
 func newAnswerCutter(t *testing.T, serverURL string) *answerCutter {
 	t.Helper()
-	target, err := url.Parse(serverURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	c := &answerCutter{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c.url = interpose(t, serverURL, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/agent/bootstrap" || c.cut.Load() {
 			proxy.ServeHTTP(w, r)
 			return
@@ -55,9 +48,7 @@ func newAnswerCutter(t *testing.T, serverURL string) *answerCutter {
 			return
 		}
 		_ = conn.Close()
-	}))
-	t.Cleanup(srv.Close)
-	c.url = srv.URL
+	})
 	return c
 }
 
@@ -113,18 +104,8 @@ func TestBootstrapAnswerLost(t *testing.T) {
 	}
 
 	// The bootstrap token alone, without the agent's key, is a replay.
-	req, err := http.NewRequest(http.MethodPost, s.serverURL+"/agent/bootstrap", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+boot.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusGone {
-		t.Fatalf("the bootstrap token without the key answered %d, want 410", resp.StatusCode)
+	if code := s.bootstrapStatus(boot.Token); code != http.StatusGone {
+		t.Fatalf("the bootstrap token without the key answered %d, want 410", code)
 	}
 	entries, err := s.st.AuditForTarget(s.ctx, s.agentRow.UserID, "agent", strconv.FormatInt(s.agentRow.ID, 10), 10)
 	if err != nil {

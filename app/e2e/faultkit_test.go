@@ -30,13 +30,8 @@ type slowAPI struct {
 
 func newSlowAPI(t *testing.T, target string) *slowAPI {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &slowAPI{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.url = interpose(t, target, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) {
 		if d := time.Duration(s.delay.Load()); d > 0 {
 			s.calls.Add(1)
 			select {
@@ -45,12 +40,24 @@ func newSlowAPI(t *testing.T, target string) *slowAPI {
 				return
 			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	// The API base keeps githubsim's trailing slash.
-	s.url = srv.URL + u.Path
+		proxy.ServeHTTP(w, r)
+	})
 	return s
+}
+
+// interpose starts a server in front of target that hands each request to handle along with
+// a reverse proxy to target, and returns its URL with target's path (githubsim's API base
+// keeps its trailing slash).
+func interpose(t *testing.T, target string, handle func(proxy http.Handler, w http.ResponseWriter, r *http.Request)) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(proxy, w, r) }))
+	t.Cleanup(srv.Close)
+	return srv.URL + u.Path
 }
 
 // slow makes every later request wait d (0: no wait).

@@ -195,10 +195,7 @@ func TestFault4_WebSocketCutMidDeployLosesNoLogLine(t *testing.T) {
 	waitFor(t, time.Minute, "the agent to notice the dead connection", func() bool {
 		return strings.Contains(s.agent.out.String(), "disconnected from server")
 	})
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("check run %q: %s", run.Conclusion, run.Summary)
-	}
+	s.wantDeployed(sha, 3*time.Minute, "the deploy")
 	log := s.completeLog(d.ID)
 	assertTicks(t, log, ticks)
 	if last := log[len(log)-1]; last != "deployed "+sha[:7] {
@@ -229,10 +226,7 @@ func TestFault2_PostgresRestartedMidDeploy(t *testing.T) {
 	pg.stop()
 	s.waitAgentFinishedJob(2 * time.Minute)
 	pg.start()
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("check run %q: %s", run.Conclusion, run.Summary)
-	}
+	s.wantDeployed(sha, 3*time.Minute, "the deploy")
 	// The fault was played: the hub had to retry a write the database refused.
 	if out := s.server.out.String(); !strings.Contains(out, ": retrying") {
 		t.Fatalf("no write met the outage (the server never retried one):\n%s", tail(out, 40))
@@ -259,9 +253,7 @@ func TestFault3_AgentKilledMidDeploy(t *testing.T) {
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
 	page := func() string { return httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)) }
 	first := s.push("main", repo.Files(), "version 1")
-	if run := s.deployCheck(first, 1, 3*time.Minute); run.Conclusion != "success" {
-		t.Fatalf("first deploy: %q %s", run.Conclusion, run.Summary)
-	}
+	s.wantDeployed(first, 3*time.Minute, "first deploy")
 	// Each case kills the agent while a hook of the new version runs (marker in the log).
 	kills := []struct {
 		name, page, hook, yaml, marker string
@@ -305,9 +297,7 @@ func TestFault3_AgentKilledMidDeploy(t *testing.T) {
 		v4 := repo
 		v4.Page = "version 4\n"
 		sha := s.push("main", v4.Files(), "version 4")
-		if run := s.deployCheck(sha, 1, 3*time.Minute); run.Conclusion != "success" {
-			t.Fatalf("check run %q: %s", run.Conclusion, run.Summary)
-		}
+		s.wantDeployed(sha, 3*time.Minute, "version 4")
 		if p := page(); p != "version 4\n" {
 			t.Fatalf("service answered %q", p)
 		}
@@ -352,10 +342,7 @@ func TestFault7_AgentConnectSettlesDeploymentsItDoesNotHold(t *testing.T) {
 	if d, _ := s.st.DeploymentByID(s.ctx, unknown.ID); d.Status != store.DeploymentFailure || !strings.Contains(d.Error, "does not know this job") {
 		t.Fatalf("unknown deployment: %s %q", d.Status, d.Error)
 	}
-	run := s.deployCheck(sha, 1, 2*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("resent deployment: check run %q: %s", run.Conclusion, run.Summary)
-	}
+	s.wantDeployed(sha, 2*time.Minute, "resent deployment")
 	if d, _ := s.st.DeploymentByID(s.ctx, lost.ID); d.Status != store.DeploymentSuccess {
 		t.Fatalf("resent deployment #%d: %s %q", lost.ID, d.Status, d.Error)
 	}

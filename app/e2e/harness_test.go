@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagely/stagely/agent/dockertest"
 	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/childproc"
 	"github.com/stagely/stagely/app/logtest"
+	"github.com/stagely/stagely/app/samplerepo"
 	"github.com/stagely/stagely/app/seal"
 	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
@@ -265,6 +267,46 @@ func (s *stack) push(branch string, files map[string][]byte, msg string) string 
 func (s *stack) deployCheck(sha string, n int, within time.Duration) githubsim.CheckRun {
 	s.t.Helper()
 	return s.namedCheck("Stagely / deploy", sha, n, within)
+}
+
+// wantDeployed waits up to within for sha's deploy check run and fails, saying what was
+// deployed, unless it concluded success.
+func (s *stack) wantDeployed(sha string, within time.Duration, what string) githubsim.CheckRun {
+	s.t.Helper()
+	run := s.deployCheck(sha, 1, within)
+	if run.Conclusion != "success" {
+		s.t.Fatalf("%s: check run %q: %s\n%s\n%s", what, run.Conclusion, run.Title, run.Summary, tail(run.Text, 30))
+	}
+	return run
+}
+
+// deployPage pushes a sample repository whose service serves page, as commit msg, and checks
+// that its deployment succeeds and the service answers page.
+func (s *stack) deployPage(page, msg string) {
+	s.t.Helper()
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(s.t), Port: freePort(s.t), Page: page}
+	sha := s.push("main", repo.Files(), msg)
+	s.wantDeployed(sha, 3*time.Minute, msg)
+	if got := httpGet(s.t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != page {
+		s.t.Fatalf("the deployed service answered %q, want %q", got, page)
+	}
+}
+
+// bootstrapStatus is the status the server answers an exchange of token alone, without the
+// agent's exchange key: 410 once the token has been traded.
+func (s *stack) bootstrapStatus(token string) int {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.serverURL+"/agent/bootstrap", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (s *stack) deployments() []store.Deployment {

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/agent/dockertest"
-	"github.com/stagely/stagely/app/samplerepo"
 	"github.com/stagely/stagely/store"
 )
 
@@ -100,18 +98,8 @@ func TestInstallCommand(t *testing.T) {
 	})
 
 	t.Run("the bootstrap token works once", func(t *testing.T) {
-		req, err := http.NewRequest(http.MethodPost, s.serverURL+"/agent/bootstrap", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+created.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusGone {
-			t.Fatalf("replayed bootstrap token answered %d, want 410", resp.StatusCode)
+		if code := s.bootstrapStatus(created.Token); code != http.StatusGone {
+			t.Fatalf("replayed bootstrap token answered %d, want 410", code)
 		}
 		var agents []struct {
 			ID      int64 `json:"id"`
@@ -135,15 +123,7 @@ func TestInstallCommand(t *testing.T) {
 	}
 	s.waitAgentOnline(created.Agent.ID, "after the upgrade")
 
-	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "installed\n"}
-	sha := s.push("main", repo.Files(), "deploy through the installed agent")
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, run.Text)
-	}
-	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "installed\n" {
-		t.Fatalf("the deployed service answered %q", got)
-	}
+	s.deployPage("installed\n", "deploy through the installed agent")
 }
 
 func copyFile(t *testing.T, from, to string) {

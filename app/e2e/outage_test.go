@@ -66,9 +66,7 @@ func newOutage(t *testing.T, s *stack) *outage {
 	t.Helper()
 	o := &outage{t: t, s: s, repo: samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "live\n"}}
 	live := s.push("main", o.repo.Files(), "before the outage")
-	if run := s.deployCheck(live, 1, 3*time.Minute); run.Conclusion != "success" {
-		t.Fatalf("push before the outage: %q %s\n%s", run.Conclusion, run.Title, run.Summary)
-	}
+	s.wantDeployed(live, 3*time.Minute, "push before the outage")
 	return o
 }
 
@@ -123,9 +121,7 @@ func (o *outage) assertRecovered() {
 	}
 	t.Logf("pushes recovered after an outage: %d of %d", recovered, len(o.guids))
 
-	if run := s.deployCheck(newest, 1, 3*time.Minute); run.Conclusion != "success" {
-		t.Fatalf("the newest missed push: %q %s\n%s", run.Conclusion, run.Title, run.Summary)
-	}
+	s.wantDeployed(newest, 3*time.Minute, "the newest missed push")
 	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", o.repo.Port)); got != fmt.Sprintf("missed %d\n", missedPushes) {
 		t.Fatalf("the branch ended serving %q, want the newest commit", got)
 	}

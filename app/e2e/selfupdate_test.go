@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stagely/stagely/agent/dockertest"
-	"github.com/stagely/stagely/app/samplerepo"
 	"github.com/stagely/stagely/store"
 )
 
@@ -151,15 +148,7 @@ func idleAgentUpdatesThenDeploys(t *testing.T, builds map[string][]byte) {
 		t.Fatalf("the server did not log the offer:\n%s", tail(u.server.out.String(), 50))
 	}
 
-	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "updated\n"}
-	sha := u.push("main", repo.Files(), "deploy right after the update")
-	run := u.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, run.Text)
-	}
-	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "updated\n" {
-		t.Fatalf("the deployed service answered %q", got)
-	}
+	u.deployPage("updated\n", "deploy right after the update")
 }
 
 // badUpdatesLeaveTheOldAgent covers the updates that must not happen: a build tampered

@@ -31,10 +31,7 @@ func TestComposeFileInASubfolderBuildsFromPathsRelativeToIt(t *testing.T) {
 	files["deploy/docker-compose.prod.yml"] = []byte(compose)
 	files["stagely.yaml"] = []byte("compose_file: ./deploy/docker-compose.prod.yml\nservices:\n  web:\n    health_check_grace_period: 20s\n")
 	sha := s.push("main", files, "compose file in deploy/")
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, tail(run.Text, 30))
-	}
+	s.wantDeployed(sha, 3*time.Minute, "the deploy")
 	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "from a subfolder\n" {
 		t.Fatalf("service answered %q", got)
 	}
@@ -51,10 +48,7 @@ func TestNoStagelyYAMLDeploysTheDefaultComposeFile(t *testing.T) {
 	delete(files, "compose.yaml")
 	delete(files, "stagely.yaml")
 	sha := s.push("main", files, "no stagely.yaml")
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "success" {
-		t.Fatalf("check run %q: %s\n%s\n%s", run.Conclusion, run.Title, run.Summary, tail(run.Text, 30))
-	}
+	run := s.wantDeployed(sha, 3*time.Minute, "the deploy")
 	if !contains(run.Summary, "web", "worker", "running") {
 		t.Fatalf("summary lacks the services:\n%s", run.Summary)
 	}
@@ -84,9 +78,7 @@ func TestIgnoredServiceIsCreatedOnTheFirstDeployThenLeftAlone(t *testing.T) {
 		return files
 	}
 	first := s.push("main", withDB(repo, "v1"), "first deploy, db ignored")
-	if run := s.deployCheck(first, 1, 3*time.Minute); run.Conclusion != "success" {
-		t.Fatalf("first deploy %q: %s\n%s", run.Conclusion, run.Summary, tail(run.Text, 30))
-	}
+	s.wantDeployed(first, 3*time.Minute, "first deploy")
 	id, env := dbContainer(t, s.project.ComposeProject)
 	if id == "" || !strings.Contains(env, "DB_VERSION=v1") {
 		t.Fatalf("after the first deploy the ignored db is %q with env %q; want it created", id, env)
@@ -95,9 +87,7 @@ func TestIgnoredServiceIsCreatedOnTheFirstDeployThenLeftAlone(t *testing.T) {
 	next := repo
 	next.Page = "version 2\n"
 	second := s.push("main", withDB(next, "v2"), "change web and db")
-	if run := s.deployCheck(second, 1, 3*time.Minute); run.Conclusion != "success" {
-		t.Fatalf("second deploy %q: %s\n%s", run.Conclusion, run.Summary, tail(run.Text, 30))
-	}
+	s.wantDeployed(second, 3*time.Minute, "second deploy")
 	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 2\n" {
 		t.Fatalf("web answered %q after the second deploy", got)
 	}

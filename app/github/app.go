@@ -16,6 +16,8 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v60/github"
+
+	"github.com/stagely/stagely/app/ctxsleep"
 )
 
 // DefaultAPIURL is GitHub's REST API base, used when Options.APIURL is empty.
@@ -105,7 +107,7 @@ func newConn(opts Options) (*conn, error) {
 	}
 	sleep := opts.Sleep
 	if sleep == nil {
-		sleep = sleepContext
+		sleep = ctxsleep.Sleep
 	}
 	return &conn{
 		apiURL: apiURL, wire: newRetryTransport(base, log, retries, sleep, now),

@@ -196,15 +196,3 @@ func backoff(attempt int) time.Duration {
 	half := d / 2
 	return half + rand.N(half+1)
 }
-
-// sleepContext waits d, or less if ctx ends first.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -273,13 +273,9 @@ func idleConnectionsOnce(b *testing.B, n int) (perConn, heapPer, stackPer, gorou
 		ready <- err
 	}()
 	waittest.Returned(b, ready, 5*time.Minute, "the client process's start")
-	deadline := time.Now().Add(time.Minute)
-	for sink.connected.Load() < int64(n) || h.ConnectedCount() != n {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d agents connected", h.ConnectedCount(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waittest.UntilSays(b, time.Minute, "every agent connected", func() (bool, string) {
+		return sink.connected.Load() >= int64(n) && h.ConnectedCount() == n, fmt.Sprintf("%d of %d agents connected", h.ConnectedCount(), n)
+	})
 
 	heap1, stack1 := serverMemory()
 	g1 := runtime.NumGoroutine()

@@ -90,6 +90,12 @@ func (e *env) answer(resp *http.Response) (int, string) {
 	return resp.StatusCode, answer.Token
 }
 
+// cheapMint has the hub mint the agents' long-lived tokens at bcrypt's lowest cost, which
+// only makes the tests faster.
+func cheapMint(o *hub.Options) {
+	o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
+}
+
 // auditActions lists the actions of the agent's audit entries, newest first.
 func (e *env) auditActions(agentID int64) []string {
 	e.t.Helper()
@@ -106,9 +112,7 @@ func (e *env) auditActions(agentID int64) []string {
 
 func TestBootstrap_TokenWorksOnceForALongLivedTokenThatConnects(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, func(o *hub.Options) {
-		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
-	})
+	e := newEnv(t, nil, cheapMint)
 	agent, boot := e.newWaitingAgent("box", time.Now().Add(24*time.Hour))
 	if !agent.WaitingForFirstConnection() {
 		t.Fatalf("a new agent is not waiting for its first connection: %+v", agent)
@@ -140,9 +144,7 @@ func TestBootstrap_TokenWorksOnceForALongLivedTokenThatConnects(t *testing.T) {
 
 func TestBootstrap_ReplayIsRefusedAndAuditedAndTheAgentKeepsItsToken(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, func(o *hub.Options) {
-		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
-	})
+	e := newEnv(t, nil, cheapMint)
 	agent, boot := e.newWaitingAgent("box", time.Now().Add(24*time.Hour))
 	_, token := e.exchange(boot)
 
@@ -165,9 +167,7 @@ func TestBootstrap_ReplayIsRefusedAndAuditedAndTheAgentKeepsItsToken(t *testing.
 
 func TestBootstrap_ConcurrentExchangesOfOneTokenYieldOneCredential(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, func(o *hub.Options) {
-		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
-	})
+	e := newEnv(t, nil, cheapMint)
 	_, boot := e.newWaitingAgent("box", time.Now().Add(24*time.Hour))
 	const n = 4
 	statuses := make([]int, n)
@@ -306,9 +306,7 @@ func cuttingProxy(t *testing.T, target string) *httptest.Server {
 
 func TestBootstrap_AnswerLostIsRecoveredWithTheSameExchangeKeyOnly(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, func(o *hub.Options) {
-		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
-	})
+	e := newEnv(t, nil, cheapMint)
 	agent, boot := e.newWaitingAgent("box", time.Now().Add(24*time.Hour))
 	key := strings.Repeat("k", protocol.BootstrapKeyLen)
 	proxy := cuttingProxy(t, e.srv.URL)
@@ -355,7 +353,7 @@ func TestBootstrap_RetryWithTheKeyIsRefusedAfterTheWindow(t *testing.T) {
 	c := clocktest.New()
 	e := newEnv(t, nil, func(o *hub.Options) {
 		o.Now = c.Now
-		o.MintToken = func(id int64) (agenttoken.Minted, error) { return agenttoken.MintCost(id, bcrypt.MinCost) }
+		cheapMint(o)
 	})
 	agent, boot := e.newWaitingAgent("box", c.Now().Add(24*time.Hour))
 	key := strings.Repeat("k", protocol.BootstrapKeyLen)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/stagely/stagely/waittest"
 )
 
 func TestLimiterSet_RefusesOnceTheFailuresSpentTheBurstAndRefills(t *testing.T) {
@@ -121,19 +123,11 @@ func TestVerifySlots_WaitIsBoundedInCountAndTime(t *testing.T) {
 	waiterCtx, stopWaiter := context.WithCancel(ctx)
 	waited := make(chan bool)
 	go func() { waited <- s.acquire(waiterCtx) }()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	waittest.Until(t, time.Minute, "the waiter to queue", func() bool {
 		s.mu.Lock()
-		n := s.waiting
-		s.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the waiter never queued")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer s.mu.Unlock()
+		return s.waiting == 1
+	})
 	if s.acquire(ctx) {
 		t.Fatal("a third caller got a slot with the slot and the queue taken")
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 	"github.com/stagely/stagely/webhook"
 	"github.com/stagely/stagely/webhook/webhooktest"
 )
@@ -260,17 +261,13 @@ func TestWorker_ProcessingErrorIsRetriedAfterABackOff(t *testing.T) {
 // waitForDelivery polls the delivery until ok, for up to 20 seconds.
 func waitForDelivery(t *testing.T, st *store.Store, id, what string, ok func(store.Delivery) bool) store.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, err := st.DeliveryByDeliveryID(context.Background(), id)
-		if err == nil && ok(d) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 20s for %s: %+v %v", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var d store.Delivery
+	waittest.UntilSays(t, 20*time.Second, what, func() (bool, string) {
+		var err error
+		d, err = st.DeliveryByDeliveryID(context.Background(), id)
+		return err == nil && ok(d), fmt.Sprintf("%+v %v", d, err)
+	})
+	return d
 }
 
 // orderedHandlers records the pushes it is given and holds the one to block until released.

@@ -2,6 +2,7 @@ package intake_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stagely/stagely/app/intake"
 	"github.com/stagely/stagely/store/storetest"
+	"github.com/stagely/stagely/waittest"
 	"github.com/stagely/stagely/webhook/webhooktest"
 )
 
@@ -42,17 +44,10 @@ func TestHandler_DatabaseDownIsAnswered503WithRetryAfter(t *testing.T) {
 
 	cluster.Start(t)
 	// The pool finds its old connections broken; a redelivery is taken once it has new ones.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waittest.UntilSays(t, 60*time.Second, "the redelivery accepted after the database came back", func() (bool, string) {
 		rec := deliver(lost)
-		if rec.Code == http.StatusAccepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("60s after the database came back, the redelivery is answered %d %s", rec.Code, rec.Body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return rec.Code == http.StatusAccepted, fmt.Sprintf("answered %d %s", rec.Code, rec.Body)
+	})
 	d, err := st.DeliveryByDeliveryID(context.Background(), lost)
 	if err != nil || d.Event != "ping" {
 		t.Fatalf("the redelivered delivery: %+v, %v", d, err)

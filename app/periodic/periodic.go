@@ -1,5 +1,6 @@
-// Package periodic runs the server's background passes (pruning sessions and history,
-// recovering missed webhooks): one pass at once, then one per interval, until the context ends.
+// Package periodic runs the server's background passes (sweeping deployments, pruning sessions
+// and history, recovering missed webhooks): one pass at once, then one per interval, until the
+// context ends.
 package periodic
 
 import (

@@ -90,20 +90,13 @@ func (f *fixture) loop(now func() time.Time) *recovery.Loop {
 // waitRecorded polls until PostgreSQL holds every one of guids.
 func (f *fixture) waitRecorded(t *testing.T, guids []string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waittest.UntilSays(t, 30*time.Second, "every missed delivery recorded", func() (bool, string) {
 		got, err := f.st.RecordedDeliveries(f.ctx, guids)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == len(guids) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d missed deliveries recorded within 30s", len(got), len(guids))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(got) == len(guids), fmt.Sprintf("%d of %d recorded", len(got), len(guids))
+	})
 }
 
 func TestLoop_EveryMissedEventIsAskedForOnceNewestFirst(t *testing.T) {

@@ -1,0 +1,19 @@
+// Package ctxsleep waits a while unless the context ends first: the pause between retries.
+package ctxsleep
+
+import (
+	"context"
+	"time"
+)
+
+// Sleep waits d, or less if ctx ends first; then it returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
