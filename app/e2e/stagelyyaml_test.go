@@ -235,3 +235,161 @@ func (s *stack) lastDeploymentID(p store.Project) int64 {
 	}
 	return ds[0].ID
 }
+
+// TestRefusedConfigurationStartsNothing: a stagely.yaml that names another project or a
+// version this server does not know is refused at deploy time with a failed check run whose
+// annotation sits on the offending line, and nothing is created on Docker; naming the linked
+// project's own id deploys.
+func TestRefusedConfigurationStartsNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// yaml is stagely.yaml's first line; "%s" is the linked project's id.
+		yaml   string
+		refuse string // what the failure annotation on line 1 says; "" = deploys
+	}{
+		{name: "project_id of another project is refused", yaml: "project_id: proj_someoneelse", refuse: "proj_someoneelse"},
+		{name: "version 2.0 is refused", yaml: `version: "2.0"`, refuse: "unsupported version"},
+		{name: "project_id of the linked project deploys", yaml: "project_id: %s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "configured\n"}
+			first := tc.yaml
+			if strings.Contains(first, "%s") {
+				first = fmt.Sprintf(first, s.project.PublicID)
+			}
+			repo.StagelyYAML = first + "\nservices:\n  web:\n    health_check_grace_period: 20s\n"
+			sha := s.push("main", repo.Files(), tc.name)
+			if tc.refuse == "" {
+				s.wantDeployed(sha, 3*time.Minute, "the deploy")
+				if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "configured\n" {
+					t.Fatalf("service answered %q", got)
+				}
+				return
+			}
+			run := s.deployCheck(sha, 1, 2*time.Minute)
+			if run.Conclusion != "failure" {
+				t.Fatalf("check run %q: %s\n%s", run.Conclusion, run.Title, run.Summary)
+			}
+			onLine1 := false
+			for _, a := range run.Annotations {
+				onLine1 = onLine1 || (a.Path == "stagely.yaml" && a.StartLine != nil && *a.StartLine == 1 &&
+					a.AnnotationLevel == "failure" && strings.Contains(a.Message, tc.refuse))
+			}
+			if !onLine1 {
+				t.Fatalf("no failure annotation at stagely.yaml:1 saying %q: %+v\n%s\n%s", tc.refuse, run.Annotations, run.Title, run.Summary)
+			}
+			if ids := projectContainers(t, s.project.ComposeProject, ""); len(ids) != 0 {
+				t.Fatalf("a refused deploy created containers %q", ids)
+			}
+		})
+	}
+}
+
+// projectContainers lists the ids of the compose project's containers, stopped ones too,
+// of one service or ("") of all.
+func projectContainers(t *testing.T, project, service string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := []string{"ps", "-aq", "--no-trunc", "--filter", "label=com.docker.compose.project=" + project}
+	if service != "" {
+		args = append(args, "--filter", "label=com.docker.compose.service="+service)
+	}
+	out, err := exec.CommandContext(ctx, "docker", args...).Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestTimeoutRollsBackToThePreviousRelease: deployment.timeout bounds the whole deploy; a
+// pre_deploy hook that outlasts it ends the deploy as timed out on GitHub, and the release
+// deployed before keeps serving.
+func TestTimeoutRollsBackToThePreviousRelease(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
+	s.wantDeployed(s.push("main", repo.Files(), "version 1"), 3*time.Minute, "version 1")
+
+	slow := repo
+	slow.Page = "version 2\n"
+	slow.StagelyYAML = "deployment:\n  timeout: 3s\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"echo migrating slowly; sleep 120\"\n"
+	sha := s.push("main", slow.Files(), "version 2, slow migration")
+	run := s.deployCheck(sha, 1, 3*time.Minute)
+	if run.Conclusion != "timed_out" || !strings.HasPrefix(run.Title, "Timed out") || !strings.Contains(run.Summary, "timed out after 3s") {
+		t.Fatalf("check run %q: %s\n%s", run.Conclusion, run.Title, run.Summary)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 1\n" {
+		t.Fatalf("after the timeout the service answered %q, want the previous release", got)
+	}
+}
+
+// TestStopFirstReplacesOnlyTheChangedService: with strategy stop-first, a push that changes
+// only web's page recreates web alone; the worker keeps its container, and the check run
+// shows the plan.
+func TestStopFirstReplacesOnlyTheChangedService(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n",
+		StagelyYAML: "deployment:\n  strategy: stop-first\nservices:\n  web:\n    health_check_grace_period: 20s\n"}
+	s.wantDeployed(s.push("main", repo.Files(), "version 1"), 3*time.Minute, "version 1")
+	worker, web := projectContainers(t, s.project.ComposeProject, "worker"), projectContainers(t, s.project.ComposeProject, "web")
+	if len(worker) != 1 || len(web) != 1 {
+		t.Fatalf("after the first deploy: worker %q, web %q", worker, web)
+	}
+
+	next := repo
+	next.Page = "version 2\n"
+	run := s.wantDeployed(s.push("main", next.Files(), "version 2"), 3*time.Minute, "version 2")
+	if !contains(run.Summary, "recreate: web", "unchanged: worker") {
+		t.Fatalf("summary lacks the plan:\n%s", run.Summary)
+	}
+	if got := projectContainers(t, s.project.ComposeProject, "worker"); len(got) != 1 || got[0] != worker[0] {
+		t.Fatalf("the unchanged worker is now %q, was %q", got, worker)
+	}
+	if got := projectContainers(t, s.project.ComposeProject, "web"); len(got) != 1 || got[0] == web[0] {
+		t.Fatalf("the changed web is %q, was %q: want a new container", got, web)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 2\n" {
+		t.Fatalf("service answered %q", got)
+	}
+}
+
+// TestFailingHooksAndContinueOnError: a failing post_deploy hook never rolls back — the new
+// version serves and the check run succeeds with a warning, unless continue_on_error says the
+// failure is expected; a failing pre_deploy hook with continue_on_error lets the deploy go on.
+func TestFailingHooksAndContinueOnError(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, hooks string
+		warning     bool
+	}{
+		{name: "failing post_deploy succeeds with a warning", warning: true,
+			hooks: "  post_deploy:\n    - service: web\n      command: \"echo notify failed; exit 3\"\n"},
+		{name: "failing post_deploy with continue_on_error succeeds without a warning",
+			hooks: "  post_deploy:\n    - service: web\n      command: \"exit 3\"\n      continue_on_error: true\n"},
+		{name: "failing pre_deploy with continue_on_error deploys",
+			hooks: "  pre_deploy:\n    - service: web\n      command: \"exit 3\"\n      continue_on_error: true\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
+			s.wantDeployed(s.push("main", repo.Files(), "version 1"), 3*time.Minute, "version 1")
+			repo.Page, repo.StagelyYAML = "version 2\n", "hooks:\n"+tc.hooks+"services:\n  web:\n    health_check_grace_period: 20s\n"
+			run := s.wantDeployed(s.push("main", repo.Files(), "version 2"), 3*time.Minute, "version 2")
+			if got := strings.HasSuffix(run.Title, ", with a warning"); got != tc.warning {
+				t.Fatalf("title %q: want a warning %v\n%s", run.Title, tc.warning, run.Summary)
+			}
+			if tc.warning && !contains(run.Summary, "post_deploy hook", "exited with code 3") {
+				t.Fatalf("the warning does not name the hook:\n%s", run.Summary)
+			}
+			if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 2\n" {
+				t.Fatalf("service answered %q, want the new version", got)
+			}
+		})
+	}
+}
