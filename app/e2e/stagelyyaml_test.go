@@ -328,8 +328,8 @@ func TestTimeoutRollsBackToThePreviousRelease(t *testing.T) {
 }
 
 // TestStopFirstReplacesOnlyTheChangedService: with strategy stop-first, a push that changes
-// only web's page recreates web alone; the worker keeps its container, and the check run
-// shows the plan.
+// only web's page stops and recreates web alone; the worker keeps its container, and the
+// check run shows the plan and the stop.
 func TestStopFirstReplacesOnlyTheChangedService(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
@@ -346,6 +346,10 @@ func TestStopFirstReplacesOnlyTheChangedService(t *testing.T) {
 	run := s.wantDeployed(s.push("main", next.Files(), "version 2"), 3*time.Minute, "version 2")
 	if !contains(run.Summary, "recreate: web", "unchanged: worker") {
 		t.Fatalf("summary lacks the plan:\n%s", run.Summary)
+	}
+	// Only the service the plan recreates is stopped before the swap.
+	if !strings.Contains(run.Text, "stop-first: stopping web\n") {
+		t.Fatalf("the log does not show web alone stopped first:\n%s", tail(run.Text, 40))
 	}
 	if got := projectContainers(t, s.project.ComposeProject, "worker"); len(got) != 1 || got[0] != worker[0] {
 		t.Fatalf("the unchanged worker is now %q, was %q", got, worker)
