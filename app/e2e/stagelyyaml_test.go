@@ -305,10 +305,10 @@ func projectContainers(t *testing.T, project, service string) []string {
 	return strings.Fields(string(out))
 }
 
-// TestTimeoutRollsBackToThePreviousRelease: deployment.timeout bounds the whole deploy; a
+// TestTimeoutKeepsThePreviousReleaseServing: deployment.timeout bounds the whole deploy; a
 // pre_deploy hook that outlasts it ends the deploy as timed out on GitHub, and the release
 // deployed before keeps serving.
-func TestTimeoutRollsBackToThePreviousRelease(t *testing.T) {
+func TestTimeoutKeepsThePreviousReleaseServing(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
