@@ -305,25 +305,55 @@ func projectContainers(t *testing.T, project, service string) []string {
 	return strings.Fields(string(out))
 }
 
-// TestTimeoutKeepsThePreviousReleaseServing: deployment.timeout bounds the whole deploy; a
-// pre_deploy hook that outlasts it ends the deploy as timed out on GitHub, and the release
-// deployed before keeps serving.
+// TestTimeoutKeepsThePreviousReleaseServing: deployment.timeout bounds the whole deploy. A
+// pre_deploy hook that outlasts it ends the deploy as timed out on GitHub before anything is
+// swapped; a new version that is still not healthy when it expires is rolled back. Either way
+// the release deployed before serves.
 func TestTimeoutKeepsThePreviousReleaseServing(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{})
-	repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
-	s.wantDeployed(s.push("main", repo.Files(), "version 1"), 3*time.Minute, "version 1")
+	for _, tc := range []struct {
+		name       string
+		yaml       string
+		healthPort int // inside the container; 0 = the right one
+		conclusion string
+		title      string   // the title's start
+		summary    []string // what the summary says; "%s" is the previous release's short sha
+	}{
+		{name: "a pre_deploy hook past the timeout swaps nothing",
+			yaml:       "deployment:\n  timeout: 3s\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"echo migrating slowly; sleep 120\"\n",
+			conclusion: "timed_out", title: "Timed out", summary: []string{"timed out after 3s"}},
+		// The timeout leaves the build and the swap time on a loaded machine, and expires
+		// while the broken health check keeps the new web from becoming healthy.
+		{name: "an unhealthy new version past the timeout is rolled back",
+			yaml:       "deployment:\n  timeout: 60s\nservices:\n  web:\n    health_check_grace_period: 5m\n",
+			healthPort: 9999, conclusion: "failure", title: "Rolled back", summary: []string{"timed out after 1m0s", "Rolled back to %s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{})
+			repo := samplerepo.Repo{Image: dockertest.BusyboxImage(t), Port: freePort(t), Page: "version 1\n"}
+			first := s.push("main", repo.Files(), "version 1")
+			s.wantDeployed(first, 3*time.Minute, "version 1")
 
-	slow := repo
-	slow.Page = "version 2\n"
-	slow.StagelyYAML = "deployment:\n  timeout: 3s\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"echo migrating slowly; sleep 120\"\n"
-	sha := s.push("main", slow.Files(), "version 2, slow migration")
-	run := s.deployCheck(sha, 1, 3*time.Minute)
-	if run.Conclusion != "timed_out" || !strings.HasPrefix(run.Title, "Timed out") || !strings.Contains(run.Summary, "timed out after 3s") {
-		t.Fatalf("check run %q: %s\n%s", run.Conclusion, run.Title, run.Summary)
-	}
-	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 1\n" {
-		t.Fatalf("after the timeout the service answered %q, want the previous release", got)
+			slow := repo
+			slow.Page, slow.StagelyYAML, slow.HealthPort = "version 2\n", tc.yaml, tc.healthPort
+			sha := s.push("main", slow.Files(), "version 2")
+			run := s.deployCheck(sha, 1, 4*time.Minute)
+			if run.Conclusion != tc.conclusion || !strings.HasPrefix(run.Title, tc.title) {
+				t.Fatalf("check run %q: %s\n%s", run.Conclusion, run.Title, run.Summary)
+			}
+			for _, want := range tc.summary {
+				if strings.Contains(want, "%s") {
+					want = fmt.Sprintf(want, first[:7])
+				}
+				if !strings.Contains(run.Summary, want) {
+					t.Fatalf("summary lacks %q:\n%s", want, run.Summary)
+				}
+			}
+			if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", repo.Port)); got != "version 1\n" {
+				t.Fatalf("after the timeout the service answered %q, want the previous release", got)
+			}
+		})
 	}
 }
 
