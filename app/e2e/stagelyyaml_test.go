@@ -322,11 +322,12 @@ func TestTimeoutKeepsThePreviousReleaseServing(t *testing.T) {
 		{name: "a pre_deploy hook past the timeout swaps nothing",
 			yaml:       "deployment:\n  timeout: 3s\nhooks:\n  pre_deploy:\n    - service: web\n      command: \"echo migrating slowly; sleep 120\"\n",
 			conclusion: "timed_out", title: "Timed out", summary: []string{"timed out after 3s"}},
-		// The timeout leaves the build and the swap time on a loaded machine, and expires
+		// The timeout leaves the build and the swap time on a loaded machine (a busybox
+		// deploy takes 10–20 s under CI's load, so 2 minutes is a wide margin), and expires
 		// while the broken health check keeps the new web from becoming healthy.
 		{name: "an unhealthy new version past the timeout is rolled back",
-			yaml:       "deployment:\n  timeout: 60s\nservices:\n  web:\n    health_check_grace_period: 5m\n",
-			healthPort: 9999, conclusion: "failure", title: "Rolled back", summary: []string{"timed out after 1m0s", "Rolled back to %s"}},
+			yaml:       "deployment:\n  timeout: 2m\nservices:\n  web:\n    health_check_grace_period: 5m\n",
+			healthPort: 9999, conclusion: "failure", title: "Rolled back", summary: []string{"timed out after 2m0s", "Rolled back to %s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
