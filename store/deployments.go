@@ -57,6 +57,8 @@ type Deployment struct {
 	ReportAttempts int `db:"report_attempts"`
 	// NextReportAt is when the final report may be tried again; NULL while the first is under way.
 	NextReportAt sql.NullTime `db:"next_report_at"`
+	// Environment is "production" or a pull request's "preview/pr-<n>".
+	Environment string `db:"environment"`
 }
 
 // Finished reports whether the deployment reached a final status.

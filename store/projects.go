@@ -25,6 +25,10 @@ type Project struct {
 	RootDirectory string    `db:"root_directory"`
 	CreatedAt     time.Time `db:"created_at"`
 	UpdatedAt     time.Time `db:"updated_at"`
+	// PreviewsEnabled is the dashboard's switch for pull request previews (docs/previews.md).
+	PreviewsEnabled bool `db:"previews_enabled"`
+	// PreviewAgentID is the agent previews run on; NULL means the project's own agent.
+	PreviewAgentID sql.NullInt64 `db:"preview_agent_id"`
 }
 
 // NewProject is what creating a project needs.

@@ -151,6 +151,9 @@ type Deploy struct {
 	Config   JobConfig `json:"config"`
 	Secrets  []Secret  `json:"secrets"`
 	Previous *Previous `json:"previous"`
+	// Preview is set when the job deploys or tears down a pull request's preview
+	// (preview.go); Project.ComposeProject is then the preview's own compose project.
+	Preview *Preview `json:"preview,omitempty"`
 }
 
 // LogValue logs a job by its identity only: the payload carries secrets and a token.
