@@ -8,7 +8,7 @@ import (
 // Bounds of one pasted .env file: a whole project's configuration fits easily, and a paste of
 // something that is not a .env file is refused before anything is sealed.
 const (
-	MaxDotenvBytes = 192 << 10
+	MaxDotenvBytes = 128 << 10
 	MaxDotenvVars  = 500
 )
 

@@ -96,7 +96,7 @@ func TestParseDotenv_RefusesFilesOverItsBounds(t *testing.T) {
 		name, in, want string
 	}{
 		{"too many variables", many.String(), "the limit is 500 at once"},
-		{"too large", "K=" + strings.Repeat("x", secrets.MaxDotenvBytes), "the limit is 196608"},
+		{"too large", "K=" + strings.Repeat("x", secrets.MaxDotenvBytes), "the limit is 131072"},
 		{"a value over 64 KiB", "K=" + strings.Repeat("x", secrets.MaxValueBytes+1), "the value of K is 65537 bytes"},
 	}
 	for _, tt := range tests {
