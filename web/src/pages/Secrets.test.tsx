@@ -179,8 +179,9 @@ describe('preview secrets and .env paste', () => {
     await user.click(within(dialog).getByRole('button', { name: 'Import into Previews' }));
     await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
     expect(screen.getByTestId('secrets-imported').textContent).toBe('Imported 2 secrets into Previews.');
-    const rows = within(screen.getByTestId('secret-set-preview')).getAllByTestId('secret-row');
-    expect(rows.map((r) => r.dataset.key)).toEqual(['API_URL', 'DB_URL']);
+    await waitFor(() =>
+      expect(within(screen.getByTestId('secret-set-preview')).getAllByTestId('secret-row').map((r) => r.dataset.key)).toEqual(['API_URL', 'DB_URL']),
+    );
     expect(server.previewSecretValues.get(`${project.id}/global/DB_URL`)).toBe('postgres://preview');
     expect(everythingOnPage()).not.toContain('postgres://preview');
   });
@@ -207,6 +208,27 @@ describe('preview secrets and .env paste', () => {
     const body = server.requests.find((r) => r.method === 'POST')!;
     expect(body.path).toBe(`/api/projects/${project.id}/secrets/import`);
     expect(body.body).toEqual({ dotenv: 'WORKERS=4\n', scope: 'worker', share_with_previews: true });
-    expect(within(screen.getByTestId('secret-set-preview')).getAllByTestId('secret-shared-row').map((r) => r.dataset.key)).toEqual(['WORKERS']);
+    await waitFor(() =>
+      expect(within(screen.getByTestId('secret-set-preview')).getAllByTestId('secret-shared-row').map((r) => r.dataset.key)).toEqual(['WORKERS']),
+    );
+  });
+
+  it('the "also for previews" mark flips at once and goes back when the server refuses', async () => {
+    const server = new FakeServer();
+    const project = server.addProject();
+    server.secretValues.set(`${project.id}/global/DB_URL`, 'prod-db');
+    const real = server.fetch;
+    server.fetch = async (input, init) =>
+      init.method === 'PATCH'
+        ? new Response(JSON.stringify({ message: 'secret global/DB_URL not found', validations: [] }), { status: 404 })
+        : real(input, init);
+    const user = userEvent.setup();
+    renderApp(server, `/projects/${project.id}`);
+
+    const box = await screen.findByTestId('secret-share');
+    await user.click(box);
+    expect((await screen.findByRole('alert')).textContent).toContain('secret global/DB_URL not found');
+    await waitFor(() => expect(box).toHaveProperty('checked', false));
+    expect(server.sharedSecrets.size).toBe(0);
   });
 });

@@ -38,9 +38,20 @@ export function SecretsSection({ projectId }: { projectId: number }) {
   const [pasteInto, setPasteInto] = useState<SecretEnvironment | null>(null);
   const [importNote, setImportNote] = useState('');
 
-  const act = (request: Promise<unknown>) => {
+  // act settles once the list is reloaded (or the error shown), so a row's optimistic state
+  // gives way to the server's only then.
+  const act = (request: Promise<unknown>): Promise<boolean> => {
     setActionError(null);
-    request.then(secrets.reload, (e: unknown) => setActionError(asApiError(e)));
+    return request.then(
+      () => {
+        secrets.reload();
+        return true;
+      },
+      (e: unknown) => {
+        setActionError(asApiError(e));
+        return false;
+      },
+    );
   };
   const all = secrets.data ?? [];
   const production = all.filter((s) => s.environment !== 'preview');
@@ -77,7 +88,7 @@ export function SecretsSection({ projectId }: { projectId: number }) {
               setPasteInto(env);
             }}
             onReplace={(s) => setEditing((e) => ({ environment: env, scope: s.scope, key: s.key, n: (e?.n ?? 0) + 1 }))}
-            onDelete={(s) => act(api.deleteSecret(projectId, s.scope, s.key, env))}
+            onDelete={(s) => void act(api.deleteSecret(projectId, s.scope, s.key, env))}
             onShare={(s, share) => act(api.shareSecret(projectId, s.scope, s.key, share))}
           />
         ))}
@@ -127,7 +138,7 @@ function SecretSet({
   onPaste: () => void;
   onReplace: (s: Secret) => void;
   onDelete: (s: Secret) => void;
-  onShare: (s: Secret, share: boolean) => void;
+  onShare: (s: Secret, share: boolean) => Promise<boolean>;
 }) {
   const headingId = `secrets-${environment}-heading`;
   const own = new Set(secrets.map((s) => `${s.scope}/${s.key}`));
@@ -168,15 +179,7 @@ function SecretSet({
                   </td>
                   {environment === 'production' && (
                     <td>
-                      <label className="checkbox">
-                        <input
-                          type="checkbox"
-                          checked={s.share_with_previews}
-                          onChange={(e) => onShare(s, e.target.checked)}
-                          data-testid="secret-share"
-                        />
-                        also for previews
-                      </label>
+                      <ShareToggle secret={s} onShare={onShare} />
                     </td>
                   )}
                   <td className="row-actions">
@@ -214,6 +217,33 @@ function SecretSet({
         </div>
       )}
     </section>
+  );
+}
+
+/**
+ * The "also for previews" mark of a production secret. It flips at once and goes back if the
+ * server refuses (the section shows why).
+ */
+function ShareToggle({ secret, onShare }: { secret: Secret; onShare: (s: Secret, share: boolean) => Promise<boolean> }) {
+  const [shown, setShown] = useState<boolean | null>(null);
+  // Once the reloaded list agrees, the server's value takes over again.
+  if (shown !== null && shown === secret.share_with_previews) setShown(null);
+  const checked = shown ?? secret.share_with_previews;
+  return (
+    <label className="checkbox">
+      <input
+        type="checkbox"
+        checked={checked}
+        onChange={(e) => {
+          const want = e.target.checked;
+          setShown(want);
+          // A refusal is shown by the section; the mark goes back.
+          void onShare(secret, want).then((ok) => ok || setShown(null));
+        }}
+        data-testid="secret-share"
+      />
+      also for previews
+    </label>
   );
 }
 
