@@ -43,6 +43,25 @@ func environmentParam(c *gin.Context) (string, error) {
 	return env, nil
 }
 
+// secretRequest reads what every secret write starts with: the user's project, the set the
+// query names, and the JSON body into req (nil: no body).
+func (a *API) secretRequest(c *gin.Context, u store.User, req any) (store.Project, string, error) {
+	p, err := a.userProject(c, u)
+	if err != nil {
+		return store.Project{}, "", err
+	}
+	env, err := environmentParam(c)
+	if err != nil {
+		return store.Project{}, "", err
+	}
+	if req != nil {
+		if err := decode(c, req); err != nil {
+			return store.Project{}, "", err
+		}
+	}
+	return p, env, nil
+}
+
 func (a *API) listSecrets(c *gin.Context, u store.User) error {
 	p, err := a.userProject(c, u)
 	if err != nil {
@@ -69,16 +88,9 @@ func checkShare(env string, share *bool) []Validation {
 }
 
 func (a *API) putSecret(c *gin.Context, u store.User) error {
-	p, err := a.userProject(c, u)
-	if err != nil {
-		return err
-	}
-	env, err := environmentParam(c)
-	if err != nil {
-		return err
-	}
 	var req putSecretRequest
-	if err := decode(c, &req); err != nil {
+	p, env, err := a.secretRequest(c, u, &req)
+	if err != nil {
 		return err
 	}
 	scope, key := c.Param("scope"), c.Param("key")
@@ -122,16 +134,9 @@ type patchSecretRequest struct {
 
 // patchSecret marks or unmarks a production secret for previews, leaving its value alone.
 func (a *API) patchSecret(c *gin.Context, u store.User) error {
-	p, err := a.userProject(c, u)
-	if err != nil {
-		return err
-	}
-	env, err := environmentParam(c)
-	if err != nil {
-		return err
-	}
 	var req patchSecretRequest
-	if err := decode(c, &req); err != nil {
+	p, env, err := a.secretRequest(c, u, &req)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -152,11 +157,7 @@ func (a *API) patchSecret(c *gin.Context, u store.User) error {
 }
 
 func (a *API) deleteSecret(c *gin.Context, u store.User) error {
-	p, err := a.userProject(c, u)
-	if err != nil {
-		return err
-	}
-	env, err := environmentParam(c)
+	p, env, err := a.secretRequest(c, u, nil)
 	if err != nil {
 		return err
 	}
@@ -186,16 +187,9 @@ type importSecretsRequest struct {
 // importSecrets stores every variable of a pasted .env file in one set, all or none: a bad
 // line is a 400 naming each bad line (field "line N"), and nothing is stored.
 func (a *API) importSecrets(c *gin.Context, u store.User) error {
-	p, err := a.userProject(c, u)
-	if err != nil {
-		return err
-	}
-	env, err := environmentParam(c)
-	if err != nil {
-		return err
-	}
 	var req importSecretsRequest
-	if err := decode(c, &req); err != nil {
+	p, env, err := a.secretRequest(c, u, &req)
+	if err != nil {
 		return err
 	}
 	scope := protocol.ScopeGlobal
