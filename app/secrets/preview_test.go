@@ -3,6 +3,7 @@ package secrets_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -54,7 +55,7 @@ func TestForPreview_GivesThePreviewSetAndSharedProductionSecretsWithPreviewWinni
 		"global/STRIPE_KEY":  "sk_test",
 		"web/API_URL":        "preview-api",
 	}
-	if got := byScopeKey(prev); len(prev) != len(want) || !equal(got, want) {
+	if got := byScopeKey(prev); len(prev) != len(want) || !maps.Equal(got, want) {
 		t.Fatalf("ForPreview = %v, want %v", got, want)
 	}
 
@@ -63,7 +64,7 @@ func TestForPreview_GivesThePreviewSetAndSharedProductionSecretsWithPreviewWinni
 		t.Fatal(err)
 	}
 	wantProd := map[string]string{"global/DB_PASSWORD": "prod-db", "global/SENTRY_DSN": "shared-dsn", "web/API_URL": "prod-api"}
-	if got := byScopeKey(prod); len(prod) != len(wantProd) || !equal(got, wantProd) {
+	if got := byScopeKey(prod); len(prod) != len(wantProd) || !maps.Equal(got, wantProd) {
 		t.Fatalf("ForDeploy = %v, want only production values %v", got, wantProd)
 	}
 }
@@ -148,7 +149,7 @@ func TestPutAll_StoresEverySecretOrNone(t *testing.T) {
 		t.Fatalf("PutAll = %+v, %v", metas, err)
 	}
 	prev, err := svc.ForPreview(ctx, pid)
-	if got := byScopeKey(prev); err != nil || !equal(got, map[string]string{"global/A": "1", "global/B": "2"}) {
+	if got := byScopeKey(prev); err != nil || !maps.Equal(got, map[string]string{"global/A": "1", "global/B": "2"}) {
 		t.Fatalf("ForPreview = %v, %v", got, err)
 	}
 }
@@ -234,23 +235,11 @@ func TestRotate_ResealsBothSetsSoEachStillOpensInItsOwnSet(t *testing.T) {
 	}
 	newOnly := secrets.New(st, apptest.Keyring(t, newKey))
 	prod, err := newOnly.ForDeploy(ctx, pid)
-	if got := byScopeKey(prod); err != nil || !equal(got, map[string]string{"global/DB": "prod", "global/ONLY_PROD": "p"}) {
+	if got := byScopeKey(prod); err != nil || !maps.Equal(got, map[string]string{"global/DB": "prod", "global/ONLY_PROD": "p"}) {
 		t.Fatalf("ForDeploy after rotation = %v, %v", got, err)
 	}
 	prev, err := newOnly.ForPreview(ctx, pid)
-	if got := byScopeKey(prev); err != nil || !equal(got, map[string]string{"global/DB": "prev", "web/X": "x"}) {
+	if got := byScopeKey(prev); err != nil || !maps.Equal(got, map[string]string{"global/DB": "prev", "web/X": "x"}) {
 		t.Fatalf("ForPreview after rotation = %v, %v", got, err)
 	}
-}
-
-func equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
