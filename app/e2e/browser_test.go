@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +21,10 @@ import (
 // TestBrowser drives the dashboard in Debian's Chromium (playwright-core, web/e2e/browser.mjs)
 // against the real server binary, with the SPA embedded, and githubsim: sign in, create an agent
 // (its token shown once), run the install command it shows on this machine until the agent is
-// online, create a project linked to it, add a secret, sign out. The script checks what the
-// browser shows; this test then checks what the server stored.
+// online, create a project linked to it, add a secret, paste a .env file into the preview set
+// (first with bad lines), mark a production secret for previews, switch previews on with the
+// agent, see the previews list, sign out. The script checks what the browser shows; this test
+// then checks what the server stored.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	script, err := filepath.Abs("../../web/e2e/browser.mjs")
@@ -55,6 +58,7 @@ func TestBrowser(t *testing.T) {
 	}
 	s.sim.SetAuthorizeAs("alice")
 	secretValue := "postgres://app:" + randomHex(t, 12) + "@db:5432/app"
+	previewSecretValue := "postgres://preview:" + randomHex(t, 12) + "@db:5432/app"
 
 	// Each step of the script waits up to a minute; on a loaded machine the whole script can
 	// take minutes, and cutting it short kills Playwright mid-step with a confusing error.
@@ -66,18 +70,26 @@ func TestBrowser(t *testing.T) {
 		"STAGELY_URL="+s.serverURL,
 		"STAGELY_SCREENSHOTS="+out,
 		"STAGELY_SECRET_VALUE="+secretValue,
+		"STAGELY_PREVIEW_SECRET_VALUE="+previewSecretValue,
 		"STAGELY_INSTALL_ROOT="+installRoot,
 		"CHROMIUM="+chromium,
 	)
 	// Playwright closes its browser on SIGINT; a kill would leave Chromium behind.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
-	output, err := cmd.CombinedOutput()
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the browser script: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	err = recordPreviewsOnceSwitchedOn(t, s, exited)
 	t.Logf("screenshots in %s", out)
 	if err != nil {
-		t.Fatalf("browser script (node %s): %v\n%s", script, err, output)
+		t.Fatalf("browser script (node %s): %v\n%s", script, err, output.String())
 	}
-	t.Logf("browser script:\n%s", output)
+	t.Logf("browser script:\n%s", output.String())
 
 	user, err := s.st.UserByGitHubID(s.ctx, githubID)
 	if err != nil {
@@ -144,6 +156,51 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("the pasted .env is the preview set; production is unchanged and shared with previews", func(t *testing.T) {
+		keys := secrets.New(s.st, s.keys)
+		prod, err := keys.ForDeploy(s.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(prod) != 1 || prod[0].Key != "DATABASE_URL" || prod[0].Value != secretValue {
+			t.Fatal("production secrets changed: want DATABASE_URL with the typed value only")
+		}
+		prev, err := keys.ForPreview(s.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, sec := range prev {
+			got[sec.Scope+"/"+sec.Key] = sec.Value
+		}
+		want := map[string]string{
+			"global/API_URL":       "https://api.preview.example.com",
+			"global/DATABASE_URL":  previewSecretValue, // the preview value wins over the shared production one
+			"global/FEATURE_FLAGS": "new-checkout",
+		}
+		if len(got) != len(want) || got["global/API_URL"] != want["global/API_URL"] ||
+			got["global/DATABASE_URL"] != want["global/DATABASE_URL"] || got["global/FEATURE_FLAGS"] != want["global/FEATURE_FLAGS"] {
+			t.Fatalf("previews get %d secrets (keys %v), want the three pasted values", len(got), keysOf(got))
+		}
+		metas, err := s.st.SecretMetas(s.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(metas) != 4 || metas[0].Environment != store.EnvProduction || !metas[0].ShareWithPreviews {
+			t.Fatalf("secret rows %+v, want the production DATABASE_URL marked for previews and three preview rows", metas)
+		}
+	})
+
+	t.Run("previews are on, on the agent picked in the browser", func(t *testing.T) {
+		now, err := s.st.ProjectByID(s.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !now.PreviewsEnabled || !now.PreviewAgentID.Valid || !now.AgentID.Valid || now.PreviewAgentID.Int64 != now.AgentID.Int64 {
+			t.Fatalf("project previews_enabled %v, preview agent %+v; want on, on agent %+v", now.PreviewsEnabled, now.PreviewAgentID, now.AgentID)
+		}
+	})
+
 	t.Run("signing out revoked the session", func(t *testing.T) {
 		db, err := sql.Open("postgres", s.dsn)
 		if err != nil {
@@ -161,6 +218,54 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("alice has %d sessions, %d not revoked; want 1 session, revoked", total, live)
 		}
 	})
+}
+
+// recordPreviewsOnceSwitchedOn waits until the browser has switched previews on for the
+// project and picked its agent, then records three pull request previews as the server's
+// pipeline would (live, queued, awaiting approval from a fork), for the script's previews list
+// step. It returns the script's exit once it has ended.
+func recordPreviewsOnceSwitchedOn(t *testing.T, s *stack, exited <-chan error) error {
+	t.Helper()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	recorded := false
+	for {
+		select {
+		case err := <-exited:
+			return err
+		case <-tick.C:
+		}
+		if recorded {
+			continue
+		}
+		var id int64
+		err := s.st.DB().QueryRowContext(s.ctx, `
+			SELECT id FROM projects WHERE previews_enabled AND preview_agent_id IS NOT NULL`).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			t.Errorf("look for the project with previews on: %v", err)
+			continue
+		}
+		if _, err := s.st.DB().ExecContext(s.ctx, `
+			INSERT INTO previews (project_id, pr_number, head_sha, head_ref, head_repo_full_name, author_login, state, urls, updated_at)
+			VALUES ($1, 11, repeat('a', 40), 'new-checkout', $2, 'alice', 'live', '{"web": "https://web--pr-11--web.preview.example.com"}', now() - interval '3 minutes'),
+			       ($1, 12, repeat('b', 40), 'faster-search', $2, 'alice', 'queued', '{}', now() - interval '2 minutes'),
+			       ($1, 13, repeat('c', 40), 'typo', 'mallory/web', 'mallory', 'awaiting_approval', '{}', now() - interval '1 minute')`,
+			id, s.repo); err != nil {
+			t.Errorf("record the previews: %v", err)
+		}
+		recorded = true
+	}
+}
+
+func keysOf(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // browserOutputDir is where screenshots (and, on failure, the page's HTML and a Playwright

@@ -6,6 +6,7 @@
 //   STAGELY_URL          the server's public URL
 //   STAGELY_SCREENSHOTS  folder for the screenshots (and, on failure, the page HTML and a trace)
 //   STAGELY_SECRET_VALUE the secret value to type; the test checks it never comes back
+//   STAGELY_PREVIEW_SECRET_VALUE the preview DATABASE_URL pasted in a .env file; never shown again
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 //   STAGELY_INSTALL_ROOT the folder install.sh installs into (--root), as this machine has no
 //                        systemd (--start); the test stops the agent it leaves running
@@ -25,6 +26,7 @@ const env = (name) => {
 const baseURL = env('STAGELY_URL');
 const outDir = env('STAGELY_SCREENSHOTS');
 const secretValue = env('STAGELY_SECRET_VALUE');
+const previewSecretValue = env('STAGELY_PREVIEW_SECRET_VALUE');
 const installRoot = env('STAGELY_INSTALL_ROOT');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const agentName = 'box';
@@ -71,6 +73,13 @@ const screenshot = async (name) => {
   shot += 1;
   const file = join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  console.log(`  screenshot ${file}`);
+};
+// sectionShot screenshots one part of the page, for the docs.
+const sectionShot = async (name, locator) => {
+  shot += 1;
+  const file = join(outDir, `${String(shot).padStart(2, '0')}-${name}.png`);
+  await locator.screenshot({ path: file });
   console.log(`  screenshot ${file}`);
 };
 const run = async (name, fn) => {
@@ -245,6 +254,98 @@ try {
     await page.reload();
     await page.locator('[data-testid="secret-row"][data-scope="global"][data-key="DATABASE_URL"]').waitFor();
     check(!(await page.content()).includes(secretValue), 'the secret value is in the page HTML after a reload');
+  });
+
+  await run('paste a .env into the preview set: each bad line is listed and nothing is stored', async () => {
+    const previewSet = page.getByTestId('secret-set-preview');
+    await page.getByTestId('secrets-paste-preview').click();
+    const dialog = page.getByRole('dialog', { name: 'Paste a .env file into Previews' });
+    await dialog.waitFor();
+    const bad = [
+      '# preview settings',
+      'export API_URL=https://api.preview.example.com',
+      'not a variable',
+      '9LIVES=x',
+      'DATABASE_URL="' + previewSecretValue,
+    ].join('\n');
+    await dialog.getByLabel('.env file').fill(bad);
+    await dialog.getByRole('button', { name: 'Import into Previews' }).click();
+    await dialog.getByTestId('dotenv-errors').waitFor();
+    const lines = await dialog.getByTestId('dotenv-error').allTextContents();
+    const want = [
+      'Line 3: expected KEY=VALUE: there is no =',
+      'Line 4: key "9LIVES" must start with a letter or _ and hold only letters, digits and _',
+      'Line 5: DATABASE_URL: the double quote opened here is never closed (the file ends on line 5)',
+    ];
+    check(JSON.stringify(lines) === JSON.stringify(want), `the dialog lists ${JSON.stringify(lines)}, want ${JSON.stringify(want)}`);
+    check(!(await dialog.getByTestId('dotenv-errors').textContent()).includes(previewSecretValue), 'an error quotes the value');
+    check((await previewSet.getByTestId('secret-row').count()) === 0, 'a refused .env stored secrets');
+    // Tall enough for the whole dialog in the docs' screenshot.
+    await page.setViewportSize({ width: 1280, height: 1300 });
+    await sectionShot('previews-dotenv-errors', dialog);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const good = [
+      '# preview settings',
+      'export API_URL=https://api.preview.example.com',
+      'DATABASE_URL="' + previewSecretValue + '"',
+      '',
+      "FEATURE_FLAGS='new-checkout' # the redesign",
+    ].join('\n');
+    await dialog.getByLabel('.env file').fill(good);
+    await dialog.getByRole('button', { name: 'Import into Previews' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByTestId('secrets-imported').filter({ hasText: 'Imported 3 secrets into Previews.' }).waitFor();
+    await previewSet.locator('[data-testid="secret-row"][data-key="FEATURE_FLAGS"]').waitFor();
+    const keys = await previewSet.getByTestId('secret-row').evaluateAll((rows) => rows.map((r) => r.dataset.key));
+    check(JSON.stringify(keys) === JSON.stringify(['API_URL', 'DATABASE_URL', 'FEATURE_FLAGS']), `the preview set lists ${keys}`);
+    check(!(await page.content()).includes(previewSecretValue), 'the pasted preview value is in the page HTML');
+    check(!(await controlValues()).some((v) => v.includes(previewSecretValue)), 'a form field still holds the pasted value');
+  });
+
+  await run('mark the production DATABASE_URL "also for previews": the preview value wins', async () => {
+    const prodRow = page.locator('[data-testid="secret-row"][data-environment="production"][data-key="DATABASE_URL"]');
+    await prodRow.getByTestId('secret-share').check();
+    const shared = page.getByTestId('secret-set-preview').locator('[data-testid="secret-shared-row"][data-key="DATABASE_URL"]');
+    await shared.filter({ hasText: 'the preview value above wins' }).waitFor();
+    await page.reload();
+    await shared.waitFor();
+    check(await page.locator('[data-testid="secret-row"][data-environment="production"][data-key="DATABASE_URL"]').getByTestId('secret-share').isChecked(),
+      'after a reload the production DATABASE_URL is not marked for previews');
+    await sectionShot('secrets-two-sets', page.getByTestId('secrets-list'));
+  });
+
+  await run('switch previews on and run them on the agent', async () => {
+    const toggle = page.getByRole('switch', { name: 'Deploy a preview of every pull request' });
+    check(!(await toggle.isChecked()), 'previews are on for a new project');
+    await toggle.check();
+    await page.getByTestId('previews-saved').filter({ hasText: 'Saved.' }).waitFor();
+    const select = page.getByTestId('preview-agent-select');
+    const option = select.locator('option', { hasText: `${agentName} (` });
+    await select.selectOption(await option.getAttribute('value'));
+    await page.waitForFunction(() => {
+      const el = document.querySelector('[data-testid="preview-agent-select"]');
+      const saved = document.querySelector('[data-testid="previews-saved"]');
+      return el && !el.disabled && el.value !== '' && saved?.textContent === 'Saved.';
+    });
+    await page.reload();
+    await page.getByRole('switch').waitFor();
+    check(await page.getByRole('switch').isChecked(), 'after a reload previews are not on');
+    const agentShown = await page.getByTestId('preview-agent-select').evaluate((el) => el.selectedOptions[0]?.textContent ?? '');
+    check(agentShown.startsWith(`${agentName} `), `after a reload previews run on ${JSON.stringify(agentShown)}`);
+  });
+
+  await run('the previews list shows each pull request, queued as queued', async () => {
+    // The test records three previews once the switch is on (the server's pipeline writes
+    // these rows); the list polls every 5 s.
+    const rows = page.getByTestId('preview-row');
+    await rows.nth(2).waitFor({ timeout: 120_000 });
+    const states = await rows.evaluateAll((rs) => rs.map((r) => `#${r.dataset.pr} ${r.dataset.state}`));
+    check(JSON.stringify(states) === JSON.stringify(['#13 awaiting_approval', '#12 queued', '#11 live']), `the previews list shows ${states}`);
+    const queued = page.locator('[data-testid="preview-row"][data-pr="12"]');
+    check((await queued.getByTestId('preview-state').textContent()) === 'queued', 'PR 12 is not shown as queued');
+    const url = await page.locator('[data-testid="preview-row"][data-pr="11"]').getByTestId('preview-url').getAttribute('href');
+    check(url === 'https://web--pr-11--web.preview.example.com', `the live preview links ${url}`);
+    await sectionShot('previews-list', page.getByTestId('previews-section'));
   });
 
   await run('sign out', async () => {
