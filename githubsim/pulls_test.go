@@ -10,10 +10,16 @@ import (
 	"github.com/stagely/stagely/githubsim"
 )
 
-// openPR commits a branch and opens pull request number from it on repoWeb.
+// openPR opens pull request number on repoWeb, first committing its head branch when it is a
+// branch of repoWeb that does not exist yet, and returns the event's payload.
 func (f *fixture) openPR(t *testing.T, number int, pr githubsim.PullRequest) map[string]any {
 	t.Helper()
 	pr.Number = number
+	if pr.HeadRepo == "" && f.sim.Branch(repoWeb, pr.Head) == "" {
+		if _, err := f.sim.Commit(context.Background(), repoWeb, pr.Head, map[string][]byte{"a": []byte("b")}, pr.Head); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d, err := f.sim.SendPullRequest(context.Background(), repoWeb, "opened", pr)
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +42,6 @@ func TestIssueComments_NeedIssuesOrPullRequestsWrite(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			f.receive(t, http.StatusOK)
-			if _, err := f.sim.Commit(context.Background(), repoWeb, "feature", map[string][]byte{"a": []byte("b")}, "feature"); err != nil {
-				t.Fatal(err)
-			}
 			f.openPR(t, 4, githubsim.PullRequest{Head: "feature"})
 			perms := map[string]string{"metadata": "read", "issues": "write", "pull_requests": "write", "checks": "write"}
 			if err := f.sim.SetInstallationPermissions(f.inst, perms); err != nil {
@@ -65,9 +68,6 @@ func TestIssueComments_AnswerLikeGitHub(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.receive(t, http.StatusOK)
-	if _, err := f.sim.Commit(context.Background(), repoWeb, "feature", map[string][]byte{"a": []byte("b")}, "feature"); err != nil {
-		t.Fatal(err)
-	}
 	f.openPR(t, 4, githubsim.PullRequest{Head: "feature"})
 	auth := "Bearer " + f.installationToken(t, nil)
 	for _, tt := range []struct {
