@@ -255,6 +255,15 @@ func TestPreview_RoutesComeBackAfterCaddyAndAgentRestart(t *testing.T) {
 	e.requireServes(previewHost(4), "serving pr-4")
 	cancel()
 	<-done
+
+	// An agent killed during the teardown does it again when it starts.
+	rec = &recorder{}
+	res = e.d.Recover(ctxFor(t), e.stopJob(4), protocol.PhaseDeploying, rec)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	if left := leftovers(t, previewName(e.project, 4)); left != "" {
+		t.Errorf("the recovered teardown left %s", left)
+	}
+	e.requireNotRouted(previewHost(4))
 }
 
 func TestPreview_RefusesAComposeFileThatWouldShareWithProduction(t *testing.T) {
