@@ -163,9 +163,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, into 
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("Caddy answered %d: %s", resp.StatusCode, e.Error)
+			return fmt.Errorf("caddy answered %d: %s", resp.StatusCode, e.Error)
 		}
-		return fmt.Errorf("Caddy answered %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		return fmt.Errorf("caddy answered %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	if into != nil {
 		*into = b
