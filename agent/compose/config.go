@@ -38,6 +38,8 @@ type ServiceConfig struct {
 	DependsOn map[string]DependsOn `json:"depends_on,omitempty"`
 	// ContainerName is the fixed container name the file sets, if any.
 	ContainerName string `json:"container_name,omitempty"`
+	// NetworkMode is network_mode as the file sets it, like "host".
+	NetworkMode string `json:"network_mode,omitempty"`
 }
 
 // DependsOn is one entry of a service's depends_on.

@@ -121,10 +121,14 @@ func (j *jobRun) stopPreview(ctx context.Context) protocol.JobResult {
 			Error: fmt.Sprintf("The teardown of the preview of pull request #%d did not finish: %s: %v. Stop it again to retry.", job.Preview.Number, what, err)}
 	}
 	j.ev.Phase(protocol.PhaseDeploying)
+	warning := ""
 	if j.d.previews != nil {
 		j.say("removing the routes of preview #%d", job.Preview.Number)
+		// Its record is gone even when Caddy is out of reach: the routes then go at the
+		// next sync, and an unreachable Caddy must not keep the containers alive.
 		if err := j.d.previews.Remove(ctx, name); err != nil {
-			return fail("remove its routes", err)
+			j.say("could not remove the routes from Caddy now: %v", err)
+			warning = fmt.Sprintf("The preview of pull request #%d was removed, but Caddy could not be told yet (%v); the agent removes its routes when Caddy answers again.", job.Preview.Number, err)
 		}
 	}
 	j.say("removing the containers, networks and volumes of %s", name)
@@ -143,7 +147,7 @@ func (j *jobRun) stopPreview(ctx context.Context) protocol.JobResult {
 		return fail("delete its files", err)
 	}
 	j.say("preview #%d removed", job.Preview.Number)
-	return protocol.JobResult{Status: protocol.StatusSuccess}
+	return protocol.JobResult{Status: protocol.StatusSuccess, Error: warning}
 }
 
 // isolatePreview checks that a preview's compose project shares nothing with production
@@ -158,6 +162,9 @@ func (j *jobRun) isolatePreview(resolved *compose.Config) ([]byte, error) {
 	for _, svc := range resolved.Names() {
 		if cn := resolved.Services[svc].ContainerName; cn != "" {
 			return nil, fmt.Errorf("preview of pull request #%d: service %s sets container_name %q, which would collide with production (a container name is unique on the machine); remove container_name from the compose file for previews to work", p.Number, svc, cn)
+		}
+		if resolved.Services[svc].NetworkMode == "host" {
+			return nil, fmt.Errorf("preview of pull request #%d: service %s uses network_mode: host, so its ports would collide with production's; remove network_mode: host for previews to work", p.Number, svc)
 		}
 	}
 	for _, r := range p.Routes {

@@ -279,6 +279,8 @@ func TestPreview_RefusesAComposeFileThatWouldShareWithProduction(t *testing.T) {
 			"service web sets container_name \"shop-web\", which would collide with production"},
 		{"named volume", map[string]string{"compose.yaml": strings.Replace(site(img, "v", 18080, "")["compose.yaml"], "  data: {}", "  data: {name: shop-data}", 1)}, "web",
 			"volume data is named \"shop-data\" in the compose file, so the preview would share it with production"},
+		{"network_mode host", site(img, "v", 18080, "    network_mode: host\n"), "web",
+			"service web uses network_mode: host, so its ports would collide with production's"},
 		{"route to a missing service", site(img, "v", 18080, ""), "api",
 			"host web--pr-5--shop.preview.example.com is routed to service api, which the compose file lacks"},
 	}
@@ -316,4 +318,32 @@ func TestPreview_FailsWithHowToInstallCaddyWhenCaddyIsUnreachable(t *testing.T) 
 	if left := leftovers(t, previewName(e.project, 6)); left != "" {
 		t.Errorf("created %s", left)
 	}
+}
+
+func TestPreview_TeardownGoesOnWhenCaddyIsDownAndTheRouteGoesWhenItIsBack(t *testing.T) {
+	t.Parallel()
+	e := newPreviewEnv(t)
+	t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 9)) })
+	res, rec := e.deploy(ctxFor(t), e.previewJob(9, sha(9), site(e.image, "pr-9", caddytest.FreePort(t), ""), nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	e.requireServes(previewHost(9), "serving pr-9")
+
+	e.caddy.Stop(t)
+	res, rec = e.deploy(ctxFor(t), e.stopJob(9))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	if !strings.Contains(res.Error, "Caddy could not be told yet") {
+		t.Errorf("result error = %q, want it to say Caddy was not told", res.Error)
+	}
+	if left := leftovers(t, previewName(e.project, 9)); left != "" {
+		t.Errorf("preview 9 left behind %s", left)
+	}
+	if got := e.askCode(previewHost(9)); got != http.StatusNotFound {
+		t.Errorf("ask for the stopped preview = %d, want 404", got)
+	}
+
+	e.caddy.Restart(t)
+	if err := e.router.Sync(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.requireNotRouted(previewHost(9))
 }

@@ -72,6 +72,8 @@ type Router struct {
 	routes map[string][]caddy.Route
 	// failing is set while Caddy cannot be reached, so the log says it once.
 	failing bool
+	// stale is set while Caddy may hold routes the agent no longer wants: a load failed.
+	stale bool
 }
 
 // record is what the agent keeps on disk of a live preview.
@@ -225,8 +227,9 @@ func (r *Router) Sync(ctx context.Context) error {
 	for _, rec := range r.records {
 		recs = append(recs, rec)
 	}
+	stale := r.stale
 	r.mu.Unlock()
-	if len(recs) == 0 {
+	if len(recs) == 0 && !stale {
 		return nil
 	}
 	for _, rec := range recs {
@@ -287,6 +290,9 @@ func (r *Router) apply(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	changed, err := r.opts.Caddy.Apply(ctx, caddy.Site{Server: r.opts.Server, Listen: r.opts.Listen, TLS: r.opts.TLS, AskURL: r.opts.AskURL, Routes: routes})
+	r.mu.Lock()
+	r.stale = err != nil
+	r.mu.Unlock()
 	if err != nil {
 		return r.explain(err)
 	}
