@@ -191,19 +191,34 @@ func (j *jobRun) isolatePreview(resolved *compose.Config) ([]byte, error) {
 			}
 		}
 	}
-	return renderPortsReset(resolved.Names())
+	// A service that builds and names its image would tag production's image with the
+	// preview's build: the preview tags its own, as compose does for a service without image.
+	images := map[string]string{}
+	for _, svc := range resolved.Names() {
+		if sc := resolved.Services[svc]; sc.HasBuild() && sc.Image != "" {
+			images[svc] = name + "-" + svc
+			j.say("preview #%d builds service %s as image %s, not %s", p.Number, svc, images[svc], sc.Image)
+		}
+	}
+	return renderPreviewOverride(resolved.Names(), images)
 }
 
-// renderPortsReset is the override that removes every service's host port bindings.
-func renderPortsReset(services []string) ([]byte, error) {
+// renderPreviewOverride is the override that removes every service's host port bindings
+// and sets the image name of the services in images.
+func renderPreviewOverride(services []string, images map[string]string) ([]byte, error) {
+	str := func(v string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Style: yaml.DoubleQuotedStyle}
+	}
 	body := &yaml.Node{Kind: yaml.MappingNode}
 	for _, svc := range services {
-		body.Content = append(body.Content,
-			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: svc, Style: yaml.DoubleQuotedStyle},
-			&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
-				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "ports"},
-				{Kind: yaml.SequenceNode, Tag: "!reset", Style: yaml.FlowStyle},
-			}})
+		m := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "ports"},
+			{Kind: yaml.SequenceNode, Tag: "!reset", Style: yaml.FlowStyle},
+		}}
+		if img, ok := images[svc]; ok {
+			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "image"}, str(img))
+		}
+		body.Content = append(body.Content, str(svc), m)
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Content: []*yaml.Node{
 		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "services"}, body,

@@ -347,3 +347,38 @@ func TestPreview_TeardownGoesOnWhenCaddyIsDownAndTheRouteGoesWhenItIsBack(t *tes
 	}
 	e.requireNotRouted(previewHost(9))
 }
+
+func TestPreview_BuildsItsOwnImageWhenTheComposeFileNamesOne(t *testing.T) {
+	t.Parallel()
+	e := newPreviewEnv(t)
+	t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 11)) })
+	shared := e.project + "-shared:latest"
+	t.Cleanup(func() { _, _ = execOutput("docker", "image", "rm", "-f", shared, previewName(e.project, 11)+"-web") })
+	files := func(version string) map[string]string {
+		return map[string]string{
+			"Dockerfile":   fmt.Sprintf("FROM %s\nRUN echo %s > /version\n", e.image, version),
+			"compose.yaml": fmt.Sprintf("services:\n  web:\n    build: .\n    image: %s\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n", shared),
+		}
+	}
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), files("production"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	imageID := func(ref string) string {
+		out, err := execOutput("docker", "image", "inspect", "--format", "{{.Id}}", ref)
+		if err != nil {
+			t.Fatalf("inspect %s: %v", ref, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	prodImage := imageID(shared)
+
+	job := e.previewJob(11, sha(11), files("preview"), nil)
+	job.Preview.Routes = nil
+	res, rec = e.deploy(ctxFor(t), job)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	if got := imageID(shared); got != prodImage {
+		t.Errorf("the preview's build retagged production's image %s: %s -> %s", shared, prodImage, got)
+	}
+	if got := imageID(previewName(e.project, 11) + "-web"); got == prodImage {
+		t.Error("the preview runs production's image")
+	}
+}
