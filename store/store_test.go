@@ -125,7 +125,7 @@ func TestNotFound_NamesWhatWasMissing(t *testing.T) {
 		{"agent", func() error { _, err := f.st.AgentByID(f.ctx, 31337); return err }, "agent 31337 not found"},
 		{"installation", func() error { _, err := f.st.InstallationByGitHubID(f.ctx, 5); return err }, "installation 5 not found"},
 		{"delivery", func() error { _, err := f.st.DeliveryByDeliveryID(f.ctx, "nope"); return err }, "webhook delivery nope not found"},
-		{"secret delete", func() error { return f.st.DeleteSecret(f.ctx, 1, "global", "X") }, "secret global/X not found"},
+		{"secret delete", func() error { return f.st.DeleteSecret(f.ctx, 1, "", "global", "X") }, "secret global/X not found"},
 		{"github app", func() error { _, err := f.st.GitHubAppCredentials(f.ctx); return err }, "GitHub App credentials not found"},
 	}
 	for _, tt := range tests {
@@ -396,7 +396,7 @@ func TestSecrets_UniquePerProjectScopeKeyAndUpsert(t *testing.T) {
 	if err != nil || len(metas) != 2 || metas[0].Scope != "backend" {
 		t.Fatalf("SecretMetas = %+v, %v", metas, err)
 	}
-	if err := f.st.DeleteSecret(f.ctx, p.ID, "backend", "DB"); err != nil {
+	if err := f.st.DeleteSecret(f.ctx, p.ID, "", "backend", "DB"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.st.DB().ExecContext(f.ctx, `INSERT INTO secrets (project_id, scope, key, value_encrypted, nonce, key_id) VALUES ($1, 'global', 'DB', '\x00', $2, 'k')`, p.ID, make([]byte, 12))

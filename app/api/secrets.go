@@ -94,7 +94,7 @@ func (a *API) deleteSecret(c *gin.Context, u store.User) error {
 	scope, key := c.Param("scope"), c.Param("key")
 	ctx := c.Request.Context()
 	err = a.st.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.DeleteSecret(ctx, p.ID, scope, key); err != nil {
+		if err := tx.DeleteSecret(ctx, p.ID, store.EnvProduction, scope, key); err != nil {
 			return err
 		}
 		return audit(c, tx, u, "secret.delete", "project", p.ID, map[string]any{"scope": scope, "key": key})

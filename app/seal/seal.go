@@ -140,6 +140,13 @@ func SecretAD(projectID int64, scope, key string) []byte {
 	return adFor("secret", fmt.Sprint(projectID), scope, key)
 }
 
+// PreviewSecretAD binds a secret of a project's preview set to its row identity. It differs
+// from SecretAD's for the same project, scope and key, so a sealed value cannot be moved
+// between the production and preview sets.
+func PreviewSecretAD(projectID int64, scope, key string) []byte {
+	return adFor("preview-secret", fmt.Sprint(projectID), scope, key)
+}
+
 // SessionTokenAD binds a user's sealed GitHub token to its session.
 func SessionTokenAD(sessionIDHash []byte) []byte {
 	return adFor("session-token", hex.EncodeToString(sessionIDHash))

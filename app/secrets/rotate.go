@@ -29,9 +29,9 @@ func Rotate(ctx context.Context, st *store.Store, keys *seal.Keyring) (RotateRep
 		}
 		for _, r := range rows {
 			re, err := keys.Reseal(seal.Sealed{Ciphertext: r.ValueEncrypted, Nonce: r.Nonce, KeyID: r.KeyID},
-				seal.SecretAD(r.ProjectID, r.Scope, r.Key))
+				adFor(r.ProjectID, r.Environment, r.Scope, r.Key))
 			if err != nil {
-				return fmt.Errorf("re-seal secret %d (%s/%s of project %d): %w", r.ID, r.Scope, r.Key, r.ProjectID, err)
+				return fmt.Errorf("re-seal %s secret %d (%s/%s of project %d): %w", r.Environment, r.ID, r.Scope, r.Key, r.ProjectID, err)
 			}
 			if err := tx.ResealSecret(ctx, r.ID, re.Ciphertext, re.Nonce, re.KeyID); err != nil {
 				return err
