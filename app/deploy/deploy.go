@@ -82,6 +82,9 @@ type GitHub interface {
 // SecretOpener opens a project's secrets for one job.
 type SecretOpener interface {
 	ForDeploy(ctx context.Context, projectID int64) ([]protocol.Secret, error)
+	// ForPreview opens the secrets of the project's previews: its preview set, and the
+	// production secrets marked for previews too.
+	ForPreview(ctx context.Context, projectID int64) ([]protocol.Secret, error)
 }
 
 // Metrics receives deployment outcomes; nil means none are counted.
@@ -122,6 +125,8 @@ type Orchestrator struct {
 	opt    Options
 	log    *slog.Logger
 	access *accessCache
+	// features is what each agent's HELLO said it supports.
+	features agentFeatures
 	// reportSlots bounds the sweeper's report retries; reports counts those running.
 	reportSlots chan struct{}
 	reports     sync.WaitGroup
