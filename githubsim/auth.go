@@ -3,6 +3,7 @@ package githubsim
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +142,13 @@ type repoAccess struct {
 // and holds the needed permission. Repositories are private, so anything else that cannot see the
 // repository gets 404, as GitHub answers for private repositories.
 func (s *Sim) repoCall(perm, level string, h func(http.ResponseWriter, *http.Request, repoAccess)) http.HandlerFunc {
+	return s.repoCallAny([]string{perm}, level, h)
+}
+
+// repoCallAny is repoCall for endpoints that accept any one of several permissions at level, as
+// GitHub's comments on pull requests take issues or pull_requests; a 403 lists every accepted
+// set in X-Accepted-GitHub-Permissions, separated by "; " as GitHub does.
+func (s *Sim) repoCallAny(perms []string, level string, h func(http.ResponseWriter, *http.Request, repoAccess)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t, presented := s.lookupToken(r)
 		if presented && t == nil {
@@ -165,8 +173,12 @@ func (s *Sim) repoCall(perm, level string, h func(http.ResponseWriter, *http.Req
 			writeError(w, http.StatusNotFound, "Not Found", docsREST)
 			return
 		}
-		if !permits(t.permissions[perm], level) {
-			w.Header().Set("X-Accepted-GitHub-Permissions", perm+"="+level)
+		if !slices.ContainsFunc(perms, func(p string) bool { return permits(t.permissions[p], level) }) {
+			accepted := make([]string, len(perms))
+			for i, p := range perms {
+				accepted[i] = p + "=" + level
+			}
+			w.Header().Set("X-Accepted-GitHub-Permissions", strings.Join(accepted, "; "))
 			writeError(w, http.StatusForbidden, msgNotAccessible, docsREST)
 			return
 		}

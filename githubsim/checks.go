@@ -449,8 +449,25 @@ func (st *state) checkRunJSON(rp *repo, run *checkRun) obj {
 		},
 		"check_suite":   obj{"id": run.SuiteID},
 		"app":           st.appJSON(),
-		"pull_requests": []any{},
+		"pull_requests": st.pullRequestsMinimal(rp, run.HeadSHA),
 	}
+}
+
+// pullRequestsMinimal lists the open pull requests whose head is sha in rp itself, as GitHub
+// fills a check run's pull_requests: those from forks are never listed.
+func (st *state) pullRequestsMinimal(rp *repo, sha string) []any {
+	out := []any{}
+	api := st.baseURL + "/repos/" + rp.fullName()
+	side := func(ref, sha string) obj {
+		return obj{"ref": ref, "sha": sha, "repo": obj{"id": rp.id, "url": api, "name": rp.name}}
+	}
+	for _, pr := range st.openPullsAt(rp, sha) {
+		out = append(out, obj{
+			"id": int64(pr.number) + rp.id*1000, "number": pr.number, "url": fmt.Sprintf("%s/pulls/%d", api, pr.number),
+			"head": side(pr.head, pr.headSHA), "base": side(pr.base, rp.branches[pr.base]),
+		})
+	}
+	return out
 }
 
 // CheckRuns returns a commit's check runs, oldest first.

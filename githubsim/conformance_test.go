@@ -160,6 +160,50 @@ func TestConformance_EveryServedOperationMatchesGitHubsDescription(t *testing.T)
 		t.Fatal(err)
 	}
 
+	// A pull request's preview: its comment kept up to date, a transient deployment, a button.
+	f.receive(t, http.StatusOK)
+	fork, err := f.sim.Fork("acme/web", "mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forkSHA, err := f.sim.Commit(ctx, fork, "patch", map[string][]byte{"compose.yaml": []byte("services: {}\n")}, "patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.sim.SendPullRequest(ctx, "acme/web", "opened", githubsim.PullRequest{Number: 9, Head: "patch", HeadRepo: fork}); err != nil {
+		t.Fatal(err)
+	}
+	comment, _, err := gh.Issues.CreateComment(ctx, "acme", "web", 9, &github.IssueComment{Body: ptr("Preview: https://web--pr-9.example")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(gh.Issues.EditComment(ctx, "acme", "web", comment.GetID(), &github.IssueComment{Body: ptr("Preview (updated)")}))
+	must(gh.Issues.GetComment(ctx, "acme", "web", comment.GetID()))
+	must(gh.Issues.ListComments(ctx, "acme", "web", 9, nil))
+	if _, err := gh.Issues.DeleteComment(ctx, "acme", "web", comment.GetID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, err := gh.Issues.EditComment(ctx, "acme", "web", comment.GetID(), &github.IssueComment{Body: ptr("again")}); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("edit a deleted comment: want 404, got %v", err)
+	}
+	preview, _, err := gh.Repositories.CreateDeployment(ctx, "acme", "web", &github.DeploymentRequest{
+		Ref: ptr(forkSHA), Environment: ptr("preview/pr-9"), RequiredContexts: &[]string{}, AutoMerge: ptr(false),
+		TransientEnvironment: ptr(true), ProductionEnvironment: ptr(false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []string{"success", "inactive"} {
+		must(gh.Repositories.CreateDeploymentStatus(ctx, "acme", "web", preview.GetID(), &github.DeploymentStatusRequest{
+			State: ptr(state), EnvironmentURL: ptr("https://web--pr-9.example"),
+		}))
+	}
+	must(gh.Checks.CreateCheckRun(ctx, "acme", "web", github.CreateCheckRunOptions{
+		Name: "Stagely / preview", HeadSHA: forkSHA, ExternalID: ptr("preview-9"), Conclusion: ptr("action_required"),
+		Output:  &github.CheckRunOutput{Title: ptr("Waiting for approval"), Summary: ptr("A fork's pull request")},
+		Actions: []*github.CheckRunAction{{Label: "Deploy preview", Description: "Deploy this pull request's head", Identifier: "deploy_preview"}},
+	}))
+
 	// GitHub failing: a 502 and both shapes of a secondary rate limit.
 	for _, kind := range []githubsim.FaultKind{githubsim.FaultBadGateway, githubsim.FaultSecondaryLimit, githubsim.FaultTooManyRequests} {
 		if _, err := f.sim.AddFault(githubsim.Fault{Method: "POST", Path: "/repos/*/*/statuses/*", Kind: kind, Times: 1}); err != nil {

@@ -95,7 +95,7 @@ func (st *state) pushPayload(rp *repo, ref, before, after string, forced bool) o
 		}
 	}
 	pusher := obj{"name": rp.owner, "email": strings.ToLower(rp.owner) + "@users.noreply.sim"}
-	return obj{
+	payload := obj{
 		"ref":          ref,
 		"before":       before,
 		"after":        after,
@@ -111,6 +111,19 @@ func (st *state) pushPayload(rp *repo, ref, before, after string, forced bool) o
 		"commits":      commits,
 		"head_commit":  head,
 	}
+	if rp.forkOf != "" {
+		delete(payload, "installation") // the App is not installed on a fork
+	}
+	return payload
+}
+
+// deliverPush delivers a push event, unless it is to a fork (no installation in the payload):
+// GitHub sends the App no events of repositories it is not installed on.
+func (s *Sim) deliverPush(ctx context.Context, payload obj) (*Delivery, error) {
+	if _, ok := payload["installation"]; !ok {
+		return nil, nil
+	}
+	return s.deliver(ctx, "push", payload)
 }
 
 // PushTag creates (or moves) a tag at ref's commit and delivers the push of refs/tags/<tag>.
@@ -119,7 +132,7 @@ func (s *Sim) PushTag(ctx context.Context, fullName, tag, ref string) (*Delivery
 	if err != nil {
 		return nil, fmt.Errorf("push tag %s: %w", tag, err)
 	}
-	return s.deliver(ctx, "push", payload)
+	return s.deliverPush(ctx, payload)
 }
 
 // pushRef points fullRef ("refs/heads/main" or "refs/tags/v1", created if missing) at ref's
@@ -155,7 +168,7 @@ func (s *Sim) ForcePush(ctx context.Context, fullName, branch, ref string) (*Del
 	if err != nil {
 		return nil, fmt.Errorf("force push %s: %w", branch, err)
 	}
-	d, err := s.deliver(ctx, "push", payload)
+	d, err := s.deliverPush(ctx, payload)
 	if errors.Is(err, ErrNoWebhookURL) {
 		return nil, nil
 	}
@@ -174,88 +187,7 @@ func (s *Sim) DeleteBranch(ctx context.Context, fullName, branch string) (*Deliv
 	delete(rp.branches, branch)
 	payload := s.st.pushPayload(rp, "refs/heads/"+branch, before, zeroSHA, false)
 	s.mu.Unlock()
-	return s.deliver(ctx, "push", payload)
-}
-
-// PullRequest describes a pull request for SendPullRequest.
-type PullRequest struct {
-	Number int
-	Title  string
-	Head   string // branch in the same repository
-	Base   string // default: the repository's default branch
-	Before string // for "synchronize": the previous head sha
-}
-
-// SendPullRequest delivers a pull_request event (opened, synchronize, reopened, closed, ...) whose
-// head sha is the head branch's current commit.
-func (s *Sim) SendPullRequest(ctx context.Context, fullName, action string, pr PullRequest) (*Delivery, error) {
-	s.mu.Lock()
-	rp := s.st.repo(fullName)
-	if rp == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("pull_request %s: repository %s not found", action, fullName)
-	}
-	if pr.Base == "" {
-		pr.Base = rp.defaultBranch
-	}
-	headSHA, baseSHA := rp.branches[pr.Head], rp.branches[pr.Base]
-	if headSHA == "" || baseSHA == "" {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("pull_request %s: branches %s and %s must exist in %s", action, pr.Head, pr.Base, fullName)
-	}
-	if pr.Title == "" {
-		pr.Title = "Update " + pr.Head
-	}
-	payload := obj{
-		"action":       action,
-		"number":       pr.Number,
-		"pull_request": s.st.pullRequestJSON(rp, pr, action, headSHA, baseSHA),
-		"repository":   s.st.repository(rp, false),
-		"installation": s.st.installationRef(rp.installationID),
-		"sender":       s.st.simpleUser(rp.owner),
-	}
-	if action == "synchronize" {
-		payload["before"] = pr.Before
-		payload["after"] = headSHA
-	}
-	s.mu.Unlock()
-	return s.deliver(ctx, "pull_request", payload)
-}
-
-func (st *state) pullRequestJSON(rp *repo, pr PullRequest, action, headSHA, baseSHA string) obj {
-	api := fmt.Sprintf("%s/repos/%s/pulls/%d", st.baseURL, rp.fullName(), pr.Number)
-	issue := fmt.Sprintf("%s/repos/%s/issues/%d", st.baseURL, rp.fullName(), pr.Number)
-	html := fmt.Sprintf("%s/%s/pull/%d", st.baseURL, rp.fullName(), pr.Number)
-	now := iso(rp.pushedAt)
-	state, closedAt := "open", any(nil)
-	if action == "closed" {
-		state, closedAt = "closed", now
-	}
-	side := func(branch, sha string) obj {
-		return obj{"label": rp.owner + ":" + branch, "ref": branch, "sha": sha, "user": st.simpleUser(rp.owner), "repo": st.repository(rp, false)}
-	}
-	href := func(u string) obj { return obj{"href": u} }
-	return obj{
-		"url": api, "id": int64(pr.Number) + rp.id*1000, "node_id": nodeID("PullRequest", int64(pr.Number)+rp.id*1000),
-		"html_url": html, "diff_url": html + ".diff", "patch_url": html + ".patch", "issue_url": issue,
-		"number": pr.Number, "state": state, "locked": false, "title": pr.Title, "user": st.simpleUser(rp.owner),
-		"body": nil, "created_at": now, "updated_at": now, "closed_at": closedAt, "merged_at": nil,
-		"merge_commit_sha": nil, "assignee": nil, "assignees": []any{}, "requested_reviewers": []any{},
-		"requested_teams": []any{}, "labels": []any{}, "milestone": nil,
-		"commits_url": api + "/commits", "review_comments_url": api + "/comments",
-		"review_comment_url": st.baseURL + "/repos/" + rp.fullName() + "/pulls/comments{/number}",
-		"comments_url":       issue + "/comments", "statuses_url": st.baseURL + "/repos/" + rp.fullName() + "/statuses/" + headSHA,
-		"head": side(pr.Head, headSHA), "base": side(pr.Base, baseSHA),
-		"_links": obj{
-			"self": href(api), "html": href(html), "issue": href(issue), "comments": href(issue + "/comments"),
-			"review_comments": href(api + "/comments"), "review_comment": href(st.baseURL + "/repos/" + rp.fullName() + "/pulls/comments{/number}"),
-			"commits": href(api + "/commits"), "statuses": href(st.baseURL + "/repos/" + rp.fullName() + "/statuses/" + headSHA),
-		},
-		"author_association": "OWNER", "auto_merge": nil, "active_lock_reason": nil, "draft": false,
-		"merged": false, "mergeable": nil, "rebaseable": nil, "mergeable_state": "unknown", "merged_by": nil,
-		"comments": 0, "review_comments": 0, "maintainer_can_modify": false, "commits": 1,
-		"additions": 0, "deletions": 0, "changed_files": 0,
-	}
+	return s.deliverPush(ctx, payload)
 }
 
 // checkSuiteJSON is the check_suite object of webhook payloads.
@@ -334,13 +266,23 @@ func (s *Sim) SendCheckRunRerequested(ctx context.Context, fullName string, chec
 	return s.deliver(ctx, "check_run", payload)
 }
 
-// SendCheckRunRequestedAction delivers check_run requested_action for one of the run's own buttons;
-// GitHub only shows buttons the run declared, so an unknown identifier is an error.
+// SendCheckRunRequestedAction delivers check_run requested_action for one of the run's own
+// buttons, pressed by the repository's owner; see PressCheckRunButton.
 func (s *Sim) SendCheckRunRequestedAction(ctx context.Context, fullName string, checkRunID int64, identifier string) (*Delivery, error) {
+	return s.PressCheckRunButton(ctx, fullName, checkRunID, identifier, "")
+}
+
+// PressCheckRunButton delivers check_run requested_action for one of the run's own buttons,
+// pressed by login (the sender; "" is the repository's owner). GitHub only shows buttons the
+// run declared, so an unknown identifier is an error; who may press is for the App to check.
+func (s *Sim) PressCheckRunButton(ctx context.Context, fullName string, checkRunID int64, identifier, login string) (*Delivery, error) {
 	s.mu.Lock()
 	payload, _, err := s.st.checkRunEvent(fullName, checkRunID, "requested_action")
 	if err == nil && !slices.ContainsFunc(s.st.checkRuns[checkRunID].Actions, func(a Action) bool { return a.Identifier == identifier }) {
 		err = fmt.Errorf("check_run requested_action: run %d has no action %q", checkRunID, identifier)
+	}
+	if err == nil && login != "" {
+		payload["sender"] = s.st.simpleUser(login)
 	}
 	s.mu.Unlock()
 	if err != nil {

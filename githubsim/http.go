@@ -45,6 +45,11 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", s.repoCall("checks", "read", s.listCheckRunsForRef))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.repoCall("statuses", "write", s.createStatus))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/statuses", s.repoCall("statuses", "read", s.listStatuses))
+	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", s.repoCallAny(commentPermissions, "write", s.createIssueComment))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{a}/{b}", issueReads(
+		s.repoCallAny(commentPermissions, "read", s.listIssueComments), s.repoCallAny(commentPermissions, "read", s.getIssueComment)))
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", s.repoCallAny(commentPermissions, "write", s.updateIssueComment))
+	mux.HandleFunc("DELETE /repos/{owner}/{repo}/issues/comments/{comment_id}", s.repoCallAny(commentPermissions, "write", s.deleteIssueComment))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.repoCall("deployments", "write", s.createDeployment))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.repoCall("deployments", "read", s.listDeployments))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.repoCall("deployments", "write", s.createDeploymentStatus))

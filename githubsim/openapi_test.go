@@ -101,6 +101,8 @@ var servedPaths = []string{
 	"/repos/{owner}/{repo}/commits/{ref}/statuses",
 	"/repos/{owner}/{repo}/deployments",
 	"/repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+	"/repos/{owner}/{repo}/issues/{issue_number}/comments",
+	"/repos/{owner}/{repo}/issues/comments/{comment_id}",
 	"/user",
 	"/user/installations",
 	"/user/installations/{installation_id}/repositories",

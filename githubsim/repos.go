@@ -76,7 +76,7 @@ func (s *Sim) Commit(ctx context.Context, fullName, branch string, files map[str
 	rp.pushedAt = c.authored
 	payload := s.st.pushPayload(rp, "refs/heads/"+branch, before, c.sha, before != "" && !isAncestor(rp, before, c.sha))
 	s.mu.Unlock()
-	if _, err := s.deliver(ctx, "push", payload); err != nil && !errors.Is(err, ErrNoWebhookURL) {
+	if _, err := s.deliverPush(ctx, payload); err != nil && !errors.Is(err, ErrNoWebhookURL) {
 		return c.sha, err
 	}
 	return c.sha, nil

@@ -141,6 +141,7 @@ func New(opts Options) *Sim {
 		checkRuns:     map[int64]*checkRun{},
 		suites:        map[suiteKey]*checkSuite{},
 		deployments:   map[int64]*deployment{},
+		comments:      map[int64]*issueComment{},
 		downloads:     map[string]*download{},
 		oauthCodes:    map[string]*oauthCode{},
 		manifestCodes: map[string]*manifestCode{},

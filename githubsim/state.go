@@ -27,6 +27,7 @@ type state struct {
 	suites        map[suiteKey]*checkSuite
 	statuses      []*commitStatus
 	deployments   map[int64]*deployment
+	comments      map[int64]*issueComment
 	downloads     map[string]*download
 	oauthCodes    map[string]*oauthCode
 	manifestCodes map[string]*manifestCode
@@ -87,6 +88,8 @@ type repo struct {
 	commits        map[string]*commit
 	roles          map[string]string  // lower-case login -> role set by SetRepoRole
 	lags           map[string]*refLag // branch -> what its ref reads answer for now (LagBranch)
+	pulls          map[int]*pullRequest
+	forkOf         string // the full name of the repository this one is a fork of (Fork)
 	createdAt      time.Time
 	pushedAt       time.Time
 }
@@ -290,7 +293,7 @@ func defaultAppPermissions() map[string]string {
 		"contents":      "read",
 		"deployments":   "write",
 		"metadata":      "read",
-		"pull_requests": "read",
+		"pull_requests": "write",
 		"statuses":      "write",
 	}
 }

@@ -16,7 +16,11 @@ type CheckRun struct {
 	// ExternalID is the id the creating App stored on the check run.
 	ExternalID string
 	// RequestedActionIdentifier is the pressed button's identifier; set only for "requested_action".
+	// Who pressed it is SenderLogin.
 	RequestedActionIdentifier string
+	// PullRequestNumbers are the open pull requests whose head is HeadSHA in this repository;
+	// GitHub never lists pull requests from forks here.
+	PullRequestNumbers []int
 	// AppID is the App that owns the check run; events for other Apps' runs arrive too.
 	AppID int64
 	// CheckSuiteID is the suite the run belongs to.
@@ -40,6 +44,11 @@ func checkRunFrom(e *github.CheckRunEvent) (CheckRun, error) {
 		AppID:        run.GetApp().GetID(),
 		CheckSuiteID: run.GetCheckSuite().GetID(),
 		Origin:       originFrom(e.GetRepo(), e.GetInstallation(), e.GetSender()),
+	}
+	for _, pr := range run.PullRequests {
+		if n := pr.GetNumber(); n > 0 {
+			c.PullRequestNumbers = append(c.PullRequestNumbers, n)
+		}
 	}
 	if ra := e.GetRequestedAction(); ra != nil {
 		c.RequestedActionIdentifier = ra.Identifier

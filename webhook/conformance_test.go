@@ -116,6 +116,11 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "HeadRepoFullName", e.HeadRepoFullName, pr.get("head.repo.full_name").str())
 		check(t, "BaseRef", e.BaseRef, pr.get("base.ref").str())
 		check(t, "Draft", e.Draft, pr.get("draft").boolean())
+		check(t, "AuthorLogin", e.AuthorLogin, pr.get("user.login").str())
+		check(t, "AuthorAssociation", e.AuthorAssociation, pr.get("author_association").str())
+		check(t, "Merged", e.Merged, pr.get("merged").boolean())
+		check(t, "FromFork()", e.FromFork(), pr.get("head.repo").null() ||
+			!strings.EqualFold(pr.get("head.repo.full_name").str(), p.get("repository.full_name").str()))
 		assertOrigin(t, p, e.Origin)
 
 	case webhook.CheckRun:
@@ -128,6 +133,14 @@ func assertMatchesPayload(t *testing.T, ev webhook.Event, p doc) {
 		check(t, "AppID", e.AppID, run.get("app.id").int(t))
 		check(t, "CheckSuiteID", e.CheckSuiteID, run.get("check_suite.id").int(t))
 		check(t, "RequestedActionIdentifier", e.RequestedActionIdentifier, p.get("requested_action.identifier").str())
+		var numbers []int
+		for _, pr := range run.get("pull_requests").list() {
+			numbers = append(numbers, int(pr.get("number").int(t)))
+		}
+		check(t, "len(PullRequestNumbers)", len(e.PullRequestNumbers), len(numbers))
+		for i := range min(len(numbers), len(e.PullRequestNumbers)) {
+			check(t, "PullRequestNumbers[]", e.PullRequestNumbers[i], numbers[i])
+		}
 		assertOrigin(t, p, e.Origin)
 
 	case webhook.CheckSuite:

@@ -88,7 +88,7 @@ func TestRender_PermissionsAndEventsAreExactlyWhatStagelyNeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"contents": "read", "metadata": "read", "checks": "write", "statuses": "write", "deployments": "write", "pull_requests": "read"}
+	want := map[string]string{"contents": "read", "metadata": "read", "checks": "write", "statuses": "write", "deployments": "write", "pull_requests": "write"}
 	if len(m.DefaultPermissions) != len(want) {
 		t.Fatalf("permissions %v, want %v", m.DefaultPermissions, want)
 	}

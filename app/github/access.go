@@ -2,6 +2,7 @@ package github
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -36,6 +37,19 @@ func (in *Installation) RepoPermission(ctx context.Context, repo, login string) 
 		return Permission{}, fmt.Errorf("read %s's permission on %s: %w", login, repo, apiError(err))
 	}
 	return Permission{Level: p.GetPermission(), UserID: p.GetUser().GetID()}, nil
+}
+
+// HasWriteAccess says whether login may push to repo (admin, maintain or write), as GitHub's
+// permission endpoint answers now; a login GitHub does not know has no access (false, nil).
+func (in *Installation) HasWriteAccess(ctx context.Context, repo, login string) (bool, error) {
+	p, err := in.RepoPermission(ctx, repo, login)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return p.CanPush(), nil
 }
 
 // BranchHead is the commit a branch points at now (GET /repos/{owner}/{repo}/git/ref/heads/{branch});

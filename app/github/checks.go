@@ -33,6 +33,8 @@ type NewCheckRun struct {
 	StartedAt time.Time
 	// Title and Summary are the first output; both optional.
 	Title, Summary string
+	// Actions are the run's buttons from the start (at most 3), like DeployPreviewAction.
+	Actions []Action
 }
 
 // CheckRunUpdate changes a check run that is still running; empty fields are left as they are.
@@ -45,6 +47,8 @@ type CheckRunUpdate struct {
 	Title, Summary string
 	// Text replaces the output's text when set (sent only with a title or summary).
 	Text string
+	// Actions replaces the run's buttons when not nil; an empty, non-nil slice removes them.
+	Actions []Action
 }
 
 // CheckRunResult is the final state of a check run.
@@ -76,6 +80,14 @@ type Annotation struct {
 	Message string
 }
 
+// DeployPreviewIdentifier is the identifier of DeployPreviewAction, which a check_run
+// requested_action webhook carries when the button is pressed.
+const DeployPreviewIdentifier = "deploy_preview"
+
+// DeployPreviewAction is the "Deploy preview" button of a pull request that Stagely does not
+// deploy on its own (from a fork, or by an author without write access).
+var DeployPreviewAction = Action{Label: "Deploy preview", Description: "Deploy this pull request's head", Identifier: DeployPreviewIdentifier}
+
 // Action is a button on the check run; a click arrives as a check_run requested_action webhook.
 type Action struct {
 	// Label is the button text (at most 20 characters).
@@ -89,16 +101,17 @@ type Action struct {
 // The JSON GitHub takes, written out here rather than taken from go-github, whose update options
 // always send "name" (empty would rename the run) and cannot say "status unchanged".
 type checkRunBody struct {
-	Name        string           `json:"name,omitempty"`
-	HeadSHA     string           `json:"head_sha,omitempty"`
-	DetailsURL  string           `json:"details_url,omitempty"`
-	ExternalID  string           `json:"external_id,omitempty"`
-	Status      string           `json:"status,omitempty"`
-	StartedAt   string           `json:"started_at,omitempty"`
-	Conclusion  string           `json:"conclusion,omitempty"`
-	CompletedAt string           `json:"completed_at,omitempty"`
-	Output      *checkRunOutput  `json:"output,omitempty"`
-	Actions     []checkRunAction `json:"actions,omitempty"`
+	Name        string          `json:"name,omitempty"`
+	HeadSHA     string          `json:"head_sha,omitempty"`
+	DetailsURL  string          `json:"details_url,omitempty"`
+	ExternalID  string          `json:"external_id,omitempty"`
+	Status      string          `json:"status,omitempty"`
+	StartedAt   string          `json:"started_at,omitempty"`
+	Conclusion  string          `json:"conclusion,omitempty"`
+	CompletedAt string          `json:"completed_at,omitempty"`
+	Output      *checkRunOutput `json:"output,omitempty"`
+	// Actions is sent when not nil, so an empty list removes the buttons.
+	Actions *[]checkRunAction `json:"actions,omitempty"`
 }
 
 type checkRunOutput struct {
@@ -141,7 +154,11 @@ func (in *Installation) CreateCheckRun(ctx context.Context, repo string, run New
 	if run.Name == "" || run.HeadSHA == "" {
 		return 0, errors.New("create check run: name and head sha are required")
 	}
-	body := checkRunBody{Name: run.Name, HeadSHA: run.HeadSHA, DetailsURL: run.DetailsURL, ExternalID: run.ExternalID, Status: status}
+	actions, err := sentActions(run.Actions)
+	if err != nil {
+		return 0, fmt.Errorf("create check run %q: %w", run.Name, err)
+	}
+	body := checkRunBody{Name: run.Name, HeadSHA: run.HeadSHA, DetailsURL: run.DetailsURL, ExternalID: run.ExternalID, Status: status, Actions: actions}
 	if !run.StartedAt.IsZero() {
 		body.StartedAt = run.StartedAt.UTC().Format(time.RFC3339)
 	}
@@ -172,12 +189,16 @@ func (in *Installation) UpdateCheckRun(ctx context.Context, repo string, id int6
 	if up.Status != "" && !slices.Contains(createStatuses, up.Status) {
 		return fmt.Errorf("update check run %d: status %q: want queued or in_progress (CompleteCheckRun completes)", id, up.Status)
 	}
-	body := checkRunBody{Status: up.Status, DetailsURL: up.DetailsURL}
+	actions, err := sentActions(up.Actions)
+	if err != nil {
+		return fmt.Errorf("update check run %d: %w", id, err)
+	}
+	body := checkRunBody{Status: up.Status, DetailsURL: up.DetailsURL, Actions: actions}
 	if up.Title != "" || up.Summary != "" {
 		body.Output = output(up.Title, up.Summary, up.Text, "Stagely")
 	}
 	// The update replaces what it sets, so sending it again is harmless.
-	err := writeOnceNoAnswer(ctx, in.conn, "update check run", func() error {
+	err = writeOnceNoAnswer(ctx, in.conn, "update check run", func() error {
 		return in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil)
 	}, func() (bool, error) { return false, nil })
 	if err != nil {
@@ -244,7 +265,9 @@ func (in *Installation) completeCheckRun(ctx context.Context, repo string, id in
 		Conclusion:  res.Conclusion,
 		CompletedAt: in.conn.now().UTC().Format(time.RFC3339),
 		Output:      out,
-		Actions:     actions,
+	}
+	if len(actions) > 0 {
+		body.Actions = &actions
 	}
 	return in.send(ctx, http.MethodPatch, repo, fmt.Sprintf("check-runs/%d", id), body, nil)
 }
@@ -263,6 +286,19 @@ func output(title, summary, text, fallback string) *checkRunOutput {
 		Summary: truncateHead(summary, MaxOutputChars),
 		Text:    truncateTail(text, MaxOutputChars),
 	}
+}
+
+// sentActions checks the buttons of a create or update: nil stays nil (not sent), anything
+// else is sent, an empty list included.
+func sentActions(actions []Action) (*[]checkRunAction, error) {
+	if actions == nil {
+		return nil, nil
+	}
+	out, err := checkActions(actions)
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 func checkActions(actions []Action) ([]checkRunAction, error) {

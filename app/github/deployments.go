@@ -21,7 +21,14 @@ type NewDeployment struct {
 	Description string
 	// Payload is free-form JSON kept with the deployment (our deployment id, for instance).
 	Payload map[string]any
+	// Transient marks an environment that goes away, a pull request's preview: it is sent as
+	// transient_environment: true and production_environment: false. GitHub's auto_inactive
+	// never touches such deployments: mark an earlier one inactive yourself.
+	Transient bool
 }
+
+// PreviewEnvironment is the GitHub environment of pull request number's preview, "preview/pr-<n>".
+func PreviewEnvironment(number int) string { return fmt.Sprintf("preview/pr-%d", number) }
 
 // DeploymentStatus is one status of a GitHub Deployment.
 type DeploymentStatus struct {
@@ -61,6 +68,9 @@ func (in *Installation) CreateDeployment(ctx context.Context, repo string, d New
 	}
 	if d.Payload != nil {
 		req.Payload = d.Payload
+	}
+	if d.Transient {
+		req.TransientEnvironment, req.ProductionEnvironment = gh.Bool(true), gh.Bool(false)
 	}
 	_, client, err := in.clients(ctx)
 	if err != nil {

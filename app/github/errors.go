@@ -19,6 +19,14 @@ var ErrNotFound = errors.New("not found on GitHub")
 // ErrRateLimited matches (errors.Is) a call that was still rate limited when the retries ran out.
 var ErrRateLimited = errors.New("rate limited by GitHub")
 
+// ErrPermissionNotGranted matches (errors.Is) GitHub's 403 "Resource not accessible by
+// integration": the installation lacks a permission the call needs, typically one the App asks
+// for since it was installed and the account's owner has not accepted yet.
+var ErrPermissionNotGranted = errors.New("permission not granted to the GitHub App installation")
+
+// msgNotAccessible is GitHub's message for a call the installation's permissions do not cover.
+const msgNotAccessible = "Resource not accessible by integration"
+
 // APIError is GitHub's answer to a call that did not succeed, with GitHub's own message.
 type APIError struct {
 	// StatusCode is the HTTP status (422 means we sent something GitHub refuses: a bug on our side).
@@ -29,7 +37,10 @@ type APIError struct {
 	Details []string
 	// DocumentationURL is GitHub's "documentation_url".
 	DocumentationURL string
-	rateLimited      bool
+	// AcceptedPermissions is GitHub's X-Accepted-GitHub-Permissions on a 403: the permission sets
+	// that would do, e.g. "issues=write; pull_requests=write".
+	AcceptedPermissions string
+	rateLimited         bool
 }
 
 // Error reads like "422 Validation Failed: description is too long (maximum is 140 characters)".
@@ -38,16 +49,21 @@ func (e *APIError) Error() string {
 	if len(e.Details) > 0 {
 		msg += ": " + strings.Join(e.Details, "; ")
 	}
+	if e.AcceptedPermissions != "" {
+		msg += " (the call needs " + e.AcceptedPermissions + ")"
+	}
 	return msg
 }
 
-// Is lets errors.Is match ErrNotFound and ErrRateLimited.
+// Is lets errors.Is match ErrNotFound, ErrRateLimited and ErrPermissionNotGranted.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.StatusCode == http.StatusNotFound
 	case ErrRateLimited:
 		return e.rateLimited || e.StatusCode == http.StatusTooManyRequests
+	case ErrPermissionNotGranted:
+		return e.StatusCode == http.StatusForbidden && !e.rateLimited && e.Message == msgNotAccessible
 	}
 	return false
 }
@@ -63,6 +79,7 @@ func apiError(err error) error {
 		out := &APIError{Message: er.Message, DocumentationURL: er.DocumentationURL}
 		if er.Response != nil {
 			out.StatusCode = er.Response.StatusCode
+			out.AcceptedPermissions = er.Response.Header.Get("X-Accepted-GitHub-Permissions")
 		}
 		for _, fe := range er.Errors {
 			out.Details = append(out.Details, fieldMessage(fe))
@@ -89,7 +106,8 @@ func apiError(err error) error {
 // answerError reads a refusal we got without go-github's help into an APIError; the caller
 // closes the body.
 func answerError(resp *http.Response) *APIError {
-	out := &APIError{StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+	out := &APIError{StatusCode: resp.StatusCode, Message: http.StatusText(resp.StatusCode),
+		AcceptedPermissions: resp.Header.Get("X-Accepted-GitHub-Permissions")}
 	var body struct {
 		Message          string `json:"message"`
 		DocumentationURL string `json:"documentation_url"`
