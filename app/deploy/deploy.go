@@ -77,6 +77,12 @@ type GitHub interface {
 	StatusPosted(ctx context.Context, repo, sha string, st github.CommitStatus) (bool, error)
 	FindDeployment(ctx context.Context, repo string, d github.NewDeployment) (int64, error)
 	DeploymentStatusPosted(ctx context.Context, repo string, id int64, st github.DeploymentStatus) (bool, error)
+	// The preview's pull request comment, kept up to date in place, and who may approve a
+	// fork's preview.
+	CreateIssueComment(ctx context.Context, repo string, number int, body string) (int64, error)
+	UpdateIssueComment(ctx context.Context, repo string, commentID int64, body string) error
+	FindIssueComment(ctx context.Context, repo string, number int, marker string) (int64, error)
+	HasWriteAccess(ctx context.Context, repo, login string) (bool, error)
 }
 
 // SecretOpener opens a project's secrets for one job.

@@ -3,11 +3,9 @@ package deploy
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
 )
@@ -94,6 +92,7 @@ func (o *Orchestrator) deployPreview(ctx context.Context, p store.Project, pv st
 	if err != nil {
 		return "", err
 	}
+	o.previewChanged(ctx, p, pv.PRNumber)
 	return fmt.Sprintf("preview of #%d queued as #%d (%s)", pv.PRNumber, d.ID, p.Name), nil
 }
 
@@ -104,7 +103,7 @@ func (o *Orchestrator) trustedHead(ctx context.Context, p store.Project, pv stor
 	if pv.ApprovedSHA == pv.HeadSHA {
 		return true, "", nil
 	}
-	if fromFork(ev) {
+	if ev.FromFork() {
 		return false, fmt.Sprintf("it comes from the fork %s", cmp.Or(ev.HeadRepoFullName, "(deleted)")), nil
 	}
 	author := prAuthor(ev)
@@ -112,13 +111,11 @@ func (o *Orchestrator) trustedHead(ctx context.Context, p store.Project, pv stor
 	if err != nil {
 		return false, "", err
 	}
-	perm, err := gh.RepoPermission(ctx, p.RepoFullName, author)
+	ok, err := gh.HasWriteAccess(ctx, p.RepoFullName, author)
 	switch {
-	case errors.Is(err, github.ErrNotFound):
-		return false, fmt.Sprintf("its author %s is unknown to GitHub", author), nil
 	case err != nil:
 		return false, "", fmt.Errorf("ask GitHub for %s's access to %s: %w", author, p.RepoFullName, err)
-	case !perm.CanPush():
+	case !ok:
 		return false, fmt.Sprintf("its author %s has no write access to %s", author, p.RepoFullName), nil
 	}
 	return true, "", nil
@@ -183,6 +180,7 @@ func (o *Orchestrator) stopPreview(ctx context.Context, p store.Project, pv stor
 	if err != nil {
 		return "", err
 	}
+	o.previewChanged(ctx, p, pv.PRNumber)
 	return fmt.Sprintf("preview of #%d stopping as #%d (%s)", pv.PRNumber, d.ID, p.Name), nil
 }
 
@@ -239,8 +237,5 @@ func (o *Orchestrator) StopIdlePreviews(ctx context.Context) {
 	}
 }
 
-func fromFork(ev webhook.PullRequest) bool {
-	return ev.HeadRepoFullName == "" || !strings.EqualFold(ev.HeadRepoFullName, ev.Repo.FullName)
-}
-
-func prAuthor(ev webhook.PullRequest) string { return ev.SenderLogin }
+// prAuthor is who opened the pull request; older deliveries without it name the sender.
+func prAuthor(ev webhook.PullRequest) string { return cmp.Or(ev.AuthorLogin, ev.SenderLogin) }

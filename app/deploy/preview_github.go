@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -67,6 +66,7 @@ func (o *Orchestrator) awaitApproval(ctx context.Context, p store.Project, pv st
 	if err != nil {
 		return "", fmt.Errorf("ask for approval of pull request #%d's preview on GitHub: %w", pv.PRNumber, err)
 	}
+	o.previewChanged(ctx, p, pv.PRNumber)
 	return fmt.Sprintf("preview of #%d (%s) awaits approval: %s", pv.PRNumber, p.Name, why), nil
 }
 
@@ -99,11 +99,11 @@ func (o *Orchestrator) approvePreview(ctx context.Context, ev webhook.CheckRun) 
 	if err != nil {
 		return "", err
 	}
-	perm, err := gh.RepoPermission(ctx, p.RepoFullName, ev.SenderLogin)
-	if err != nil && !errors.Is(err, github.ErrNotFound) {
+	canPush, err := gh.HasWriteAccess(ctx, p.RepoFullName, ev.SenderLogin)
+	if err != nil {
 		return "", fmt.Errorf("ask GitHub for %s's access to %s: %w", ev.SenderLogin, p.RepoFullName, err)
 	}
-	if err != nil || !perm.CanPush() {
+	if !canPush {
 		return fmt.Sprintf("refused: %s pressed Deploy preview on #%d without write access to %s", ev.SenderLogin, number, p.RepoFullName), nil
 	}
 	if err := st.ApprovePreview(ctx, pv.ID, pv.HeadSHA, ev.SenderLogin); err != nil {
@@ -138,6 +138,9 @@ func (o *Orchestrator) reportPreview(ctx context.Context, p store.Project, numbe
 	gh, err := o.githubFor(ctx, p)
 	if err != nil {
 		return err
+	}
+	if err := o.writeComment(ctx, gh, p, pv); err != nil {
+		o.log.Warn("write a preview's pull request comment", "project", p.Name, "pull_request", number, "err", err)
 	}
 	inactive := github.DeploymentStatus{State: "inactive", Description: "The preview of pull request #" + fmt.Sprint(number) + " stopped"}
 	switch pv.State {

@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -55,6 +56,10 @@ func (e *env) openPR(p store.Project, number int, action, author string, files m
 	sha, err := e.sim.Commit(e.ctx, p.RepoFullName, branch, content, "change")
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	// Recorded by the Sim so the App may comment on it; the test hands the event over itself.
+	if _, err := e.sim.SendPullRequest(e.ctx, p.RepoFullName, action, githubsim.PullRequest{Number: number, Head: branch, Author: author}); !errors.Is(err, githubsim.ErrNoWebhookURL) {
+		e.t.Fatalf("record pull request #%d: %v", number, err)
 	}
 	return sha, e.prEvent(p, webhook.PullRequest{Action: action, Number: number, HeadSHA: sha, HeadRef: branch, HeadRepoFullName: p.RepoFullName}, author)
 }
@@ -166,12 +171,31 @@ func TestPreview_OpenedPullRequestDeploysItsHeadWithRoutesAndPreviewSecrets(t *t
 	if run.Conclusion != "success" || !strings.Contains(run.Summary, "https://"+host) {
 		t.Fatalf("preview check run %q\n%s", run.Conclusion, run.Summary)
 	}
+	comments := e.sim.IssueComments(p.RepoFullName, 7)
+	if len(comments) != 1 || !strings.Contains(comments[0].Body, "https://"+host) || !strings.Contains(comments[0].Body, "live") {
+		t.Fatalf("pull request comments %+v, want one naming the live URL", comments)
+	}
 	deps := e.sim.Deployments(p.RepoFullName)
 	if len(deps) != 1 || deps[0].Environment != "preview/pr-7" {
 		t.Fatalf("GitHub deployments %+v, want one of preview/pr-7", deps)
 	}
 	if sts := deps[0].Statuses; len(sts) == 0 || sts[len(sts)-1].EnvironmentURL != "https://"+host {
 		t.Fatalf("deployment statuses %+v, want the last with environment_url %s", sts, host)
+	}
+	if !deps[0].TransientEnvironment || deps[0].ProductionEnvironment {
+		t.Fatalf("GitHub deployment transient=%v production=%v, want a transient, non-production environment", deps[0].TransientEnvironment, deps[0].ProductionEnvironment)
+	}
+	// A push redeploys the preview: the earlier GitHub deployment goes inactive, and the one
+	// comment is updated in place.
+	next, _ := e.openPR(p, 7, "synchronize", "alice", map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose})
+	e.finishJob(a, e.latestIn(p, "preview/pr-7"), protocol.StatusSuccess)
+	comments = e.sim.IssueComments(p.RepoFullName, 7)
+	if len(comments) != 1 || !strings.Contains(comments[0].Body, next[:7]) {
+		t.Fatalf("comments after a push %+v, want the one comment naming %s", comments, next[:7])
+	}
+	deps = e.sim.Deployments(p.RepoFullName)
+	if len(deps) != 2 || deps[0].Statuses[len(deps[0].Statuses)-1].State != "inactive" {
+		t.Fatalf("GitHub deployments after a push %+v, want two, the first inactive", deps)
 	}
 }
 
@@ -270,6 +294,9 @@ func TestPreview_LimitQueuesTheNextUntilOneStops(t *testing.T) {
 	if pv := e.previewOf(p, 1); pv.State != store.PreviewStopped || pv.StopReason == "" {
 		t.Fatalf("closed preview %s (%q), want stopped", pv.State, pv.StopReason)
 	}
+	if c := e.sim.IssueComments(p.RepoFullName, 1); len(c) != 1 || !strings.Contains(c[0].Body, "stopped") {
+		t.Fatalf("comments of the closed pull request %+v, want one saying it stopped", c)
+	}
 	if job := e.lastJob(); job.Preview == nil || job.Preview.Number != 2 || job.Preview.Stop {
 		t.Fatalf("after the teardown the agent got %+v, want pr-2's deploy", job.Preview)
 	}
@@ -355,5 +382,31 @@ func TestPreview_IdlePreviewIsStoppedBySweep(t *testing.T) {
 	e.finishJob(a, e.latestIn(p, "preview/pr-5"), protocol.StatusSuccess)
 	if pv := e.previewOf(p, 5); pv.State != store.PreviewStopped || !strings.Contains(pv.StopReason, "stop_after") {
 		t.Fatalf("preview %s (%q), want stopped for being idle", pv.State, pv.StopReason)
+	}
+}
+
+func TestPreview_ForkIsNotDeployedEvenWhenItsAuthorCanWrite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	fork, err := e.sim.Fork(p.RepoFullName, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha, err := e.sim.Commit(e.ctx, fork, "feature", map[string][]byte{
+		"stagely.yaml": []byte(previewYAML(3)), "compose.yaml": []byte(previewCompose)}, "change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.SendPullRequest(e.ctx, p.RepoFullName, "opened", githubsim.PullRequest{Number: 11, Head: "feature", HeadRepo: fork, Author: "alice"}); !errors.Is(err, githubsim.ErrNoWebhookURL) {
+		t.Fatal(err)
+	}
+	got := e.prEvent(p, webhook.PullRequest{Action: "opened", Number: 11, HeadSHA: sha, HeadRef: "feature", HeadRepoFullName: fork, AuthorLogin: "alice"}, "alice")
+	if !strings.Contains(got, "awaits approval: it comes from the fork "+fork) || len(e.hub.jobs()) != 0 {
+		t.Fatalf("decision %q with %d jobs, want the fork's preview waiting for approval", got, len(e.hub.jobs()))
+	}
+	if c := e.sim.IssueComments(p.RepoFullName, 11); len(c) != 1 || !strings.Contains(c[0].Body, "Deploy preview") {
+		t.Fatalf("comments %+v, want one saying a user with write access must press Deploy preview", c)
 	}
 }

@@ -411,7 +411,7 @@ func (o *Orchestrator) writeDeploymentStatus(ctx context.Context, f facts, st gi
 func (o *Orchestrator) createDeployment(ctx context.Context, lookFirst bool, f facts) error {
 	d := f.d
 	nd := github.NewDeployment{
-		Ref: d.SHA, Environment: environmentOf(f.p, *d), Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
+		Ref: d.SHA, Environment: environmentOf(f.p, *d), Transient: d.IsPreview(), Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
 		Payload: map[string]any{"stagely_deployment": d.ID},
 	}
 	var id int64
