@@ -136,9 +136,12 @@ func (a *API) Register(r gin.IRouter) {
 	g.PATCH("/projects/:id", a.handle(a.updateProject))
 	g.DELETE("/projects/:id", a.handle(a.deleteProject))
 	g.GET("/projects/:id/secrets", a.handle(a.listSecrets))
+	g.POST("/projects/:id/secrets/import", a.handle(a.importSecrets))
 	g.PUT("/projects/:id/secrets/:scope/:key", a.handle(a.putSecret))
+	g.PATCH("/projects/:id/secrets/:scope/:key", a.handle(a.patchSecret))
 	g.DELETE("/projects/:id/secrets/:scope/:key", a.handle(a.deleteSecret))
 	g.GET("/projects/:id/deployments", a.handle(a.listDeployments))
+	g.GET("/projects/:id/previews", a.handle(a.listPreviews))
 
 	g.GET("/agents", a.handle(a.listAgents))
 	g.POST("/agents", a.handle(a.createAgent))

@@ -21,6 +21,7 @@ import (
 	"github.com/stagely/stagely/app/github"
 	"github.com/stagely/stagely/app/logtest"
 	"github.com/stagely/stagely/app/recordtest"
+	"github.com/stagely/stagely/app/secrets"
 	"github.com/stagely/stagely/githubsim"
 	"github.com/stagely/stagely/store"
 )
@@ -58,6 +59,7 @@ type env struct {
 	revoker *recordingRevoker
 	updates *recordingUpdates
 	logs    *logtest.Buffer
+	secrets *secrets.Service
 
 	mu       sync.Mutex
 	sessions map[string]session
@@ -77,10 +79,10 @@ func newEnvMinting(t *testing.T, tokenCost int) *env {
 	k := apptest.New(t, githubsim.Options{})
 	e := &env{
 		t: t, st: k.Store, sim: k.Sim, revoker: &recordingRevoker{}, updates: &recordingUpdates{latest: servedVersion}, logs: k.Logs,
-		sessions: map[string]session{},
+		sessions: map[string]session{}, secrets: k.Secrets(),
 	}
 	a, err := api.New(api.Options{
-		Store: k.Store, Secrets: k.Secrets(), Revoker: e.revoker, GitHub: k.GitHubClient(t, github.Options{}),
+		Store: k.Store, Secrets: e.secrets, Revoker: e.revoker, GitHub: k.GitHubClient(t, github.Options{}),
 		CurrentUser: func(c *gin.Context) (store.User, bool) {
 			s, ok := e.session(c.GetHeader(userHeader))
 			return s.user, ok
@@ -272,8 +274,13 @@ type project struct {
 		Name   string `json:"name"`
 		Status string `json:"status"`
 	} `json:"agent"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	CreatedAt       string `json:"created_at"`
+	UpdatedAt       string `json:"updated_at"`
+	PreviewsEnabled bool   `json:"previews_enabled"`
+	PreviewAgent    *struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	} `json:"preview_agent"`
 }
 
 type agent struct {
@@ -307,10 +314,12 @@ type agentWithToken struct {
 }
 
 type secretMeta struct {
-	Scope     string `json:"scope"`
-	Key       string `json:"key"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	Environment       string `json:"environment"`
+	ShareWithPreviews bool   `json:"share_with_previews"`
+	Scope             string `json:"scope"`
+	Key               string `json:"key"`
+	CreatedAt         string `json:"created_at"`
+	UpdatedAt         string `json:"updated_at"`
 }
 
 // world is alice's GitHub: her own installation with two repositories, and an organization

@@ -19,6 +19,8 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	e.must(201, "POST", "/api/agents", "alice", map[string]any{"name": "alice-box"}, &aa)
 	e.must(201, "POST", "/api/projects", "alice", map[string]any{"installation_id": w.aliceInst, "repo_id": w.apiRepo, "agent_id": aa.Agent.ID}, &ap)
 	e.must(200, "PUT", fmt.Sprintf("/api/projects/%d/secrets/global/DB_PASSWORD", ap.ID), "alice", map[string]any{"value": "alice-only-value-93xq"}, nil)
+	e.must(200, "PUT", fmt.Sprintf("/api/projects/%d/secrets/global/DB_PASSWORD?environment=preview", ap.ID), "alice", map[string]any{"value": "alice-preview-value-71kd"}, nil)
+	e.must(200, "PATCH", fmt.Sprintf("/api/projects/%d", ap.ID), "alice", map[string]any{"previews_enabled": true, "preview_agent_id": aa.Agent.ID}, nil)
 	e.must(201, "POST", "/api/agents", "bob", map[string]any{"name": "bob-box"}, &ba)
 	e.must(201, "POST", "/api/projects", "bob", map[string]any{"installation_id": bobInst, "repo_id": bobRepo}, &bp)
 	aliceHash := func() string {
@@ -43,6 +45,14 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 		{"list secrets", "GET", "/api/projects/%d/secrets", nil},
 		{"put secret", "PUT", "/api/projects/%d/secrets/global/DB_PASSWORD", map[string]any{"value": "bob-was-here"}},
 		{"delete secret", "DELETE", "/api/projects/%d/secrets/global/DB_PASSWORD", nil},
+		{"put preview secret", "PUT", "/api/projects/%d/secrets/global/DB_PASSWORD?environment=preview", map[string]any{"value": "bob-was-here"}},
+		{"delete preview secret", "DELETE", "/api/projects/%d/secrets/global/DB_PASSWORD?environment=preview", nil},
+		{"share secret with previews", "PATCH", "/api/projects/%d/secrets/global/DB_PASSWORD", map[string]any{"share_with_previews": true}},
+		{"import .env", "POST", "/api/projects/%d/secrets/import", map[string]any{"dotenv": "DB_PASSWORD=bob-was-here\n"}},
+		{"import .env into previews", "POST", "/api/projects/%d/secrets/import?environment=preview", map[string]any{"dotenv": "DB_PASSWORD=bob-was-here\n"}},
+		{"patch project previews switch", "PATCH", "/api/projects/%d", map[string]any{"previews_enabled": false}},
+		{"patch project preview agent", "PATCH", "/api/projects/%d", `{"preview_agent_id": null}`},
+		{"list previews", "GET", "/api/projects/%d/previews", nil},
 		{"list deployments", "GET", "/api/projects/%d/deployments", nil},
 	}
 	for _, tt := range tests {
@@ -67,6 +77,7 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 		{"rotate agent token", "POST", "/api/agents/%d/rotate-token", nil},
 		{"delete agent", "DELETE", "/api/agents/%d", nil},
 		{"link alice's agent to bob's project", "PATCH", fmt.Sprintf("/api/projects/%d", bp.ID), map[string]any{"agent_id": 0}},
+		{"make alice's agent bob's preview agent", "PATCH", fmt.Sprintf("/api/projects/%d", bp.ID), map[string]any{"previews_enabled": true, "preview_agent_id": 0}},
 		{"create a project with alice's agent", "POST", "/api/projects", map[string]any{"installation_id": bobInst, "repo_id": bobRepo, "name": "x", "deploy_branch": "x", "agent_id": 0}},
 	}
 	for _, tt := range agentTests {
@@ -79,10 +90,13 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 				body := tt.body
 				if m, ok := body.(map[string]any); ok {
 					c := map[string]any{}
+					// The agent id fields (0 in the table) name the agent under test.
 					for k, v := range m {
+						if v == 0 {
+							v = id
+						}
 						c[k] = v
 					}
-					c["agent_id"] = id
 					body = c
 				}
 				return path, body
@@ -104,7 +118,7 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	// Bob's lists hold only his own things.
 	var projects []project
 	e.must(200, "GET", "/api/projects", "bob", nil, &projects)
-	if len(projects) != 1 || projects[0].ID != bp.ID || projects[0].Agent != nil {
+	if len(projects) != 1 || projects[0].ID != bp.ID || projects[0].Agent != nil || projects[0].PreviewAgent != nil || projects[0].PreviewsEnabled {
 		t.Errorf("bob's projects = %+v", projects)
 	}
 	var agents []agent
@@ -116,12 +130,13 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 	// Nothing of alice's changed.
 	var after project
 	e.must(200, "GET", fmt.Sprintf("/api/projects/%d", ap.ID), "alice", nil, &after)
-	if after.DeployBranch != "main" || after.Agent == nil || after.Agent.ID != aa.Agent.ID {
+	if after.DeployBranch != "main" || after.Agent == nil || after.Agent.ID != aa.Agent.ID ||
+		!after.PreviewsEnabled || after.PreviewAgent == nil || after.PreviewAgent.ID != aa.Agent.ID {
 		t.Errorf("alice's project changed: %+v", after)
 	}
 	var secrets []secretMeta
 	e.must(200, "GET", fmt.Sprintf("/api/projects/%d/secrets", ap.ID), "alice", nil, &secrets)
-	if len(secrets) != 1 || secrets[0].CreatedAt != secrets[0].UpdatedAt {
+	if len(secrets) != 2 || secrets[0].CreatedAt != secrets[0].UpdatedAt || secrets[1].CreatedAt != secrets[1].UpdatedAt || secrets[0].ShareWithPreviews {
 		t.Errorf("alice's secret changed: %+v", secrets)
 	}
 	if aliceHash() != hashBefore {
@@ -131,7 +146,7 @@ func TestIsolation_AnotherUsersResourcesAre404LikeMissingOnes(t *testing.T) {
 		t.Errorf("agents revoked by bob's requests: %v", got)
 	}
 	for _, body := range e.bodies.All() {
-		if strings.Contains(body, "alice-only-value-93xq") {
+		if strings.Contains(body, "alice-only-value-93xq") || strings.Contains(body, "alice-preview-value-71kd") {
 			t.Errorf("a response holds alice's secret value: %s", body)
 		}
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +91,7 @@ func defaultProjectName(repoName string) string {
 func (a *API) projectViews(ctx context.Context, userID int64, ps []store.Project) ([]projectView, error) {
 	agents := map[int64]store.Agent{}
 	for _, p := range ps {
-		if p.AgentID.Valid {
+		if p.AgentID.Valid || p.PreviewAgentID.Valid {
 			list, err := a.st.AgentsByUser(ctx, userID)
 			if err != nil {
 				return nil, err
@@ -116,16 +117,25 @@ func (a *API) projectViews(ctx context.Context, userID int64, ps []store.Project
 		v := projectView{
 			ID: p.ID, PublicID: p.PublicID, Name: p.Name, RepoID: p.RepoID, RepoFullName: p.RepoFullName,
 			DeployBranch: p.DeployBranch, RootDirectory: p.RootDirectory, ComposeProject: p.ComposeProject, InstallationID: ghID,
-			CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt),
+			CreatedAt: timestamp(p.CreatedAt), UpdatedAt: timestamp(p.UpdatedAt), PreviewsEnabled: p.PreviewsEnabled,
 		}
-		if p.AgentID.Valid {
-			if ag, ok := agents[p.AgentID.Int64]; ok {
-				v.Agent = &agentRef{ID: ag.ID, Name: ag.Name, Status: ag.Status}
-			}
-		}
+		v.Agent = agentRefOf(agents, p.AgentID)
+		v.PreviewAgent = agentRefOf(agents, p.PreviewAgentID)
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// agentRefOf is the agent id refers to, or nil for NULL (or an agent no longer listed).
+func agentRefOf(agents map[int64]store.Agent, id sql.NullInt64) *agentRef {
+	if !id.Valid {
+		return nil
+	}
+	ag, ok := agents[id.Int64]
+	if !ok {
+		return nil
+	}
+	return &agentRef{ID: ag.ID, Name: ag.Name, Status: ag.Status}
 }
 
 // writeProject answers p, as the API shows a project, with status.
@@ -371,25 +381,53 @@ func (a *API) createProject(c *gin.Context, u store.User) error {
 }
 
 type updateProjectRequest struct {
-	// AgentID is raw so that null (unlink) differs from absent (leave alone).
-	AgentID       json.RawMessage `json:"agent_id"`
-	DeployBranch  *string         `json:"deploy_branch"`
-	RootDirectory *string         `json:"root_directory"`
+	// AgentID and PreviewAgentID are raw so that null (unlink) differs from absent (leave alone).
+	AgentID         json.RawMessage `json:"agent_id"`
+	DeployBranch    *string         `json:"deploy_branch"`
+	RootDirectory   *string         `json:"root_directory"`
+	PreviewsEnabled *bool           `json:"previews_enabled"`
+	PreviewAgentID  json.RawMessage `json:"preview_agent_id"`
 }
 
-// check names every field of the request that cannot work; setAgent and agentID are what
-// agent_id asks for.
-func (req updateProjectRequest) check() (setAgent bool, agentID *int64, err error) {
+// agentChange is what a nullable agent id field of a PATCH asks for: set says it was sent,
+// id nil means null (unlink).
+type agentChange struct {
+	set bool
+	id  *int64
+}
+
+// parseAgentChange reads a nullable agent id field; v names it when it is not an id or null.
+func parseAgentChange(raw json.RawMessage, field, unlink string) (agentChange, *Validation) {
+	if len(raw) == 0 {
+		return agentChange{}, nil
+	}
+	if string(raw) == "null" {
+		return agentChange{set: true}, nil
+	}
+	var id int64
+	if err := json.Unmarshal(raw, &id); err != nil || id <= 0 {
+		return agentChange{}, &Validation{Field: field, Message: "must be the id of one of your agents, or null to " + unlink}
+	}
+	return agentChange{set: true, id: &id}, nil
+}
+
+// projectChange is a checked PATCH of a project.
+type projectChange struct {
+	req          updateProjectRequest
+	agent        agentChange
+	previewAgent agentChange
+}
+
+// check names every field of the request that cannot work.
+func (req updateProjectRequest) check() (projectChange, error) {
 	var vs []Validation
-	if len(req.AgentID) > 0 {
-		setAgent = true
-		if string(req.AgentID) != "null" {
-			var id int64
-			if err := json.Unmarshal(req.AgentID, &id); err != nil || id <= 0 {
-				vs = append(vs, Validation{Field: "agent_id", Message: "must be the id of one of your agents, or null to unlink"})
-			}
-			agentID = &id
-		}
+	ch := projectChange{req: req}
+	var v *Validation
+	if ch.agent, v = parseAgentChange(req.AgentID, "agent_id", "unlink"); v != nil {
+		vs = append(vs, *v)
+	}
+	if ch.previewAgent, v = parseAgentChange(req.PreviewAgentID, "preview_agent_id", "use the project's own agent"); v != nil {
+		vs = append(vs, *v)
 	}
 	if req.DeployBranch != nil {
 		if v := checkBranch(*req.DeployBranch); v != nil {
@@ -401,15 +439,15 @@ func (req updateProjectRequest) check() (setAgent bool, agentID *int64, err erro
 		if err != nil {
 			vs = append(vs, Validation{Field: "root_directory", Message: err.Error()})
 		}
-		*req.RootDirectory = clean
+		*ch.req.RootDirectory = clean
 	}
 	if len(vs) > 0 {
-		return false, nil, invalid("the project cannot be changed as sent", vs...)
+		return projectChange{}, invalid("the project cannot be changed as sent", vs...)
 	}
-	if !setAgent && req.DeployBranch == nil && req.RootDirectory == nil {
-		return false, nil, invalid("nothing to change: send agent_id, deploy_branch and/or root_directory")
+	if !ch.agent.set && !ch.previewAgent.set && req.DeployBranch == nil && req.RootDirectory == nil && req.PreviewsEnabled == nil {
+		return projectChange{}, invalid("nothing to change: send agent_id, deploy_branch, root_directory, previews_enabled and/or preview_agent_id")
 	}
-	return setAgent, agentID, nil
+	return ch, nil
 }
 
 func (a *API) updateProject(c *gin.Context, u store.User) error {
@@ -421,10 +459,11 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	setAgent, agentID, err := req.check()
+	ch, err := req.check()
 	if err != nil {
 		return err
 	}
+	req = ch.req
 	// Changing what a project deploys takes what pushing does, like linking it.
 	if (req.DeployBranch != nil && *req.DeployBranch != p.DeployBranch) ||
 		(req.RootDirectory != nil && *req.RootDirectory != p.RootDirectory) {
@@ -434,7 +473,7 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 	}
 	ctx := c.Request.Context()
 	err = a.st.InTx(ctx, func(tx *store.Store) error {
-		return applyProjectUpdate(ctx, c, tx, u, p, req, setAgent, agentID)
+		return applyProjectUpdate(ctx, c, tx, u, p, ch)
 	})
 	if err != nil {
 		return err
@@ -447,13 +486,14 @@ func (a *API) updateProject(c *gin.Context, u store.User) error {
 }
 
 // applyProjectUpdate writes a checked update and its audit entry in tx.
-func applyProjectUpdate(ctx context.Context, c *gin.Context, tx *store.Store, u store.User, p store.Project, req updateProjectRequest, setAgent bool, agentID *int64) error {
+func applyProjectUpdate(ctx context.Context, c *gin.Context, tx *store.Store, u store.User, p store.Project, ch projectChange) error {
+	req := ch.req
 	detail := map[string]any{}
-	if setAgent {
-		if err := tx.SetProjectAgent(ctx, u.ID, p.ID, agentID); err != nil {
+	if ch.agent.set {
+		if err := tx.SetProjectAgent(ctx, u.ID, p.ID, ch.agent.id); err != nil {
 			return err
 		}
-		detail["agent_id"] = agentID
+		detail["agent_id"] = ch.agent.id
 	}
 	branch, rootDir := p.DeployBranch, p.RootDirectory
 	if req.DeployBranch != nil {
@@ -473,7 +513,31 @@ func applyProjectUpdate(ctx context.Context, c *gin.Context, tx *store.Store, u 
 			return err
 		}
 	}
+	if err := applyPreviewSettings(ctx, tx, u, p, ch, detail); err != nil {
+		return err
+	}
 	return audit(c, tx, u, "project.update", "project", p.ID, detail)
+}
+
+// applyPreviewSettings writes the previews switch and preview agent, when the PATCH sends them.
+func applyPreviewSettings(ctx context.Context, tx *store.Store, u store.User, p store.Project, ch projectChange, detail map[string]any) error {
+	if ch.req.PreviewsEnabled == nil && !ch.previewAgent.set {
+		return nil
+	}
+	enabled := p.PreviewsEnabled
+	if ch.req.PreviewsEnabled != nil {
+		enabled = *ch.req.PreviewsEnabled
+		detail["previews_enabled"] = enabled
+	}
+	var agentID *int64
+	if p.PreviewAgentID.Valid {
+		agentID = &p.PreviewAgentID.Int64
+	}
+	if ch.previewAgent.set {
+		agentID = ch.previewAgent.id
+		detail["preview_agent_id"] = agentID
+	}
+	return tx.SetProjectPreviews(ctx, u.ID, p.ID, enabled, agentID)
 }
 
 func (a *API) deleteProject(c *gin.Context, u store.User) error {

@@ -53,15 +53,21 @@ type projectView struct {
 	ComposeProject string    `json:"compose_project"`
 	InstallationID int64     `json:"installation_id"` // GitHub's installation id, as in GET /api/installations
 	Agent          *agentRef `json:"agent"`
-	CreatedAt      string    `json:"created_at"`
-	UpdatedAt      string    `json:"updated_at"`
+	// PreviewsEnabled is the pull request previews switch; PreviewAgent the agent previews run
+	// on (null: the project's own agent).
+	PreviewsEnabled bool      `json:"previews_enabled"`
+	PreviewAgent    *agentRef `json:"preview_agent"`
+	CreatedAt       string    `json:"created_at"`
+	UpdatedAt       string    `json:"updated_at"`
 }
 
 type secretView struct {
-	Scope     string `json:"scope"`
-	Key       string `json:"key"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	Environment       string `json:"environment"`
+	ShareWithPreviews bool   `json:"share_with_previews"`
+	Scope             string `json:"scope"`
+	Key               string `json:"key"`
+	CreatedAt         string `json:"created_at"`
+	UpdatedAt         string `json:"updated_at"`
 }
 
 type deploymentView struct {
@@ -170,7 +176,7 @@ func (a *API) toAgentView(ag store.Agent) agentView {
 }
 
 func toSecretView(m store.SecretMeta) secretView {
-	return secretView{Scope: m.Scope, Key: m.Key, CreatedAt: timestamp(m.CreatedAt), UpdatedAt: timestamp(m.UpdatedAt)}
+	return secretView{Environment: m.Environment, ShareWithPreviews: m.ShareWithPreviews, Scope: m.Scope, Key: m.Key, CreatedAt: timestamp(m.CreatedAt), UpdatedAt: timestamp(m.UpdatedAt)}
 }
 
 func (a *API) toDeploymentView(p store.Project, d store.Deployment) deploymentView {

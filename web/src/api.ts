@@ -71,6 +71,19 @@ export interface Project {
   agent: { id: number; name: string; status: AgentStatus } | null;
   created_at: string;
   updated_at: string;
+  /** The pull request previews switch (docs/previews.md). */
+  previews_enabled: boolean;
+  /** The agent previews run on; null means the project's own agent. */
+  preview_agent: { id: number; name: string; status: AgentStatus } | null;
+}
+
+/** What PATCH /api/projects/{id} changes; absent fields stay as they are. */
+export interface ProjectPatch {
+  agent_id?: number | null;
+  deploy_branch?: string;
+  root_directory?: string;
+  previews_enabled?: boolean;
+  preview_agent_id?: number | null;
 }
 
 export interface NewProject {
@@ -82,11 +95,38 @@ export interface NewProject {
   agent_id?: number;
 }
 
+/** The two secret sets: production deploys get one, pull request previews the other. */
+export type SecretEnvironment = 'production' | 'preview';
+
 export interface Secret {
+  environment: SecretEnvironment;
+  /** A production secret that previews receive too ("also for previews"). */
+  share_with_previews: boolean;
   scope: string;
   key: string;
   created_at: string;
   updated_at: string;
+}
+
+export type PreviewState = 'awaiting_approval' | 'queued' | 'deploying' | 'live' | 'failed' | 'stopping' | 'stopped';
+
+/** One pull request's preview, as GET /api/projects/{id}/previews lists it. */
+export interface Preview {
+  pr_number: number;
+  state: PreviewState;
+  head_sha: string;
+  head_ref: string;
+  head_repo: string;
+  fork: boolean;
+  author: string;
+  /** Service name to its preview URL. */
+  urls: Record<string, string>;
+  approved_by: string;
+  stop_reason: string;
+  pull_request_url: string;
+  created_at: string;
+  updated_at: string;
+  last_deployed_at: string | null;
 }
 
 export interface Deployment {
@@ -189,6 +229,12 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
 
 const seg = encodeURIComponent;
 
+const secretPath = (projectId: number, scope: string, key: string) =>
+  `/api/projects/${projectId}/secrets/${seg(scope)}/${seg(key)}`;
+
+/** The query naming a secret set; production is the server's default, so it needs none. */
+const setQuery = (environment?: SecretEnvironment) => (environment === 'preview' ? '?environment=preview' : '');
+
 /** A typed client for docs/api.md. */
 export class ApiClient {
   private readonly fetchFn: FetchFn;
@@ -279,7 +325,7 @@ export class ApiClient {
     return this.json('POST', '/api/projects', p);
   }
 
-  updateProject(id: number, patch: { agent_id?: number | null; deploy_branch?: string; root_directory?: string }): Promise<Project> {
+  updateProject(id: number, patch: ProjectPatch): Promise<Project> {
     return this.json('PATCH', `/api/projects/${id}`, patch);
   }
 
@@ -291,13 +337,46 @@ export class ApiClient {
     return this.json('GET', `/api/projects/${projectId}/secrets`);
   }
 
-  /** Creates or replaces a secret. The value goes to the server and nowhere else. */
-  putSecret(projectId: number, scope: string, key: string, value: string): Promise<Secret> {
-    return this.json('PUT', `/api/projects/${projectId}/secrets/${seg(scope)}/${seg(key)}`, { value });
+  /**
+   * Creates or replaces a secret of a set (production unless said). The value goes to the server
+   * and nowhere else. share left out keeps a replaced secret's "also for previews" mark.
+   */
+  putSecret(
+    projectId: number,
+    scope: string,
+    key: string,
+    value: string,
+    opts: { environment?: SecretEnvironment; share?: boolean } = {},
+  ): Promise<Secret> {
+    const body: { value: string; share_with_previews?: boolean } = { value };
+    if (opts.share !== undefined) body.share_with_previews = opts.share;
+    return this.json('PUT', secretPath(projectId, scope, key) + setQuery(opts.environment), body);
   }
 
-  deleteSecret(projectId: number, scope: string, key: string): Promise<void> {
-    return this.empty('DELETE', `/api/projects/${projectId}/secrets/${seg(scope)}/${seg(key)}`);
+  /** Marks or unmarks a production secret for previews, without its value. */
+  shareSecret(projectId: number, scope: string, key: string, share: boolean): Promise<Secret> {
+    return this.json('PATCH', secretPath(projectId, scope, key), { share_with_previews: share });
+  }
+
+  /** Stores every variable of a pasted .env file in one set, all or none (docs/api.md). */
+  importSecrets(
+    projectId: number,
+    environment: SecretEnvironment,
+    dotenv: string,
+    opts: { scope?: string; share?: boolean } = {},
+  ): Promise<Secret[]> {
+    const body: { dotenv: string; scope?: string; share_with_previews?: boolean } = { dotenv };
+    if (opts.scope) body.scope = opts.scope;
+    if (opts.share !== undefined) body.share_with_previews = opts.share;
+    return this.json('POST', `/api/projects/${projectId}/secrets/import` + setQuery(environment), body);
+  }
+
+  deleteSecret(projectId: number, scope: string, key: string, environment: SecretEnvironment = 'production'): Promise<void> {
+    return this.empty('DELETE', secretPath(projectId, scope, key) + setQuery(environment));
+  }
+
+  previews(projectId: number): Promise<Preview[]> {
+    return this.json('GET', `/api/projects/${projectId}/previews`);
   }
 
   deployments(projectId: number): Promise<Deployment[]> {

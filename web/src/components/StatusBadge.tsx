@@ -1,4 +1,4 @@
-// The status words of agents and deployments, coloured by what they mean.
+// The status words of agents, deployments and previews, coloured by what they mean.
 
 const badgeTone: Record<string, string> = {
   online: 'good',
@@ -14,6 +14,13 @@ const badgeTone: Record<string, string> = {
   timed_out: 'bad',
   rolled_back: 'warn',
   waiting_for_first_connection: 'warn',
+  // Pull request previews (docs/previews.md).
+  live: 'good',
+  deploying: 'busy',
+  stopping: 'busy',
+  failed: 'bad',
+  awaiting_approval: 'warn',
+  stopped: 'neutral',
 };
 
 /** A coloured status word; the word itself carries the meaning, the colour only helps. */

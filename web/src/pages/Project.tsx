@@ -1,4 +1,5 @@
-// One project: which agent deploys it, its secrets by scope, and its recent deployments.
+// One project: which agent deploys it, its secrets (production and previews), its pull request
+// previews, and its recent deployments.
 import { useState, type FormEvent } from 'react';
 import { asApiError, type ApiError, type Project } from '../api';
 import { useApi } from '../context';
@@ -12,6 +13,7 @@ import { Loading } from '../components/Loading';
 import { StatusBadge } from '../components/StatusBadge';
 import { SecretsSection } from './Secrets';
 import { DeploymentsSection } from './Deployments';
+import { PreviewsSection } from './Previews';
 
 export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; deploymentsPollMs?: number }) {
   const api = useApi();
@@ -61,6 +63,7 @@ export function ProjectPage({ id, deploymentsPollMs = 5000 }: { id: number; depl
       </dl>
       <AgentLink project={p} />
       <SecretsSection projectId={p.id} />
+      <PreviewsSection project={p} pollMs={deploymentsPollMs} />
       <DeploymentsSection projectId={p.id} pollMs={deploymentsPollMs} />
     </section>
   );

@@ -1,7 +1,9 @@
-// A project's secrets, grouped by scope. Values are write-only: the server never returns them and
-// this page forgets a value the moment it is saved.
+// A project's two secret sets side by side: production (what deploys of the deploy branch get)
+// and previews (what pull request previews get). A production secret marked "also for previews"
+// reaches previews too, unless the preview set has its own value for that scope and key. Values
+// are write-only: the server never returns them and this page forgets a value once it is saved.
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { asApiError, type ApiError, type Secret } from '../api';
+import { asApiError, type ApiError, type Secret, type SecretEnvironment } from '../api';
 import { useApi } from '../context';
 import { useResource } from '../resource';
 import { useSave } from '../save';
@@ -13,6 +15,7 @@ import { Time } from '../components/Time';
 import { Field } from '../components/Field';
 import { ActionsHeader } from '../components/ActionsHeader';
 import { NameInput } from '../components/NameInput';
+import { DotenvDialog, setNames } from './DotenvDialog';
 import { secretKeyProblem, secretScopeProblem, secretValueProblem } from '../validation';
 
 /** Secrets grouped by scope, "global" first and the services after it by name. */
@@ -24,104 +27,203 @@ export function groupByScope(secrets: Secret[]): [string, Secret[]][] {
     .map(([scope, list]) => [scope, [...list].sort((x, y) => x.key.localeCompare(y.key))]);
 }
 
+/** Where the secret form starts: a new secret, or replacing one row's value. */
+type Editing = { environment: SecretEnvironment; scope: string; key: string; n: number };
+
 export function SecretsSection({ projectId }: { projectId: number }) {
   const api = useApi();
   const secrets = useResource(() => api.secrets(projectId), `secrets:${projectId}`);
-  const [deleteError, setDeleteError] = useState<ApiError | null>(null);
-  const [editing, setEditing] = useState<{ scope: string; key: string; n: number } | null>(null);
+  const [actionError, setActionError] = useState<ApiError | null>(null);
+  const [editing, setEditing] = useState<Editing | null>(null);
+  const [pasteInto, setPasteInto] = useState<SecretEnvironment | null>(null);
+  const [importNote, setImportNote] = useState('');
 
-  const remove = (s: Secret) => {
-    setDeleteError(null);
-    api.deleteSecret(projectId, s.scope, s.key).then(secrets.reload, (e: unknown) =>
-      setDeleteError(asApiError(e)),
-    );
+  const act = (request: Promise<unknown>) => {
+    setActionError(null);
+    request.then(secrets.reload, (e: unknown) => setActionError(asApiError(e)));
   };
-
-  const scopes = groupByScope(secrets.data ?? []);
+  const all = secrets.data ?? [];
+  const production = all.filter((s) => s.environment !== 'preview');
+  const preview = all.filter((s) => s.environment === 'preview');
 
   return (
     <section aria-labelledby="secrets-heading" className="card">
       <h2 id="secrets-heading">Secrets</h2>
       <p className="muted">
         Secrets reach your containers as environment variables: <code>global</code> ones for every service, the others
-        only for the compose service of that name. Values are encrypted on the server and never shown again.
+        only for the compose service of that name. Pull request previews get only the <strong>Previews</strong> set, plus
+        production secrets marked <em>also for previews</em>. Values are encrypted on the server and never shown again.
       </p>
       {secrets.status === 'loading' && <Loading what="secrets" />}
       {secrets.status === 'error' && <ErrorMessage error={secrets.error} onRetry={secrets.reload} />}
-      {secrets.status === 'ready' && scopes.length === 0 && (
+      {secrets.status === 'ready' && all.length === 0 && (
         <Empty testId="secrets-empty">
-          <p>No secrets yet. Add one below, such as DATABASE_URL in the global scope.</p>
+          <p>No secrets yet. Add one below, such as DATABASE_URL in the global scope, or paste a .env file.</p>
         </Empty>
       )}
-      {deleteError && <ErrorMessage error={deleteError} />}
-      <div data-testid="secrets-list">
-        {scopes.map(([scope, list]) => (
-          <div key={scope} className="scope" data-testid="secret-scope-group" data-scope={scope}>
-            <h3>{scope === 'global' ? 'global (every service)' : `service: ${scope}`}</h3>
-            <table className="list">
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Scope</th>
-                  <th scope="col">Updated</th>
-                  <ActionsHeader />
-                </tr>
-              </thead>
-              <tbody>
-                {list.map((s) => (
-                  <tr key={s.key} data-testid="secret-row" data-scope={s.scope} data-key={s.key}>
-                    <td>
-                      <code>{s.key}</code>
-                    </td>
-                    <td>{s.scope}</td>
-                    <td>
-                      <Time at={s.updated_at} />
-                    </td>
-                    <td className="row-actions">
-                      <button
-                        type="button"
-                        onClick={() => setEditing((e) => ({ scope: s.scope, key: s.key, n: (e?.n ?? 0) + 1 }))}
-                        aria-label={`Replace the value of ${s.key} in ${s.scope}`}
-                      >
-                        Replace value
-                      </button>
-                      <ConfirmButton
-                        label="Delete"
-                        question={`Delete ${s.key} from ${s.scope}?`}
-                        confirmLabel="Delete secret"
-                        onConfirm={() => remove(s)}
-                        testId="secret-delete"
-                      />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+      {actionError && <ErrorMessage error={actionError} />}
+      <span role="status" className="muted" data-testid="secrets-imported">
+        {importNote}
+      </span>
+      <div className="secret-sets" data-testid="secrets-list">
+        {(['production', 'preview'] as const).map((env) => (
+          <SecretSet
+            key={env}
+            environment={env}
+            secrets={env === 'production' ? production : preview}
+            shared={env === 'preview' ? production.filter((s) => s.share_with_previews) : []}
+            onPaste={() => {
+              setImportNote('');
+              setPasteInto(env);
+            }}
+            onReplace={(s) => setEditing((e) => ({ environment: env, scope: s.scope, key: s.key, n: (e?.n ?? 0) + 1 }))}
+            onDelete={(s) => act(api.deleteSecret(projectId, s.scope, s.key, env))}
+            onShare={(s, share) => act(api.shareSecret(projectId, s.scope, s.key, share))}
+          />
         ))}
       </div>
       <SecretForm
-        key={editing ? `${editing.scope}/${editing.key}/${editing.n}` : 'new'}
+        key={editing ? `${editing.environment}/${editing.scope}/${editing.key}/${editing.n}` : 'new'}
         projectId={projectId}
+        initialEnvironment={editing?.environment ?? 'production'}
         initialScope={editing?.scope ?? 'global'}
         initialKey={editing?.key ?? ''}
         focusValue={editing !== null}
-        knownScopes={scopes.map(([s]) => s)}
+        knownScopes={groupByScope(all).map(([s]) => s)}
         onSaved={() => {
           setEditing(null);
           secrets.reload();
         }}
       />
+      {pasteInto && (
+        <DotenvDialog
+          projectId={projectId}
+          environment={pasteInto}
+          onClose={() => setPasteInto(null)}
+          onImported={(list) => {
+            setPasteInto(null);
+            setImportNote(`Imported ${list.length} ${list.length === 1 ? 'secret' : 'secrets'} into ${setNames[pasteInto]}.`);
+            secrets.reload();
+          }}
+        />
+      )}
+    </section>
+  );
+}
+
+/** One set's secrets by scope; the preview set also lists what production shares with it. */
+function SecretSet({
+  environment,
+  secrets,
+  shared,
+  onPaste,
+  onReplace,
+  onDelete,
+  onShare,
+}: {
+  environment: SecretEnvironment;
+  secrets: Secret[];
+  shared: Secret[];
+  onPaste: () => void;
+  onReplace: (s: Secret) => void;
+  onDelete: (s: Secret) => void;
+  onShare: (s: Secret, share: boolean) => void;
+}) {
+  const headingId = `secrets-${environment}-heading`;
+  const own = new Set(secrets.map((s) => `${s.scope}/${s.key}`));
+  return (
+    <section className="secret-set" aria-labelledby={headingId} data-testid={`secret-set-${environment}`}>
+      <div className="heading">
+        <h3 id={headingId}>{setNames[environment]}</h3>
+        <button type="button" onClick={onPaste} data-testid={`secrets-paste-${environment}`}>
+          Paste .env
+        </button>
+      </div>
+      <p className="hint">
+        {environment === 'production'
+          ? 'Deploys of the deploy branch. Tick "also for previews" for values previews may use too.'
+          : 'Pull request previews only. A key set here wins over a shared production one.'}
+      </p>
+      {secrets.length === 0 && <p className="muted">None.</p>}
+      {groupByScope(secrets).map(([scope, list]) => (
+        <div key={scope} className="scope" data-testid="secret-scope-group" data-scope={scope} data-environment={environment}>
+          <h4>{scope === 'global' ? 'global (every service)' : `service: ${scope}`}</h4>
+          <table className="list">
+            <thead>
+              <tr>
+                <th scope="col">Key</th>
+                <th scope="col">Updated</th>
+                {environment === 'production' && <th scope="col">Previews</th>}
+                <ActionsHeader />
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((s) => (
+                <tr key={s.key} data-testid="secret-row" data-scope={s.scope} data-key={s.key} data-environment={environment}>
+                  <td>
+                    <code>{s.key}</code>
+                  </td>
+                  <td>
+                    <Time at={s.updated_at} />
+                  </td>
+                  {environment === 'production' && (
+                    <td>
+                      <label className="checkbox">
+                        <input
+                          type="checkbox"
+                          checked={s.share_with_previews}
+                          onChange={(e) => onShare(s, e.target.checked)}
+                          data-testid="secret-share"
+                        />
+                        also for previews
+                      </label>
+                    </td>
+                  )}
+                  <td className="row-actions">
+                    <button type="button" onClick={() => onReplace(s)} aria-label={`Replace the value of ${s.key} in ${s.scope} (${setNames[environment]})`}>
+                      Replace value
+                    </button>
+                    <ConfirmButton
+                      label="Delete"
+                      question={`Delete ${s.key} from ${s.scope} (${setNames[environment]})?`}
+                      confirmLabel="Delete secret"
+                      onConfirm={() => onDelete(s)}
+                      testId="secret-delete"
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ))}
+      {shared.length > 0 && (
+        <div className="shared" data-testid="secrets-shared">
+          <h4>Also from production</h4>
+          <ul>
+            {shared.map((s) => {
+              const overridden = own.has(`${s.scope}/${s.key}`);
+              return (
+                <li key={`${s.scope}/${s.key}`} data-testid="secret-shared-row" data-scope={s.scope} data-key={s.key}>
+                  <code className={overridden ? 'overridden' : undefined}>{s.key}</code> <span className="muted">({s.scope})</span>
+                  {overridden && <span className="muted"> — the preview value above wins</span>}
+                </li>
+              );
+            })}
+          </ul>
+        </div>
+      )}
     </section>
   );
 }
 
 /**
- * Adds or replaces one secret. The value lives only in this form's state until the PUT succeeds,
- * then it is cleared; nothing writes it to storage, the URL or the list.
+ * Adds or replaces one secret of either set. The value lives only in this form's state until the
+ * PUT succeeds, then it is cleared; nothing writes it to storage, the URL or the list.
  */
 export function SecretForm({
   projectId,
+  initialEnvironment = 'production',
   initialScope = 'global',
   initialKey = '',
   focusValue = false,
@@ -129,6 +231,7 @@ export function SecretForm({
   onSaved,
 }: {
   projectId: number;
+  initialEnvironment?: SecretEnvironment;
   initialScope?: string;
   initialKey?: string;
   focusValue?: boolean;
@@ -136,9 +239,12 @@ export function SecretForm({
   onSaved?: (s: Secret) => void;
 }) {
   const api = useApi();
+  const [environment, setEnvironment] = useState<SecretEnvironment>(initialEnvironment);
   const [scope, setScope] = useState(initialScope);
   const [key, setKey] = useState(initialKey);
   const [value, setValue] = useState('');
+  // Left untouched, a replaced secret keeps its mark (the server's rule when none is sent).
+  const [share, setShare] = useState<boolean | undefined>(undefined);
   const [reveal, setReveal] = useState(false);
   const { saving, error, clearError, save } = useSave();
   const [problems, setProblems] = useState<Partial<Record<'scope' | 'key' | 'value', string>>>({});
@@ -161,11 +267,14 @@ export function SecretForm({
       document.getElementById(`secret-${first}`)?.focus();
       return;
     }
-    save(api.putSecret(projectId, scope.trim(), key, value), (s) => {
+    const opts = { environment, share: environment === 'production' ? share : undefined };
+    save(api.putSecret(projectId, scope.trim(), key, value, opts), (s) => {
       setValue('');
       setReveal(false);
       setKey('');
-      setSavedNote(`Saved ${s.key} in ${s.scope}. The value is no longer shown anywhere.`);
+      setShare(undefined);
+      const where = s.environment === 'preview' ? ' (Previews)' : '';
+      setSavedNote(`Saved ${s.key} in ${s.scope}${where}. The value is no longer shown anywhere.`);
       keyRef.current?.focus();
       onSaved?.(s);
     });
@@ -184,6 +293,12 @@ export function SecretForm({
   return (
     <form className="form secret-form" onSubmit={submit} noValidate data-testid="secret-form" aria-labelledby="secret-form-heading">
       <h3 id="secret-form-heading">{initialKey ? `Replace ${initialKey}` : 'Add or replace a secret'}</h3>
+      <Field id="secret-environment" label="Set" hint="Production deploys, or pull request previews">
+        <select value={environment} onChange={(e) => setEnvironment(e.target.value as SecretEnvironment)} data-testid="secret-environment">
+          <option value="production">Production</option>
+          <option value="preview">Previews</option>
+        </select>
+      </Field>
       <Field id="secret-scope" label="Scope" hint='"global", or a compose service name' error={fieldError('scope')}>
         <NameInput value={scope} onValue={setScope} list="secret-scopes" data-testid="secret-scope" />
       </Field>
@@ -212,6 +327,12 @@ export function SecretForm({
           data-testid="secret-value"
         />
       </Field>
+      {environment === 'production' && (
+        <label className="checkbox">
+          <input type="checkbox" checked={share ?? false} onChange={(e) => setShare(e.target.checked)} data-testid="secret-form-share" /> Also
+          for previews
+        </label>
+      )}
       <label className="checkbox">
         <input type="checkbox" checked={reveal} onChange={(e) => setReveal(e.target.checked)} data-testid="secret-reveal" /> Show
         the value while typing

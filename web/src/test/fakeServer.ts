@@ -1,7 +1,7 @@
 // An in-memory server that follows docs/api.md, used by the component tests as their fetch.
 // It keeps real state (agents, projects, secrets) so a test can "reload" and see what the server
 // would answer, and it records every request so tests can check what left the browser.
-import type { Agent, AgentEvent, Deployment, Installation, Me, Project, Repository } from '../api';
+import type { Agent, AgentEvent, Deployment, Installation, Me, Preview, Project, Repository, Secret } from '../api';
 
 export interface RecordedRequest {
   method: string;
@@ -35,6 +35,11 @@ export class FakeServer {
   agentEvents: Record<number, AgentEvent[]> = {};
   secretValues = new Map<string, string>(); // "project/scope/key" -> value, as the server stores it
   secretTimes = new Map<string, string>();
+  /** The preview set, "project/scope/key" -> value. */
+  previewSecretValues = new Map<string, string>();
+  /** Production secrets ("project/scope/key") marked "also for previews". */
+  sharedSecrets = new Set<string>();
+  previews: Record<number, Preview[]> = {};
   deployments: Record<number, Deployment[]> = {};
   requests: RecordedRequest[] = [];
   private nextId = 1;
@@ -53,8 +58,11 @@ export class FakeServer {
       ['PATCH', /^\/api\/projects\/(\d+)$/, (m, b) => this.withProject(m, (p) => this.patchProject(p, b as Record<string, unknown>))],
       ['DELETE', /^\/api\/projects\/(\d+)$/, (m) => this.withProject(m, (p) => this.deleteProject(p))],
       ['GET', /^\/api\/projects\/(\d+)\/secrets$/, (m) => this.withProject(m, (p) => json(200, this.listSecrets(p.id)))],
-      ['PUT', /^\/api\/projects\/(\d+)\/secrets\/([^/]+)\/([^/]+)$/, (m, b) => this.withProject(m, (p) => this.putSecret(p.id, m, b))],
-      ['DELETE', /^\/api\/projects\/(\d+)\/secrets\/([^/]+)\/([^/]+)$/, (m) => this.withProject(m, (p) => this.deleteSecret(p.id, m))],
+      ['POST', /^\/api\/projects\/(\d+)\/secrets\/import(\?environment=preview)?$/, (m, b) => this.withProject(m, (p) => this.importSecrets(p.id, m, b))],
+      ['PUT', /^\/api\/projects\/(\d+)\/secrets\/([^/]+)\/([^/?]+)(\?environment=preview)?$/, (m, b) => this.withProject(m, (p) => this.putSecret(p.id, m, b))],
+      ['PATCH', /^\/api\/projects\/(\d+)\/secrets\/([^/]+)\/([^/?]+)$/, (m, b) => this.withProject(m, (p) => this.shareSecret(p.id, m, b))],
+      ['DELETE', /^\/api\/projects\/(\d+)\/secrets\/([^/]+)\/([^/?]+)(\?environment=preview)?$/, (m) => this.withProject(m, (p) => this.deleteSecret(p.id, m))],
+      ['GET', /^\/api\/projects\/(\d+)\/previews$/, (m) => this.withProject(m, (p) => json(200, this.previews[p.id] ?? []))],
       ['GET', /^\/api\/projects\/(\d+)\/deployments$/, (m) => this.withProject(m, (p) => json(200, this.deployments[p.id] ?? []))],
       ['GET', /^\/api\/agents$/, () => json(200, this.agents)],
       ['POST', /^\/api\/agents$/, (_, b) => this.createAgent(b as Record<string, unknown>)],
@@ -92,6 +100,8 @@ export class FakeServer {
       agent: null,
       created_at: now,
       updated_at: now,
+      previews_enabled: false,
+      preview_agent: null,
       ...p,
     };
     this.projects.push(project);
@@ -165,6 +175,15 @@ export class FakeServer {
         p.agent = { id: a.id, name: a.name, status: a.status };
       }
     }
+    if (typeof b.previews_enabled === 'boolean') p.previews_enabled = b.previews_enabled;
+    if ('preview_agent_id' in b) {
+      if (b.preview_agent_id === null) p.preview_agent = null;
+      else {
+        const a = this.agents.find((x) => x.id === b.preview_agent_id);
+        if (!a) return problem(404, 'agent not found');
+        p.preview_agent = { id: a.id, name: a.name, status: a.status };
+      }
+    }
     if (typeof b.deploy_branch === 'string') p.deploy_branch = b.deploy_branch;
     if (typeof b.root_directory === 'string') {
       if (b.root_directory.startsWith('/') || b.root_directory.split('/').includes('..')) {
@@ -182,32 +201,82 @@ export class FakeServer {
     return new Response(null, { status: 204 });
   }
 
-  private listSecrets(projectId: number) {
-    return [...this.secretValues.keys()]
-      .filter((k) => k.startsWith(`${projectId}/`))
-      .map((k) => {
-        const [, scope, key] = k.split('/');
-        return { scope, key, created_at: now, updated_at: this.secretTimes.get(k) ?? now };
-      });
+  private secretView(environment: 'production' | 'preview', id: string): Secret {
+    const [, scope, key] = id.split('/') as [string, string, string];
+    return {
+      environment,
+      share_with_previews: environment === 'production' && this.sharedSecrets.has(id),
+      scope,
+      key,
+      created_at: now,
+      updated_at: this.secretTimes.get(id) ?? now,
+    };
+  }
+
+  private listSecrets(projectId: number): Secret[] {
+    const of = (m: Map<string, string>) => [...m.keys()].filter((k) => k.startsWith(`${projectId}/`)).sort();
+    return [
+      ...of(this.secretValues).map((id) => this.secretView('production', id)),
+      ...of(this.previewSecretValues).map((id) => this.secretView('preview', id)),
+    ];
   }
 
   private putSecret(projectId: number, m: RegExpMatchArray, b: unknown): Response {
     const scope = decodeURIComponent(m[2]!);
     const key = decodeURIComponent(m[3]!);
+    const env = m[4] ? 'preview' : 'production';
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
       return problem(422, 'Check the highlighted fields.', [{ field: 'key', message: 'Invalid key.' }]);
     }
-    const value = (b as { value?: unknown } | undefined)?.value;
+    const { value, share_with_previews: share } = (b ?? {}) as { value?: unknown; share_with_previews?: unknown };
     if (typeof value !== 'string') return problem(400, 'The body needs a string value.');
     const id = `${projectId}/${scope}/${key}`;
-    this.secretValues.set(id, value);
+    (env === 'preview' ? this.previewSecretValues : this.secretValues).set(id, value);
+    if (env === 'production' && typeof share === 'boolean') {
+      if (share) this.sharedSecrets.add(id);
+      else this.sharedSecrets.delete(id);
+    }
     this.secretTimes.set(id, now);
-    return json(200, { scope, key, created_at: now, updated_at: now });
+    return json(200, this.secretView(env, id));
+  }
+
+  private shareSecret(projectId: number, m: RegExpMatchArray, b: unknown): Response {
+    const id = `${projectId}/${decodeURIComponent(m[2]!)}/${decodeURIComponent(m[3]!)}`;
+    if (!this.secretValues.has(id)) return problem(404, 'Not found.');
+    if ((b as { share_with_previews?: unknown }).share_with_previews) this.sharedSecrets.add(id);
+    else this.sharedSecrets.delete(id);
+    return json(200, this.secretView('production', id));
+  }
+
+  /** A small .env reader with the server's all-or-nothing rule and its per-line errors. */
+  private importSecrets(projectId: number, m: RegExpMatchArray, b: unknown): Response {
+    const env = m[2] ? 'preview' : 'production';
+    const { dotenv, scope = 'global', share_with_previews: share } = b as { dotenv: string; scope?: string; share_with_previews?: boolean };
+    const vars: [string, string][] = [];
+    const errors: { field: string; message: string }[] = [];
+    dotenv.split('\n').forEach((raw, i) => {
+      const line = raw.trim().replace(/^export\s+/, '');
+      if (line === '' || line.startsWith('#')) return;
+      const eq = line.indexOf('=');
+      if (eq < 0) errors.push({ field: `line ${i + 1}`, message: 'expected KEY=VALUE: there is no =' });
+      else if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(line.slice(0, eq).trim())) {
+        errors.push({ field: `line ${i + 1}`, message: `key "${line.slice(0, eq).trim()}" must start with a letter or _ and hold only letters, digits and _` });
+      } else vars.push([line.slice(0, eq).trim(), line.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1')]);
+    });
+    if (errors.length > 0) return problem(400, 'nothing was imported: fix these lines and paste the file again', errors);
+    const store = env === 'preview' ? this.previewSecretValues : this.secretValues;
+    const out = vars.map(([key, value]) => {
+      const id = `${projectId}/${scope}/${key}`;
+      store.set(id, value);
+      if (env === 'production' && share) this.sharedSecrets.add(id);
+      return this.secretView(env, id);
+    });
+    return json(200, out);
   }
 
   private deleteSecret(projectId: number, m: RegExpMatchArray): Response {
     const id = `${projectId}/${decodeURIComponent(m[2]!)}/${decodeURIComponent(m[3]!)}`;
-    if (!this.secretValues.delete(id)) return problem(404, 'Not found.');
+    if (!(m[4] ? this.previewSecretValues : this.secretValues).delete(id)) return problem(404, 'Not found.');
     return new Response(null, { status: 204 });
   }
 
