@@ -33,8 +33,7 @@ func (e *env) previewAgent(name string) store.Agent {
 func (e *env) previewProject(agent store.Agent) store.Project {
 	e.t.Helper()
 	p, _ := e.project(&agent)
-	// The dashboard's switch (prevweb's store call) writes this column.
-	if _, err := e.st.DB().ExecContext(e.ctx, `UPDATE projects SET previews_enabled = true WHERE id = $1`, p.ID); err != nil {
+	if err := e.st.SetProjectPreviews(e.ctx, e.user.ID, p.ID, true, nil); err != nil {
 		e.t.Fatal(err)
 	}
 	p, err := e.st.ProjectByID(e.ctx, p.ID)
