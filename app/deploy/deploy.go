@@ -133,6 +133,8 @@ type Orchestrator struct {
 	access *accessCache
 	// features is what each agent's HELLO said it supports.
 	features agentFeatures
+	// slotLimits is the max_previews of the preview heads read so far.
+	slotLimits slotLimits
 	// reportSlots bounds the sweeper's report retries; reports counts those running.
 	reportSlots chan struct{}
 	reports     sync.WaitGroup

@@ -80,11 +80,14 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64, env string
 		return false, nil
 	}
 	if pv != nil {
-		if why, known := o.cannotPreview(agentID); why != "" || !known {
-			if !known {
-				return false, nil // its HELLO is being handled: AgentConnected kicks it
-			}
+		why, known := o.cannotPreview(agentID)
+		switch {
+		case !known:
+			return false, nil // its HELLO is being handled: AgentConnected kicks it
+		case why != "":
 			return o.failQueued(ctx, p, d, why)
+		case o.waitsForSlot(ctx, pv, d, agentID):
+			return false, nil
 		}
 	}
 	// Everything that can fail is done while the row still says queued: a failure, or this
@@ -107,31 +110,38 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64, env string
 		}
 		return o.failQueued(ctx, p, d, msg, problems...)
 	}
+	return false, o.dispatch(ctx, p, d, agentID, job, problems)
+}
+
+// dispatch records d as dispatched to agentID, with the config it runs with, and hands the
+// agent its job; a deployment another caller took meanwhile is left to that caller.
+func (o *Orchestrator) dispatch(ctx context.Context, p store.Project, d store.Deployment, agentID int64, job protocol.Deploy, problems []stagelyyaml.Problem) error {
+	st := o.opt.Store
 	cfg, err := json.Marshal(job.Config)
 	if err != nil {
-		return false, fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
+		return fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
 	}
 	if job.Previous == nil {
 		job.Config = createIgnored(job.Config)
 	}
 	err = st.MarkDispatched(ctx, d.ID, agentID, o.opt.Now())
 	if errors.Is(err, store.ErrConflict) || store.IsNotFound(err) {
-		// Another deployment of this project is active, or another caller took this one.
-		return false, nil
+		// Another deployment of this environment is active, or another caller took this one.
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	if err := st.SetDeploymentConfig(ctx, d.ID, cfg); err != nil {
-		return false, o.requeue(ctx, d.ID, err)
+		return o.requeue(ctx, d.ID, err)
 	}
 	o.reportProgress(ctx, stageStarted, p, &d, problems)
 	if err := o.opt.Hub.Dispatch(ctx, agentID, job); err != nil {
 		o.log.Warn("hand deployment to agent; it waits for the agent", "deployment", d.ID, "agent", agentID, "err", err)
-		return false, o.requeue(ctx, d.ID, nil)
+		return o.requeue(ctx, d.ID, nil)
 	}
-	o.log.Info("deployment dispatched", "deployment", d.ID, "project", p.Name, "sha", d.SHA, "agent", agentID)
-	return false, nil
+	o.log.Info("deployment dispatched", "deployment", d.ID, "project", p.Name, "environment", d.Environment, "sha", d.SHA, "agent", agentID)
+	return nil
 }
 
 // fallbackTimeout bounds a fallback's store writes.
@@ -187,6 +197,7 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		return protocol.Deploy{}, problems, err
 	}
 	if pv != nil {
+		o.slotLimits.remember(pv.ID, d.SHA, lc.cfg.Preview.MaxPreviews)
 		if err := o.claimPreviewSlot(ctx, pv, to.agentID, lc.cfg.Preview.MaxPreviews); err != nil {
 			return protocol.Deploy{}, nil, err
 		}

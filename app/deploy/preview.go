@@ -80,6 +80,50 @@ func (o *Orchestrator) cannotPreview(agentID int64) (why string, known bool) {
 	return fmt.Sprintf("agent %s runs a stagely-agent without pull request previews: upgrade the agent (turn on auto-update in the dashboard, or reinstall it), then push to the pull request again", name), true
 }
 
+// slotLimits remembers the max_previews of each preview head whose stagely.yaml was read, so
+// a preview waiting for a slot is offered one on each sweep without reading its stagely.yaml
+// from GitHub every time (which would spend the installation's rate limit while it waits).
+// Only ever consulted: a restarted server reads the file once more.
+type slotLimits struct {
+	mu     sync.Mutex
+	limits map[int64]headLimit
+}
+
+type headLimit struct {
+	sha   string
+	limit int
+}
+
+func (s *slotLimits) remember(previewID int64, sha string, limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limits == nil {
+		s.limits = map[int64]headLimit{}
+	}
+	s.limits[previewID] = headLimit{sha, limit}
+}
+
+func (s *slotLimits) of(previewID int64, sha string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.limits[previewID]
+	return l.limit, ok && l.sha == sha
+}
+
+// waitsForSlot says whether d, a preview's deploy whose limit is known already, must wait for
+// a slot; a store error is logged and left to prepare, which claims the slot again.
+func (o *Orchestrator) waitsForSlot(ctx context.Context, pv *store.Preview, d store.Deployment, agentID int64) bool {
+	limit, known := o.slotLimits.of(pv.ID, d.SHA)
+	if !known || d.Trigger == store.TriggerPreviewStop {
+		return false
+	}
+	err := o.claimPreviewSlot(ctx, pv, agentID, limit)
+	if err != nil && !errors.Is(err, errNoPreviewSlot) {
+		o.log.Warn("offer a preview a slot", "deployment", d.ID, "err", err)
+	}
+	return errors.Is(err, errNoPreviewSlot)
+}
+
 // claimPreviewSlot moves the preview to deploying on agentID, or says errNoPreviewSlot and
 // leaves it queued. A stop needs no slot.
 func (o *Orchestrator) claimPreviewSlot(ctx context.Context, pv *store.Preview, agentID int64, limit int) error {
