@@ -173,6 +173,11 @@ func TestConformance_EveryServedOperationMatchesGitHubsDescription(t *testing.T)
 	if _, err := f.sim.SendPullRequest(ctx, "acme/web", "opened", githubsim.PullRequest{Number: 9, Head: "patch", HeadRepo: fork}); err != nil {
 		t.Fatal(err)
 	}
+	must(gh.PullRequests.Get(ctx, "acme", "web", 9))
+	if _, err := f.sim.SendPullRequest(ctx, "acme/web", "closed", githubsim.PullRequest{Number: 9, Head: "patch", HeadRepo: fork, Merged: true, Sender: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	must(gh.PullRequests.Get(ctx, "acme", "web", 9)) // merged: merged_at, merged_by, merge_commit_sha
 	comment, _, err := gh.Issues.CreateComment(ctx, "acme", "web", 9, &github.IssueComment{Body: ptr("Preview: https://web--pr-9.example")})
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +279,7 @@ func sim404(method, path string) bool {
 	switch method + " " + path {
 	case "PATCH /repos/{owner}/{repo}", "DELETE /repos/{owner}/{repo}",
 		"PUT /repos/{owner}/{repo}/contents/{path}", "DELETE /repos/{owner}/{repo}/contents/{path}",
-		"PATCH /user", "DELETE /app/installations/{installation_id}":
+		"PATCH /user", "DELETE /app/installations/{installation_id}", "PATCH /repos/{owner}/{repo}/pulls/{pull_number}":
 		return true
 	}
 	return false

@@ -274,7 +274,8 @@ func (s *Sim) SendCheckRunRequestedAction(ctx context.Context, fullName string, 
 
 // PressCheckRunButton delivers check_run requested_action for one of the run's own buttons,
 // pressed by login (the sender; "" is the repository's owner). GitHub only shows buttons the
-// run declared, so an unknown identifier is an error; who may press is for the App to check.
+// run declared, so an unknown identifier is an error. GitHub shows them only to people with
+// write access, but anybody may press here: a test shows the App checks the presser itself.
 func (s *Sim) PressCheckRunButton(ctx context.Context, fullName string, checkRunID int64, identifier, login string) (*Delivery, error) {
 	s.mu.Lock()
 	payload, _, err := s.st.checkRunEvent(fullName, checkRunID, "requested_action")

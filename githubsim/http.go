@@ -45,6 +45,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", s.repoCall("checks", "read", s.listCheckRunsForRef))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.repoCall("statuses", "write", s.createStatus))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/statuses", s.repoCall("statuses", "read", s.listStatuses))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{pull_number}", s.repoCall("pull_requests", "read", s.getPullRequest))
 	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", s.repoCallAny(commentPermissions, "write", s.createIssueComment))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{a}/{b}", issueReads(
 		s.repoCallAny(commentPermissions, "read", s.listIssueComments), s.repoCallAny(commentPermissions, "read", s.getIssueComment)))

@@ -103,6 +103,7 @@ var servedPaths = []string{
 	"/repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
 	"/repos/{owner}/{repo}/issues/{issue_number}/comments",
 	"/repos/{owner}/{repo}/issues/comments/{comment_id}",
+	"/repos/{owner}/{repo}/pulls/{pull_number}",
 	"/user",
 	"/user/installations",
 	"/user/installations/{installation_id}/repositories",

@@ -3,23 +3,29 @@ package githubsim
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // pullRequest is what the Sim remembers of a pull request between its events.
 type pullRequest struct {
-	number    int
-	title     string
-	head      string // branch in headRepo
-	headRepo  string // full name of the head's repository; "" is the base repository
-	headSHA   string
-	base      string
-	author    string
-	open      bool
-	merged    bool
-	createdAt time.Time
+	number      int
+	title       string
+	head        string // branch in headRepo
+	headRepo    string // full name of the head's repository; "" is the base repository
+	headSHA     string
+	headDeleted bool // the head's repository is gone: head.repo is null
+	base        string
+	author      string
+	association string
+	open        bool
+	merged      bool
+	mergedBy    string
+	createdAt   time.Time
+	updatedAt   time.Time
 }
 
 // PullRequest describes a pull request for SendPullRequest.
@@ -114,8 +120,8 @@ func (st *state) pullRequestEvent(fullName, action string, in PullRequest, now t
 	if in.Base == "" {
 		in.Base = rp.defaultBranch
 	}
-	headSHA, baseSHA := headRepo.branches[in.Head], rp.branches[in.Base]
-	if headSHA == "" || baseSHA == "" {
+	headSHA := headRepo.branches[in.Head]
+	if headSHA == "" || rp.branches[in.Base] == "" {
 		return nil, fmt.Errorf("branches %s (in %s) and %s (in %s) must exist", in.Head, headRepo.fullName(), in.Base, fullName)
 	}
 	for sha, c := range headRepo.commits {
@@ -147,12 +153,16 @@ func (st *state) pullRequestEvent(fullName, action string, in PullRequest, now t
 		in.Title = "Update " + in.Head
 	}
 	pr.title, pr.head, pr.headRepo, pr.headSHA, pr.base, pr.author = in.Title, in.Head, in.HeadRepo, headSHA, in.Base, in.Author
+	pr.association, pr.headDeleted, pr.updatedAt = in.AuthorAssociation, in.HeadRepoDeleted, now.UTC().Truncate(time.Second)
 	pr.open = action != "closed"
 	pr.merged = action == "closed" && in.Merged
+	if pr.merged {
+		pr.mergedBy = in.Sender
+	}
 	payload := obj{
 		"action":       action,
 		"number":       in.Number,
-		"pull_request": st.pullRequestJSON(rp, headRepo, pr, in, baseSHA, now),
+		"pull_request": st.pullRequestJSON(rp, pr),
 		"repository":   st.repository(rp, false),
 		"installation": st.installationRef(rp.installationID),
 		"sender":       st.simpleUser(in.Sender),
@@ -162,6 +172,19 @@ func (st *state) pullRequestEvent(fullName, action string, in PullRequest, now t
 		payload["after"] = headSHA
 	}
 	return payload, nil
+}
+
+// getPullRequest is GET /repos/{owner}/{repo}/pulls/{pull_number}: the pull request as its last
+// event left it.
+func (s *Sim) getPullRequest(w http.ResponseWriter, r *http.Request, a repoAccess) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := strconv.Atoi(r.PathValue("pull_number"))
+	if err != nil || a.repo.pulls[n] == nil {
+		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/pulls/pulls#get-a-pull-request")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.st.pullRequestJSON(a.repo, a.repo.pulls[n]))
 }
 
 // association is the author_association GitHub gives login on rp's pull requests.
@@ -183,11 +206,16 @@ func (st *state) association(rp *repo, login string) string {
 	return "FIRST_TIME_CONTRIBUTOR"
 }
 
-func (st *state) pullRequestJSON(rp, headRepo *repo, pr *pullRequest, in PullRequest, baseSHA string, now time.Time) obj {
+// pullRequestJSON is GitHub's pull-request object, as of the last event sent for it.
+func (st *state) pullRequestJSON(rp *repo, pr *pullRequest) obj {
+	headRepo := rp
+	if pr.headRepo != "" {
+		headRepo = st.repo(pr.headRepo)
+	}
 	api := fmt.Sprintf("%s/repos/%s/pulls/%d", st.baseURL, rp.fullName(), pr.number)
 	issue := fmt.Sprintf("%s/repos/%s/issues/%d", st.baseURL, rp.fullName(), pr.number)
 	html := fmt.Sprintf("%s/%s/pull/%d", st.baseURL, rp.fullName(), pr.number)
-	updated := iso(now)
+	updated := iso(pr.updatedAt)
 	state, closedAt := "open", any(nil)
 	if !pr.open {
 		state, closedAt = "closed", updated
@@ -195,17 +223,17 @@ func (st *state) pullRequestJSON(rp, headRepo *repo, pr *pullRequest, in PullReq
 	var mergedAt, mergeSHA, mergedBy any
 	if pr.merged {
 		// A merge commit is not made: the head sha stands for it, as after a fast-forward.
-		mergedAt, mergeSHA, mergedBy = updated, pr.headSHA, st.simpleUser(in.Sender)
+		mergedAt, mergeSHA, mergedBy = updated, pr.headSHA, st.simpleUser(pr.mergedBy)
 	}
 	headRepoJSON := any(st.repository(headRepo, false))
 	if headRepo.forkOf != "" {
 		headRepoJSON.(obj)["fork"] = true
 	}
-	if in.HeadRepoDeleted {
+	if pr.headDeleted {
 		headRepoJSON = nil
 	}
 	head := obj{"label": headRepo.owner + ":" + pr.head, "ref": pr.head, "sha": pr.headSHA, "user": st.simpleUser(headRepo.owner), "repo": headRepoJSON}
-	base := obj{"label": rp.owner + ":" + pr.base, "ref": pr.base, "sha": baseSHA, "user": st.simpleUser(rp.owner), "repo": st.repository(rp, false)}
+	base := obj{"label": rp.owner + ":" + pr.base, "ref": pr.base, "sha": rp.branches[pr.base], "user": st.simpleUser(rp.owner), "repo": st.repository(rp, false)}
 	href := func(u string) obj { return obj{"href": u} }
 	statuses := st.baseURL + "/repos/" + rp.fullName() + "/statuses/" + pr.headSHA
 	reviewComment := st.baseURL + "/repos/" + rp.fullName() + "/pulls/comments{/number}"
@@ -224,7 +252,7 @@ func (st *state) pullRequestJSON(rp, headRepo *repo, pr *pullRequest, in PullReq
 			"review_comments": href(api + "/comments"), "review_comment": href(reviewComment),
 			"commits": href(api + "/commits"), "statuses": href(statuses),
 		},
-		"author_association": in.AuthorAssociation, "auto_merge": nil, "active_lock_reason": nil, "draft": false,
+		"author_association": pr.association, "auto_merge": nil, "active_lock_reason": nil, "draft": false,
 		"merged": pr.merged, "mergeable": nil, "rebaseable": nil, "mergeable_state": "unknown", "merged_by": mergedBy,
 		"comments": 0, "review_comments": 0, "maintainer_can_modify": false, "commits": 1,
 		"additions": 0, "deletions": 0, "changed_files": 0,

@@ -193,6 +193,14 @@ func TestPullRequest_KeepsItsStateAcrossEvents(t *testing.T) {
 	if pr["state"] != "closed" || pr["merged"] != true || pr["merged_at"] == nil || pr["user"].(map[string]any)["login"] != "alice" {
 		t.Errorf("closed as merged = state %v merged %v at %v by %v", pr["state"], pr["merged"], pr["merged_at"], pr["user"])
 	}
+	resp, b = f.do(t, http.MethodGet, "repos/acme/web/pulls/5", auth, nil)
+	if got := jsonMap(t, b); resp.StatusCode != http.StatusOK || got["state"] != "closed" || got["merged"] != true ||
+		got["merged_by"].(map[string]any)["login"] != "acme" || got["head"].(map[string]any)["sha"] != second {
+		t.Errorf("GET the merged pull request: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := f.do(t, http.MethodGet, "repos/acme/web/pulls/6", auth, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET a pull request never sent: %d", resp.StatusCode)
+	}
 	resp, b = f.do(t, http.MethodGet, fmt.Sprintf("repos/acme/web/check-runs/%d", int64(run["id"].(float64))), auth, nil)
 	if prs, _ := jsonMap(t, b)["pull_requests"].([]any); resp.StatusCode != http.StatusOK || len(prs) != 0 {
 		t.Errorf("a closed pull request is still on its check run: %s", b)

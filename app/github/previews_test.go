@@ -286,3 +286,43 @@ func TestPreviewDeployment_IsTransientAndOnlyMarkedInactiveByHand(t *testing.T) 
 		t.Fatalf("inactive status environment = %q, want %q", s.Environment, env)
 	}
 }
+
+func TestPullRequest_ReadsWhetherItIsOpenAndWhereItsHeadIs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	in := f.installation()
+	fork, err := f.sim.Fork(repoWeb, "mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha, err := f.sim.Commit(ctx, fork, "patch", map[string][]byte{"compose.yaml": []byte("services: {x: {}}\n")}, "patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(action string, pr githubsim.PullRequest) {
+		t.Helper()
+		pr.Number, pr.Head, pr.HeadRepo = 8, "patch", fork
+		if _, err := f.sim.SendPullRequest(ctx, repoWeb, action, pr); err != nil && !errors.Is(err, githubsim.ErrNoWebhookURL) {
+			t.Fatal(err)
+		}
+	}
+	send("opened", githubsim.PullRequest{})
+	got, err := in.PullRequest(ctx, repoWeb, 8)
+	want := github.PullRequestState{Number: 8, Open: true, HeadSHA: sha, HeadRef: "patch", HeadRepoFullName: fork, AuthorLogin: "mallory"}
+	if err != nil || got != want || !got.FromFork(repoWeb) {
+		t.Fatalf("open fork pull request = %+v %v, want %+v from a fork", got, err, want)
+	}
+	send("closed", githubsim.PullRequest{HeadRepoDeleted: true, Sender: "acme"})
+	got, err = in.PullRequest(ctx, repoWeb, 8)
+	if err != nil || got.Open || got.Merged || got.HeadRepoFullName != "" || !got.FromFork(repoWeb) {
+		t.Fatalf("closed pull request of a deleted fork = %+v %v", got, err)
+	}
+	if _, err := in.PullRequest(ctx, repoWeb, 80); !errors.Is(err, github.ErrNotFound) {
+		t.Fatalf("a pull request GitHub does not have: %v, want ErrNotFound", err)
+	}
+	f.openPR(t, 9)
+	if got, err := in.PullRequest(ctx, repoWeb, 9); err != nil || got.FromFork(repoWeb) || !got.Open {
+		t.Fatalf("a branch's pull request = %+v %v", got, err)
+	}
+}
