@@ -83,6 +83,7 @@ type GitHub interface {
 	UpdateIssueComment(ctx context.Context, repo string, commentID int64, body string) error
 	FindIssueComment(ctx context.Context, repo string, number int, marker string) (int64, error)
 	HasWriteAccess(ctx context.Context, repo, login string) (bool, error)
+	PullRequest(ctx context.Context, repo string, number int) (github.PullRequestState, error)
 }
 
 // SecretOpener opens a project's secrets for one job.

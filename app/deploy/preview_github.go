@@ -99,6 +99,17 @@ func (o *Orchestrator) approvePreview(ctx context.Context, ev webhook.CheckRun) 
 	if err != nil {
 		return "", err
 	}
+	// GitHub, not this server's record, says whether the pull request is still open at the
+	// commit the button was pressed on: a webhook of a push or a close may be on its way.
+	pr, err := gh.PullRequest(ctx, p.RepoFullName, number)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("read pull request #%d on GitHub: %w", number, err)
+	case !pr.Open:
+		return fmt.Sprintf("ignored: pull request #%d is closed", number), nil
+	case pr.HeadSHA != ev.HeadSHA:
+		return fmt.Sprintf("ignored: pull request #%d has moved on to %s, whose own check run asks for approval", number, short(pr.HeadSHA)), nil
+	}
 	canPush, err := gh.HasWriteAccess(ctx, p.RepoFullName, ev.SenderLogin)
 	if err != nil {
 		return "", fmt.Errorf("ask GitHub for %s's access to %s: %w", ev.SenderLogin, p.RepoFullName, err)
