@@ -24,10 +24,12 @@ deps: demo-deps npm-deps
 	scripts/ensure-debian-tools.sh
 
 # What the demo needs, and nothing more, so that a first deploy comes quickly on a fresh
-# machine: PostgreSQL, the Docker engine and compose plugin (and Node, through make web).
+# machine: PostgreSQL, the Docker engine and compose plugin, Caddy for the pull request's preview
+# (and Node, through make web).
 demo-deps:
 	scripts/ensure-postgres.sh
 	scripts/ensure-docker.sh
+	scripts/ensure-caddy.sh
 
 npm-deps: web-deps
 	cd githubsim/testdata/openapi && npm ci --no-audit --no-fund --loglevel=error

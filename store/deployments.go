@@ -1,9 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,7 +32,26 @@ const (
 	TriggerRedeploy = "redeploy"
 	TriggerRollback = "rollback"
 	TriggerManual   = "manual"
+	// TriggerPreview deploys a pull request's head as its preview; TriggerPreviewStop tears
+	// the preview down (closed, idle or too old).
+	TriggerPreview     = "preview"
+	TriggerPreviewStop = "preview_stop"
 )
+
+// EnvironmentProduction is the environment of every deployment of a deploy branch.
+const EnvironmentProduction = "production"
+
+// PreviewEnvironment is the environment of pull request number's preview.
+func PreviewEnvironment(number int) string { return fmt.Sprintf("preview/pr-%d", number) }
+
+// PreviewNumber is the pull request number of a preview environment, or 0 for production.
+func PreviewNumber(environment string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(environment, "preview/pr-"))
+	if err != nil || !strings.HasPrefix(environment, "preview/pr-") {
+		return 0
+	}
+	return n
+}
 
 // Deployment is one attempt to run one SHA of one project.
 type Deployment struct {
@@ -61,6 +84,9 @@ type Deployment struct {
 	Environment string `db:"environment"`
 }
 
+// IsPreview says whether d deploys or stops a pull request's preview.
+func (d Deployment) IsPreview() bool { return d.Environment != EnvironmentProduction }
+
 // Finished reports whether the deployment reached a final status.
 func (d Deployment) Finished() bool { return d.FinishedAt.Valid }
 
@@ -71,6 +97,8 @@ type NewDeployment struct {
 	Ref        string
 	Trigger    string
 	DeliveryID *int64
+	// Environment is EnvironmentProduction when empty, or a PreviewEnvironment.
+	Environment string
 	// CreatedAt is when it was queued, on the clock of the code that times its other steps;
 	// zero takes the database's clock.
 	CreatedAt time.Time
@@ -79,9 +107,10 @@ type NewDeployment struct {
 // CreateDeployment queues a deployment.
 func (s *Store) CreateDeployment(ctx context.Context, d NewDeployment) (Deployment, error) {
 	return getAs[Deployment](ctx, s, "deployment of", d.SHA, `
-		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, COALESCE($6, now())) RETURNING *`,
-		d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID, sql.NullTime{Time: d.CreatedAt, Valid: !d.CreatedAt.IsZero()})
+		INSERT INTO deployments (project_id, sha, ref, trigger, delivery_id, created_at, environment)
+		VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7) RETURNING *`,
+		d.ProjectID, d.SHA, d.Ref, d.Trigger, d.DeliveryID, sql.NullTime{Time: d.CreatedAt, Valid: !d.CreatedAt.IsZero()},
+		cmp.Or(d.Environment, EnvironmentProduction))
 }
 
 // DeploymentByID returns one deployment.
@@ -101,10 +130,12 @@ func (s *Store) DeploymentsByProject(ctx context.Context, projectID int64, limit
 		SELECT * FROM deployments WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, projectID, limit)
 }
 
-// HasDeploymentOf says whether the project has a deployment of sha, in any status.
+// HasDeploymentOf says whether the project has a production deployment of sha, in any
+// status: a preview of a pull request's commit says nothing of the deploy branch's pushes.
 func (s *Store) HasDeploymentOf(ctx context.Context, projectID int64, sha string) (bool, error) {
 	var ok bool
-	err := s.q.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM deployments WHERE project_id = $1 AND sha = $2)`, projectID, sha)
+	err := s.q.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM deployments
+		WHERE project_id = $1 AND sha = $2 AND environment = 'production')`, projectID, sha)
 	return ok, mapErr(err)
 }
 
@@ -116,24 +147,39 @@ func (s *Store) SetDeploymentGitHubIDs(ctx context.Context, id int64, checkRunID
 		WHERE id = $1`, id, checkRunID, githubDeploymentID)
 }
 
-// SupersedeQueued marks every queued deployment of the project older than newer as
-// superseded by it, and returns them so their check runs can be completed.
-func (s *Store) SupersedeQueued(ctx context.Context, projectID, newer int64, at time.Time) ([]Deployment, error) {
+// SupersedeQueued marks every queued deployment of newer's project and environment older
+// than newer as superseded by it, and returns them so their check runs can be completed. A
+// preview never supersedes production, nor another pull request's preview.
+func (s *Store) SupersedeQueued(ctx context.Context, newer Deployment, at time.Time) ([]Deployment, error) {
 	return selectAs[Deployment](ctx, s, `
 		UPDATE deployments SET status = 'superseded', superseded_by = $2, finished_at = $3,
 		       error = 'superseded by a newer deployment'
-		WHERE project_id = $1 AND status = 'queued' AND id < $2
-		RETURNING *`, projectID, newer, at)
+		WHERE project_id = $1 AND environment = $4 AND status = 'queued' AND id < $2
+		RETURNING *`, newer.ProjectID, newer.ID, at, newer.Environment)
 }
 
-// OldestQueued returns the project's next deployment to run.
-func (s *Store) OldestQueued(ctx context.Context, projectID int64) (Deployment, error) {
+// OldestQueued returns the next deployment to run in the project's environment.
+func (s *Store) OldestQueued(ctx context.Context, projectID int64, environment string) (Deployment, error) {
 	return getAs[Deployment](ctx, s, "queued deployment of project", projectID, `
-		SELECT * FROM deployments WHERE project_id = $1 AND status = 'queued' ORDER BY id LIMIT 1`, projectID)
+		SELECT * FROM deployments WHERE project_id = $1 AND environment = $2 AND status = 'queued'
+		ORDER BY id LIMIT 1`, projectID, environment)
+}
+
+// QueuedEnvironments lists the project's environments that have a queued deployment and no
+// active one: production first, as a preview must never hold up the deploy branch on an
+// agent they share, then the previews in the order they were queued.
+func (s *Store) QueuedEnvironments(ctx context.Context, projectID int64) ([]string, error) {
+	return selectAs[string](ctx, s, `
+		SELECT q.environment FROM deployments q
+		WHERE q.project_id = $1 AND q.status = 'queued' AND NOT EXISTS (
+			SELECT 1 FROM deployments a WHERE a.project_id = q.project_id AND a.environment = q.environment
+			  AND a.status IN ('dispatched', 'running'))
+		GROUP BY q.environment ORDER BY (q.environment <> 'production'), min(q.id)`, projectID)
 }
 
 // MarkDispatched moves a queued deployment to dispatched on agentID. The database allows one
-// dispatched or running deployment per project: a second one fails with ErrConflict.
+// dispatched or running deployment per project and environment: a second one fails with
+// ErrConflict.
 func (s *Store) MarkDispatched(ctx context.Context, id, agentID int64, at time.Time) error {
 	return s.transition(ctx, id, `
 		UPDATE deployments SET status = 'dispatched', agent_id = $2, dispatched_at = $3
@@ -185,15 +231,33 @@ func (s *Store) ScheduleReport(ctx context.Context, id int64, at time.Time) erro
 	return s.execOne(ctx, "deployment", id, `UPDATE deployments SET next_report_at = $2 WHERE id = $1`, id, at)
 }
 
-// StaleQueued returns queued deployments created before cutoff whose project's agent is
-// offline or missing: they have waited for an agent long enough.
+// StaleQueued returns queued deployments created before cutoff whose agent (the project's,
+// or for a preview the one it runs on) is offline or missing: they have waited for an agent
+// long enough.
 func (s *Store) StaleQueued(ctx context.Context, cutoff time.Time) ([]Deployment, error) {
 	return selectAs[Deployment](ctx, s, `
 		SELECT d.* FROM deployments d
 		JOIN projects p ON p.id = d.project_id
-		LEFT JOIN agents a ON a.id = p.agent_id
+		LEFT JOIN previews pv ON pv.project_id = d.project_id AND d.environment = 'preview/pr-' || pv.pr_number
+		LEFT JOIN agents a ON a.id = `+deploymentAgent+`
 		WHERE d.status = 'queued' AND d.created_at < $1 AND (a.id IS NULL OR a.status = 'offline')
 		ORDER BY d.id`, cutoff)
+}
+
+// deploymentAgent is the SQL for the agent a queued deployment d of project p goes to:
+// production to the project's agent; a preview to the agent it already runs on (so its
+// teardown reaches the same host), else the project's preview agent, else its agent. The
+// query joins previews pv on d's environment.
+const deploymentAgent = `CASE WHEN d.environment = 'production' THEN p.agent_id
+	ELSE COALESCE(pv.agent_id, p.preview_agent_id, p.agent_id) END`
+
+// ProjectsWaitingOnAgent returns the ids of the projects with deployments queued for the
+// agent (deploymentAgent), the project whose deployment has waited longest first.
+func (s *Store) ProjectsWaitingOnAgent(ctx context.Context, agentID int64) ([]int64, error) {
+	return selectAs[int64](ctx, s, `
+		SELECT p.id FROM projects p JOIN deployments d ON d.project_id = p.id AND d.status = 'queued'
+		LEFT JOIN previews pv ON pv.project_id = d.project_id AND d.environment = 'preview/pr-' || pv.pr_number
+		WHERE `+deploymentAgent+` = $1 GROUP BY p.id ORDER BY min(d.id)`, agentID)
 }
 
 // LostDeployments returns dispatched or running deployments whose agent is offline and was
@@ -214,12 +278,14 @@ func (s *Store) OverdueDeployments(ctx context.Context, cutoff time.Time) ([]Dep
 		WHERE status IN ('dispatched', 'running') AND dispatched_at < $1 ORDER BY id`, cutoff)
 }
 
-// ProjectsWithQueued returns ids of projects that have queued deployments and no active one.
+// ProjectsWithQueued returns ids of projects that have a queued deployment in an environment
+// with no active one.
 func (s *Store) ProjectsWithQueued(ctx context.Context) ([]int64, error) {
 	return selectAs[int64](ctx, s, `
 		SELECT DISTINCT q.project_id FROM deployments q
 		WHERE q.status = 'queued' AND NOT EXISTS (
-			SELECT 1 FROM deployments a WHERE a.project_id = q.project_id AND a.status IN ('dispatched', 'running'))
+			SELECT 1 FROM deployments a WHERE a.project_id = q.project_id AND a.environment = q.environment
+			  AND a.status IN ('dispatched', 'running'))
 		ORDER BY 1`)
 }
 
@@ -247,21 +313,26 @@ func (s *Store) transition(ctx context.Context, id int64, query string, args ...
 	return s.execOne(ctx, "deployment in a state that allows this change", id, query, append([]any{id}, args...)...)
 }
 
-// LastSuccessful returns the project's newest successful deployment with an id below
-// before (0 for any), the rollback target.
-func (s *Store) LastSuccessful(ctx context.Context, projectID, before int64) (Deployment, error) {
+// LastSuccessful returns the newest successful deployment of the project's environment with
+// an id below before (0 for any), the rollback target. A preview's stop counts as a fresh
+// start: a preview deployed after it has no previous release.
+func (s *Store) LastSuccessful(ctx context.Context, projectID int64, environment string, before int64) (Deployment, error) {
 	return getAs[Deployment](ctx, s, "successful deployment of project", projectID, `
 		SELECT * FROM deployments
-		WHERE project_id = $1 AND status = 'success' AND ($2 = 0 OR id < $2)
-		ORDER BY id DESC LIMIT 1`, projectID, before)
+		WHERE project_id = $1 AND environment = $2 AND status = 'success' AND ($3 = 0 OR id < $3)
+		  AND id > COALESCE((SELECT max(id) FROM deployments WHERE project_id = $1 AND environment = $2
+		      AND trigger = 'preview_stop' AND status = 'success' AND ($3 = 0 OR id < $3)), 0)
+		  AND trigger <> 'preview_stop'
+		ORDER BY id DESC LIMIT 1`, projectID, environment, before)
 }
 
-// PreviousGood returns the newest successful deployment of the project below id whose SHA
-// differs from sha: what "Roll back" on deployment id goes back to.
+// PreviousGood returns the newest successful deployment of the project's production below
+// id whose SHA differs from sha: what "Roll back" on deployment id goes back to. Previews
+// have no roll back: a pull request's preview follows its head.
 func (s *Store) PreviousGood(ctx context.Context, projectID, id int64, sha string) (Deployment, error) {
 	return getAs[Deployment](ctx, s, "earlier good deployment of project", projectID, `
 		SELECT * FROM deployments
-		WHERE project_id = $1 AND status = 'success' AND id < $2 AND sha <> $3
+		WHERE project_id = $1 AND environment = 'production' AND status = 'success' AND id < $2 AND sha <> $3
 		ORDER BY id DESC LIMIT 1`, projectID, id, sha)
 }
 

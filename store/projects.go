@@ -97,14 +97,6 @@ func (s *Store) ProjectsByAgent(ctx context.Context, agentID int64) ([]Project, 
 	return selectAs[Project](ctx, s, `SELECT * FROM projects WHERE agent_id = $1 ORDER BY id`, agentID)
 }
 
-// ProjectsWaitingOnAgent returns the ids of the agent's projects that have queued
-// deployments, the project whose deployment has waited longest first.
-func (s *Store) ProjectsWaitingOnAgent(ctx context.Context, agentID int64) ([]int64, error) {
-	return selectAs[int64](ctx, s, `
-		SELECT p.id FROM projects p JOIN deployments d ON d.project_id = p.id AND d.status = 'queued'
-		WHERE p.agent_id = $1 GROUP BY p.id ORDER BY min(d.id)`, agentID)
-}
-
 // SetProjectAgent links (agentID != nil) or unlinks a user's project and agent. The agent
 // must belong to the same user: the check is in the statement, so it cannot race.
 func (s *Store) SetProjectAgent(ctx context.Context, userID, projectID int64, agentID *int64) error {

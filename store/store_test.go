@@ -478,7 +478,7 @@ func TestDeployments_SupersedeQueuedOlderOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	q1, q2, newest := f.newDeployment(p.ID, 2), f.newDeployment(p.ID, 3), f.newDeployment(p.ID, 4)
-	got, err := f.st.SupersedeQueued(f.ctx, p.ID, newest.ID, time.Now())
+	got, err := f.st.SupersedeQueued(f.ctx, newest, time.Now())
 	if err != nil || len(got) != 2 {
 		t.Fatalf("SupersedeQueued = %d rows, %v", len(got), err)
 	}
@@ -491,7 +491,7 @@ func TestDeployments_SupersedeQueuedOlderOnly(t *testing.T) {
 	if d, _ := f.st.DeploymentByID(f.ctx, running.ID); d.Status != store.DeploymentDispatched {
 		t.Fatalf("the running deployment was superseded: %s", d.Status)
 	}
-	next, err := f.st.OldestQueued(f.ctx, p.ID)
+	next, err := f.st.OldestQueued(f.ctx, p.ID, store.EnvironmentProduction)
 	if err != nil || next.ID != newest.ID {
 		t.Fatalf("OldestQueued = %d, %v; want %d", next.ID, err, newest.ID)
 	}
@@ -507,11 +507,11 @@ func TestDeployments_LastSuccessfulIsRollbackTarget(t *testing.T) {
 	bad := f.newDeployment(p.ID, 2)
 	_ = f.st.FinishDeployment(f.ctx, bad.ID, store.DeploymentRolledBack, "health", nil, now)
 	cur := f.newDeployment(p.ID, 3)
-	got, err := f.st.LastSuccessful(f.ctx, p.ID, cur.ID)
+	got, err := f.st.LastSuccessful(f.ctx, p.ID, store.EnvironmentProduction, cur.ID)
 	if err != nil || got.ID != good.ID {
 		t.Fatalf("LastSuccessful = %d, %v; want %d", got.ID, err, good.ID)
 	}
-	if _, err := f.st.LastSuccessful(f.ctx, p.ID, good.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.st.LastSuccessful(f.ctx, p.ID, store.EnvironmentProduction, good.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("before the first success: %v", err)
 	}
 	cr, gd := int64(555), int64(777)

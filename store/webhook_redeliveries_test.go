@@ -182,7 +182,7 @@ func TestNewerPushDeployment_OrdersPushesByWhenGitHubFirstSentThem(t *testing.T)
 	if sup.Status != store.DeploymentSuperseded || sup.SupersededBy.Int64 != d3.ID || !sup.FinishedAt.Valid {
 		t.Fatalf("recorded %+v", sup)
 	}
-	if q, err := f.st.OldestQueued(f.ctx, p.ID); err == nil && q.ID == sup.ID {
+	if q, err := f.st.OldestQueued(f.ctx, p.ID, store.EnvironmentProduction); err == nil && q.ID == sup.ID {
 		t.Fatal("a superseded push is queued")
 	}
 }

@@ -28,6 +28,9 @@ func (h CheckRunHandler) Handle(ctx context.Context, _ int64, ev webhook.CheckRu
 			return h.redeploy(ctx, d, p, store.TriggerRerun, "re-run")
 		})
 	case "requested_action":
+		if ev.RequestedActionIdentifier == ActionDeployPreview {
+			return h.o.approvePreview(ctx, ev)
+		}
 		return h.onDeployment(ctx, ev, func(d store.Deployment, p store.Project) (string, error) {
 			switch ev.RequestedActionIdentifier {
 			case ActionRedeploy:
@@ -60,9 +63,22 @@ func (h CheckRunHandler) onDeployment(ctx context.Context, ev webhook.CheckRun, 
 	return act(d, p)
 }
 
-// redeploy deploys the commit of d again.
+// redeploy deploys the commit of d again, in d's environment. A preview is redeployed only
+// at its pull request's head, and only while the pull request is open.
 func (h CheckRunHandler) redeploy(ctx context.Context, d store.Deployment, p store.Project, trigger, what string) (string, error) {
-	nd, err := h.o.Enqueue(ctx, p, d.SHA, d.Ref, trigger, nil)
+	if d.IsPreview() {
+		pv, err := h.o.opt.Store.PreviewByNumber(ctx, p.ID, store.PreviewNumber(d.Environment))
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case pv.State == store.PreviewStopped || pv.State == store.PreviewStopping:
+			return fmt.Sprintf("ignored: %s of #%d: the preview of pull request #%d is stopped", what, d.ID, pv.PRNumber), nil
+		case pv.HeadSHA != d.SHA:
+			return fmt.Sprintf("ignored: %s of #%d: pull request #%d is at %s now", what, d.ID, pv.PRNumber, short(pv.HeadSHA)), nil
+		}
+	}
+	nd, err := h.o.enqueue(ctx, p, store.NewDeployment{SHA: d.SHA, Ref: d.Ref, Trigger: trigger, Environment: d.Environment})
 	if err != nil {
 		return "", err
 	}
@@ -71,6 +87,9 @@ func (h CheckRunHandler) redeploy(ctx context.Context, d store.Deployment, p sto
 
 // rollback deploys the last commit before d's that deployed successfully.
 func (h CheckRunHandler) rollback(ctx context.Context, d store.Deployment, p store.Project) (string, error) {
+	if d.IsPreview() {
+		return fmt.Sprintf("ignored: roll back from #%d: a preview follows its pull request's head", d.ID), nil
+	}
 	prev, err := h.o.opt.Store.PreviousGood(ctx, p.ID, d.ID, d.SHA)
 	if store.IsNotFound(err) {
 		return fmt.Sprintf("ignored: roll back from #%d: no earlier successful deployment of another commit", d.ID), nil

@@ -15,6 +15,7 @@ import (
 type loadedConfig struct {
 	cfg         stagelyyaml.Config
 	composePath string
+	compose     map[string]stagelyyaml.ComposeService
 	job         protocol.JobConfig
 }
 
@@ -78,7 +79,7 @@ func loadConfig(ctx context.Context, gh GitHub, p store.Project, sha string) (lo
 		return loadedConfig{}, inRoot(root, problems), err
 	}
 	problems = append(problems, stagelyyaml.Validate(cfg, services, composePath, p.PublicID)...)
-	return loadedConfig{cfg: cfg, composePath: composePath, job: jobConfig(cfg, composePath)}, inRoot(root, problems), nil
+	return loadedConfig{cfg: cfg, composePath: composePath, compose: services, job: jobConfig(cfg, composePath)}, inRoot(root, problems), nil
 }
 
 // inRoot places the problems stagelyyaml reports in stagely.yaml at the project's copy of

@@ -77,11 +77,21 @@ type GitHub interface {
 	StatusPosted(ctx context.Context, repo, sha string, st github.CommitStatus) (bool, error)
 	FindDeployment(ctx context.Context, repo string, d github.NewDeployment) (int64, error)
 	DeploymentStatusPosted(ctx context.Context, repo string, id int64, st github.DeploymentStatus) (bool, error)
+	// The preview's pull request comment, kept up to date in place, and who may approve a
+	// fork's preview.
+	CreateIssueComment(ctx context.Context, repo string, number int, body string) (int64, error)
+	UpdateIssueComment(ctx context.Context, repo string, commentID int64, body string) error
+	FindIssueComment(ctx context.Context, repo string, number int, marker string) (int64, error)
+	HasWriteAccess(ctx context.Context, repo, login string) (bool, error)
+	PullRequest(ctx context.Context, repo string, number int) (github.PullRequestState, error)
 }
 
 // SecretOpener opens a project's secrets for one job.
 type SecretOpener interface {
 	ForDeploy(ctx context.Context, projectID int64) ([]protocol.Secret, error)
+	// ForPreview opens the secrets of the project's previews: its preview set, and the
+	// production secrets marked for previews too.
+	ForPreview(ctx context.Context, projectID int64) ([]protocol.Secret, error)
 }
 
 // Metrics receives deployment outcomes; nil means none are counted.
@@ -122,6 +132,10 @@ type Orchestrator struct {
 	opt    Options
 	log    *slog.Logger
 	access *accessCache
+	// features is what each agent's HELLO said it supports.
+	features agentFeatures
+	// slotLimits is the max_previews of the preview heads read so far.
+	slotLimits slotLimits
 	// reportSlots bounds the sweeper's report retries; reports counts those running.
 	reportSlots chan struct{}
 	reports     sync.WaitGroup

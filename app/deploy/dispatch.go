@@ -14,27 +14,35 @@ import (
 	"github.com/stagely/stagely/store"
 )
 
-// Kick starts the project's oldest queued deployment if nothing of the project is running
-// and its agent is online. It is safe to call at any time and from anywhere: the database
-// decides which caller, if any, gets to dispatch.
+// Kick starts the oldest queued deployment of each of the project's environments (its
+// production and its pull requests' previews) in which nothing is running, if its agent is
+// online and idle. It is safe to call at any time and from anywhere: the database decides
+// which caller, if any, gets to dispatch.
 func (o *Orchestrator) Kick(ctx context.Context, projectID int64) {
-	// Each pass either dispatches one deployment, or finishes one that cannot run (and then
-	// looks at the next), or stops.
-	for {
-		again, err := o.kickOnce(ctx, projectID)
-		if err != nil {
-			o.log.Error("start deployment", "project", projectID, "err", err)
-			return
-		}
-		if !again {
-			return
+	envs, err := o.opt.Store.QueuedEnvironments(ctx, projectID)
+	if err != nil {
+		o.log.Error("start deployment", "project", projectID, "err", err)
+		return
+	}
+	for _, env := range envs {
+		// Each pass either dispatches one deployment, or finishes one that cannot run (and then
+		// looks at the next), or stops.
+		for {
+			again, err := o.kickOnce(ctx, projectID, env)
+			if err != nil {
+				o.log.Error("start deployment", "project", projectID, "environment", env, "err", err)
+				break
+			}
+			if !again {
+				break
+			}
 		}
 	}
 }
 
-func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, error) {
+func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64, env string) (bool, error) {
 	st := o.opt.Store
-	d, err := st.OldestQueued(ctx, projectID)
+	d, err := st.OldestQueued(ctx, projectID, env)
 	if store.IsNotFound(err) {
 		return false, nil
 	}
@@ -45,7 +53,11 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 	if err != nil {
 		return false, err
 	}
-	if !p.AgentID.Valid {
+	agentID, pv, err := o.agentOf(ctx, p, d)
+	if err != nil {
+		return false, err
+	}
+	if agentID == 0 {
 		return o.failQueued(ctx, p, d, "no agent is linked to project "+p.Name+": link one in the Stagely dashboard, then press Re-run")
 	}
 	in, err := st.InstallationByID(ctx, p.InstallationID)
@@ -62,19 +74,32 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 		}
 		return o.failQueued(ctx, p, d, denied)
 	}
-	agentID := p.AgentID.Int64
 	if !o.opt.Hub.Idle(agentID) {
 		// It waits: for the agent to connect (the sweeper fails it if the agent stays away
 		// too long) or to finish its current job (its result kicks the agent's projects).
 		return false, nil
 	}
+	if pv != nil {
+		why, known := o.cannotPreview(agentID)
+		switch {
+		case !known:
+			return false, nil // its HELLO is being handled: AgentConnected kicks it
+		case why != "":
+			return o.failQueued(ctx, p, d, why)
+		case o.waitsForSlot(ctx, pv, d, agentID):
+			return false, nil
+		}
+	}
 	// Everything that can fail is done while the row still says queued: a failure, or this
 	// server stopping half-way, then leaves nothing to undo.
 	gh := o.opt.GitHub(in.GitHubID)
-	job, problems, err := o.prepare(ctx, gh, p, d)
+	job, problems, err := o.prepare(ctx, gh, p, d, target{agentID: agentID, preview: pv})
 	if err != nil && ctx.Err() != nil {
 		// Cancelled (the server stopping, say): the deployment stays queued for the next kick.
 		return false, err
+	}
+	if errors.Is(err, errNoPreviewSlot) {
+		return false, nil // it waits for a preview of the project on this agent to stop
 	}
 	if err != nil || stagelyyaml.HasFailure(problems) {
 		msg := ""
@@ -85,31 +110,38 @@ func (o *Orchestrator) kickOnce(ctx context.Context, projectID int64) (bool, err
 		}
 		return o.failQueued(ctx, p, d, msg, problems...)
 	}
+	return false, o.dispatch(ctx, p, d, agentID, job, problems)
+}
+
+// dispatch records d as dispatched to agentID, with the config it runs with, and hands the
+// agent its job; a deployment another caller took meanwhile is left to that caller.
+func (o *Orchestrator) dispatch(ctx context.Context, p store.Project, d store.Deployment, agentID int64, job protocol.Deploy, problems []stagelyyaml.Problem) error {
+	st := o.opt.Store
 	cfg, err := json.Marshal(job.Config)
 	if err != nil {
-		return false, fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
+		return fmt.Errorf("encode the config of deployment #%d: %w", d.ID, err)
 	}
 	if job.Previous == nil {
 		job.Config = createIgnored(job.Config)
 	}
 	err = st.MarkDispatched(ctx, d.ID, agentID, o.opt.Now())
 	if errors.Is(err, store.ErrConflict) || store.IsNotFound(err) {
-		// Another deployment of this project is active, or another caller took this one.
-		return false, nil
+		// Another deployment of this environment is active, or another caller took this one.
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	if err := st.SetDeploymentConfig(ctx, d.ID, cfg); err != nil {
-		return false, o.requeue(ctx, d.ID, err)
+		return o.requeue(ctx, d.ID, err)
 	}
 	o.reportProgress(ctx, stageStarted, p, &d, problems)
 	if err := o.opt.Hub.Dispatch(ctx, agentID, job); err != nil {
 		o.log.Warn("hand deployment to agent; it waits for the agent", "deployment", d.ID, "agent", agentID, "err", err)
-		return false, o.requeue(ctx, d.ID, nil)
+		return o.requeue(ctx, d.ID, nil)
 	}
-	o.log.Info("deployment dispatched", "deployment", d.ID, "project", p.Name, "sha", d.SHA, "agent", agentID)
-	return false, nil
+	o.log.Info("deployment dispatched", "deployment", d.ID, "project", p.Name, "environment", d.Environment, "sha", d.SHA, "agent", agentID)
+	return nil
 }
 
 // fallbackTimeout bounds a fallback's store writes.
@@ -143,17 +175,36 @@ func (o *Orchestrator) failQueued(ctx context.Context, p store.Project, d store.
 	return true, nil
 }
 
+// target is where a deployment goes: its agent and, for a preview's, the preview.
+type target struct {
+	agentID int64
+	preview *store.Preview
+}
+
 // prepare reads stagely.yaml and the compose file at the SHA, validates them, opens the
 // project's secrets and mints the agent's read-only token. Problems are the user's to fix;
 // an error is ours or GitHub's.
-func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, d store.Deployment) (protocol.Deploy, []stagelyyaml.Problem, error) {
+func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, to target) (protocol.Deploy, []stagelyyaml.Problem, error) {
+	pv := to.preview
+	if d.Trigger == store.TriggerPreviewStop {
+		return previewStopJob(p, d), nil, nil
+	}
 	lc, problems, err := loadConfig(ctx, gh, p, d.SHA)
+	if pv != nil && err == nil && !stagelyyaml.HasFailure(problems) {
+		problems = append(problems, inRoot(p.RootDirectory, stagelyyaml.ValidatePreview(lc.cfg, lc.compose, lc.composePath))...)
+	}
 	if err != nil || stagelyyaml.HasFailure(problems) {
 		return protocol.Deploy{}, problems, err
 	}
-	secrets, err := o.opt.Secrets.ForDeploy(ctx, p.ID)
+	if pv != nil {
+		o.slotLimits.remember(pv.ID, d.SHA, lc.cfg.Preview.MaxPreviews)
+		if err := o.claimPreviewSlot(ctx, pv, to.agentID, lc.cfg.Preview.MaxPreviews); err != nil {
+			return protocol.Deploy{}, nil, err
+		}
+	}
+	secrets, err := o.openSecrets(ctx, p, pv)
 	if err != nil {
-		return protocol.Deploy{}, nil, fmt.Errorf("open the project's secrets: %w", err)
+		return protocol.Deploy{}, nil, err
 	}
 	tok, err := gh.RepoReadToken(ctx, p.RepoID)
 	if err != nil {
@@ -169,7 +220,15 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		Config:  lc.job,
 		Secrets: secrets,
 	}
-	prev, err := o.opt.Store.LastSuccessful(ctx, p.ID, d.ID)
+	if pv != nil {
+		job.Project.ComposeProject = previewComposeProject(p, pv.PRNumber)
+		job.Preview = &protocol.Preview{Number: pv.PRNumber, Routes: previewRoutes(lc.cfg.Preview, pv.PRNumber, p.Name)}
+		now := o.opt.Now()
+		if err := o.opt.Store.SetPreviewDeployed(ctx, pv.ID, previewURLs(job.Preview.Routes), now, now.Add(lc.cfg.Preview.StopAfter)); err != nil {
+			return protocol.Deploy{}, nil, err
+		}
+	}
+	prev, err := o.opt.Store.LastSuccessful(ctx, p.ID, d.Environment, d.ID)
 	switch {
 	case store.IsNotFound(err):
 	case err != nil:

@@ -35,6 +35,9 @@ func (o *Orchestrator) finish(ctx context.Context, p store.Project, id int64, st
 	o.observe(d)
 	o.log.Info("deployment finished", "deployment", d.ID, "project", p.Name, "sha", d.SHA, "status", d.Status, "error", d.Error)
 	o.reportFinal(ctx, p, d, problems)
+	if d.IsPreview() {
+		o.previewFinished(ctx, p, d)
+	}
 	return nil
 }
 

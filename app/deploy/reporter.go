@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +95,8 @@ type facts struct {
 	canRollBack bool
 	// supersededBy is the newer deployment that replaced this one, if it is still there (superseded).
 	supersededBy *store.Deployment
+	// urls are a preview's URLs by service (a preview's deployments).
+	urls map[string]string
 }
 
 // rendition is a report in GitHub's terms.
@@ -119,8 +123,12 @@ func (o *Orchestrator) reportProgress(ctx context.Context, st stage, p store.Pro
 	}
 }
 
-// report gathers, renders and sends the report of stage st.
+// report gathers, renders and sends the report of stage st. A preview's teardown reports
+// nothing of its own: its preview's GitHub deployment and comment say it stopped.
 func (o *Orchestrator) report(ctx context.Context, st stage, p store.Project, d *store.Deployment, problems []stagelyyaml.Problem) error {
+	if d.Trigger == store.TriggerPreviewStop {
+		return nil
+	}
 	f, err := o.gather(ctx, st, p, d, problems)
 	if err != nil {
 		return err
@@ -135,10 +143,21 @@ func (o *Orchestrator) gather(ctx context.Context, st stage, p store.Project, d 
 	if f.gh, err = o.githubFor(ctx, p); err != nil {
 		return f, err
 	}
+	if d.IsPreview() {
+		pv, err := o.opt.Store.PreviewByNumber(ctx, p.ID, store.PreviewNumber(d.Environment))
+		if err != nil {
+			return f, err
+		}
+		f.urls = pv.URLMap()
+	}
 	switch st {
 	case stageStarted:
-		f.agent = fmt.Sprint(p.AgentID.Int64)
-		if a, err := o.opt.Store.AgentByID(ctx, p.AgentID.Int64); err == nil {
+		agentID := p.AgentID.Int64
+		if d.AgentID.Valid {
+			agentID = d.AgentID.Int64 // a preview may run on the project's preview agent
+		}
+		f.agent = fmt.Sprint(agentID)
+		if a, err := o.opt.Store.AgentByID(ctx, agentID); err == nil {
 			f.agent = a.Name
 		}
 	case stageSuperseded:
@@ -168,12 +187,14 @@ func (o *Orchestrator) gatherFinished(ctx context.Context, f *facts) error {
 		f.logTail = append(f.logTail, l.Line)
 	}
 	if d.Status == store.DeploymentRolledBack {
-		if prev, err := st.LastSuccessful(ctx, f.p.ID, d.ID); err == nil {
+		if prev, err := st.LastSuccessful(ctx, f.p.ID, d.Environment, d.ID); err == nil {
 			f.rolledBackTo = prev.SHA
 		}
 	}
-	_, err = st.PreviousGood(ctx, f.p.ID, d.ID, d.SHA)
-	f.canRollBack = err == nil
+	if !d.IsPreview() {
+		_, err = st.PreviousGood(ctx, f.p.ID, d.ID, d.SHA)
+		f.canRollBack = err == nil
+	}
 	return nil
 }
 
@@ -210,6 +231,10 @@ func (o *Orchestrator) render(st stage, f facts) rendition {
 		return out
 	}
 	out.title, out.summary, out.text = github.Summary(finishedReport(f))
+	if f.d.IsPreview() && f.d.Status == store.DeploymentSuccess {
+		out.title = fmt.Sprintf("Preview of %s is live", sha)
+	}
+	out.summary = urlList(f.urls) + out.summary
 	out.actions = []github.Action{{Label: "Redeploy", Description: "Deploy this commit again", Identifier: ActionRedeploy}}
 	if f.canRollBack {
 		out.actions = append(out.actions, github.Action{Label: "Roll back", Description: "Deploy the previous good commit", Identifier: ActionRollback})
@@ -282,7 +307,7 @@ func (o *Orchestrator) send(ctx context.Context, st stage, f facts, out renditio
 	}{
 		{"check run", func() error { return o.writeCheckRun(ctx, w.checkRun, f, out) }},
 		{"commit status", func() error {
-			if !w.commitStatus {
+			if !w.commitStatus || f.d.IsPreview() {
 				return nil
 			}
 			return o.writeStatus(ctx, f, github.CommitStatus{
@@ -299,7 +324,8 @@ func (o *Orchestrator) send(ctx context.Context, st stage, f facts, out renditio
 				return nil
 			}
 			return o.writeDeploymentStatus(ctx, f, github.DeploymentStatus{
-				State: out.deployState, Description: out.title, LogURL: o.deploymentURL(*f.d), AutoInactive: out.autoInactive})
+				State: out.deployState, Description: out.title, LogURL: o.deploymentURL(*f.d), AutoInactive: out.autoInactive,
+				EnvironmentURL: environmentURL(f, out.deployState)})
 		}},
 	}
 	for _, wr := range writes {
@@ -347,13 +373,13 @@ func (o *Orchestrator) writeCheckRun(ctx context.Context, how checkRunWrite, f f
 func (o *Orchestrator) createCheckRun(ctx context.Context, lookFirst bool, f facts, out rendition) (int64, error) {
 	repo, d := f.p.RepoFullName, f.d
 	if lookFirst {
-		id, err := f.gh.FindCheckRun(ctx, repo, d.SHA, CheckName(CheckDeploy, f.p), jobID(d.ID))
+		id, err := f.gh.FindCheckRun(ctx, repo, d.SHA, checkNameOf(f), jobID(d.ID))
 		if err == nil || !errors.Is(err, github.ErrNotFound) {
 			return id, err
 		}
 	}
 	return f.gh.CreateCheckRun(ctx, repo, github.NewCheckRun{
-		Name: CheckName(CheckDeploy, f.p), HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
+		Name: checkNameOf(f), HeadSHA: d.SHA, ExternalID: jobID(d.ID), DetailsURL: o.deploymentURL(*d),
 		Status: out.checkStatus, Title: out.title, Summary: out.summary,
 	})
 }
@@ -385,7 +411,7 @@ func (o *Orchestrator) writeDeploymentStatus(ctx context.Context, f facts, st gi
 func (o *Orchestrator) createDeployment(ctx context.Context, lookFirst bool, f facts) error {
 	d := f.d
 	nd := github.NewDeployment{
-		Ref: d.SHA, Environment: f.p.Name, Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
+		Ref: d.SHA, Environment: environmentOf(f.p, *d), Transient: d.IsPreview(), Description: fmt.Sprintf("Stagely deployment #%d (%s)", d.ID, d.Trigger),
 		Payload: map[string]any{"stagely_deployment": d.ID},
 	}
 	var id int64
@@ -508,4 +534,46 @@ func permanent(err error) bool {
 	var apiErr *github.APIError
 	return errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 &&
 		apiErr.StatusCode != http.StatusTooManyRequests && !errors.Is(err, github.ErrRateLimited)
+}
+
+// checkNameOf is the check run a deployment reports on: `Stagely / preview` for a preview's.
+func checkNameOf(f facts) string {
+	if f.d.IsPreview() {
+		return CheckName(CheckPreview, f.p)
+	}
+	return CheckName(CheckDeploy, f.p)
+}
+
+// environmentOf is the GitHub environment of d: the project's name for production, and
+// preview/pr-<n> for a preview (with the project's name for a project in a root directory,
+// so that two projects of one repository never share a preview environment).
+func environmentOf(p store.Project, d store.Deployment) string {
+	if !d.IsPreview() {
+		return p.Name
+	}
+	if p.RootDirectory == "" {
+		return d.Environment
+	}
+	return d.Environment + " (" + p.Name + ")"
+}
+
+// environmentURL is where GitHub's "View deployment" goes: a live preview's first URL.
+func environmentURL(f facts, state string) string {
+	if state != "success" || len(f.urls) == 0 {
+		return ""
+	}
+	return f.urls[slices.Min(slices.Collect(maps.Keys(f.urls)))]
+}
+
+// urlList is the markdown list of a preview's URLs, "" when it has none.
+func urlList(urls map[string]string) string {
+	if len(urls) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("**Preview URLs**\n\n")
+	for _, name := range slices.Sorted(maps.Keys(urls)) {
+		fmt.Fprintf(&b, "- %s: %s\n", name, urls[name])
+	}
+	return b.String() + "\n"
 }

@@ -10,8 +10,9 @@ import (
 
 // The Orchestrator is the hub's sink: it hears what agents report.
 
-// AgentConnected starts whatever waited for this agent.
-func (o *Orchestrator) AgentConnected(ctx context.Context, agentID int64, _ protocol.Hello) {
+// AgentConnected notes what the agent supports and starts whatever waited for it.
+func (o *Orchestrator) AgentConnected(ctx context.Context, agentID int64, hello protocol.Hello) {
+	o.features.set(agentID, hello.Features)
 	o.kickAgent(ctx, agentID)
 }
 

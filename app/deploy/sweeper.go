@@ -58,6 +58,7 @@ func (o *Orchestrator) Sweep(ctx context.Context) {
 		}
 	}
 
+	o.StopIdlePreviews(ctx)
 	o.retryReports(ctx, now)
 }
 

@@ -68,6 +68,10 @@ type ComposeService struct {
 	HealthcheckDisabled bool
 	// Extends is true when the service extends another, which may supply image and health check.
 	Extends bool
+	// ContainerName is true when the service fixes its container's name, which a preview
+	// cannot run with; ContainerNamePos is where.
+	ContainerName    bool
+	ContainerNamePos Pos
 }
 
 // ParseComposeServices reads the service list of the compose file at path (repository
@@ -179,6 +183,8 @@ func (c *composeReader) service(f field) {
 			s.Build = !isNull(v)
 		case "extends":
 			s.Extends = !isNull(v)
+		case "container_name":
+			s.ContainerName, s.ContainerNamePos = !isNull(v), posOf(sf.key)
 		case "healthcheck":
 			c.healthcheck(sf.val, f.name, &s)
 		}

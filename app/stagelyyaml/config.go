@@ -44,6 +44,8 @@ type Config struct {
 	// Services holds per-service settings keyed by compose service name.
 	Services    map[string]ServiceConfig
 	ServicesPos Pos
+	// Preview is what pull request previews get (docs/previews.md).
+	Preview Preview
 }
 
 // Deployment bounds and shapes the whole deploy operation.

@@ -15,7 +15,7 @@ import (
 // Keys each mapping of stagely.yaml accepts, in the order the docs list them. Functions
 // rather than variables so no caller can change the schema at run time.
 func topKeys() []string {
-	return []string{"version", "project_id", "compose_file", "watch_paths", "deployment", "hooks", "services"}
+	return []string{"version", "project_id", "compose_file", "watch_paths", "deployment", "hooks", "services", "preview"}
 }
 func deploymentKeys() []string { return []string{"timeout", "strategy"} }
 func hooksKeys() []string      { return []string{"pre_deploy", "post_deploy"} }
@@ -105,6 +105,8 @@ func (p *parser) top(root *yaml.Node, cfg *Config) {
 			if m := p.section(f.val, "services"); m != nil {
 				p.services(m, cfg.Services)
 			}
+		case "preview":
+			p.preview(f.key, f.val, &cfg.Preview)
 		}
 	}
 }

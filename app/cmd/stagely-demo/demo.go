@@ -53,6 +53,11 @@ type demo struct {
 	checkRun  int64      // the last deploy check run, whose Redeploy button the demo presses
 	api       *apiClient // the dashboard API with a signed-in session; nil without /auth
 	signInURL string     // the URL that signs a browser in, when the server has /auth
+	// caddy routes the pull request's preview; caddyAdmin is its admin API and previewListen
+	// the agent's preview server in it (plain HTTP on loopback).
+	caddy         *process
+	caddyAdmin    string
+	previewListen string
 }
 
 // script runs every step in order; the first failure ends it with an error naming the step.
@@ -68,9 +73,11 @@ func (d *demo) script(ctx context.Context) error {
 		{"start the server", d.startServer},
 		{"install the GitHub App", d.installApp},
 		{"register the project and the agent", d.register},
+		{"start Caddy", d.startCaddy},
 		{"start the agent", d.startAgent},
 		{"push and deploy", d.pushAndDeploy},
 		{"change one service's secret and redeploy", d.secretRedeploy},
+		{"open a pull request and deploy its preview", d.pullRequestPreview},
 		{"dashboard", d.dashboard},
 	}
 	for _, s := range steps {

@@ -18,7 +18,7 @@ import (
 func TestDemo_NonInteractiveRunsTheWholeLoopTwice(t *testing.T) {
 	workdir := t.TempDir()
 	for i := range 2 {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		var out bytes.Buffer
 		err := run(ctx, []string{"--non-interactive", "--workdir", workdir, "--port", "0",
 			"--server-bin", built.Server, "--agent-bin", built.Agent}, os.Getenv, &out, &out)
@@ -54,6 +54,9 @@ func assertDemoOutput(t *testing.T, text string) {
 		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] service: GET http://127\.0\.0\.1:\d+/ -> 200 "Hello from Stagely! Deployed by a push\."`),
 		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] webhook: server: redeploy of #\d+`),
 		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] containers: only worker was recreated`),
+		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] webhook: server: .*preview of #1 queued as #\d+ \(hello\)`),
+		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] check run: "Stagely / preview" success: `),
+		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] preview URL: https://web--pr-1--hello\.preview\.localhost — on this machine: http://web--pr-1--hello\.preview\.localhost:\d+/`),
 		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] dashboard: http://127\.0\.0\.1:\d+/`),
 		regexp.MustCompile(`(?m)^\[ *[\d.]+s\] done: every step passed$`),
 	} {
@@ -78,12 +81,15 @@ func assertCleanedUp(t *testing.T, text string) {
 	if m == nil {
 		t.Fatalf("no cleanup line naming the compose project and the database:\n%s", text)
 	}
-	out, err := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="+m[1]).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("containers of %s left behind: %s", m[1], out)
+	// The production project and the pull request's preview.
+	for _, project := range []string{m[1], m[1] + "-pr-1"} {
+		out, err := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="+project).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("containers of %s left behind: %s", project, out)
+		}
 	}
 	admin, err := sql.Open("postgres", adminURLForTest())
 	if err != nil {

@@ -106,7 +106,7 @@ func (d *demo) register(ctx context.Context) error {
 		return err
 	}
 	// Recorded at once, so a run killed from here on is cleaned up by the next one.
-	if err := writeState(d.opt.workdir, runState{ComposeProjects: []string{d.project.ComposeProject}}); err != nil {
+	if err := writeState(d.opt.workdir, runState{ComposeProjects: []string{d.project.ComposeProject, d.previewComposeProject()}}); err != nil {
 		return err
 	}
 	if err := d.putSecret(ctx, "global", "GREETING", "hello from a secret"); err != nil {
@@ -185,6 +185,7 @@ func (d *demo) startAgent(ctx context.Context) error {
 		// A deploy running at Ctrl-C may finish for this long; the demo should stop promptly.
 		"STAGELY_SHUTDOWN_GRACE=15s",
 	)
+	env = append(env, d.agentPreviewEnv()...)
 	t0 := time.Now()
 	var err error
 	d.agent, err = startProcess("stagely-agent", d.opt.agentBin, []string{"--config", d.agentConfigPath()}, env, filepath.Join(d.opt.workdir, "agent.log"))
@@ -501,6 +502,10 @@ func (d *demo) stop(ctx context.Context) {
 		d.server.Stop(15 * time.Second)
 		done = append(done, "server")
 	}
+	if d.caddy != nil {
+		d.caddy.Stop(10 * time.Second)
+		done = append(done, "caddy")
+	}
 	// The agent's token dies with the database, but is not left lying around either.
 	_ = os.Remove(d.agentConfigPath())
 	if d.sim != nil {
@@ -511,6 +516,11 @@ func (d *demo) stop(ctx context.Context) {
 		d.st.Close()
 	}
 	if d.project.ComposeProject != "" {
+		if err := composeDown(ctx, d.previewComposeProject()); err != nil {
+			problems = append(problems, err.Error())
+		} else {
+			done = append(done, "compose project "+d.previewComposeProject())
+		}
 		if err := composeDown(ctx, d.project.ComposeProject); err != nil {
 			problems = append(problems, err.Error())
 		} else {
