@@ -21,3 +21,5 @@ command -v chromium >/dev/null 2>&1 || install chromium
 command -v shellcheck >/dev/null 2>&1 || install --no-install-recommends shellcheck
 command -v sudo >/dev/null 2>&1 || install --no-install-recommends sudo
 command -v qemu-aarch64-static >/dev/null 2>&1 || install --no-install-recommends qemu-user-static
+# debootstrap makes the fresh Debian roots app/e2e TestInstallOnFreshDebian runs install.sh in.
+command -v debootstrap >/dev/null 2>&1 || install --no-install-recommends debootstrap
