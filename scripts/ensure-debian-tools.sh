@@ -25,3 +25,5 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || install --no-install-recommend
 # `caddy run` with a temporary config on loopback ports; the package's system service is not used).
 # Bookworm ships 2.6.2, whose on-demand TLS check is `on_demand_tls.ask`.
 command -v caddy >/dev/null 2>&1 || install --no-install-recommends caddy
+# debootstrap makes the fresh Debian roots app/e2e TestInstallOnFreshDebian runs install.sh in.
+command -v debootstrap >/dev/null 2>&1 || install --no-install-recommends debootstrap

@@ -37,9 +37,12 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 plugin="$HOME/.docker/cli-plugins/docker-compose"
-# A plugin built from the module without -X reports its version as "dev", which the agent would
-# pass on to users; an unstamped build from an earlier run is rebuilt once.
-if ! docker compose version >/dev/null 2>&1 || [ "$(docker compose version --short 2>/dev/null)" = dev ]; then
+# The plugin is built once per machine and user, stamped with its version, and every clone and
+# run reuses it. Ours is rebuilt when COMPOSE_VERSION changes, and so is one built without -X
+# (it reports "dev", which the agent would pass on to users); a compose v2 from elsewhere (the
+# distribution's, Docker's packages) that works is kept.
+have=$(docker compose version --short 2>/dev/null || true)
+if [ -z "$have" ] || [ "$have" = dev ] || { [ -x "$plugin" ] && [ "${have#v}" != "${COMPOSE_VERSION#v}" ]; }; then
 	log "building the compose plugin $COMPOSE_VERSION from its Go module (about 3 minutes)"
 	work=$(mktemp -d)
 	(

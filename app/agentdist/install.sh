@@ -157,28 +157,72 @@ manual_docker() {
 	die "$1. Install Docker Engine and the compose v2 plugin by hand (https://docs.docker.com/engine/install/), check that \`docker info\` and \`docker compose version\` work, then run this installer again"
 }
 
+# apt_candidate PACKAGE prints the version apt-get would install, or nothing.
+apt_candidate() {
+	apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: *//p' | grep -v '^(none)$' || true
+}
+
+# apt_compose installs the first package that gives `docker compose`: docker-compose-v2
+# (Ubuntu 22.04+), docker-compose-plugin (Docker's own repository, if configured),
+# docker-compose (Debian 13+, where it is compose v2 and installs the CLI plugin). Debian 12's
+# docker-compose is compose v1 (Python, `docker-compose`), another program: never installed.
+apt_compose() {
+	for pkg in docker-compose-v2 docker-compose-plugin docker-compose; do
+		v=$(apt_candidate "$pkg")
+		case "$v" in
+		"") continue ;;
+		1.* | [0-9]:1.*)
+			say "not installing $pkg $v: that is compose v1, and the agent needs the compose v2 plugin"
+			continue
+			;;
+		esac
+		say "installing $pkg $v for the compose v2 plugin"
+		apt-get install -y -qq "$pkg" >/dev/null && docker compose version >/dev/null 2>&1 && return 0
+	done
+	return 1
+}
+
+# manual_compose stops with the steps that install the compose v2 plugin by hand, from
+# Docker's releases (https://docs.docker.com/compose/install/linux/).
+manual_compose() {
+	dir=/usr/local/lib/docker/cli-plugins
+	die "$1: the agent runs \`docker compose\` (the compose v2 plugin), which $(os_name)'s packages do not provide. Install the plugin by hand, then run this installer again:
+    mkdir -p $dir
+    curl -fsSL -o $dir/docker-compose https://github.com/docker/compose/releases/latest/download/docker-compose-linux-$(uname -m)
+    chmod 0755 $dir/docker-compose
+    docker compose version
+  or install Docker from Docker's own apt repository (docker-ce and docker-compose-plugin: https://docs.docker.com/engine/install/)"
+}
+
+# os_name is the distribution's name and version for messages.
+os_name() {
+	name=""
+	if [ -r /etc/os-release ]; then
+		# shellcheck disable=SC1091
+		name=$(. /etc/os-release && echo "${PRETTY_NAME:-${ID:-}}")
+	fi
+	echo "${name:-this system}"
+}
+
 install_docker() {
 	family=$(os_family)
 	case "$family" in
 	debian)
 		export DEBIAN_FRONTEND=noninteractive
+		say "$(os_name): installing Docker from the distribution's packages"
 		apt-get update -qq || die "apt-get update failed"
 		if ! command -v docker >/dev/null 2>&1; then
-			say "installing docker.io from the distribution"
+			say "installing docker.io"
 			apt-get install -y -qq docker.io >/dev/null || manual_docker "apt-get install docker.io failed"
 		fi
-		if ! docker compose version >/dev/null 2>&1; then
-			# Ubuntu: docker-compose-v2; Docker's own repository: docker-compose-plugin;
-			# Debian 13+: docker-compose is compose v2 and installs the CLI plugin.
-			for pkg in docker-compose-v2 docker-compose-plugin docker-compose; do
-				say "trying $pkg for the compose v2 plugin"
-				apt-get install -y -qq "$pkg" >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && break
-			done
+		if ! docker compose version >/dev/null 2>&1 && ! apt_compose; then
+			manual_compose "no compose v2 plugin in the distribution's packages"
 		fi
 		;;
 	fedora)
+		say "$(os_name): installing Docker from the distribution's packages"
 		if ! command -v docker >/dev/null 2>&1; then
-			say "installing moby-engine (or docker) from the distribution"
+			say "installing moby-engine (or docker)"
 			dnf install -y moby-engine >/dev/null || dnf install -y docker >/dev/null ||
 				manual_docker "dnf could not install moby-engine or docker"
 		fi
@@ -188,6 +232,8 @@ install_docker() {
 				dnf install -y "$pkg" >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && break
 			done
 		fi
+		docker compose version >/dev/null 2>&1 ||
+			manual_compose "dnf installed no compose v2 plugin"
 		;;
 	*) manual_docker "this installer installs Docker on Debian, Ubuntu and the Fedora/RHEL family, not on '$family'" ;;
 	esac
@@ -202,12 +248,11 @@ ensure_docker() {
 	fi
 	command -v docker >/dev/null 2>&1 || manual_docker "the docker command is still missing"
 	docker compose version >/dev/null 2>&1 ||
-		manual_docker "the compose v2 plugin (docker compose) is still missing"
+		manual_compose "the compose v2 plugin (docker compose) is still missing"
 	if ! docker info >/dev/null 2>&1 && systemd_running; then
 		systemctl start docker >/dev/null 2>&1 || true
 	fi
-	docker info >/dev/null 2>&1 ||
-		die "\`docker info\` fails: the Docker engine is not running or not reachable at its socket; start it (systemctl start docker) and run this installer again"
+	docker info >/dev/null 2>&1 || docker_down
 	say "docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), compose $(docker compose version --short 2>/dev/null)"
 }
 
@@ -237,6 +282,21 @@ ensure_caddy() {
 		say "systemd is not running: start Caddy yourself (caddy start --config /etc/caddy/Caddyfile), with its admin API on localhost:2019"
 	fi
 	say "caddy $(caddy version 2>/dev/null | cut -d' ' -f1) for previews: the agent routes them through its admin API at http://127.0.0.1:2019"
+}
+
+# docker_down stops the install: the agent cannot deploy without a Docker engine that answers.
+# Without systemd (a container, a chroot, WSL without systemd) nothing started the engine the
+# packages installed, so the message says how to start it.
+docker_down() {
+	if systemd_running; then
+		die "\`docker info\` fails: the Docker engine does not answer at its socket although systemd started it; see \`systemctl status docker\` and \`journalctl -u docker\`, then run this installer again"
+	fi
+	if [ -d /run/systemd/system ]; then
+		die "\`docker info\` fails: the Docker engine is not running or not reachable at its socket; start it (systemctl start docker), then run this installer again"
+	fi
+	die "\`docker info\` fails: the Docker engine is not running or not reachable at its socket, and systemd is not running here to start it (no /run/systemd/system). Start the engine yourself, check that \`docker info\` answers, then run this installer again:
+    service docker start    # the distribution's init script; or: dockerd >/var/log/dockerd.log 2>&1 &
+  Inside a container or chroot, the engine usually cannot run: install the agent on the host, or give it the host's engine (mount /var/run/docker.sock)"
 }
 
 # systemd_running is true when systemd is PID 1 of this machine and the install targets it.
