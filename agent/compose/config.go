@@ -33,6 +33,8 @@ type DependsOn struct {
 	// Condition is service_started, service_healthy or service_completed_successfully.
 	Condition string `json:"condition"`
 	Required  *bool  `json:"required,omitempty"`
+	// Restart is whether compose restarts the dependent service when it recreates this one.
+	Restart bool `json:"restart,omitempty"`
 }
 
 // Replicas is how many containers compose runs for the service: scale, else

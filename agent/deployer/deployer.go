@@ -267,6 +267,9 @@ func (j *jobRun) deploy(ctx context.Context) ([]protocol.ServiceStatus, error) {
 	if pl.planned {
 		statuses = withChanges(statuses, pl.change)
 	}
+	if len(statuses) > 0 {
+		statuses = j.withLeftAlone(ctx, pl, statuses)
+	}
 	return statuses, err
 }
 
