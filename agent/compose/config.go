@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -11,11 +13,15 @@ import (
 // Config is the part of the resolved project (`docker compose config --format json`) a deploy needs.
 type Config struct {
 	Services map[string]ServiceConfig `json:"services"`
+	// Digest is the SHA-256 of the whole resolved project as compose printed it: equal
+	// digests mean compose reads the same project.
+	Digest string `json:"-"`
 }
 
 // ServiceConfig is one resolved service.
 type ServiceConfig struct {
 	Image       string          `json:"image"`
+	PullPolicy  string          `json:"pull_policy,omitempty"`
 	Build       json.RawMessage `json:"build,omitempty"`
 	HealthCheck *HealthCheck    `json:"healthcheck,omitempty"`
 	// Environment is the resolved environment, env_file entries included; a variable
@@ -83,6 +89,8 @@ func ParseConfig(out []byte) (*Config, error) {
 	if err := json.Unmarshal(out, &c); err != nil {
 		return nil, fmt.Errorf("parse compose config: %w", err)
 	}
+	sum := sha256.Sum256(out)
+	c.Digest = hex.EncodeToString(sum[:])
 	return &c, nil
 }
 

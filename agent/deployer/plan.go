@@ -62,11 +62,7 @@ func (j *jobRun) makePlan(ctx context.Context, pl plan, before []engine.Containe
 	}
 	in := planInputs{before: before, hashes: pl.hashes, images: map[string]string{}}
 	for _, t := range pl.targets {
-		ref := pl.resolved.Services[t.name].Image
-		if ref == "" {
-			// compose's own name for the image of a service with build and no image.
-			ref = j.job.Project.ComposeProject + "-" + t.name
-		}
+		ref := imageRef(j.job.Project.ComposeProject, t.name, pl.resolved.Services[t.name])
 		id, err := j.d.engine.ImageID(ctx, ref)
 		if err != nil {
 			j.say("could not inspect the image of %s (%v); deploying without a plan", t.name, err)
