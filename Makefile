@@ -18,7 +18,7 @@ test: deps web fmt-check vet staticcheck build-check web-test go-test fuzz
 	@echo "make test: all checks passed"
 
 # What the tests need: the demo's, plus Go tools, GitHub's REST description, cloud-init,
-# Chromium, shellcheck, sudo and qemu-user (scripts/ensure-debian-tools.sh says why each).
+# Chromium, Caddy, shellcheck, sudo and qemu-user (scripts/ensure-debian-tools.sh says why each).
 deps: demo-deps npm-deps
 	scripts/ensure-tools.sh
 	scripts/ensure-debian-tools.sh

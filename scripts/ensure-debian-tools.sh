@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages tests use besides PostgreSQL and Docker: cloud-init (its
+# Installs the Debian packages tests use besides PostgreSQL and Docker: Caddy (previews), cloud-init (its
 # `cloud-init schema` validates the agent's cloud-config), Chromium (browser tests, driven by
 # playwright-core; never downloaded at test time) and systemd's analyzer for the agent unit.
 set -euo pipefail
@@ -21,3 +21,7 @@ command -v chromium >/dev/null 2>&1 || install chromium
 command -v shellcheck >/dev/null 2>&1 || install --no-install-recommends shellcheck
 command -v sudo >/dev/null 2>&1 || install --no-install-recommends sudo
 command -v qemu-aarch64-static >/dev/null 2>&1 || install --no-install-recommends qemu-user-static
+# Caddy: the reverse proxy pull request previews route through (agent/caddy tests start their own
+# `caddy run` with a temporary config on loopback ports; the package's system service is not used).
+# Bookworm ships 2.6.2, whose on-demand TLS check is `on_demand_tls.ask`.
+command -v caddy >/dev/null 2>&1 || install --no-install-recommends caddy

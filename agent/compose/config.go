@@ -13,9 +13,19 @@ import (
 // Config is the part of the resolved project (`docker compose config --format json`) a deploy needs.
 type Config struct {
 	Services map[string]ServiceConfig `json:"services"`
+	// Networks and Volumes are the top-level ones, with the names compose resolved.
+	Networks map[string]Resource `json:"networks,omitempty"`
+	Volumes  map[string]Resource `json:"volumes,omitempty"`
 	// Digest is the SHA-256 of the whole resolved project as compose printed it: equal
 	// digests mean compose reads the same project.
 	Digest string `json:"-"`
+}
+
+// Resource is a top-level network or volume.
+type Resource struct {
+	// Name is the engine's name: <project>_<key> unless the file sets one.
+	Name     string `json:"name"`
+	External bool   `json:"external,omitempty"`
 }
 
 // ServiceConfig is one resolved service.
@@ -32,6 +42,10 @@ type ServiceConfig struct {
 		Replicas *int `json:"replicas,omitempty"`
 	} `json:"deploy,omitempty"`
 	DependsOn map[string]DependsOn `json:"depends_on,omitempty"`
+	// ContainerName is the fixed container name the file sets, if any.
+	ContainerName string `json:"container_name,omitempty"`
+	// NetworkMode is network_mode as the file sets it, like "host".
+	NetworkMode string `json:"network_mode,omitempty"`
 }
 
 // DependsOn is one entry of a service's depends_on.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -656,4 +657,13 @@ func (recoveringFn) Deploy(_ context.Context, job protocol.Deploy, _ deployer.Ev
 
 func (f recoveringFn) Recover(_ context.Context, _ protocol.Deploy, _ string, ev deployer.Events) protocol.JobResult {
 	return f(ev)
+}
+
+func TestClient_HelloListsTheFeaturesItIsGiven(t *testing.T) {
+	t.Parallel()
+	r := connect(t, false, fakeRunner{}, func(o *conn.Options) { o.Features = []string{protocol.FeaturePreviews} })
+	h := r.connected(1)
+	if !slices.Contains(h.Features, protocol.FeaturePreviews) {
+		t.Fatalf("HELLO features = %v, want %q among them", h.Features, protocol.FeaturePreviews)
+	}
 }

@@ -61,6 +61,8 @@ type Options struct {
 	// is written: a server that refuses the connection after HELLO (a duplicate, say) stops
 	// reading before answering any ping.
 	OnAccepted func()
+	// Features are what HELLO lists besides self-update, like protocol.FeaturePreviews.
+	Features []string
 
 	// Backoff paces redials after ordinary failures (default 1s doubling to 60s, full jitter).
 	Backoff Backoff

@@ -162,6 +162,7 @@ func (c *Client) sendHello(ctx context.Context, ws *websocket.Conn, docker, comp
 		Jobs:           held,
 	}
 	c.helloUpdate(&hello)
+	hello.Features = append(hello.Features, c.opts.Features...)
 	b, err := protocol.Encode(protocol.TypeHello, hello)
 	if err != nil {
 		return err

@@ -64,6 +64,8 @@ type Options struct {
 	// (the default socket when unset), or none when DOCKER_HOST is one it cannot reach
 	// (jobs then go without a plan).
 	Engine *engine.Client
+	// Previews routes pull request previews (preview.go); nil refuses previews with routes.
+	Previews PreviewRouter
 }
 
 // Deployer runs deploy jobs, one at a time per compose project.
@@ -76,6 +78,7 @@ type Deployer struct {
 	log      *slog.Logger
 	locks    *projectLocks
 	engine   *engine.Client
+	previews PreviewRouter
 	// engineFailed is set once a failed engine call was logged.
 	engineFailed atomic.Bool
 }
@@ -91,6 +94,7 @@ func New(opts Options) *Deployer {
 		log:      opts.Logger,
 		locks:    newProjectLocks(),
 		engine:   opts.Engine,
+		previews: opts.Previews,
 	}
 	if d.compose == nil {
 		d.compose = compose.NewRunner(compose.RunnerOptions{})
@@ -146,6 +150,9 @@ func (d *Deployer) Deploy(ctx context.Context, job protocol.Deploy, ev Events) (
 		d.log.Info("deploy finished", "job_id", job.JobID, "project", job.Project.ComposeProject,
 			"sha", job.SHA, "status", res.Status, "duration_ms", res.DurationMS)
 	}()
+	if job.Preview != nil {
+		return j.runPreview(ctx)
+	}
 	return j.run(ctx)
 }
 
@@ -428,7 +435,9 @@ func (j *jobRun) prepare(ctx context.Context, cfg protocol.JobConfig, hash bool)
 	}
 	j.overrides = append(j.overrides, override)
 	pl.p = base
-	pl.p.Files = []string{file, override}
+	if pl.p.Files, err = j.previewFiles(resolved, []string{file, override}); err != nil {
+		return plan{}, err
+	}
 	pl.resolved = resolved
 	if hash {
 		if pl.hashes, err = j.d.compose.Hashes(ctx, pl.p, j.lines); err != nil {
@@ -478,7 +487,8 @@ func (j *jobRun) targets(resolved *compose.Config, cfg protocol.JobConfig) (plan
 // for a service added by this commit lacks the secrets, so `up` recreates it; that is the
 // price of hiding `config` behind the build step on every other deploy.
 func (j *jobRun) prepareAndBuild(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
-	if j.job.Previous == nil || ignoresAny(cfg) || j.expectsNoBuild(ctx) {
+	// A preview goes step by step: its compose file is checked before anything runs.
+	if j.job.Previous == nil || ignoresAny(cfg) || j.job.Preview != nil || j.expectsNoBuild(ctx) {
 		pl, err := j.prepare(ctx, cfg, true)
 		if err != nil {
 			return plan{}, err

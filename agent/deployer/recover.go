@@ -45,6 +45,10 @@ func (d *Deployer) Recover(ctx context.Context, job protocol.Deploy, phase strin
 		}
 		d.log.Info("recovery finished", "job_id", job.JobID, "project", job.Project.ComposeProject, "status", res.Status, "error", res.Error)
 	}()
+	if job.Preview != nil && job.Preview.Stop {
+		// A teardown needs nothing the journal lacks: it is simply done again.
+		return j.runPreview(ctx)
+	}
 	return j.recover(ctx, phase)
 }
 

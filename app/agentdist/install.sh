@@ -19,6 +19,8 @@
 #   --url URL      the control plane's URL (default: the server this script came from)
 #   --root DIR     install under DIR instead of / (image builds, tests); systemd is not used
 #   --start        without systemd, start the agent in the background (log in /var/log/stagely-agent.log)
+#   --previews     also install Caddy (the distribution's caddy package, its service enabled, its
+#                  admin API on 127.0.0.1:2019), which routes pull request previews; not with --root
 # Environment: STAGELY_INSTALL_ROOT is the same as --root.
 set -eu
 
@@ -38,6 +40,7 @@ unset STAGELY_TOKEN
 url="$STAGELY_URL"
 root="${STAGELY_INSTALL_ROOT:-}"
 start=false
+previews=false
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--token) [ $# -ge 2 ] || die "--token needs a value"; token="$2"; shift 2 ;;
@@ -47,7 +50,8 @@ while [ $# -gt 0 ]; do
 	--root) [ $# -ge 2 ] || die "--root needs a value"; root="$2"; shift 2 ;;
 	--root=*) root="${1#*=}"; shift ;;
 	--start) start=true; shift ;;
-	-h | --help) sed -n '2,22p' "$0" 2>/dev/null || true; exit 0 ;;
+	--previews) previews=true; shift ;;
+	-h | --help) sed -n '2,24p' "$0" 2>/dev/null || true; exit 0 ;;
 	*) die "unknown argument: $1 (see --help)" ;;
 	esac
 done
@@ -73,6 +77,9 @@ if [ -n "$root" ]; then
 	esac
 elif [ "$(id -u)" -ne 0 ]; then
 	die "run as root (… | sudo --preserve-env=STAGELY_TOKEN sh): the agent drives the Docker socket and writes /etc/stagely"
+fi
+if $previews && [ -n "$root" ]; then
+	die "--previews installs and starts the caddy package on this machine, so it does not go with --root"
 fi
 
 bin_path="$root/usr/local/bin/stagely-agent"
@@ -204,6 +211,34 @@ ensure_docker() {
 	say "docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), compose $(docker compose version --short 2>/dev/null)"
 }
 
+# ensure_caddy installs Caddy for pull request previews: the distribution's package (Debian 12
+# ships 2.6), its service enabled. The agent configures it through its admin API, which Caddy
+# serves on localhost:2019 unless its config says otherwise; the agent's STAGELY_CADDY_ADMIN
+# defaults to http://127.0.0.1:2019 (docs/agent-deploy.md, "Previews").
+ensure_caddy() {
+	if ! command -v caddy >/dev/null 2>&1; then
+		case "$(os_family)" in
+		debian)
+			say "installing caddy from the distribution, for previews"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null 2>&1 ||
+				{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null; } ||
+				die "apt-get install caddy failed: install Caddy by hand (https://caddyserver.com/docs/install) and run this installer again"
+			;;
+		fedora)
+			say "installing caddy from the distribution, for previews"
+			dnf install -y caddy >/dev/null || die "dnf install caddy failed: install Caddy by hand (https://caddyserver.com/docs/install) and run this installer again"
+			;;
+		*) die "--previews installs Caddy on Debian, Ubuntu and the Fedora/RHEL family, not on '$(os_family)': install it by hand (https://caddyserver.com/docs/install), leave its admin API on localhost:2019, and run this installer again without --previews" ;;
+		esac
+	fi
+	if systemd_running; then
+		systemctl enable --now caddy >/dev/null 2>&1 || say "systemctl enable --now caddy failed: start Caddy yourself"
+	else
+		say "systemd is not running: start Caddy yourself (caddy start --config /etc/caddy/Caddyfile), with its admin API on localhost:2019"
+	fi
+	say "caddy $(caddy version 2>/dev/null | cut -d' ' -f1) for previews: the agent routes them through its admin API at http://127.0.0.1:2019"
+}
+
 # systemd_running is true when systemd is PID 1 of this machine and the install targets it.
 systemd_running() { [ -z "$root" ] && [ -d /run/systemd/system ]; }
 
@@ -333,6 +368,9 @@ main() {
 	trap 'rm -rf "$work"' EXIT
 	download_agent "$arch" "$work"
 	ensure_docker
+	if $previews; then
+		ensure_caddy
+	fi
 	mkdir -p "${bin_path%/*}" "$data_dir"
 	chmod 0700 "$data_dir"
 	# Same directory, then rename: an agent running the old file keeps it until it restarts.

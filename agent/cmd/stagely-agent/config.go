@@ -33,6 +33,8 @@ type config struct {
 	SelfUpdate bool
 	// UpdateConfirmWithin is how long a new build has to connect (STAGELY_UPDATE_CONFIRM_WITHIN, default 2m).
 	UpdateConfirmWithin time.Duration
+	// Previews routes pull request previews through Caddy (previews.go).
+	Previews previewConfig
 }
 
 // fileConfig is config.json as cloud-init writes it.
@@ -94,6 +96,9 @@ func loadConfig(path string, explicit bool, getenv func(string) string) (config,
 		c.ShutdownGrace = d
 	}
 	if err := c.loadUpdateEnv(getenv); err != nil {
+		return config{}, err
+	}
+	if err := c.loadPreviewEnv(getenv); err != nil {
 		return config{}, err
 	}
 	if v := strings.TrimSpace(getenv("STAGELY_LOG_LEVEL")); v != "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/stagely/stagely/agent/conn"
 	"github.com/stagely/stagely/agent/deployer"
 	"github.com/stagely/stagely/agent/journal"
+	"github.com/stagely/stagely/agent/protocol"
 )
 
 const usage = `Usage: stagely-agent [--config PATH]
@@ -35,6 +36,14 @@ Configuration (the environment overrides the file):
   STAGELY_DATA_DIR         projects, releases and the result journal (default %s)
   STAGELY_SHUTDOWN_GRACE   how long a running deploy may finish after SIGTERM (default 2m)
   STAGELY_LOG_LEVEL        debug, info, warn or error (default info)
+  STAGELY_CADDY_ADMIN      Caddy's admin API, which pull request previews are routed
+                           through (default http://127.0.0.1:2019)
+  STAGELY_PREVIEW_LISTEN   listeners of the previews' server in Caddy, comma-separated
+                           (default :443)
+  STAGELY_PREVIEW_TLS      acme (on-demand certificates), internal (Caddy's local CA)
+                           or off (plain HTTP, behind a TLS proxy) (default acme)
+  STAGELY_PREVIEW_ASK_LISTEN  loopback address where the agent answers Caddy's
+                           on-demand TLS check (default 127.0.0.1:2020; port 0 picks one)
 
 Flags:
   --version                print the version and exit
@@ -90,9 +99,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		hostname = "unknown"
 	}
 	updater, self, onAccepted := selfUpdate(ctx, cfg, log)
+	router, stopPreviews, err := startPreviews(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPreviews()
 	d := deployer.New(deployer.Options{
-		DataDir: cfg.DataDir,
-		Logger:  log,
+		DataDir:  cfg.DataDir,
+		Logger:   log,
+		Previews: router,
 	})
 	client, err := conn.New(conn.Options{
 		ServerURL:     cfg.ServerURL,
@@ -106,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ShutdownGrace: cfg.ShutdownGrace,
 		Updater:       updater,
 		OnAccepted:    onAccepted,
+		Features:      []string{protocol.FeaturePreviews},
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +151,7 @@ func TestRun_RealDeployerReportsFetchFailureThenShutsDownCleanly(t *testing.T) {
 	var stderr agenttest.LogBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--config", cfg}, env(map[string]string{"STAGELY_DATA_DIR": dataDir}), &bytes.Buffer{}, &stderr)
+		done <- run(ctx, []string{"--config", cfg}, env(map[string]string{"STAGELY_DATA_DIR": dataDir, "STAGELY_PREVIEW_ASK_LISTEN": "127.0.0.1:0"}), &bytes.Buffer{}, &stderr)
 	}()
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
@@ -158,7 +159,7 @@ func TestRun_RealDeployerReportsFetchFailureThenShutsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.AgentVersion != "dev" || h.Protocol != protocol.Version || h.Hostname == "" {
+	if h.AgentVersion != "dev" || h.Protocol != protocol.Version || h.Hostname == "" || !slices.Contains(h.Features, protocol.FeaturePreviews) {
 		t.Fatalf("HELLO = %+v", h)
 	}
 	job := protocol.Deploy{

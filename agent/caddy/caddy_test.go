@@ -1,0 +1,73 @@
+package caddy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stagely/stagely/agent/caddy"
+	"github.com/stagely/stagely/agent/caddy/caddytest"
+)
+
+func TestApply_KeepsTheRestOfCaddysConfigAndLoadsOnlyChanges(t *testing.T) {
+	t.Parallel()
+	c := caddytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	userAddr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	user := map[string]any{"listen": []string{userAddr}, "routes": []any{map[string]any{
+		"handle": []any{map[string]any{"handler": "static_response", "body": "the user's own site"}}}}}
+	b, _ := json.Marshal(map[string]any{"mine": user})
+	req, _ := http.NewRequest(http.MethodPut, c.Admin+"/config/apps/http/servers", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("add the user's server: %s", resp.Status)
+	}
+
+	client := caddy.New(c.Admin)
+	listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	site := caddy.Site{Server: "stagely_previews", Listen: []string{listen}, TLS: caddy.TLSOff,
+		Routes: []caddy.Route{{ID: "stagely_preview_a.example.com", Host: "a.example.com", Upstreams: []string{"127.0.0.1:9"}}}}
+	for i, want := range []bool{true, false} {
+		changed, err := client.Apply(ctx, site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed != want {
+			t.Errorf("apply %d changed = %v, want %v", i+1, changed, want)
+		}
+	}
+	if code, body, err := caddytest.Get(ctx, userAddr, "anything", "/"); err != nil || body != "the user's own site" {
+		t.Errorf("the user's server answers %d %q %v after Apply", code, body, err)
+	}
+	// The route is reachable by its @id.
+	resp, err = http.Get(c.Admin + "/id/stagely_preview_a.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /id/ of the route: %s", resp.Status)
+	}
+	if code, body, err := caddytest.Get(ctx, listen, "b.example.com", "/"); err != nil || code != http.StatusNotFound || !strings.Contains(body, "No live preview") {
+		t.Errorf("an unknown host answers %d %q %v, want the 404", code, body, err)
+	}
+}
+
+func TestApply_SaysCaddyIsUnreachable(t *testing.T) {
+	t.Parallel()
+	_, err := caddy.New(fmt.Sprintf("http://127.0.0.1:%d", caddytest.FreePort(t))).Apply(context.Background(), caddy.Site{Server: "s", TLS: caddy.TLSOff})
+	if !caddy.IsUnreachable(err) || !strings.Contains(err.Error(), "is not reachable") {
+		t.Fatalf("err = %v, want an UnreachableError", err)
+	}
+}
