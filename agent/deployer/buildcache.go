@@ -22,7 +22,7 @@ type deployState struct {
 	// it made.
 	Builds map[string]builtImage `json:"builds,omitempty"`
 	// Applied is the digest of the compose project (`config` without the override) that
-	// the last `up` that finished applied; "" while an `up` runs or after one failed.
+	// the last `up` that finished applied; "" after one failed.
 	Applied string `json:"applied,omitempty"`
 }
 
@@ -45,11 +45,20 @@ func (p projectDirs) readState() deployState {
 	return s
 }
 
-// saveState writes the job's state; a failure is logged, as it only costs time later.
+// saveState writes the state once the job is over, when it changed. A crash before that,
+// or a failed write (logged), loses only the record of this job's work: the next job
+// builds and swaps again. The write is a rename of a new file, not synced to disk, for the
+// same reason: a lost or emptied state.json is a state.json that is not there.
 func (j *jobRun) saveState() {
+	if !j.stateChanged {
+		return
+	}
 	b, err := json.Marshal(j.state)
 	if err == nil {
-		err = atomicfile.WriteFile(j.dirs.state(), b, 0o644)
+		tmp := j.dirs.state() + atomicfile.TempSuffix
+		if err = os.WriteFile(tmp, b, 0o644); err == nil {
+			err = os.Rename(tmp, j.dirs.state())
+		}
 	}
 	if err != nil {
 		j.d.log.Warn("save the project's state", "project", j.job.Project.ComposeProject, "err", err)
@@ -166,7 +175,7 @@ func (j *jobRun) recordBuilds(ctx context.Context, pl plan, built []string) {
 		_ = json.Compact(&c, svc.Build)
 		j.state.Builds[name] = builtImage{Spec: c.Bytes(), Ref: ref, Inputs: d, Image: id}
 	}
-	j.saveState()
+	j.stateChanged = true
 }
 
 // toBuild returns the deployed services the build step must go over, and which of them

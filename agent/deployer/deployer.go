@@ -171,8 +171,10 @@ type jobRun struct {
 	srcSHA string
 	// warning is a successful job's Error: what went wrong without undoing the deploy.
 	warning string
-	// state is the project's deployState, read when the job starts.
-	state deployState
+	// state is the project's deployState, read when the job starts and saved when it ends
+	// if stateChanged.
+	state        deployState
+	stateChanged bool
 	// digests are the build inputs computed in this job, by image and build section.
 	digests map[string]digestResult
 }
@@ -210,6 +212,7 @@ func (j *jobRun) run(ctx context.Context) protocol.JobResult {
 	}
 
 	j.state = j.dirs.readState()
+	defer j.saveState()
 
 	timeout := job.Config.Timeout.Std()
 	if timeout <= 0 {
@@ -574,10 +577,6 @@ func (j *jobRun) up(ctx context.Context, pl plan, strategy string) error {
 		j.say("nothing to change: no container is touched")
 		return nil
 	}
-	if j.state.Applied != "" {
-		j.state.Applied = ""
-		j.saveState()
-	}
 	j.swapped = true
 	if strategy == protocol.StrategyStopFirst {
 		stop := names(pl.targets)
@@ -598,11 +597,18 @@ func (j *jobRun) up(ctx context.Context, pl plan, strategy string) error {
 		args = append(args, "--no-deps")
 		args = append(args, names(pl.targets)...)
 	}
-	if err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines); err != nil {
+	err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines)
+	applied := pl.resolved.Digest
+	if err != nil {
+		// A half-done `up` applied neither project for sure.
+		applied = ""
+	}
+	if j.state.Applied != applied {
+		j.state.Applied, j.stateChanged = applied, true
+	}
+	if err != nil {
 		return fmt.Errorf("start the new containers: %w", err)
 	}
-	j.state.Applied = pl.resolved.Digest
-	j.saveState()
 	return nil
 }
 
