@@ -7,7 +7,6 @@ import (
 
 	"github.com/stagely/stagely/agent/compose"
 	"github.com/stagely/stagely/agent/dockertest"
-	"github.com/stagely/stagely/agent/protocol"
 )
 
 // BenchmarkDeployNothingToChange measures the agent deploying, over a running
@@ -38,16 +37,5 @@ func BenchmarkDeployNothingToChange(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
-	for _, ph := range []string{protocol.PhaseFetching, protocol.PhaseBuilding, protocol.PhaseDeploying, protocol.PhaseVerifying} {
-		b.ReportMetric(per(phases[ph]), phaseMetric[ph])
-	}
-	cmds.mu.Lock()
-	defer cmds.mu.Unlock()
-	var n int
-	for _, k := range []string{"config", "build", "up", "ps"} {
-		b.ReportMetric(per(cmds.took[k]), "cmd-"+k+"-ms")
-		n += cmds.count[k]
-	}
-	b.ReportMetric(float64(n)/float64(b.N), "cmds")
+	reportAgentMetrics(b, phases, cmds)
 }
