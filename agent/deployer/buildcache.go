@@ -66,12 +66,13 @@ func (j *jobRun) saveState() {
 }
 
 // imageRef is the image compose runs for a service: its image, or for a service with
-// build and no image, compose's own name for what it builds.
-func imageRef(project, name string, svc compose.ServiceConfig) string {
-	if svc.Image != "" {
+// build and no image, compose's own name for what it builds, which is also the name a
+// preview builds a service's image under (isolatePreview).
+func (j *jobRun) imageRef(name string, svc compose.ServiceConfig) string {
+	if svc.Image != "" && (j.job.Preview == nil || !svc.HasBuild()) {
 		return svc.Image
 	}
-	return project + "-" + name
+	return j.job.Project.ComposeProject + "-" + name
 }
 
 // pullsOnlyMissing reports whether compose leaves a service's local image alone when one
@@ -120,7 +121,7 @@ func (j *jobRun) upToDate(ctx context.Context, name string, svc compose.ServiceC
 	if !pullsOnlyMissing(svc.PullPolicy) {
 		return false
 	}
-	ref := imageRef(j.job.Project.ComposeProject, name, svc)
+	ref := j.imageRef(name, svc)
 	if !svc.HasBuild() {
 		id, err := j.d.engine.ImageID(ctx, ref)
 		return err == nil && id != ""
@@ -164,7 +165,7 @@ func (j *jobRun) recordBuilds(ctx context.Context, pl plan, built []string) {
 	}
 	for _, name := range built {
 		svc := pl.resolved.Services[name]
-		ref := imageRef(j.job.Project.ComposeProject, name, svc)
+		ref := j.imageRef(name, svc)
 		d, err := j.inputs(ctx, svc.Build, ref)
 		id, ierr := j.d.engine.ImageID(ctx, ref)
 		if err != nil || ierr != nil || id == "" {

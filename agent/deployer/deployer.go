@@ -485,7 +485,8 @@ func (j *jobRun) targets(resolved *compose.Config, cfg protocol.JobConfig) (plan
 
 // prepareAndBuild runs prepare and build. When the project was deployed before, no
 // service is ignored and the build step is expected to build something, the build step
-// does not need prepare's result, and both run at once: build then goes over every service of the compose file without the override (it
+// does not need prepare's result, and both run at once: build then goes over every
+// service of the compose file without the override (it
 // only builds and pulls images, which the override does not touch). A container it creates
 // for a service added by this commit lacks the secrets, so `up` recreates it; that is the
 // price of hiding `config` behind the build step on every other deploy.

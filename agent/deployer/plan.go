@@ -62,7 +62,7 @@ func (j *jobRun) makePlan(ctx context.Context, pl plan, before []engine.Containe
 	}
 	in := planInputs{before: before, hashes: pl.hashes, images: map[string]string{}}
 	for _, t := range pl.targets {
-		ref := imageRef(j.job.Project.ComposeProject, t.name, pl.resolved.Services[t.name])
+		ref := j.imageRef(t.name, pl.resolved.Services[t.name])
 		id, err := j.d.engine.ImageID(ctx, ref)
 		if err != nil {
 			j.say("could not inspect the image of %s (%v); deploying without a plan", t.name, err)
