@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -14,6 +16,9 @@ type Config struct {
 	// Networks and Volumes are the top-level ones, with the names compose resolved.
 	Networks map[string]Resource `json:"networks,omitempty"`
 	Volumes  map[string]Resource `json:"volumes,omitempty"`
+	// Digest is the SHA-256 of the whole resolved project as compose printed it: equal
+	// digests mean compose reads the same project.
+	Digest string `json:"-"`
 }
 
 // Resource is a top-level network or volume.
@@ -26,6 +31,7 @@ type Resource struct {
 // ServiceConfig is one resolved service.
 type ServiceConfig struct {
 	Image       string          `json:"image"`
+	PullPolicy  string          `json:"pull_policy,omitempty"`
 	Build       json.RawMessage `json:"build,omitempty"`
 	HealthCheck *HealthCheck    `json:"healthcheck,omitempty"`
 	// Environment is the resolved environment, env_file entries included; a variable
@@ -47,6 +53,8 @@ type DependsOn struct {
 	// Condition is service_started, service_healthy or service_completed_successfully.
 	Condition string `json:"condition"`
 	Required  *bool  `json:"required,omitempty"`
+	// Restart is whether compose restarts the dependent service when it recreates this one.
+	Restart bool `json:"restart,omitempty"`
 }
 
 // Replicas is how many containers compose runs for the service: scale, else
@@ -95,6 +103,8 @@ func ParseConfig(out []byte) (*Config, error) {
 	if err := json.Unmarshal(out, &c); err != nil {
 		return nil, fmt.Errorf("parse compose config: %w", err)
 	}
+	sum := sha256.Sum256(out)
+	c.Digest = hex.EncodeToString(sum[:])
 	return &c, nil
 }
 

@@ -81,6 +81,12 @@ func BenchmarkDeployOverhead(b *testing.B) {
 	b.ReportMetric(per(tAgent), "agent-ms")
 	b.ReportMetric(float64(tAgent)/float64(tBare), "x-bare")
 	b.ReportMetric(per(tCLI), "agent-cli-ms")
+	reportAgentMetrics(b, phases, cmds)
+}
+
+// reportAgentMetrics reports the agent's phases and compose commands, per deploy.
+func reportAgentMetrics(b *testing.B, phases map[string]time.Duration, cmds *commandClock) {
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 	for _, ph := range []string{protocol.PhaseFetching, protocol.PhaseBuilding, protocol.PhaseDeploying, protocol.PhaseVerifying} {
 		b.ReportMetric(per(phases[ph]), phaseMetric[ph])
 	}

@@ -171,6 +171,12 @@ type jobRun struct {
 	srcSHA string
 	// warning is a successful job's Error: what went wrong without undoing the deploy.
 	warning string
+	// state is the project's deployState, read when the job starts and saved when it ends
+	// if stateChanged.
+	state        deployState
+	stateChanged bool
+	// digests are the build inputs computed in this job, by image and build section.
+	digests map[string]digestResult
 }
 
 func (j *jobRun) say(format string, args ...any) {
@@ -204,6 +210,9 @@ func (j *jobRun) run(ctx context.Context) protocol.JobResult {
 	if err := os.RemoveAll(j.dirs.run()); err != nil {
 		return protocol.JobResult{Status: protocol.StatusFailure, Error: fmt.Sprintf("Could not clear %s: %v. Check the agent's data directory permissions.", j.dirs.run(), err)}
 	}
+
+	j.state = j.dirs.readState()
+	defer j.saveState()
 
 	timeout := job.Config.Timeout.Std()
 	if timeout <= 0 {
@@ -273,6 +282,9 @@ func (j *jobRun) deploy(ctx context.Context) ([]protocol.ServiceStatus, error) {
 	statuses, err := j.swap(ctx, pl)
 	if pl.planned {
 		statuses = withChanges(statuses, pl.change)
+	}
+	if len(statuses) > 0 {
+		statuses = j.withLeftAlone(ctx, pl, statuses)
 	}
 	return statuses, err
 }
@@ -471,15 +483,16 @@ func (j *jobRun) targets(resolved *compose.Config, cfg protocol.JobConfig) (plan
 	return pl, names, nil
 }
 
-// prepareAndBuild runs prepare and build. When the project was deployed before and no
-// service is ignored, the build step does not need prepare's result, and both run at
-// once: build then goes over every service of the compose file without the override (it
+// prepareAndBuild runs prepare and build. When the project was deployed before, no
+// service is ignored and the build step is expected to build something, the build step
+// does not need prepare's result, and both run at once: build then goes over every
+// service of the compose file without the override (it
 // only builds and pulls images, which the override does not touch). A container it creates
 // for a service added by this commit lacks the secrets, so `up` recreates it; that is the
 // price of hiding `config` behind the build step on every other deploy.
 func (j *jobRun) prepareAndBuild(ctx context.Context, cfg protocol.JobConfig) (plan, error) {
 	// A preview goes step by step: its compose file is checked before anything runs.
-	if j.job.Previous == nil || ignoresAny(cfg) || j.job.Preview != nil {
+	if j.job.Previous == nil || ignoresAny(cfg) || j.job.Preview != nil || j.expectsNoBuild(ctx) {
 		pl, err := j.prepare(ctx, cfg, true)
 		if err != nil {
 			return plan{}, err
@@ -512,7 +525,11 @@ func (j *jobRun) prepareAndBuild(ctx context.Context, cfg protocol.JobConfig) (p
 	if len(pl.buildable) > 0 {
 		j.say("building %s", strings.Join(pl.buildable, ", "))
 	}
-	return pl, <-buildErr
+	if err := <-buildErr; err != nil {
+		return plan{}, err
+	}
+	j.recordBuilds(ctx, pl, pl.buildable)
+	return pl, nil
 }
 
 func ignoresAny(cfg protocol.JobConfig) bool {
@@ -527,19 +544,26 @@ func ignoresAny(cfg protocol.JobConfig) bool {
 // build builds the images of the deployed services and pulls the missing ones, without
 // stopping or recreating anything: `up --no-start --no-recreate --build` creates only the
 // containers of services that have none yet. A build or registry failure therefore ends
-// the job while the running version is untouched.
+// the job while the running version is untouched. It leaves out the services whose
+// images are up to date (upToDate): for them it would only repeat cached steps.
 func (j *jobRun) build(ctx context.Context, pl plan) error {
-	if len(pl.buildable) > 0 {
-		j.say("building %s", strings.Join(pl.buildable, ", "))
+	todo, building := j.toBuild(ctx, pl)
+	if len(todo) == 0 {
+		j.say("images up to date: nothing to build or pull")
+		return nil
+	}
+	if len(building) > 0 {
+		j.say("building %s", strings.Join(building, ", "))
 	}
 	args := []string{"--no-start", "--no-recreate", "--no-deps"}
-	if len(pl.buildable) > 0 {
+	if len(building) > 0 {
 		args = append(args, "--build")
 	}
-	args = append(args, names(pl.targets)...)
+	args = append(args, todo...)
 	if err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines); err != nil {
 		return fmt.Errorf("build or pull the images: %w", err)
 	}
+	j.recordBuilds(ctx, pl, building)
 	return nil
 }
 
@@ -548,6 +572,12 @@ func (j *jobRun) build(ctx context.Context, pl plan) error {
 // services when there is no plan), so an old and a new container of one service never
 // run side by side, and unchanged ones keep running.
 func (j *jobRun) up(ctx context.Context, pl plan, strategy string) error {
+	if pl.planned && pl.change.Empty() && j.state.Applied != "" && j.state.Applied == pl.resolved.Digest {
+		// compose would find nothing to do either: no container changes, and the project's
+		// networks and volumes are those the last `up` applied.
+		j.say("nothing to change: no container is touched")
+		return nil
+	}
 	j.swapped = true
 	if strategy == protocol.StrategyStopFirst {
 		stop := names(pl.targets)
@@ -568,7 +598,16 @@ func (j *jobRun) up(ctx context.Context, pl plan, strategy string) error {
 		args = append(args, "--no-deps")
 		args = append(args, names(pl.targets)...)
 	}
-	if err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines); err != nil {
+	err := j.d.compose.Run(ctx, pl.p, "up", args, j.lines)
+	applied := pl.resolved.Digest
+	if err != nil {
+		// A half-done `up` applied neither project for sure.
+		applied = ""
+	}
+	if j.state.Applied != applied {
+		j.state.Applied, j.stateChanged = applied, true
+	}
+	if err != nil {
 		return fmt.Errorf("start the new containers: %w", err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stagely/stagely/agent/compose"
 	"github.com/stagely/stagely/agent/engine"
@@ -61,11 +62,7 @@ func (j *jobRun) makePlan(ctx context.Context, pl plan, before []engine.Containe
 	}
 	in := planInputs{before: before, hashes: pl.hashes, images: map[string]string{}}
 	for _, t := range pl.targets {
-		ref := pl.resolved.Services[t.name].Image
-		if ref == "" {
-			// compose's own name for the image of a service with build and no image.
-			ref = j.job.Project.ComposeProject + "-" + t.name
-		}
+		ref := j.imageRef(t.name, pl.resolved.Services[t.name])
 		id, err := j.d.engine.ImageID(ctx, ref)
 		if err != nil {
 			j.say("could not inspect the image of %s (%v); deploying without a plan", t.name, err)
@@ -84,7 +81,8 @@ func (j *jobRun) makePlan(ctx context.Context, pl plan, before []engine.Containe
 // from the service's hash, or whose image label differs from the id of the service's image
 // (a build that changed the image changes only that), is recreated; a service without
 // containers is created; one with a stopped container is started; one with another number
-// of containers than its replicas is scaled. Containers of services the compose file no
+// of containers than its replicas is scaled; an unchanged one that depends with
+// `restart: true` on a recreated one is restarted. Containers of services the compose file no
 // longer has are removed (--remove-orphans); one-off containers (hooks) are not services.
 func decide(resolved *compose.Config, deployed, ignored []string, in planInputs) protocol.Plan {
 	byService := map[string][]engine.Container{}
@@ -109,6 +107,7 @@ func decide(resolved *compose.Config, deployed, ignored []string, in planInputs)
 			p.Unchanged = append(p.Unchanged, name)
 		}
 	}
+	p.Unchanged, p.Restart = restarted(resolved, p.Unchanged, p.Recreate)
 	p.Ignored = slices.Clone(ignored)
 	for svc := range byService {
 		if _, ok := resolved.Services[svc]; !ok {
@@ -119,6 +118,20 @@ func decide(resolved *compose.Config, deployed, ignored []string, in planInputs)
 		sort.Strings(*l.Names)
 	}
 	return p
+}
+
+// restarted moves out of unchanged the services compose restarts because a dependency
+// they name with `restart: true` is recreated (compose v2.40 stops them before the
+// recreate and starts them after it; the restart does not reach their own dependents).
+func restarted(resolved *compose.Config, unchanged, recreate []string) (still, restart []string) {
+	for _, name := range unchanged {
+		if slices.ContainsFunc(recreate, func(dep string) bool { return resolved.Services[name].DependsOn[dep].Restart }) {
+			restart = append(restart, name)
+		} else {
+			still = append(still, name)
+		}
+	}
+	return still, restart
 }
 
 // serviceChange is what `up` does to one service's containers cs.
@@ -146,8 +159,7 @@ func serviceChange(cs []engine.Container, hash, image string, replicas int) stri
 }
 
 // withChanges adds to each service's status the change the plan said the swap would make,
-// so the result tells what was planned next to what happened. Ignored and removed services
-// have no status (the result lists the deployed services); the plan names them.
+// so the result tells what was planned next to what happened.
 func withChanges(statuses []protocol.ServiceStatus, p protocol.Plan) []protocol.ServiceStatus {
 	change := map[string]string{}
 	for _, l := range p.Lists() {
@@ -157,6 +169,48 @@ func withChanges(statuses []protocol.ServiceStatus, p protocol.Plan) []protocol.
 	}
 	for i := range statuses {
 		statuses[i].Change = change[statuses[i].Name]
+	}
+	return statuses
+}
+
+// withLeftAlone adds to the deployed services' statuses those of the ignored services and
+// of the services the plan removed, so the result's table names every service the plan
+// does: an ignored one as it runs, a removed one as "removed" once its containers are gone.
+func (j *jobRun) withLeftAlone(ctx context.Context, pl plan, statuses []protocol.ServiceStatus) []protocol.ServiceStatus {
+	removed := pl.change.Remove
+	if !pl.planned {
+		removed = nil
+	}
+	if len(pl.ignoredNames)+len(removed) == 0 {
+		return statuses
+	}
+	// The job's context may be over when the swap failed; the table still matters.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	cs, err := j.containers(lctx, pl.p)
+	if err != nil {
+		j.say("could not list the containers of the services left alone: %v", err)
+		return statuses
+	}
+	byService := map[string][]compose.Container{}
+	for _, c := range cs {
+		if !c.OneOff {
+			byService[c.Service] = append(byService[c.Service], c)
+		}
+	}
+	add := func(name, change, gone string) {
+		st := serviceStatus(name, byService[name])
+		if len(byService[name]) == 0 {
+			st.State = gone
+		}
+		st.Change = change
+		statuses = append(statuses, st)
+	}
+	for _, name := range pl.ignoredNames {
+		add(name, protocol.ChangeIgnored, "missing")
+	}
+	for _, name := range removed {
+		add(name, protocol.ChangeRemove, "removed")
 	}
 	return statuses
 }

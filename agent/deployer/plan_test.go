@@ -91,24 +91,71 @@ func TestDeploy_PlanNamesWhatTheSwapWillChangeBeforeItStarts(t *testing.T) {
 		if !slices.Equal(recreated, st.recreated) {
 			t.Errorf("%s: compose recreated %v, the plan said %v", st.name, recreated, st.recreated)
 		}
-		for _, s := range res.Services {
-			if want := changeOf(st.want, s.Name); s.Change != want {
-				t.Errorf("%s: result says %s will %q, want %q", st.name, s.Name, s.Change, want)
-			}
-		}
+		requireChanges(t, st.name, res, st.want)
 		if got.Empty() && !strings.Contains(rec.text(), "nothing to change") {
 			t.Errorf("%s: the log does not say there is nothing to change:\n%s", st.name, rec.text())
 		}
 	}
 }
 
-func changeOf(p protocol.Plan, svc string) string {
-	for _, l := range p.Lists() {
-		if slices.Contains(*l.Names, svc) {
-			return l.Change
+// requireChanges reports an error unless the result's table names every service of the
+// plan with its change, and a removed one as gone.
+func requireChanges(t *testing.T, step string, res protocol.JobResult, want protocol.Plan) {
+	t.Helper()
+	var got, wantAll []string
+	for _, s := range res.Services {
+		got = append(got, s.Name+": "+s.Change)
+		if s.Change == protocol.ChangeRemove && s.State != "removed" {
+			t.Errorf("%s: removed service %s is %s, want removed", step, s.Name, s.State)
 		}
 	}
-	return ""
+	for _, l := range want.Lists() {
+		for _, n := range *l.Names {
+			wantAll = append(wantAll, n+": "+l.Change)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(wantAll)
+	if !slices.Equal(got, wantAll) {
+		t.Errorf("%s: result's services = %v, want %v", step, got, wantAll)
+	}
+}
+
+// restartRepo is a db whose environment carries version, an api that depends on it with
+// `restart: true` and a web that depends on it without.
+func restartRepo(img, version string) map[string]string {
+	loop := "    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n"
+	return map[string]string{"compose.yaml": "services:\n" +
+		"  db:\n    image: " + img + "\n    environment: {VERSION: " + version + "}\n" + loop +
+		"  api:\n    image: " + img + "\n    depends_on: {db: {condition: service_started, restart: true}}\n" + loop +
+		"  web:\n    image: " + img + "\n    depends_on: [db]\n" + loop}
+}
+
+func TestDeploy_PlanNamesTheServicesComposeRestartsForARecreatedDependency(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), restartRepo(e.image, "v1"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	before := e.containerIDs()
+	started := startTimes(t, before)
+
+	res, rec = e.redeploy(restartRepo(e.image, "v2"), protocol.JobConfig{}, nil)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	want := protocol.Plan{Recreate: []string{"db"}, Restart: []string{"api"}, Unchanged: []string{"web"}}
+	if got := rec.plan(t); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("plan = %+v, want %+v", got, want)
+	}
+	requireChanges(t, "redeploy", res, want)
+	after := e.containerIDs()
+	restarted := startTimes(t, after)
+	switch {
+	case after["db"] == before["db"]:
+		t.Error("db kept its container; want it recreated")
+	case after["api"] != before["api"] || restarted["api"] == started["api"]:
+		t.Errorf("api: container %s -> %s, started %s -> %s; want the same container restarted", before["api"], after["api"], started["api"], restarted["api"])
+	case after["web"] != before["web"] || restarted["web"] != started["web"]:
+		t.Error("web was restarted or recreated; its depends_on has no restart: true")
+	}
 }
 
 // stopFirstRepo is three services that append "started <svc> <version>" to a shared log

@@ -53,10 +53,10 @@ func TestDeploy_IgnoredServiceIsLeftAloneOnARedeploy(t *testing.T) {
 	}
 	var got []string
 	for _, s := range res.Services {
-		got = append(got, s.Name)
+		got = append(got, s.Name+" "+s.State+" "+s.Change)
 	}
-	if fmt.Sprint(got) != "[backend web]" {
-		t.Errorf("result services = %v, want the deployed ones only", got)
+	if want := "[backend running recreate web running unchanged worker running ignored]"; fmt.Sprint(got) != want {
+		t.Errorf("result services = %v, want %s", got, want)
 	}
 }
 

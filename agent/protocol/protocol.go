@@ -301,17 +301,20 @@ const (
 	ChangeRecreate  = "recreate"  // its configuration or image changed
 	ChangeStart     = "start"     // unchanged, but not running: compose starts it
 	ChangeScale     = "scale"     // unchanged, but its number of replicas differs
+	ChangeRestart   = "restart"   // unchanged, but restarted: a depends_on entry with restart: true names a recreated service
 	ChangeUnchanged = "unchanged" // left running as it is
 	ChangeIgnored   = "ignored"   // services.<name>.ignore: left alone
 	ChangeRemove    = "remove"    // no longer in the compose file: its containers are removed
 )
 
-// Plan names the services of each change, sorted; a service is in exactly one list.
+// Plan names the services of each change, sorted; a service is in exactly one list. A
+// server that does not know a list (Restart came after the others) ignores it.
 type Plan struct {
 	Create    []string `json:"create,omitempty"`
 	Recreate  []string `json:"recreate,omitempty"`
 	Start     []string `json:"start,omitempty"`
 	Scale     []string `json:"scale,omitempty"`
+	Restart   []string `json:"restart,omitempty"`
 	Unchanged []string `json:"unchanged,omitempty"`
 	Ignored   []string `json:"ignored,omitempty"`
 	Remove    []string `json:"remove,omitempty"`
@@ -319,7 +322,7 @@ type Plan struct {
 
 // Empty reports whether the swap changes nothing.
 func (p Plan) Empty() bool {
-	return len(p.Create)+len(p.Recreate)+len(p.Start)+len(p.Scale)+len(p.Remove) == 0
+	return len(p.Create)+len(p.Recreate)+len(p.Start)+len(p.Scale)+len(p.Restart)+len(p.Remove) == 0
 }
 
 // String words the plan in one line: "recreate: api · unchanged: web, worker · new: —".
@@ -345,6 +348,7 @@ func (p Plan) String() string {
 	}
 	add("start", p.Start, false)
 	add("scale", p.Scale, false)
+	add("restart", p.Restart, false)
 	add("remove", p.Remove, false)
 	add("ignored", p.Ignored, false)
 	return strings.Join(parts, " · ")
@@ -361,7 +365,7 @@ type PlanList struct {
 func (p *Plan) Lists() []PlanList {
 	return []PlanList{
 		{ChangeRecreate, &p.Recreate}, {ChangeUnchanged, &p.Unchanged}, {ChangeCreate, &p.Create},
-		{ChangeStart, &p.Start}, {ChangeScale, &p.Scale}, {ChangeRemove, &p.Remove}, {ChangeIgnored, &p.Ignored},
+		{ChangeStart, &p.Start}, {ChangeScale, &p.Scale}, {ChangeRestart, &p.Restart}, {ChangeRemove, &p.Remove}, {ChangeIgnored, &p.Ignored},
 	}
 }
 

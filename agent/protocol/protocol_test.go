@@ -242,6 +242,7 @@ func TestPlanString_NamesRecreateUnchangedAndNewAndSaysWhenNothingChanges(t *tes
 		{protocol.Plan{Create: []string{"api", "db"}}, "recreate: — · unchanged: — · new: api, db"},
 		{protocol.Plan{Unchanged: []string{"web"}, Ignored: []string{"db"}}, "nothing to change · unchanged: web · ignored: db"},
 		{protocol.Plan{Unchanged: []string{"web"}, Remove: []string{"old"}, Start: []string{"cache"}}, "recreate: — · unchanged: web · new: — · start: cache · remove: old"},
+		{protocol.Plan{Recreate: []string{"db"}, Restart: []string{"api"}, Unchanged: []string{"web"}}, "recreate: db · unchanged: web · new: — · restart: api"},
 	} {
 		if got := tc.plan.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)

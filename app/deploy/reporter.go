@@ -264,22 +264,35 @@ func finishedReport(f facts) github.Report {
 }
 
 // planOf words the plan the agent reported with each service's status, or "" when it
-// reported none (the job ended before its plan was known, or an older agent ran it).
+// reported none (the job ended before its plan was known, or an older agent ran it). A
+// change word this server does not know (from a newer agent) is shown as the agent said it.
 func planOf(services []protocol.ServiceStatus) string {
 	var p protocol.Plan
+	var other []string
 	known := false
 	for _, s := range services {
-		for _, l := range p.Lists() {
-			if s.Change == l.Change {
-				*l.Names = append(*l.Names, s.Name)
-				known = true
+		lists := p.Lists()
+		i := slices.IndexFunc(lists, func(l protocol.PlanList) bool { return l.Change == s.Change })
+		switch {
+		case i >= 0:
+			*lists[i].Names = append(*lists[i].Names, s.Name)
+			known = true
+		case s.Change != "":
+			other = append(other, s.Change+": "+s.Name)
+		}
+	}
+	switch {
+	case known && (len(other) == 0 || !p.Empty()):
+		other = append([]string{p.String()}, other...)
+	case known:
+		// An unknown word may be a change: "nothing to change" could be untrue.
+		for _, l := range slices.Backward(p.Lists()) {
+			if len(*l.Names) > 0 {
+				other = append([]string{l.Change + ": " + strings.Join(*l.Names, ", ")}, other...)
 			}
 		}
 	}
-	if !known {
-		return ""
-	}
-	return p.String()
+	return strings.Join(other, " · ")
 }
 
 // supersededText explains a deployment that never ran because a newer one replaced it.
