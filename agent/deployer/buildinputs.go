@@ -13,10 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // buildSpec is the part of a service's resolved `build:` that decides whether its inputs
@@ -120,7 +122,7 @@ func hashTree(h hash.Hash, root string, ign *dockerignore) error {
 		}
 		rel = filepath.ToSlash(rel)
 		if ign.excludes(rel) {
-			if d.IsDir() && !ign.exceptions {
+			if d.IsDir() && !ign.exceptions() {
 				return filepath.SkipDir
 			}
 			return nil
@@ -238,19 +240,11 @@ func withoutFlags(args []string) []string {
 	return args
 }
 
-// dockerignore is a build context's .dockerignore, matched as Docker matches it
-// (github.com/moby/patternmatcher): the last pattern matching a path or one of its
-// parents decides, and a "!" pattern keeps what an earlier one excluded.
+// dockerignore is a build context's .dockerignore, read and matched by the library Docker
+// itself uses (github.com/moby/patternmatcher), so the hash sees exactly the files a build
+// is sent. A nil matcher keeps every file.
 type dockerignore struct {
-	patterns []ignorePattern
-	// exceptions is set when some pattern keeps files back, so an excluded folder is
-	// still walked.
-	exceptions bool
-}
-
-type ignorePattern struct {
-	re        *regexp.Regexp
-	exclusion bool
+	pm *patternmatcher.PatternMatcher
 }
 
 // readDockerignore reads the context's .dockerignore. A Dockerfile-specific ignore file
@@ -272,88 +266,30 @@ func readDockerignore(context, perDockerfile string) (*dockerignore, error) {
 	return parseDockerignore(string(b)), nil
 }
 
+// parseDockerignore reads the patterns as BuildKit does. A file Docker would refuse keeps
+// every file: hashing more than the build reads only costs a build that was not needed.
 func parseDockerignore(text string) *dockerignore {
-	ign := &dockerignore{}
-	for _, l := range strings.Split(text, "\n") {
-		if strings.HasPrefix(l, "#") {
-			continue
-		}
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		exclusion := l[0] == '!'
-		if exclusion {
-			l = strings.TrimSpace(l[1:])
-			ign.exceptions = true
-		}
-		if l == "" {
-			continue
-		}
-		l = filepath.ToSlash(filepath.Clean(l))
-		if len(l) > 1 && l[0] == '/' {
-			l = l[1:]
-		}
-		re, err := regexp.Compile(patternRegexp(l))
-		if err != nil {
-			// Docker refuses such a file; keeping every file is the safe reading.
-			return &dockerignore{}
-		}
-		ign.patterns = append(ign.patterns, ignorePattern{re: re, exclusion: exclusion})
+	patterns, err := ignorefile.ReadAll(strings.NewReader(text))
+	if err != nil {
+		return &dockerignore{}
 	}
-	return ign
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return &dockerignore{}
+	}
+	return &dockerignore{pm: pm}
 }
 
-// patternRegexp turns a cleaned .dockerignore pattern into a regular expression, as
-// patternmatcher does: ** any number of folders, * and ? within one name.
-func patternRegexp(p string) string {
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c == '*' && i+1 < len(p) && p[i+1] == '*':
-			i++
-			if i+1 < len(p) && p[i+1] == '/' {
-				i++
-			}
-			if i+1 == len(p) {
-				b.WriteString(".*")
-			} else {
-				b.WriteString("(.*/)?")
-			}
-		case c == '*':
-			b.WriteString("[^/]*")
-		case c == '?':
-			b.WriteString("[^/]")
-		case c == '\\' && i+1 < len(p):
-			i++
-			b.WriteString(regexp.QuoteMeta(string(p[i])))
-		case c == '[' || c == ']':
-			b.WriteByte(c)
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	b.WriteString("$")
-	return b.String()
-}
+// exceptions says whether some pattern keeps files back, so an excluded folder must still
+// be walked.
+func (ign *dockerignore) exceptions() bool { return ign.pm != nil && ign.pm.Exclusions() }
 
 // excludes reports whether the build context leaves rel (slash-separated) out.
 func (ign *dockerignore) excludes(rel string) bool {
-	parts := strings.Split(rel, "/")
-	matched := false
-	for _, p := range ign.patterns {
-		if p.exclusion != matched {
-			continue
-		}
-		m := p.re.MatchString(rel)
-		for i := 1; !m && i < len(parts); i++ {
-			m = p.re.MatchString(strings.Join(parts[:i], "/"))
-		}
-		if m {
-			matched = !p.exclusion
-		}
+	if ign.pm == nil {
+		return false
 	}
-	return matched
+	// An error is a pattern the matcher cannot apply: keeping the file is the safe reading.
+	m, err := ign.pm.MatchesOrParentMatches(rel)
+	return err == nil && m
 }
