@@ -57,7 +57,7 @@ type process struct {
 	out  *logtest.Buffer
 }
 
-func startProcess(t *testing.T, name, path string, env []string, args ...string) *process {
+func startProcess(t testing.TB, name, path string, env []string, args ...string) *process {
 	t.Helper()
 	out := &logtest.Buffer{}
 	cmd := exec.Command(path, args...)
@@ -78,7 +78,7 @@ func startProcess(t *testing.T, name, path string, env []string, args ...string)
 }
 
 // stop interrupts the process and waits, then kills it.
-func (p *process) stop(t *testing.T) {
+func (p *process) stop(t testing.TB) {
 	if p.Stop(20 * time.Second) {
 		t.Logf("%s did not stop within 20s and was killed", p.name)
 	}
@@ -102,7 +102,7 @@ func contains(s string, parts ...string) bool {
 	return true
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -115,7 +115,7 @@ func freePort(t *testing.T) int {
 // stack is one Stagely installation under test: githubsim, PostgreSQL, the server binary
 // and the agent binary on the real Docker engine, with one user, project and agent.
 type stack struct {
-	t         *testing.T
+	t         testing.TB
 	ctx       context.Context
 	sim       *githubsim.Sim
 	st        *store.Store
@@ -148,7 +148,7 @@ type stackOptions struct {
 	agentServerURL func(serverURL string) string
 }
 
-func newStack(t *testing.T, opt stackOptions) *stack {
+func newStack(t testing.TB, opt stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
 	k := apptest.New(t, githubsim.Options{})
@@ -329,7 +329,7 @@ func (s *stack) delivery(id string) store.Delivery {
 	return d
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -343,7 +343,7 @@ func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
 	}
 }
 
-func composeDown(t *testing.T, project string) {
+func composeDown(t testing.TB, project string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "docker", "compose", "-p", project, "down", "-v", "--remove-orphans", "-t", "0").CombinedOutput()
@@ -353,7 +353,7 @@ func composeDown(t *testing.T, project string) {
 }
 
 // httpGet fetches a URL, retrying briefly while the service starts.
-func httpGet(t *testing.T, url string) string {
+func httpGet(t testing.TB, url string) string {
 	t.Helper()
 	var body string
 	waitFor(t, 20*time.Second, "GET "+url, func() bool {

@@ -40,7 +40,7 @@ type previewStack struct {
 	image  string
 }
 
-func newPreviewStack(t *testing.T) *previewStack {
+func newPreviewStack(t testing.TB) *previewStack {
 	t.Helper()
 	c := caddytest.Start(t)
 	s := newStack(t, stackOptions{noAgent: true})
@@ -129,7 +129,7 @@ func (ps *previewStack) preview(n int) store.Preview {
 }
 
 // dockerIDs lists what docker kind ("ps -a", "network ls", "volume ls") shows of a compose project.
-func dockerIDs(t *testing.T, kind, project string) []string {
+func dockerIDs(t testing.TB, kind, project string) []string {
 	t.Helper()
 	args := append(strings.Fields(kind), "-q", "--filter", "label=com.docker.compose.project="+project)
 	out, err := exec.Command("docker", args...).CombinedOutput()

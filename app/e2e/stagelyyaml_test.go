@@ -97,7 +97,7 @@ func TestIgnoredServiceIsCreatedOnTheFirstDeployThenLeftAlone(t *testing.T) {
 }
 
 // dbContainer is the id and environment of the db service's running container, or "".
-func dbContainer(t *testing.T, project string) (id, env string) {
+func dbContainer(t testing.TB, project string) (id, env string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -290,7 +290,7 @@ func TestRefusedConfigurationStartsNothing(t *testing.T) {
 
 // projectContainers lists the ids of the compose project's containers, stopped ones too,
 // of one service or ("") of all.
-func projectContainers(t *testing.T, project, service string) []string {
+func projectContainers(t testing.TB, project, service string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
