@@ -366,6 +366,9 @@ func (j *jobRun) sync(sha string) error {
 	if err := os.WriteFile(j.dirs.srcSHA(), []byte(sha+"\n"), 0o644); err != nil {
 		return fmt.Errorf("record the working directory's SHA: %w", err)
 	}
+	// The build inputs computed so far in this job read the commit that was here before
+	// (a rollback syncs the previous one into the same folder): they no longer hold.
+	j.digests = nil
 	return nil
 }
 

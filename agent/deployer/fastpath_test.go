@@ -136,3 +136,27 @@ func TestDeploy_NothingToChangeSkipsTheBuildAndTheSwapButEveryChangeComposeSeesD
 		}
 	}
 }
+
+// A rollback in the job that built the failed version reads the previous commit's build
+// inputs afresh: the working directory holds another commit by then, so the inputs this job
+// computed before describe the failed version, not the one it goes back to.
+func TestDeploy_RollbackRebuildsThePreviousImageOfABuiltService(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	health := "    healthcheck:\n      test: [\"CMD\", \"grep\", \"-q\", \"good\", \"/app.txt\"]\n      interval: 1s\n      retries: 2\n"
+	repo := func(app string) map[string]string {
+		files := fastRepo(e.image, map[string]string{"api/app.txt": app})
+		files["compose.yaml"] = "services:\n  api:\n    build: ./api\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n" + health
+		return files
+	}
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), repo("good v1\n"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+
+	cfg := protocol.JobConfig{Services: map[string]protocol.ServiceConfig{"api": {HealthCheckGracePeriod: protocol.Duration(5 * time.Second)}}}
+	res, rec = e.redeploy(repo("bad v2\n"), cfg, nil)
+	requireStatus(t, res, protocol.StatusRolledBack, rec)
+	out, err := exec.Command("docker", "exec", e.containerIDs()["api"], "cat", "/app.txt").CombinedOutput()
+	if err != nil || string(out) != "good v1\n" {
+		t.Fatalf("api after the rollback serves %q (%v), want the previous version's %q\n%s", out, err, "good v1\n", rec.text())
+	}
+}
