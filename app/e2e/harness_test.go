@@ -216,6 +216,8 @@ func newStack(t testing.TB, opt stackOptions) *stack {
 		"STAGELY_TOKEN=" + s.token,
 		"STAGELY_DATA_DIR=" + t.TempDir(),
 		"STAGELY_CONFIG=/nonexistent/config.json",
+		// Agents of tests running side by side each answer Caddy's check on a port of their own.
+		"STAGELY_PREVIEW_ASK_LISTEN=127.0.0.1:0",
 	}
 	if !opt.noAgent {
 		s.startAgent()

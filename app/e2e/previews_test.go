@@ -49,7 +49,6 @@ func newPreviewStack(t testing.TB) *previewStack {
 		"STAGELY_CADDY_ADMIN="+c.Admin,
 		"STAGELY_PREVIEW_LISTEN="+ps.listen,
 		"STAGELY_PREVIEW_TLS=off",
-		"STAGELY_PREVIEW_ASK_LISTEN=127.0.0.1:0",
 	)
 	s.startAgent()
 	if err := s.st.SetProjectPreviews(s.ctx, s.project.UserID, s.project.ID, true, nil); err != nil {
