@@ -382,3 +382,63 @@ func TestPreview_BuildsItsOwnImageWhenTheComposeFileNamesOne(t *testing.T) {
 		t.Error("the preview runs production's image")
 	}
 }
+
+func TestPreview_RefusesToShareProductionDataUnlessPreviewSharedListsIt(t *testing.T) {
+	t.Parallel()
+	img := dockertest.BusyboxImage(t)
+	hostDir := t.TempDir()
+	external := func(name string) map[string]string {
+		return map[string]string{"compose.yaml": strings.Replace(site(img, "v", 18080, "")["compose.yaml"], "  data: {}", "  data: {external: true, name: "+name+"}", 1)}
+	}
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"external volume", external("prod-pgdata"),
+			`volume data is external ("prod-pgdata"), so the preview would share prod-pgdata with production`},
+		{"network_mode container", site(img, "v", 18080, "    network_mode: container:prod-db\n"),
+			"service web uses network_mode: container:prod-db, a container outside the preview, so the preview would share prod-db with production"},
+		{"volumes_from container", site(img, "v", 18080, "    volumes_from: [\"container:prod-db\"]\n"),
+			"service web uses volumes_from: container:prod-db, a container outside the preview"},
+		{"writable host bind", map[string]string{"compose.yaml": strings.Replace(site(img, "v", 18080, "")["compose.yaml"], "volumes: [data:/data]", "volumes: [data:/data, "+hostDir+":/host]", 1)},
+			"service web binds the host path " + hostDir + " writable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newPreviewEnv(t)
+			t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 5)) })
+			res, rec := e.deploy(ctxFor(t), e.previewJob(5, sha(5), tc.files, nil))
+			requireStatus(t, res, protocol.StatusFailure, rec)
+			for _, want := range []string{"preview of pull request #5: " + tc.want, "preview.shared"} {
+				if !strings.Contains(res.Error, want) {
+					t.Errorf("error = %q, want it to say %q", res.Error, want)
+				}
+			}
+			if left := leftovers(t, previewName(e.project, 5)); left != "" {
+				t.Errorf("a refused preview created %s", left)
+			}
+		})
+	}
+
+	t.Run("listed in preview.shared, or bound read-only", func(t *testing.T) {
+		t.Parallel()
+		e := newPreviewEnv(t)
+		vol := e.project + "-pgdata"
+		if out, err := execOutput("docker", "volume", "create", vol); err != nil {
+			t.Fatalf("docker volume create: %v %s", err, out)
+		}
+		t.Cleanup(func() {
+			dockertest.Down(t, previewName(e.project, 5))
+			_, _ = execOutput("docker", "volume", "rm", "-f", vol)
+		})
+		files := external(vol)
+		files["compose.yaml"] = strings.Replace(files["compose.yaml"], "volumes: [data:/data]", "volumes: [data:/data, "+hostDir+":/host:ro]", 1)
+		job := e.previewJob(5, sha(5), files, nil)
+		job.Preview.Shared = []string{vol}
+		res, rec := e.deploy(ctxFor(t), job)
+		requireStatus(t, res, protocol.StatusSuccess, rec)
+		e.requireServes(previewHost(5), "serving v")
+	})
+}
