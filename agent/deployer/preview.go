@@ -178,10 +178,23 @@ func (j *jobRun) isolatePreview(resolved *compose.Config) ([]byte, error) {
 	// A service that builds and names its image would tag production's image with the
 	// preview's build: the preview tags its own, as compose does for a service without image.
 	images := map[string]string{}
+	built := map[string]string{}
 	for _, svc := range resolved.Names() {
 		if sc := resolved.Services[svc]; sc.HasBuild() && sc.Image != "" {
 			images[svc] = name + "-" + svc
+			if _, ok := built[imageRef(sc.Image)]; !ok {
+				built[imageRef(sc.Image)] = images[svc]
+			}
 			j.say("preview #%d builds service %s as image %s, not %s", p.Number, svc, images[svc], sc.Image)
+		}
+	}
+	// A service that runs, without building, an image another service builds runs the
+	// preview's build of it, not production's.
+	for _, svc := range resolved.Names() {
+		sc := resolved.Services[svc]
+		if img, ok := built[imageRef(sc.Image)]; ok && !sc.HasBuild() {
+			images[svc] = img
+			j.say("preview #%d runs service %s on its own build %s, not %s", p.Number, svc, img, sc.Image)
 		}
 	}
 	return renderPreviewOverride(resolved.Names(), images)
@@ -241,6 +254,14 @@ func (j *jobRun) checkPreviewSharing(resolved *compose.Config) error {
 		}
 	}
 	return nil
+}
+
+// imageRef is an image reference with the tag Docker assumes when it has none.
+func imageRef(ref string) string {
+	if ref == "" || strings.Contains(ref, "@") || strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") {
+		return ref
+	}
+	return ref + ":latest"
 }
 
 // renderPreviewOverride is the override that removes every service's host port bindings

@@ -442,3 +442,33 @@ func TestPreview_RefusesToShareProductionDataUnlessPreviewSharedListsIt(t *testi
 		e.requireServes(previewHost(5), "serving v")
 	})
 }
+
+func TestPreview_ServiceThatRunsAnImageAnotherServiceBuildsRunsThePreviewsBuild(t *testing.T) {
+	t.Parallel()
+	e := newPreviewEnv(t)
+	t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 12)) })
+	shared := e.project + "-myapp"
+	t.Cleanup(func() { _, _ = execOutput("docker", "image", "rm", "-f", shared, previewName(e.project, 12)+"-web") })
+	files := func(version string) map[string]string {
+		return map[string]string{
+			"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo %s > /version\n", e.image, version),
+			"compose.yaml": fmt.Sprintf("services:\n  web:\n    build: .\n    image: %s\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n"+
+				"  worker:\n    image: %s\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n", shared, shared),
+		}
+	}
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), files("production"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+
+	job := e.previewJob(12, sha(12), files("preview"), nil)
+	job.Preview.Routes = nil
+	res, rec = e.deploy(ctxFor(t), job)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	out, err := execOutput("docker", "ps", "-q", "--filter", "label=com.docker.compose.project="+previewName(e.project, 12), "--filter", "label=com.docker.compose.service=worker")
+	if err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("the preview's worker container: %q %v", out, err)
+	}
+	version, err := execOutput("docker", "exec", strings.TrimSpace(out), "cat", "/version")
+	if err != nil || strings.TrimSpace(version) != "preview" {
+		t.Errorf("the preview's worker runs the build of %q (%v), want the preview's own", strings.TrimSpace(version), err)
+	}
+}
