@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -143,11 +144,34 @@ func (j *jobRun) stopPreview(ctx context.Context) protocol.JobResult {
 	if err := j.d.compose.Run(ctx, p, "down", []string{"--volumes", "--remove-orphans"}, j.lines); err != nil {
 		return fail("docker compose down", err)
 	}
+	j.removePreviewImages(ctx, name)
 	if err := os.RemoveAll(j.dirs.root); err != nil {
 		return fail("delete its files", err)
 	}
 	j.say("preview #%d removed", job.Preview.Number)
 	return protocol.JobResult{Status: protocol.StatusSuccess, Error: warning}
+}
+
+// removePreviewImages removes the images the preview built: compose and the preview's
+// override name them <project>-<service>, and nothing else is named so. An image a
+// container still uses is kept (docker image rm without --force refuses it), so an image
+// production runs is never removed. Failures are logged: the teardown has done its part.
+func (j *jobRun) removePreviewImages(ctx context.Context, name string) {
+	out, err := exec.CommandContext(ctx, "docker", "image", "ls", "--filter", "reference="+name+"-*", "--format", "{{.Repository}}:{{.Tag}}").Output()
+	if err != nil {
+		j.say("could not list the images of %s: %v", name, err)
+		return
+	}
+	for _, ref := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(ref, name+"-") || strings.HasSuffix(ref, ":<none>") {
+			continue
+		}
+		if b, err := exec.CommandContext(ctx, "docker", "image", "rm", ref).CombinedOutput(); err != nil {
+			j.say("kept image %s: %s", ref, strings.TrimSpace(string(b)))
+			continue
+		}
+		j.say("removed image %s", ref)
+	}
 }
 
 // isolatePreview checks that a preview's compose project shares nothing with production

@@ -472,3 +472,38 @@ func TestPreview_ServiceThatRunsAnImageAnotherServiceBuildsRunsThePreviewsBuild(
 		t.Errorf("the preview's worker runs the build of %q (%v), want the preview's own", strings.TrimSpace(version), err)
 	}
 }
+
+func TestPreview_TeardownRemovesTheImagesThePreviewBuiltAndNoneOfProductions(t *testing.T) {
+	t.Parallel()
+	e := newPreviewEnv(t)
+	t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 14)) })
+	prodImage := e.project + "-web"
+	t.Cleanup(func() { _, _ = execOutput("docker", "image", "rm", "-f", prodImage, previewName(e.project, 14)+"-web") })
+	files := func(version string) map[string]string {
+		return map[string]string{
+			"Dockerfile":   fmt.Sprintf("FROM %s\nRUN echo %s > /version\n", e.image, version),
+			"compose.yaml": "services:\n  web:\n    build: .\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n",
+		}
+	}
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), files("production"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	prod := e.containerIDs()
+	job := e.previewJob(14, sha(14), files("preview"), nil)
+	job.Preview.Routes = nil
+	res, rec = e.deploy(ctxFor(t), job)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	previewImage := previewName(e.project, 14) + "-web"
+	if _, err := execOutput("docker", "image", "inspect", previewImage); err != nil {
+		t.Fatalf("the preview built no image %s: %v", previewImage, err)
+	}
+
+	res, rec = e.deploy(ctxFor(t), e.stopJob(14))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	if _, err := execOutput("docker", "image", "inspect", previewImage); err == nil {
+		t.Errorf("the teardown left the preview's image %s", previewImage)
+	}
+	if _, err := execOutput("docker", "image", "inspect", prodImage); err != nil {
+		t.Errorf("the teardown removed production's image %s: %v", prodImage, err)
+	}
+	e.requireUnchanged(prod)
+}
