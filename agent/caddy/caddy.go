@@ -101,7 +101,9 @@ func (c *Client) Apply(ctx context.Context, s Site) (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("encode Caddy's config: %w", err)
 	}
-	setSite(cfg, s)
+	if err := setSite(cfg, s); err != nil {
+		return false, err
+	}
 	after, err := json.Marshal(cfg)
 	if err != nil {
 		return false, fmt.Errorf("encode Caddy's config: %w", err)
@@ -174,8 +176,10 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, into 
 }
 
 // setSite writes s into cfg: the server replaced as a whole, the TLS policy and ask URL
-// set or removed.
-func setSite(cfg map[string]any, s Site) {
+// set or removed. It refuses on-demand TLS when Caddy already asks another URL: the ask
+// is global to Caddy, and replacing it would hand the user's own on-demand sites' check to
+// the agent.
+func setSite(cfg map[string]any, s Site) error {
 	servers := child(child(child(cfg, "apps"), "http"), "servers")
 	servers[s.Server] = server(s)
 
@@ -189,12 +193,15 @@ func setSite(cfg map[string]any, s Site) {
 				}
 			}
 		}
-		return
+		return nil
 	}
 	automation := child(child(child(cfg, "apps"), "tls"), "automation")
 	// Caddy 2.6 checks on-demand certificates with on_demand.ask; 2.7 and later still
 	// accept it (deprecated in favour of a permission module).
 	onDemand := child(automation, "on_demand")
+	if ask, _ := onDemand["ask"].(string); ask != "" && ask != s.AskURL {
+		return fmt.Errorf("on-demand TLS in Caddy already asks %s (apps.tls.automation.on_demand.ask), a setting for all of Caddy that the agent would have to replace with its own check at %s, so previews get no certificates: remove that ask URL from Caddy's config (the agent's check then decides for all on-demand hosts), or serve previews over plain HTTP behind your own TLS with STAGELY_PREVIEW_TLS=off", ask, s.AskURL)
+	}
 	onDemand["ask"] = s.AskURL
 	ps, _ := automation["policies"].([]any)
 	ps = withoutPolicy(ps)
@@ -212,6 +219,7 @@ func setSite(cfg map[string]any, s Site) {
 	} else {
 		delete(automation, "policies")
 	}
+	return nil
 }
 
 // server is the agent's server: a route per host and a 404 for any other.

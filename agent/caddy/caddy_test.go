@@ -71,3 +71,44 @@ func TestApply_SaysCaddyIsUnreachable(t *testing.T) {
 		t.Fatalf("err = %v, want an UnreachableError", err)
 	}
 }
+
+func TestApply_RefusesOnDemandTLSWhenTheUserHasAnotherAskURL(t *testing.T) {
+	t.Parallel()
+	c := caddytest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	userAsk := "http://127.0.0.1:5555/users-own-check"
+	b, _ := json.Marshal(map[string]any{"automation": map[string]any{"on_demand": map[string]any{"ask": userAsk}}})
+	req, _ := http.NewRequest(http.MethodPost, c.Admin+"/config/apps/tls", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("set the user's ask: %s", resp.Status)
+	}
+	site := caddy.Site{Server: "stagely_previews", Listen: []string{fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))}, TLS: caddy.TLSInternal,
+		AskURL: "http://127.0.0.1:7999/stagely-ask",
+		Routes: []caddy.Route{{ID: "stagely_preview_a.example.com", Host: "a.example.com", Upstreams: []string{"127.0.0.1:9"}}}}
+	_, err = caddy.New(c.Admin).Apply(ctx, site)
+	if err == nil || !strings.Contains(err.Error(), userAsk) || !strings.Contains(err.Error(), "on_demand") {
+		t.Fatalf("Apply over the user's ask URL = %v, want an error naming it", err)
+	}
+	resp, err = http.Get(c.Admin + "/config/apps/tls/automation/on_demand/ask")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || got != userAsk {
+		t.Errorf("Caddy's ask = %q (%v), want the user's %q kept", got, err, userAsk)
+	}
+	// Without on-demand TLS the previews still route.
+	site.TLS = caddy.TLSOff
+	if _, err := caddy.New(c.Admin).Apply(ctx, site); err != nil {
+		t.Errorf("Apply without TLS next to the user's ask: %v", err)
+	}
+}

@@ -46,6 +46,18 @@ type ServiceConfig struct {
 	ContainerName string `json:"container_name,omitempty"`
 	// NetworkMode is network_mode as the file sets it, like "host".
 	NetworkMode string `json:"network_mode,omitempty"`
+	// VolumesFrom is volumes_from as the file sets it, like "container:db" or "db".
+	VolumesFrom []string `json:"volumes_from,omitempty"`
+	// Volumes are the service's mounts, in compose's long form.
+	Volumes []ServiceVolume `json:"volumes,omitempty"`
+}
+
+// ServiceVolume is one mount of a service; a bind's Source is an absolute host path.
+type ServiceVolume struct {
+	Type     string `json:"type"`
+	Source   string `json:"source,omitempty"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // DependsOn is one entry of a service's depends_on.

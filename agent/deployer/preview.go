@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -143,11 +144,34 @@ func (j *jobRun) stopPreview(ctx context.Context) protocol.JobResult {
 	if err := j.d.compose.Run(ctx, p, "down", []string{"--volumes", "--remove-orphans"}, j.lines); err != nil {
 		return fail("docker compose down", err)
 	}
+	j.removePreviewImages(ctx, name)
 	if err := os.RemoveAll(j.dirs.root); err != nil {
 		return fail("delete its files", err)
 	}
 	j.say("preview #%d removed", job.Preview.Number)
 	return protocol.JobResult{Status: protocol.StatusSuccess, Error: warning}
+}
+
+// removePreviewImages removes the images the preview built: compose and the preview's
+// override name them <project>-<service>, and nothing else is named so. An image a
+// container still uses is kept (docker image rm without --force refuses it), so an image
+// production runs is never removed. Failures are logged: the teardown has done its part.
+func (j *jobRun) removePreviewImages(ctx context.Context, name string) {
+	out, err := exec.CommandContext(ctx, "docker", "image", "ls", "--filter", "reference="+name+"-*", "--format", "{{.Repository}}:{{.Tag}}").Output()
+	if err != nil {
+		j.say("could not list the images of %s: %v", name, err)
+		return
+	}
+	for _, ref := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(ref, name+"-") || strings.HasSuffix(ref, ":<none>") {
+			continue
+		}
+		if b, err := exec.CommandContext(ctx, "docker", "image", "rm", ref).CombinedOutput(); err != nil {
+			j.say("kept image %s: %s", ref, strings.TrimSpace(string(b)))
+			continue
+		}
+		j.say("removed image %s", ref)
+	}
 }
 
 // isolatePreview checks that a preview's compose project shares nothing with production
@@ -172,6 +196,48 @@ func (j *jobRun) isolatePreview(resolved *compose.Config) ([]byte, error) {
 			return nil, fmt.Errorf("preview of pull request #%d: host %s is routed to service %s, which the compose file lacks", p.Number, r.Host, r.Service)
 		}
 	}
+	if err := j.checkPreviewSharing(resolved); err != nil {
+		return nil, err
+	}
+	// A service that builds and names its image would tag production's image with the
+	// preview's build: the preview tags its own, as compose does for a service without image.
+	images := map[string]string{}
+	built := map[string]string{}
+	for _, svc := range resolved.Names() {
+		if sc := resolved.Services[svc]; sc.HasBuild() && sc.Image != "" {
+			images[svc] = name + "-" + svc
+			if _, ok := built[imageRef(sc.Image)]; !ok {
+				built[imageRef(sc.Image)] = images[svc]
+			}
+			j.say("preview #%d builds service %s as image %s, not %s", p.Number, svc, images[svc], sc.Image)
+		}
+	}
+	// A service that runs, without building, an image another service builds runs the
+	// preview's build of it, not production's.
+	for _, svc := range resolved.Names() {
+		sc := resolved.Services[svc]
+		if img, ok := built[imageRef(sc.Image)]; ok && !sc.HasBuild() {
+			images[svc] = img
+			j.say("preview #%d runs service %s on its own build %s, not %s", p.Number, svc, img, sc.Image)
+		}
+	}
+	return renderPreviewOverride(resolved.Names(), images)
+}
+
+// checkPreviewSharing refuses what would let a preview reach production's data (external
+// volumes and networks, another container's network or volumes, writable host paths)
+// unless stagely.yaml's preview.shared lists it. A read-only bind of a host path and a bind
+// inside the project's own directory need no opt-in: neither can change production's data.
+func (j *jobRun) checkPreviewSharing(resolved *compose.Config) error {
+	p := j.job.Preview
+	name := j.job.Project.ComposeProject
+	shared := map[string]bool{}
+	for _, s := range p.Shared {
+		shared[s] = true
+	}
+	refuse := func(what, res string) error {
+		return fmt.Errorf("preview of pull request #%d: %s, so the preview would share %s with production (a pull request could change production's data); list %q under preview.shared in stagely.yaml if sharing is intended, or change the compose file for previews", p.Number, what, res, res)
+	}
 	for _, kind := range []struct {
 		what string
 		set  map[string]compose.Resource
@@ -184,23 +250,42 @@ func (j *jobRun) isolatePreview(resolved *compose.Config) ([]byte, error) {
 		for _, k := range keys {
 			r := kind.set[k]
 			switch {
+			case r.External && !shared[r.Name] && !shared[k]:
+				return refuse(fmt.Sprintf("%s %s is external (%q)", kind.what, k, r.Name), r.Name)
 			case r.External:
-				j.say("preview #%d uses the external %s %s, which it shares with whatever else uses it", p.Number, kind.what, r.Name)
+				j.say("preview #%d shares the external %s %s, as preview.shared allows", p.Number, kind.what, r.Name)
 			case r.Name != "" && !strings.HasPrefix(r.Name, name+"_") && !strings.HasPrefix(r.Name, name+"-"):
-				return nil, fmt.Errorf("preview of pull request #%d: %s %s is named %q in the compose file, so the preview would share it with production; remove its name: (or mark it external: true if sharing is intended) for previews to work", p.Number, kind.what, k, r.Name)
+				return fmt.Errorf("preview of pull request #%d: %s %s is named %q in the compose file, so the preview would share it with production; remove its name: (or mark it external: true and list it under preview.shared if sharing is intended) for previews to work", p.Number, kind.what, k, r.Name)
 			}
 		}
 	}
-	// A service that builds and names its image would tag production's image with the
-	// preview's build: the preview tags its own, as compose does for a service without image.
-	images := map[string]string{}
+	own := filepath.Clean(j.dirs.root) + string(filepath.Separator)
 	for _, svc := range resolved.Names() {
-		if sc := resolved.Services[svc]; sc.HasBuild() && sc.Image != "" {
-			images[svc] = name + "-" + svc
-			j.say("preview #%d builds service %s as image %s, not %s", p.Number, svc, images[svc], sc.Image)
+		sc := resolved.Services[svc]
+		if c, ok := strings.CutPrefix(sc.NetworkMode, "container:"); ok && !shared[c] {
+			return refuse(fmt.Sprintf("service %s uses network_mode: container:%s, a container outside the preview", svc, c), c)
+		}
+		for _, from := range sc.VolumesFrom {
+			if c, ok := strings.CutPrefix(from, "container:"); ok && !shared[c] {
+				return refuse(fmt.Sprintf("service %s uses volumes_from: container:%s, a container outside the preview", svc, c), c)
+			}
+		}
+		for _, v := range sc.Volumes {
+			if v.Type != "bind" || v.ReadOnly || shared[v.Source] || strings.HasPrefix(filepath.Clean(v.Source)+string(filepath.Separator), own) {
+				continue
+			}
+			return refuse(fmt.Sprintf("service %s binds the host path %s writable (add :ro to bind it read-only)", svc, v.Source), v.Source)
 		}
 	}
-	return renderPreviewOverride(resolved.Names(), images)
+	return nil
+}
+
+// imageRef is an image reference with the tag Docker assumes when it has none.
+func imageRef(ref string) string {
+	if ref == "" || strings.Contains(ref, "@") || strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") {
+		return ref
+	}
+	return ref + ":latest"
 }
 
 // renderPreviewOverride is the override that removes every service's host port bindings

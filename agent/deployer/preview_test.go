@@ -382,3 +382,128 @@ func TestPreview_BuildsItsOwnImageWhenTheComposeFileNamesOne(t *testing.T) {
 		t.Error("the preview runs production's image")
 	}
 }
+
+func TestPreview_RefusesToShareProductionDataUnlessPreviewSharedListsIt(t *testing.T) {
+	t.Parallel()
+	img := dockertest.BusyboxImage(t)
+	hostDir := t.TempDir()
+	external := func(name string) map[string]string {
+		return map[string]string{"compose.yaml": strings.Replace(site(img, "v", 18080, "")["compose.yaml"], "  data: {}", "  data: {external: true, name: "+name+"}", 1)}
+	}
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"external volume", external("prod-pgdata"),
+			`volume data is external ("prod-pgdata"), so the preview would share prod-pgdata with production`},
+		{"network_mode container", site(img, "v", 18080, "    network_mode: container:prod-db\n"),
+			"service web uses network_mode: container:prod-db, a container outside the preview, so the preview would share prod-db with production"},
+		{"volumes_from container", site(img, "v", 18080, "    volumes_from: [\"container:prod-db\"]\n"),
+			"service web uses volumes_from: container:prod-db, a container outside the preview"},
+		{"writable host bind", map[string]string{"compose.yaml": strings.Replace(site(img, "v", 18080, "")["compose.yaml"], "volumes: [data:/data]", "volumes: [data:/data, "+hostDir+":/host]", 1)},
+			"service web binds the host path " + hostDir + " writable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newPreviewEnv(t)
+			t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 5)) })
+			res, rec := e.deploy(ctxFor(t), e.previewJob(5, sha(5), tc.files, nil))
+			requireStatus(t, res, protocol.StatusFailure, rec)
+			for _, want := range []string{"preview of pull request #5: " + tc.want, "preview.shared"} {
+				if !strings.Contains(res.Error, want) {
+					t.Errorf("error = %q, want it to say %q", res.Error, want)
+				}
+			}
+			if left := leftovers(t, previewName(e.project, 5)); left != "" {
+				t.Errorf("a refused preview created %s", left)
+			}
+		})
+	}
+
+	t.Run("listed in preview.shared, or bound read-only", func(t *testing.T) {
+		t.Parallel()
+		e := newPreviewEnv(t)
+		vol := e.project + "-pgdata"
+		if out, err := execOutput("docker", "volume", "create", vol); err != nil {
+			t.Fatalf("docker volume create: %v %s", err, out)
+		}
+		t.Cleanup(func() {
+			dockertest.Down(t, previewName(e.project, 5))
+			_, _ = execOutput("docker", "volume", "rm", "-f", vol)
+		})
+		files := external(vol)
+		files["compose.yaml"] = strings.Replace(files["compose.yaml"], "volumes: [data:/data]", "volumes: [data:/data, "+hostDir+":/host:ro]", 1)
+		job := e.previewJob(5, sha(5), files, nil)
+		job.Preview.Shared = []string{vol}
+		res, rec := e.deploy(ctxFor(t), job)
+		requireStatus(t, res, protocol.StatusSuccess, rec)
+		e.requireServes(previewHost(5), "serving v")
+	})
+}
+
+func TestPreview_ServiceThatRunsAnImageAnotherServiceBuildsRunsThePreviewsBuild(t *testing.T) {
+	t.Parallel()
+	e := newPreviewEnv(t)
+	t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 12)) })
+	shared := e.project + "-myapp"
+	t.Cleanup(func() { _, _ = execOutput("docker", "image", "rm", "-f", shared, previewName(e.project, 12)+"-web") })
+	files := func(version string) map[string]string {
+		return map[string]string{
+			"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo %s > /version\n", e.image, version),
+			"compose.yaml": fmt.Sprintf("services:\n  web:\n    build: .\n    image: %s\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n"+
+				"  worker:\n    image: %s\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n", shared, shared),
+		}
+	}
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), files("production"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+
+	job := e.previewJob(12, sha(12), files("preview"), nil)
+	job.Preview.Routes = nil
+	res, rec = e.deploy(ctxFor(t), job)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	out, err := execOutput("docker", "ps", "-q", "--filter", "label=com.docker.compose.project="+previewName(e.project, 12), "--filter", "label=com.docker.compose.service=worker")
+	if err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("the preview's worker container: %q %v", out, err)
+	}
+	version, err := execOutput("docker", "exec", strings.TrimSpace(out), "cat", "/version")
+	if err != nil || strings.TrimSpace(version) != "preview" {
+		t.Errorf("the preview's worker runs the build of %q (%v), want the preview's own", strings.TrimSpace(version), err)
+	}
+}
+
+func TestPreview_TeardownRemovesTheImagesThePreviewBuiltAndNoneOfProductions(t *testing.T) {
+	t.Parallel()
+	e := newPreviewEnv(t)
+	t.Cleanup(func() { dockertest.Down(t, previewName(e.project, 14)) })
+	prodImage := e.project + "-web"
+	t.Cleanup(func() { _, _ = execOutput("docker", "image", "rm", "-f", prodImage, previewName(e.project, 14)+"-web") })
+	files := func(version string) map[string]string {
+		return map[string]string{
+			"Dockerfile":   fmt.Sprintf("FROM %s\nRUN echo %s > /version\n", e.image, version),
+			"compose.yaml": "services:\n  web:\n    build: .\n    init: true\n    command: [\"sh\", \"-c\", \"while :; do sleep 1; done\"]\n",
+		}
+	}
+	res, rec := e.deploy(ctxFor(t), e.job(sha(1), files("production"), protocol.JobConfig{}, nil, nil))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	prod := e.containerIDs()
+	job := e.previewJob(14, sha(14), files("preview"), nil)
+	job.Preview.Routes = nil
+	res, rec = e.deploy(ctxFor(t), job)
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	previewImage := previewName(e.project, 14) + "-web"
+	if _, err := execOutput("docker", "image", "inspect", previewImage); err != nil {
+		t.Fatalf("the preview built no image %s: %v", previewImage, err)
+	}
+
+	res, rec = e.deploy(ctxFor(t), e.stopJob(14))
+	requireStatus(t, res, protocol.StatusSuccess, rec)
+	if _, err := execOutput("docker", "image", "inspect", previewImage); err == nil {
+		t.Errorf("the teardown left the preview's image %s", previewImage)
+	}
+	if _, err := execOutput("docker", "image", "inspect", prodImage); err != nil {
+		t.Errorf("the teardown removed production's image %s: %v", prodImage, err)
+	}
+	e.requireUnchanged(prod)
+}

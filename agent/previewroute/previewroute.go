@@ -150,14 +150,39 @@ func (r *Router) Set(ctx context.Context, project string, number int, routes []p
 	if err != nil {
 		return err
 	}
+	// The check and the record are one step under mu, so two previews cannot both take a
+	// host: Caddy refuses a config with two routes of one host (their @id is derived from
+	// it), and would then route no preview at all.
+	r.mu.Lock()
+	if err := r.hostsTaken(project, routes); err != nil {
+		r.mu.Unlock()
+		return err
+	}
 	if err := atomicfile.WriteFile(r.path(project), b, 0o600); err != nil {
+		r.mu.Unlock()
 		return fmt.Errorf("record the preview's routes: %w", err)
 	}
-	r.mu.Lock()
 	r.records[project] = rec
 	r.routes[project] = resolved
 	r.mu.Unlock()
 	return r.apply(ctx)
+}
+
+// hostsTaken says which live preview other than project owns a host of routes; r.mu is held.
+func (r *Router) hostsTaken(project string, routes []protocol.PreviewRoute) error {
+	for _, other := range r.records {
+		if other.ComposeProject == project {
+			continue
+		}
+		for _, o := range other.Routes {
+			for _, rt := range routes {
+				if strings.EqualFold(o.Host, rt.Host) {
+					return fmt.Errorf("host %s is already routed to the preview of pull request #%d (compose project %s) on this agent; two projects whose names differ only in _ and - get the same preview hosts: rename one project, or stop that preview first", rt.Host, other.Number, other.ComposeProject)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Remove deletes a preview's routes and its record. A preview without a record has no

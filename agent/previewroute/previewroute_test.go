@@ -155,3 +155,52 @@ func TestRouter_ServesAskCheckByLiveHosts(t *testing.T) {
 		})
 	}
 }
+
+func TestRouter_RefusesAHostAnotherLivePreviewOwnsAndKeepsRoutingTheOthers(t *testing.T) {
+	t.Parallel()
+	c := caddytest.Start(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from ", r.Host) }))
+	t.Cleanup(app.Close)
+	eps := endpointsFunc(func(project, service string) ([]engine.Endpoint, error) {
+		return []engine.Endpoint{{ContainerID: "c-" + project, Network: project + "_default", IP: "127.0.0.1"}}, nil
+	})
+	listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
+	router, err := previewroute.New(previewroute.Options{Dir: t.TempDir(), Caddy: caddy.New(c.Admin), Engine: eps,
+		Listen: []string{listen}, TLS: caddy.TLSOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	port := portOf(t, app.URL)
+	// Projects my_shop and my-shop both get this host: names are folded to hyphens.
+	host := "web--pr-1--my-shop.preview.example.com"
+	other := "web--pr-2--my-shop.preview.example.com"
+	if err := router.Set(ctx, "my_shop-pr-1", 1, []protocol.PreviewRoute{{Host: host, Service: "web", Port: port}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Set(ctx, "my_shop-pr-2", 2, []protocol.PreviewRoute{{Host: other, Service: "web", Port: port}}); err != nil {
+		t.Fatal(err)
+	}
+	err = router.Set(ctx, "my-shop-pr-1", 1, []protocol.PreviewRoute{{Host: host, Service: "web", Port: port}})
+	if err == nil || !strings.Contains(err.Error(), host) || !strings.Contains(err.Error(), "my_shop-pr-1") {
+		t.Fatalf("Set of a host another preview owns = %v, want an error naming the host and my_shop-pr-1", err)
+	}
+	if got := router.Projects(); strings.Join(got, ",") != "my_shop-pr-1,my_shop-pr-2" {
+		t.Errorf("live previews = %v, want the refused one left out", got)
+	}
+	// Caddy still routes both earlier previews, after another Set forces a fresh load.
+	if err := router.Set(ctx, "my_shop-pr-2", 2, []protocol.PreviewRoute{{Host: other, Service: "web", Port: port}}); err != nil {
+		t.Fatalf("a later Set of another preview: %v", err)
+	}
+	for _, h := range []string{host, other} {
+		code, body, err := caddytest.Get(ctx, listen, h, "/")
+		if err != nil || code != http.StatusOK || !strings.Contains(body, "hello from "+h) {
+			t.Errorf("%s through Caddy: %d %q %v, want the preview's page", h, code, body, err)
+		}
+	}
+	// The same preview may set its own host again.
+	if err := router.Set(ctx, "my_shop-pr-1", 1, []protocol.PreviewRoute{{Host: host, Service: "web", Port: port}}); err != nil {
+		t.Errorf("a preview's redeploy of its own host: %v", err)
+	}
+}

@@ -17,6 +17,11 @@ type Preview struct {
 	Stop bool `json:"stop,omitempty"`
 	// Routes are the preview's public host names; empty when no service gets a URL.
 	Routes []PreviewRoute `json:"routes,omitempty"`
+	// Shared lists what the preview may share with production, from stagely.yaml's
+	// preview.shared: names of external volumes and networks, containers named by
+	// network_mode or volumes_from "container:<name>", and absolute host paths it binds
+	// writable. Anything of these not listed makes the agent refuse the preview.
+	Shared []string `json:"shared,omitempty"`
 }
 
 // PreviewRoute sends one host name to one port of one service of the preview.

@@ -222,7 +222,7 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 	}
 	if pv != nil {
 		job.Project.ComposeProject = previewComposeProject(p, pv.PRNumber)
-		job.Preview = &protocol.Preview{Number: pv.PRNumber, Routes: previewRoutes(lc.cfg.Preview, pv.PRNumber, p.Name)}
+		job.Preview = &protocol.Preview{Number: pv.PRNumber, Routes: previewRoutes(lc.cfg.Preview, pv.PRNumber, p.Name), Shared: lc.cfg.Preview.Shared}
 		now := o.opt.Now()
 		if err := o.opt.Store.SetPreviewDeployed(ctx, pv.ID, previewURLs(job.Preview.Routes), now, now.Add(lc.cfg.Preview.StopAfter)); err != nil {
 			return protocol.Deploy{}, nil, err

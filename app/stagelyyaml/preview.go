@@ -47,6 +47,10 @@ type Preview struct {
 	MaxPreviews int
 	// StopAfter stops a preview that has had no new push for this long.
 	StopAfter time.Duration
+	// Shared lists what a preview may share with production: external volumes and
+	// networks, containers named by network_mode or volumes_from, writable host paths.
+	// The agent refuses a preview that shares anything not listed.
+	Shared []string
 }
 
 // PreviewService is one service of preview.services.
@@ -55,7 +59,9 @@ type PreviewService struct {
 	Pos
 }
 
-func previewKeys() []string { return []string{"domain", "services", "max_previews", "stop_after"} }
+func previewKeys() []string {
+	return []string{"domain", "services", "max_previews", "stop_after", "shared"}
+}
 
 // dnsName is a host name: dot-separated labels of letters, digits and inner hyphens.
 var dnsName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -80,6 +86,8 @@ func (p *parser) preview(key, raw *yaml.Node, out *Preview) {
 			if d, ok := p.duration(f.val, "preview.stop_after", MinStopAfter, MaxStopAfter); ok {
 				out.StopAfter = d
 			}
+		case "shared":
+			p.previewShared(f.val, out)
 		}
 	}
 }
@@ -111,6 +119,38 @@ func (p *parser) previewServices(raw *yaml.Node, out *Preview) {
 		if port, ok := p.integer(f.val, name, 1, 65535); ok {
 			out.Services[f.name] = PreviewService{Port: port, Pos: posOf(f.key)}
 		}
+	}
+}
+
+// MaxPreviewShared caps preview.shared.
+const MaxPreviewShared = 50
+
+// previewShared reads preview.shared: names of volumes, networks and containers, and
+// absolute host paths.
+func (p *parser) previewShared(raw *yaml.Node, out *Preview) {
+	list := resolve(raw)
+	if isNull(list) {
+		return
+	}
+	if list.Kind != yaml.SequenceNode {
+		p.r.fail(raw, "preview.shared must be a list of volume, network or container names and host paths, like [pgdata, /var/run/docker.sock]; found %s", describe(raw))
+		return
+	}
+	if len(list.Content) > MaxPreviewShared {
+		p.r.fail(raw, "preview.shared lists %d items, more than the limit of %d", len(list.Content), MaxPreviewShared)
+		return
+	}
+	for i, item := range list.Content {
+		name := fmt.Sprintf("preview.shared[%d]", i)
+		s, ok := p.nonEmptyString(item, name, "write the name of an external volume, network or container, or an absolute host path, or remove the item")
+		if !ok {
+			continue
+		}
+		if strings.ContainsAny(s, "\x00\n") || strings.TrimSpace(s) != s {
+			p.r.fail(item, "%s %q is not a name or path: it has spaces at its ends, a line break or a NUL byte", name, s)
+			continue
+		}
+		out.Shared = append(out.Shared, s)
 	}
 }
 

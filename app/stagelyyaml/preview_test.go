@@ -10,10 +10,13 @@ import (
 
 func TestParse_PreviewReadsEveryField(t *testing.T) {
 	t.Parallel()
-	cfg := mustParse(t, "preview:\n  domain: \"*.Preview.Example.com\"\n  services:\n    web: 8080\n    api: 3000\n  max_previews: 2\n  stop_after: 48h\n")
+	cfg := mustParse(t, "preview:\n  domain: \"*.Preview.Example.com\"\n  services:\n    web: 8080\n    api: 3000\n  max_previews: 2\n  stop_after: 48h\n  shared: [pgdata, /var/run/docker.sock]\n")
 	pv := cfg.Preview
 	if !pv.Set || pv.Domain != "preview.example.com" || pv.MaxPreviews != 2 || pv.StopAfter != 48*time.Hour {
 		t.Fatalf("preview = %+v", pv)
+	}
+	if strings.Join(pv.Shared, ",") != "pgdata,/var/run/docker.sock" {
+		t.Fatalf("preview shared = %q", pv.Shared)
 	}
 	if len(pv.Services) != 2 || pv.Services["web"].Port != 8080 || pv.Services["api"].Port != 3000 {
 		t.Fatalf("preview services = %+v", pv.Services)
@@ -45,6 +48,8 @@ func TestParse_PreviewRejectsWithPosition(t *testing.T) {
 		{"stop_after too short", "preview:\n  stop_after: 5s\n", 2, "preview.stop_after is 5s; it must be between 1m and 2160h"},
 		{"unknown key", "preview:\n  domian: x.example.com\n", 2, `unknown key "domian" in preview (did you mean "domain"?)`},
 		{"not a mapping", "preview: yes\n", 1, "preview must be a mapping"},
+		{"shared not a list", "preview:\n  shared: pgdata\n", 2, "preview.shared must be a list"},
+		{"shared item empty", "preview:\n  shared: [pgdata, \"\"]\n", 2, "preview.shared[1] is empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
