@@ -162,11 +162,25 @@ func (s *Store) PreviewsToStop(ctx context.Context, now time.Time) ([]Preview, e
 		SELECT * FROM previews WHERE state IN ('live', 'failed') AND stop_at < $1 ORDER BY id`, now)
 }
 
-// CancelQueued finishes the queued deployments of the project's environment as cancelled,
-// with reason, and returns them (a pull request closed before its preview ran).
+// CancelQueued finishes the queued deploys of the project's environment as cancelled, with
+// reason, and returns them (a pull request closed before its preview ran). A queued teardown
+// is never cancelled: the preview's containers run until it has.
 func (s *Store) CancelQueued(ctx context.Context, projectID int64, environment, reason string, at time.Time) ([]Deployment, error) {
 	return selectAs[Deployment](ctx, s, `
 		UPDATE deployments SET status = 'cancelled', error = $3, finished_at = $4
-		WHERE project_id = $1 AND environment = $2 AND status = 'queued'
+		WHERE project_id = $1 AND environment = $2 AND status = 'queued' AND trigger <> 'preview_stop'
 		RETURNING *`, projectID, environment, reason, at)
+}
+
+// TeardownPending says whether a teardown of the project's environment is queued or on its
+// agent.
+func (s *Store) TeardownPending(ctx context.Context, projectID int64, environment string) (bool, error) {
+	var pending bool
+	err := s.q.GetContext(ctx, &pending, `
+		SELECT EXISTS (SELECT 1 FROM deployments WHERE project_id = $1 AND environment = $2
+		  AND trigger = 'preview_stop' AND status IN ('queued', 'dispatched', 'running'))`, projectID, environment)
+	if err != nil {
+		return false, fmt.Errorf("look for a pending teardown of %s: %w", environment, err)
+	}
+	return pending, nil
 }

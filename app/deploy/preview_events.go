@@ -207,8 +207,17 @@ func (o *Orchestrator) settlePreview(ctx context.Context, p store.Project, d sto
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewStopped, pv.StopReason)
 	case d.Trigger == store.TriggerPreviewStop:
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewFailed, "the teardown failed: "+d.Error)
-	case pv.State == store.PreviewStopping || pv.State == store.PreviewStopped:
-		return nil // closed while it deployed: the teardown follows
+	case pv.State == store.PreviewStopped:
+		return nil // stopped while it deployed
+	}
+	if pv.State == store.PreviewStopping {
+		// Closed while it deployed: the teardown follows, if there really is one still to run.
+		pending, err := st.TeardownPending(ctx, p.ID, pv.Environment())
+		if err != nil || pending {
+			return err
+		}
+	}
+	switch {
 	case d.Status == store.DeploymentSuccess:
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewLive, "")
 	default:

@@ -409,3 +409,59 @@ func TestPreview_ForkIsNotDeployedEvenWhenItsAuthorCanWrite(t *testing.T) {
 		t.Fatalf("comments %+v, want one saying a user with write access must press Deploy preview", c)
 	}
 }
+
+// stopJobs counts the teardowns of pull request number the agent was sent.
+func (e *env) stopJobs(number int) int {
+	n := 0
+	for _, j := range e.hub.jobs() {
+		if j.Preview != nil && j.Preview.Stop && j.Preview.Number == number {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPreview_PushAfterAnIdleStopKeepsTheQueuedTeardown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.openPR(p, 5, "opened", "alice", map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose})
+	e.finishJob(a, e.latestIn(p, "preview/pr-5"), protocol.StatusSuccess)
+	e.hub.setIdle(a.ID, false) // the teardown stays queued while the agent is busy
+	e.clock.Advance(61 * time.Minute)
+	e.sweep(e.orch)
+	if pv := e.previewOf(p, 5); pv.State != store.PreviewStopping {
+		t.Fatalf("preview %s after stop_after, want stopping", pv.State)
+	}
+	// A push whose deploy fails before it claims a slot: its stagely.yaml is broken.
+	e.openPR(p, 5, "synchronize", "alice", map[string]string{"stagely.yaml": "version: [", "compose.yaml": previewCompose})
+	e.hub.setIdle(a.ID, true)
+	e.orch.AgentIdle(e.ctx, a.ID)
+	if e.stopJobs(5) != 1 {
+		t.Fatalf("the agent got %d teardowns of pr-5, want the queued one", e.stopJobs(5))
+	}
+	e.finishJob(a, e.teardownOf(p, 5), protocol.StatusSuccess)
+	if d := e.latestIn(p, "preview/pr-5"); d.Trigger != store.TriggerPreview || d.Status != store.DeploymentFailure {
+		t.Fatalf("the push's deploy %s %s, want a preview failing on its stagely.yaml", d.Trigger, d.Status)
+	}
+	if pv := e.previewOf(p, 5); pv.State != store.PreviewStopped {
+		t.Fatalf("preview %s (%q), want stopped by its teardown", pv.State, pv.StopReason)
+	}
+}
+
+// teardownOf is the latest teardown of pull request number's preview.
+func (e *env) teardownOf(p store.Project, number int) store.Deployment {
+	e.t.Helper()
+	ds, err := e.st.DeploymentsByProject(e.ctx, p.ID, 100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Environment == store.PreviewEnvironment(number) && d.Trigger == store.TriggerPreviewStop {
+			return d
+		}
+	}
+	e.t.Fatalf("no teardown of pr-%d", number)
+	return store.Deployment{}
+}
