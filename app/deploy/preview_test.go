@@ -465,3 +465,72 @@ func (e *env) teardownOf(p store.Project, number int) store.Deployment {
 	e.t.Fatalf("no teardown of pr-%d", number)
 	return store.Deployment{}
 }
+
+// approve presses Deploy preview, as login, on the approval check run of sha.
+func (e *env) approve(p store.Project, sha, login string) string {
+	e.t.Helper()
+	run := e.previewCheckRun(p, sha)
+	got, err := deploy.NewCheckRunHandler(e.orch).Handle(e.ctx, 0, webhook.CheckRun{
+		Action: "requested_action", CheckRunID: run.ID, HeadSHA: sha, ExternalID: run.ExternalID,
+		RequestedActionIdentifier: deploy.ActionDeployPreview,
+		Origin:                    webhook.Origin{Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH, SenderLogin: login},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
+}
+
+func TestPreview_OutsidersPushWhileStoppingKeepsTheTeardown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.sim.AddUser("mallory")
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	sha, _ := e.openPR(p, 9, "opened", "mallory", files)
+	if got := e.approve(p, sha, "alice"); !strings.Contains(got, "approved by alice") {
+		t.Fatalf("alice's press: %q", got)
+	}
+	e.finishJob(a, e.latestIn(p, "preview/pr-9"), protocol.StatusSuccess)
+	e.hub.setIdle(a.ID, false)
+	e.clock.Advance(61 * time.Minute)
+	e.sweep(e.orch)
+	e.openPR(p, 9, "synchronize", "mallory", files)
+	if pv := e.previewOf(p, 9); pv.State != store.PreviewStopping {
+		t.Fatalf("preview %s after an outsider's push, want still stopping: its containers run", pv.State)
+	}
+	if d := e.teardownOf(p, 9); d.Status != store.DeploymentQueued {
+		t.Fatalf("teardown %s after an outsider's push, want still queued", d.Status)
+	}
+	e.hub.setIdle(a.ID, true)
+	e.orch.AgentIdle(e.ctx, a.ID)
+	e.finishJob(a, e.teardownOf(p, 9), protocol.StatusSuccess)
+	if pv := e.previewOf(p, 9); pv.State != store.PreviewStopped {
+		t.Fatalf("preview %s after its teardown, want stopped", pv.State)
+	}
+}
+
+func TestPreview_OutsidersPushCompletesTheCheckRunOfTheCancelledDeploy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.sim.AddUser("mallory")
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	sha, _ := e.openPR(p, 9, "opened", "mallory", files)
+	e.hub.setIdle(a.ID, false) // the approved deploy stays queued
+	if got := e.approve(p, sha, "alice"); !strings.Contains(got, "approved by alice") {
+		t.Fatalf("alice's press: %q", got)
+	}
+	queued := e.latestIn(p, "preview/pr-9")
+	e.openPR(p, 9, "synchronize", "mallory", files)
+	if d, err := e.st.DeploymentByID(e.ctx, queued.ID); err != nil || d.Status != store.DeploymentCancelled {
+		t.Fatalf("approved deploy %s (%v), want cancelled by the unapproved push", d.Status, err)
+	}
+	for _, r := range e.sim.CheckRuns(p.RepoFullName, sha) {
+		if r.Status != "completed" {
+			t.Fatalf("check run %q on the cancelled commit is %s, want completed", r.Name, r.Status)
+		}
+	}
+}
