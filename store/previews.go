@@ -115,7 +115,8 @@ func (s *Store) SetPreviewGitHub(ctx context.Context, id int64, commentID, githu
 
 // ClaimPreviewSlot lets the preview deploy on agentID when it already holds one of the
 // project's limit slots there, or one is free: a preview holds a slot while deploying, live,
-// failed (its containers may still run) or stopping. It moves the preview to deploying on
+// stopping, or failed after a deploy of it succeeded since its last teardown (its containers
+// may still run). It moves the preview to deploying on
 // the agent and says true; false leaves it queued. The project's row is locked meanwhile,
 // so two claims never both take the last slot.
 func (s *Store) ClaimPreviewSlot(ctx context.Context, previewID, agentID int64, limit int) (bool, error) {
@@ -130,8 +131,9 @@ func (s *Store) ClaimPreviewSlot(ctx context.Context, previewID, agentID int64, 
 		}
 		var held int
 		if err := tx.q.GetContext(ctx, &held, `
-			SELECT count(*) FROM previews WHERE project_id = $1 AND agent_id = $2 AND id <> $3
-			  AND state IN ('deploying', 'live', 'failed', 'stopping')`, p.ProjectID, agentID, previewID); err != nil {
+			SELECT count(*) FROM previews v WHERE project_id = $1 AND agent_id = $2 AND id <> $3
+			  AND (state IN ('deploying', 'live', 'stopping') OR (state = 'failed' AND `+ranSinceStop+`))`,
+			p.ProjectID, agentID, previewID); err != nil {
 			return fmt.Errorf("count the previews on agent %d: %w", agentID, err)
 		}
 		holds := p.AgentID.Valid && p.AgentID.Int64 == agentID && slotHolding(p.State)
@@ -146,6 +148,15 @@ func (s *Store) ClaimPreviewSlot(ctx context.Context, previewID, agentID int64, 
 	})
 	return claimed, err
 }
+
+// ranSinceStop is an SQL condition on preview v: a deploy of it succeeded since its last
+// teardown, so a failed preview may still have containers running. One whose deploys all
+// failed since (its first, say) holds no slot.
+const ranSinceStop = `EXISTS (
+	SELECT 1 FROM deployments d WHERE d.project_id = v.project_id AND d.environment = 'preview/pr-' || v.pr_number
+	  AND d.trigger <> 'preview_stop' AND d.status = 'success' AND d.id > COALESCE((
+		SELECT max(s.id) FROM deployments s WHERE s.project_id = v.project_id AND s.environment = d.environment
+		  AND s.trigger = 'preview_stop' AND s.status = 'success'), 0))`
 
 func slotHolding(state string) bool {
 	switch state {

@@ -534,3 +534,36 @@ func TestPreview_OutsidersPushCompletesTheCheckRunOfTheCancelledDeploy(t *testin
 		}
 	}
 }
+
+func TestPreview_FailedFirstDeployHoldsNoSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
+	e.openPR(p, 1, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusFailure)
+	if pv := e.previewOf(p, 1); pv.State != store.PreviewFailed {
+		t.Fatalf("first preview %s, want failed", pv.State)
+	}
+	e.openPR(p, 2, "opened", "alice", files)
+	if pv := e.previewOf(p, 2); pv.State != store.PreviewDeploying {
+		t.Fatalf("second preview %s, want deploying: pr-1 never ran", pv.State)
+	}
+}
+
+func TestPreview_FailedRedeployOfALivePreviewHoldsItsSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
+	e.openPR(p, 1, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
+	e.openPR(p, 1, "synchronize", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusFailure)
+	e.openPR(p, 2, "opened", "alice", files)
+	if pv := e.previewOf(p, 2); pv.State != store.PreviewQueued {
+		t.Fatalf("second preview %s, want queued: pr-1's earlier deploy still runs", pv.State)
+	}
+}
