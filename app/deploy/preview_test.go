@@ -567,3 +567,36 @@ func TestPreview_FailedRedeployOfALivePreviewHoldsItsSlot(t *testing.T) {
 		t.Fatalf("second preview %s, want queued: pr-1's earlier deploy still runs", pv.State)
 	}
 }
+
+func TestPreview_StaleEventsAreIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	first, _ := e.openPR(p, 4, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-4"), protocol.StatusSuccess)
+	second, _ := e.openPR(p, 4, "synchronize", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-4"), protocol.StatusSuccess)
+	jobs := len(e.hub.jobs())
+	stale := webhook.PullRequest{Action: "synchronize", Number: 4, HeadSHA: first, HeadRef: "pr-4", HeadRepoFullName: p.RepoFullName}
+	if got := e.prEvent(p, stale, "alice"); !strings.Contains(got, "ignored: pull request #4's head is "+second[:7]) {
+		t.Fatalf("decision on a stale synchronize %q", got)
+	}
+	if pv := e.previewOf(p, 4); pv.HeadSHA != second || len(e.hub.jobs()) != jobs {
+		t.Fatalf("after a stale synchronize the head is %s with %d new jobs, want %s and none", pv.HeadSHA[:7], len(e.hub.jobs())-jobs, second[:7])
+	}
+	// Closed on GitHub, then its `opened` redelivered.
+	if _, err := e.sim.SendPullRequest(e.ctx, p.RepoFullName, "closed", githubsim.PullRequest{Number: 4, Head: "pr-4", Author: "alice"}); !errors.Is(err, githubsim.ErrNoWebhookURL) {
+		t.Fatal(err)
+	}
+	e.prEvent(p, webhook.PullRequest{Action: "closed", Number: 4, HeadSHA: second}, "alice")
+	e.finishJob(a, e.teardownOf(p, 4), protocol.StatusSuccess)
+	stale = webhook.PullRequest{Action: "opened", Number: 4, HeadSHA: second, HeadRef: "pr-4", HeadRepoFullName: p.RepoFullName}
+	if got := e.prEvent(p, stale, "alice"); !strings.Contains(got, "ignored: pull request #4 is closed") {
+		t.Fatalf("decision on an opened after closed %q", got)
+	}
+	if pv := e.previewOf(p, 4); pv.State != store.PreviewStopped {
+		t.Fatalf("closed pull request's preview %s after a stale opened, want stopped", pv.State)
+	}
+}
