@@ -197,8 +197,12 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		return protocol.Deploy{}, problems, err
 	}
 	if pv != nil {
-		o.slotLimits.remember(pv.ID, d.SHA, lc.cfg.Preview.MaxPreviews)
-		if err := o.claimPreviewSlot(ctx, pv, to.agentID, lc.cfg.Preview.MaxPreviews); err != nil {
+		limit, err := o.previewLimit(ctx, gh, p)
+		if err != nil {
+			return protocol.Deploy{}, nil, err
+		}
+		o.slotLimits.remember(pv.ID, d.SHA, limit)
+		if err := o.claimPreviewSlot(ctx, pv, to.agentID, limit); err != nil {
 			return protocol.Deploy{}, nil, err
 		}
 	}

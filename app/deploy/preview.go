@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"sync"
 
@@ -17,7 +18,7 @@ import (
 const CheckPreview = "Stagely / preview"
 
 // errNoPreviewSlot says a preview waits: the project has as many previews on the agent as
-// its stagely.yaml allows (preview.max_previews).
+// the deploy branch's stagely.yaml allows (preview.max_previews).
 var errNoPreviewSlot = errors.New("no free preview slot on the agent")
 
 // agentFeatures remembers what each connected agent said it supports in its HELLO. It is
@@ -122,6 +123,30 @@ func (o *Orchestrator) waitsForSlot(ctx context.Context, pv *store.Preview, d st
 		o.log.Warn("offer a preview a slot", "deployment", d.ID, "err", err)
 	}
 	return errors.Is(err, errNoPreviewSlot)
+}
+
+// previewLimit is preview.max_previews as the deploy branch has it: the stagely.yaml of the
+// project's latest successful production deployment, never the pull request's own, which
+// could raise its limit. Until production has deployed, or when its stagely.yaml has no
+// valid preview.max_previews, it is the default.
+func (o *Orchestrator) previewLimit(ctx context.Context, gh GitHub, p store.Project) (int, error) {
+	d, err := o.opt.Store.LastSuccessful(ctx, p.ID, store.EnvironmentProduction, 0)
+	if store.IsNotFound(err) {
+		return stagelyyaml.DefaultMaxPreviews, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load the latest production deployment of %s: %w", p.Name, err)
+	}
+	files := &repoFiles{gh: gh, repo: p.RepoFullName, sha: d.SHA, files: map[string][]byte{}}
+	raw, ok, err := files.read(ctx, path.Join(p.RootDirectory, stagelyyaml.FileName))
+	if err != nil || !ok {
+		return stagelyyaml.DefaultMaxPreviews, err
+	}
+	cfg, _ := stagelyyaml.Parse(raw)
+	if cfg.Preview.MaxPreviews < 1 {
+		return stagelyyaml.DefaultMaxPreviews, nil
+	}
+	return cfg.Preview.MaxPreviews, nil
 }
 
 // claimPreviewSlot moves the preview to deploying on agentID, or says errNoPreviewSlot and

@@ -272,6 +272,7 @@ func TestPreview_LimitQueuesTheNextUntilOneStops(t *testing.T) {
 	e := newEnv(t)
 	a := e.previewAgent("box")
 	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
 	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
 	e.openPR(p, 1, "opened", "alice", files)
 	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
@@ -540,6 +541,7 @@ func TestPreview_FailedFirstDeployHoldsNoSlot(t *testing.T) {
 	e := newEnv(t)
 	a := e.previewAgent("box")
 	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
 	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
 	e.openPR(p, 1, "opened", "alice", files)
 	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusFailure)
@@ -557,6 +559,7 @@ func TestPreview_FailedRedeployOfALivePreviewHoldsItsSlot(t *testing.T) {
 	e := newEnv(t)
 	a := e.previewAgent("box")
 	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
 	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
 	e.openPR(p, 1, "opened", "alice", files)
 	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
@@ -598,5 +601,30 @@ func TestPreview_StaleEventsAreIgnored(t *testing.T) {
 	}
 	if pv := e.previewOf(p, 4); pv.State != store.PreviewStopped {
 		t.Fatalf("closed pull request's preview %s after a stale opened, want stopped", pv.State)
+	}
+}
+
+// production deploys stagely (with the preview compose file) on the deploy branch.
+func (e *env) production(a store.Agent, p store.Project, stagely string) {
+	e.t.Helper()
+	sha := e.commitFiles(p, map[string][]byte{"stagely.yaml": []byte(stagely), "compose.yaml": []byte(previewCompose)})
+	e.deploy(a, p, sha, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	if d := e.latest(p); d.Status != store.DeploymentSuccess || d.SHA != sha {
+		e.t.Fatalf("production %s at %s, want success", d.Status, d.SHA[:7])
+	}
+}
+
+func TestPreview_LimitComesFromTheDeployBranchNotThePullRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
+	raised := map[string]string{"stagely.yaml": previewYAML(5), "compose.yaml": previewCompose}
+	e.openPR(p, 1, "opened", "alice", raised)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
+	e.openPR(p, 2, "opened", "alice", raised)
+	if pv := e.previewOf(p, 2); pv.State != store.PreviewQueued {
+		t.Fatalf("second preview %s, want queued: the deploy branch allows 1, whatever the pull request says", pv.State)
 	}
 }
