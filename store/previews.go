@@ -166,6 +166,14 @@ func slotHolding(state string) bool {
 	return false
 }
 
+// PreviewsOnAgent returns the previews on the agent, of every project, that may hold its host
+// names (deploying, live, failed or stopping), but the preview except.
+func (s *Store) PreviewsOnAgent(ctx context.Context, agentID, except int64) ([]Preview, error) {
+	return selectAs[Preview](ctx, s, `
+		SELECT * FROM previews WHERE agent_id = $1 AND id <> $2
+		  AND state IN ('deploying', 'live', 'failed', 'stopping') ORDER BY id`, agentID, except)
+}
+
 // PreviewsToStop returns the previews, of every project, that are live or failed and whose
 // stop_at is before now: idle for longer than their stop_after.
 func (s *Store) PreviewsToStop(ctx context.Context, now time.Time) ([]Preview, error) {

@@ -197,13 +197,8 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		return protocol.Deploy{}, problems, err
 	}
 	if pv != nil {
-		limit, err := o.previewLimit(ctx, gh, p)
-		if err != nil {
-			return protocol.Deploy{}, nil, err
-		}
-		o.slotLimits.remember(pv.ID, d.SHA, limit)
-		if err := o.claimPreviewSlot(ctx, pv, to.agentID, limit); err != nil {
-			return protocol.Deploy{}, nil, err
+		if clashes, err := o.admitPreview(ctx, gh, p, d, to, lc.cfg.Preview); err != nil || len(clashes) > 0 {
+			return protocol.Deploy{}, clashes, err
 		}
 	}
 	secrets, err := o.openSecrets(ctx, p, pv)

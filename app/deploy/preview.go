@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -147,6 +148,54 @@ func (o *Orchestrator) previewLimit(ctx context.Context, gh GitHub, p store.Proj
 		return stagelyyaml.DefaultMaxPreviews, nil
 	}
 	return cfg.Preview.MaxPreviews, nil
+}
+
+// admitPreview lets d, a deploy of to's preview, run on to's agent: its host names clash with
+// no other preview's there (the problems say which), and it holds one of the slots the deploy
+// branch allows, or errNoPreviewSlot.
+func (o *Orchestrator) admitPreview(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, to target, cfg stagelyyaml.Preview) ([]stagelyyaml.Problem, error) {
+	pv := to.preview
+	clashes, err := o.hostClashes(ctx, p, pv, to.agentID, previewRoutes(cfg, pv.PRNumber, p.Name))
+	if err != nil || len(clashes) > 0 {
+		return clashes, err
+	}
+	limit, err := o.previewLimit(ctx, gh, p)
+	if err != nil {
+		return nil, err
+	}
+	o.slotLimits.remember(pv.ID, d.SHA, limit)
+	return nil, o.claimPreviewSlot(ctx, pv, to.agentID, limit)
+}
+
+// hostClashes are the problems of routes whose host name another of them, or a preview of
+// another project on the same agent, has already: Caddy would send both to one service
+// (names differing only in characters a host cannot hold, such as my_shop and my-shop).
+func (o *Orchestrator) hostClashes(ctx context.Context, p store.Project, pv *store.Preview, agentID int64, routes []protocol.PreviewRoute) ([]stagelyyaml.Problem, error) {
+	file := path.Join(p.RootDirectory, stagelyyaml.FileName)
+	var problems []stagelyyaml.Problem
+	clash := func(msg string) {
+		problems = append(problems, stagelyyaml.Problem{Path: file, Level: stagelyyaml.LevelFailure, Message: msg})
+	}
+	seen := map[string]string{}
+	for _, r := range routes {
+		if other, ok := seen[r.Host]; ok {
+			clash(fmt.Sprintf("preview.services %s and %s both get the host %s: rename one of them", other, r.Service, r.Host))
+		}
+		seen[r.Host] = r.Service
+	}
+	others, err := o.opt.Store.PreviewsOnAgent(ctx, agentID, pv.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range others {
+		for _, u := range other.URLMap() {
+			host := strings.TrimPrefix(u, "https://")
+			if service, ok := seen[host]; ok {
+				clash(fmt.Sprintf("preview.services %s gets the host %s, which the preview of pull request #%d of another project on this agent has already: rename the service, or the project", service, host, other.PRNumber))
+			}
+		}
+	}
+	return problems, nil
 }
 
 // claimPreviewSlot moves the preview to deploying on agentID, or says errNoPreviewSlot and

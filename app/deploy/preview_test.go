@@ -628,3 +628,40 @@ func TestPreview_LimitComesFromTheDeployBranchNotThePullRequest(t *testing.T) {
 		t.Fatalf("second preview %s, want queued: the deploy branch allows 1, whatever the pull request says", pv.State)
 	}
 }
+
+func TestPreview_HostNameClashesAreRefusedOnTheCheckRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	named := func(name string) store.Project {
+		p := e.previewProject(a)
+		if _, err := e.st.DB().Exec(`UPDATE projects SET name = $2 WHERE id = $1`, p.ID, name); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.st.ProjectByID(e.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	first, second := named("my_shop"), named("my-shop")
+	e.openPR(first, 1, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(first, "preview/pr-1"), protocol.StatusSuccess)
+	sha, _ := e.openPR(second, 1, "opened", "alice", files)
+	if d := e.latestIn(second, "preview/pr-1"); d.Status != store.DeploymentFailure {
+		t.Fatalf("the clashing preview's deployment %s, want failure", d.Status)
+	}
+	if run := e.previewCheckRun(second, sha); !strings.Contains(run.Summary+run.Text, "another project on this agent") {
+		t.Fatalf("check run %q / %q, want it to name the clash", run.Summary, run.Text)
+	}
+
+	two := map[string]string{
+		"stagely.yaml": "version: \"1.0\"\npreview:\n  domain: preview.example.com\n  services:\n    web_1: 8080\n    web-1: 8080\n",
+		"compose.yaml": "services:\n  web_1:\n    image: busybox\n  web-1:\n    image: busybox\n",
+	}
+	sha, _ = e.openPR(first, 2, "opened", "alice", two)
+	if run := e.previewCheckRun(first, sha); run.Conclusion != "failure" || !strings.Contains(run.Summary+run.Text, "both get the host") {
+		t.Fatalf("check run %s %q / %q, want a failure naming both services", run.Conclusion, run.Summary, run.Text)
+	}
+}
