@@ -57,14 +57,16 @@ func (s *Store) LogTail(ctx context.Context, deploymentID int64, n int) ([]LogLi
 
 // PruneDeploymentLogs deletes the log lines of up to batch deployments that finished before
 // cutoff, whose outcome GitHub has been told (the report carries the log's tail) and that are
-// not among their project's keepLast newest. It returns how many deployments lost their logs
+// not among their project's keepLast newest: production's keepLast, and its previews'
+// keepLast apart, so a busy week of pull requests never pushes production's logs out. It returns how many deployments lost their logs
 // and how many lines went. The deployments themselves stay.
 func (s *Store) PruneDeploymentLogs(ctx context.Context, cutoff time.Time, keepLast, batch int) (deployments, lines int64, err error) {
 	err = s.q.QueryRowxContext(ctx, `
 		WITH doomed AS (
 			SELECT id FROM (
 				SELECT id, finished_at, status, reported_status,
-				       row_number() OVER (PARTITION BY project_id ORDER BY created_at DESC, id DESC) AS newest
+				       row_number() OVER (PARTITION BY project_id, environment = 'production'
+				                    ORDER BY created_at DESC, id DESC) AS newest
 				FROM deployments) d
 			WHERE finished_at < $1 AND reported_status = status AND newest > $2
 			  AND EXISTS (SELECT 1 FROM deployment_logs l WHERE l.deployment_id = d.id)

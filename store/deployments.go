@@ -149,12 +149,15 @@ func (s *Store) SetDeploymentGitHubIDs(ctx context.Context, id int64, checkRunID
 
 // SupersedeQueued marks every queued deployment of newer's project and environment older
 // than newer as superseded by it, and returns them so their check runs can be completed. A
-// preview never supersedes production, nor another pull request's preview.
+// preview never supersedes production, nor another pull request's preview; and a queued
+// teardown of a preview is never superseded: its containers still run, and it holds a slot
+// until the teardown has run (a deploy queued after it deploys afresh).
 func (s *Store) SupersedeQueued(ctx context.Context, newer Deployment, at time.Time) ([]Deployment, error) {
 	return selectAs[Deployment](ctx, s, `
 		UPDATE deployments SET status = 'superseded', superseded_by = $2, finished_at = $3,
 		       error = 'superseded by a newer deployment'
 		WHERE project_id = $1 AND environment = $4 AND status = 'queued' AND id < $2
+		  AND trigger <> 'preview_stop'
 		RETURNING *`, newer.ProjectID, newer.ID, at, newer.Environment)
 }
 

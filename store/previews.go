@@ -115,7 +115,8 @@ func (s *Store) SetPreviewGitHub(ctx context.Context, id int64, commentID, githu
 
 // ClaimPreviewSlot lets the preview deploy on agentID when it already holds one of the
 // project's limit slots there, or one is free: a preview holds a slot while deploying, live,
-// failed (its containers may still run) or stopping. It moves the preview to deploying on
+// stopping, or failed after a deploy of it succeeded since its last teardown (its containers
+// may still run). It moves the preview to deploying on
 // the agent and says true; false leaves it queued. The project's row is locked meanwhile,
 // so two claims never both take the last slot.
 func (s *Store) ClaimPreviewSlot(ctx context.Context, previewID, agentID int64, limit int) (bool, error) {
@@ -130,8 +131,9 @@ func (s *Store) ClaimPreviewSlot(ctx context.Context, previewID, agentID int64, 
 		}
 		var held int
 		if err := tx.q.GetContext(ctx, &held, `
-			SELECT count(*) FROM previews WHERE project_id = $1 AND agent_id = $2 AND id <> $3
-			  AND state IN ('deploying', 'live', 'failed', 'stopping')`, p.ProjectID, agentID, previewID); err != nil {
+			SELECT count(*) FROM previews v WHERE project_id = $1 AND agent_id = $2 AND id <> $3
+			  AND (state IN ('deploying', 'live', 'stopping') OR (state = 'failed' AND `+ranSinceStop+`))`,
+			p.ProjectID, agentID, previewID); err != nil {
 			return fmt.Errorf("count the previews on agent %d: %w", agentID, err)
 		}
 		holds := p.AgentID.Valid && p.AgentID.Int64 == agentID && slotHolding(p.State)
@@ -147,12 +149,29 @@ func (s *Store) ClaimPreviewSlot(ctx context.Context, previewID, agentID int64, 
 	return claimed, err
 }
 
+// ranSinceStop is an SQL condition on preview v: a deploy of it succeeded since its last
+// teardown, so a failed preview may still have containers running. One whose deploys all
+// failed since (its first, say) holds no slot.
+const ranSinceStop = `EXISTS (
+	SELECT 1 FROM deployments d WHERE d.project_id = v.project_id AND d.environment = 'preview/pr-' || v.pr_number
+	  AND d.trigger <> 'preview_stop' AND d.status = 'success' AND d.id > COALESCE((
+		SELECT max(s.id) FROM deployments s WHERE s.project_id = v.project_id AND s.environment = d.environment
+		  AND s.trigger = 'preview_stop' AND s.status = 'success'), 0))`
+
 func slotHolding(state string) bool {
 	switch state {
 	case PreviewDeploying, PreviewLive, PreviewFailed, PreviewStopping:
 		return true
 	}
 	return false
+}
+
+// PreviewsOnAgent returns the previews on the agent, of every project, that may hold its host
+// names (deploying, live, failed or stopping), but the preview except.
+func (s *Store) PreviewsOnAgent(ctx context.Context, agentID, except int64) ([]Preview, error) {
+	return selectAs[Preview](ctx, s, `
+		SELECT * FROM previews WHERE agent_id = $1 AND id <> $2
+		  AND state IN ('deploying', 'live', 'failed', 'stopping') ORDER BY id`, agentID, except)
 }
 
 // PreviewsToStop returns the previews, of every project, that are live or failed and whose
@@ -162,11 +181,25 @@ func (s *Store) PreviewsToStop(ctx context.Context, now time.Time) ([]Preview, e
 		SELECT * FROM previews WHERE state IN ('live', 'failed') AND stop_at < $1 ORDER BY id`, now)
 }
 
-// CancelQueued finishes the queued deployments of the project's environment as cancelled,
-// with reason, and returns them (a pull request closed before its preview ran).
+// CancelQueued finishes the queued deploys of the project's environment as cancelled, with
+// reason, and returns them (a pull request closed before its preview ran). A queued teardown
+// is never cancelled: the preview's containers run until it has.
 func (s *Store) CancelQueued(ctx context.Context, projectID int64, environment, reason string, at time.Time) ([]Deployment, error) {
 	return selectAs[Deployment](ctx, s, `
 		UPDATE deployments SET status = 'cancelled', error = $3, finished_at = $4
-		WHERE project_id = $1 AND environment = $2 AND status = 'queued'
+		WHERE project_id = $1 AND environment = $2 AND status = 'queued' AND trigger <> 'preview_stop'
 		RETURNING *`, projectID, environment, reason, at)
+}
+
+// TeardownPending says whether a teardown of the project's environment is queued or on its
+// agent.
+func (s *Store) TeardownPending(ctx context.Context, projectID int64, environment string) (bool, error) {
+	var pending bool
+	err := s.q.GetContext(ctx, &pending, `
+		SELECT EXISTS (SELECT 1 FROM deployments WHERE project_id = $1 AND environment = $2
+		  AND trigger = 'preview_stop' AND status IN ('queued', 'dispatched', 'running'))`, projectID, environment)
+	if err != nil {
+		return false, fmt.Errorf("look for a pending teardown of %s: %w", environment, err)
+	}
+	return pending, nil
 }

@@ -141,3 +141,54 @@ func TestPruneDeploymentLogs_KeepsRecentLogsAndEachProjectsLastDeployments(t *te
 		}
 	}
 }
+
+func TestPruneDeploymentLogs_PreviewsDoNotPushProductionsLastDeploymentsOut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	now := time.Now()
+	old := now.Add(-100 * 24 * time.Hour)
+	agent := f.newAgent(f.user.ID, "box")
+	p := f.newProject("a", 1, "main")
+	deploy := func(n int, environment, trigger string) int64 {
+		t.Helper()
+		d, err := f.st.CreateDeployment(f.ctx, store.NewDeployment{ProjectID: p.ID, SHA: sha(n), Ref: "refs/heads/main", Trigger: trigger, Environment: environment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.MarkDispatched(f.ctx, d.ID, agent.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.AppendAgentLogs(f.ctx, d.ID, agent.ID, []store.LogLine{{Seq: 1, Stream: "stdout", Line: "up", TS: now}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.FinishDeployment(f.ctx, d.ID, store.DeploymentSuccess, "", nil, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SetReportedStatus(f.ctx, d.ID, store.DeploymentSuccess); err != nil {
+			t.Fatal(err)
+		}
+		return d.ID
+	}
+	prodOld := deploy(1, store.EnvironmentProduction, store.TriggerPush)
+	prodLast := deploy(2, store.EnvironmentProduction, store.TriggerPush)
+	previewOld := deploy(3, store.PreviewEnvironment(7), store.TriggerPreview)
+	previewLast := deploy(4, store.PreviewEnvironment(7), store.TriggerPreview)
+	for {
+		d, _, err := f.st.PruneDeploymentLogs(f.ctx, now.Add(-90*24*time.Hour), 1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d == 0 {
+			break
+		}
+	}
+	for id, want := range map[int64]int{prodOld: 0, prodLast: 1, previewOld: 0, previewLast: 1} {
+		got, err := f.st.Logs(f.ctx, id, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != want {
+			t.Errorf("deployment %d keeps %d log lines, want %d", id, len(got), want)
+		}
+	}
+}

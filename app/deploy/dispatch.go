@@ -197,9 +197,8 @@ func (o *Orchestrator) prepare(ctx context.Context, gh GitHub, p store.Project, 
 		return protocol.Deploy{}, problems, err
 	}
 	if pv != nil {
-		o.slotLimits.remember(pv.ID, d.SHA, lc.cfg.Preview.MaxPreviews)
-		if err := o.claimPreviewSlot(ctx, pv, to.agentID, lc.cfg.Preview.MaxPreviews); err != nil {
-			return protocol.Deploy{}, nil, err
+		if clashes, err := o.admitPreview(ctx, gh, p, d, to, lc.cfg.Preview); err != nil || len(clashes) > 0 {
+			return protocol.Deploy{}, clashes, err
 		}
 	}
 	secrets, err := o.openSecrets(ctx, p, pv)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/stagely/stagely/agent/protocol"
@@ -17,7 +19,7 @@ import (
 const CheckPreview = "Stagely / preview"
 
 // errNoPreviewSlot says a preview waits: the project has as many previews on the agent as
-// its stagely.yaml allows (preview.max_previews).
+// the deploy branch's stagely.yaml allows (preview.max_previews).
 var errNoPreviewSlot = errors.New("no free preview slot on the agent")
 
 // agentFeatures remembers what each connected agent said it supports in its HELLO. It is
@@ -122,6 +124,78 @@ func (o *Orchestrator) waitsForSlot(ctx context.Context, pv *store.Preview, d st
 		o.log.Warn("offer a preview a slot", "deployment", d.ID, "err", err)
 	}
 	return errors.Is(err, errNoPreviewSlot)
+}
+
+// previewLimit is preview.max_previews as the deploy branch has it: the stagely.yaml of the
+// project's latest successful production deployment, never the pull request's own, which
+// could raise its limit. Until production has deployed, or when its stagely.yaml has no
+// valid preview.max_previews, it is the default.
+func (o *Orchestrator) previewLimit(ctx context.Context, gh GitHub, p store.Project) (int, error) {
+	d, err := o.opt.Store.LastSuccessful(ctx, p.ID, store.EnvironmentProduction, 0)
+	if store.IsNotFound(err) {
+		return stagelyyaml.DefaultMaxPreviews, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load the latest production deployment of %s: %w", p.Name, err)
+	}
+	files := &repoFiles{gh: gh, repo: p.RepoFullName, sha: d.SHA, files: map[string][]byte{}}
+	raw, ok, err := files.read(ctx, path.Join(p.RootDirectory, stagelyyaml.FileName))
+	if err != nil || !ok {
+		return stagelyyaml.DefaultMaxPreviews, err
+	}
+	cfg, _ := stagelyyaml.Parse(raw)
+	if cfg.Preview.MaxPreviews < 1 {
+		return stagelyyaml.DefaultMaxPreviews, nil
+	}
+	return cfg.Preview.MaxPreviews, nil
+}
+
+// admitPreview lets d, a deploy of to's preview, run on to's agent: its host names clash with
+// no other preview's there (the problems say which), and it holds one of the slots the deploy
+// branch allows, or errNoPreviewSlot.
+func (o *Orchestrator) admitPreview(ctx context.Context, gh GitHub, p store.Project, d store.Deployment, to target, cfg stagelyyaml.Preview) ([]stagelyyaml.Problem, error) {
+	pv := to.preview
+	clashes, err := o.hostClashes(ctx, p, pv, to.agentID, previewRoutes(cfg, pv.PRNumber, p.Name))
+	if err != nil || len(clashes) > 0 {
+		return clashes, err
+	}
+	limit, err := o.previewLimit(ctx, gh, p)
+	if err != nil {
+		return nil, err
+	}
+	o.slotLimits.remember(pv.ID, d.SHA, limit)
+	return nil, o.claimPreviewSlot(ctx, pv, to.agentID, limit)
+}
+
+// hostClashes are the problems of routes whose host name another of them, or a preview of
+// another project on the same agent, has already: Caddy would send both to one service
+// (names differing only in characters a host cannot hold, such as my_shop and my-shop).
+func (o *Orchestrator) hostClashes(ctx context.Context, p store.Project, pv *store.Preview, agentID int64, routes []protocol.PreviewRoute) ([]stagelyyaml.Problem, error) {
+	file := path.Join(p.RootDirectory, stagelyyaml.FileName)
+	var problems []stagelyyaml.Problem
+	clash := func(msg string) {
+		problems = append(problems, stagelyyaml.Problem{Path: file, Level: stagelyyaml.LevelFailure, Message: msg})
+	}
+	seen := map[string]string{}
+	for _, r := range routes {
+		if other, ok := seen[r.Host]; ok {
+			clash(fmt.Sprintf("preview.services %s and %s both get the host %s: rename one of them", other, r.Service, r.Host))
+		}
+		seen[r.Host] = r.Service
+	}
+	others, err := o.opt.Store.PreviewsOnAgent(ctx, agentID, pv.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range others {
+		for _, u := range other.URLMap() {
+			host := strings.TrimPrefix(u, "https://")
+			if service, ok := seen[host]; ok {
+				clash(fmt.Sprintf("preview.services %s gets the host %s, which the preview of pull request #%d of another project on this agent has already: rename the service, or the project", service, host, other.PRNumber))
+			}
+		}
+	}
+	return problems, nil
 }
 
 // claimPreviewSlot moves the preview to deploying on agentID, or says errNoPreviewSlot and

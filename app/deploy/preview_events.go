@@ -59,8 +59,24 @@ func (o *Orchestrator) PreviewPullRequest(ctx context.Context, ev webhook.PullRe
 }
 
 // previewHead records the pull request's new head on p's preview and deploys it when the
-// head may be trusted.
+// head may be trusted. GitHub, not the event, says whether the pull request is still open
+// at that head: a delivery redelivered or processed late (an `opened` after its `closed`, a
+// `synchronize` after a newer one) is ignored rather than redeploy a closed pull request or
+// roll its preview back.
 func (o *Orchestrator) previewHead(ctx context.Context, p store.Project, ev webhook.PullRequest) (string, error) {
+	gh, err := o.githubFor(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	pr, err := gh.PullRequest(ctx, p.RepoFullName, ev.Number)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("read pull request #%d on GitHub: %w", ev.Number, err)
+	case !pr.Open:
+		return fmt.Sprintf("ignored: pull request #%d is closed on GitHub (a stale %s event)", ev.Number, ev.Action), nil
+	case pr.HeadSHA != ev.HeadSHA:
+		return fmt.Sprintf("ignored: pull request #%d's head is %s on GitHub, not %s (a stale %s event)", ev.Number, short(pr.HeadSHA), short(ev.HeadSHA), ev.Action), nil
+	}
 	pv, err := o.opt.Store.RecordPreviewHead(ctx, store.PreviewHead{
 		ProjectID: p.ID, PRNumber: ev.Number, HeadSHA: ev.HeadSHA, HeadRef: ev.HeadRef,
 		HeadRepoFullName: ev.HeadRepoFullName, AuthorLogin: prAuthor(ev),
@@ -207,8 +223,17 @@ func (o *Orchestrator) settlePreview(ctx context.Context, p store.Project, d sto
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewStopped, pv.StopReason)
 	case d.Trigger == store.TriggerPreviewStop:
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewFailed, "the teardown failed: "+d.Error)
-	case pv.State == store.PreviewStopping || pv.State == store.PreviewStopped:
-		return nil // closed while it deployed: the teardown follows
+	case pv.State == store.PreviewStopped:
+		return nil // stopped while it deployed
+	}
+	if pv.State == store.PreviewStopping {
+		// Closed while it deployed: the teardown follows, if there really is one still to run.
+		pending, err := st.TeardownPending(ctx, p.ID, pv.Environment())
+		if err != nil || pending {
+			return err
+		}
+	}
+	switch {
 	case d.Status == store.DeploymentSuccess:
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewLive, "")
 	default:

@@ -36,11 +36,19 @@ func parseApprovalExternalID(id string) (projectID int64, number int, ok bool) {
 // on its check run, which says why it waits.
 func (o *Orchestrator) awaitApproval(ctx context.Context, p store.Project, pv store.Preview, why string) (string, error) {
 	st := o.opt.Store
-	if _, err := st.CancelQueued(ctx, p.ID, pv.Environment(), "cancelled: a newer commit needs approval", o.opt.Now()); err != nil {
+	cancelled, err := st.CancelQueued(ctx, p.ID, pv.Environment(), "cancelled: a newer commit needs approval", o.opt.Now())
+	if err != nil {
 		return "", err
 	}
-	if pv.State != store.PreviewLive && pv.State != store.PreviewFailed && pv.State != store.PreviewDeploying {
-		// A running preview keeps serving its approved commit until the new one is approved.
+	for _, d := range cancelled {
+		o.observe(d)
+		o.reportFinal(ctx, p, d, nil)
+	}
+	switch pv.State {
+	case store.PreviewLive, store.PreviewFailed, store.PreviewDeploying, store.PreviewStopping:
+		// A running preview keeps serving its approved commit until the new one is approved;
+		// a stopping one is torn down first (its queued teardown is never cancelled).
+	default:
 		if err := st.SetPreviewState(ctx, pv.ID, store.PreviewAwaitingApproval, ""); err != nil {
 			return "", err
 		}
@@ -89,10 +97,9 @@ func (o *Orchestrator) approvePreview(ctx context.Context, ev webhook.CheckRun) 
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case pv.State == store.PreviewStopped || pv.State == store.PreviewStopping:
-		return fmt.Sprintf("ignored: pull request #%d is closed", number), nil
-	case pv.HeadSHA != ev.HeadSHA:
+	// A stopped or stopping preview may be approved too (it was idle, or its teardown has
+	// not run yet): GitHub below says whether its pull request is still open.
+	if pv.HeadSHA != ev.HeadSHA {
 		return fmt.Sprintf("ignored: pull request #%d has moved on to %s, whose own check run asks for approval", number, short(pv.HeadSHA)), nil
 	}
 	gh, err := o.githubFor(ctx, p)

@@ -272,6 +272,7 @@ func TestPreview_LimitQueuesTheNextUntilOneStops(t *testing.T) {
 	e := newEnv(t)
 	a := e.previewAgent("box")
 	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
 	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
 	e.openPR(p, 1, "opened", "alice", files)
 	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
@@ -407,5 +408,260 @@ func TestPreview_ForkIsNotDeployedEvenWhenItsAuthorCanWrite(t *testing.T) {
 	}
 	if c := e.sim.IssueComments(p.RepoFullName, 11); len(c) != 1 || !strings.Contains(c[0].Body, "Deploy preview") {
 		t.Fatalf("comments %+v, want one saying a user with write access must press Deploy preview", c)
+	}
+}
+
+// stopJobs counts the teardowns of pull request number the agent was sent.
+func (e *env) stopJobs(number int) int {
+	n := 0
+	for _, j := range e.hub.jobs() {
+		if j.Preview != nil && j.Preview.Stop && j.Preview.Number == number {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPreview_PushAfterAnIdleStopKeepsTheQueuedTeardown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.openPR(p, 5, "opened", "alice", map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose})
+	e.finishJob(a, e.latestIn(p, "preview/pr-5"), protocol.StatusSuccess)
+	e.hub.setIdle(a.ID, false) // the teardown stays queued while the agent is busy
+	e.clock.Advance(61 * time.Minute)
+	e.sweep(e.orch)
+	if pv := e.previewOf(p, 5); pv.State != store.PreviewStopping {
+		t.Fatalf("preview %s after stop_after, want stopping", pv.State)
+	}
+	// A push whose deploy fails before it claims a slot: its stagely.yaml is broken.
+	e.openPR(p, 5, "synchronize", "alice", map[string]string{"stagely.yaml": "version: [", "compose.yaml": previewCompose})
+	e.hub.setIdle(a.ID, true)
+	e.orch.AgentIdle(e.ctx, a.ID)
+	if e.stopJobs(5) != 1 {
+		t.Fatalf("the agent got %d teardowns of pr-5, want the queued one", e.stopJobs(5))
+	}
+	e.finishJob(a, e.teardownOf(p, 5), protocol.StatusSuccess)
+	if d := e.latestIn(p, "preview/pr-5"); d.Trigger != store.TriggerPreview || d.Status != store.DeploymentFailure {
+		t.Fatalf("the push's deploy %s %s, want a preview failing on its stagely.yaml", d.Trigger, d.Status)
+	}
+	if pv := e.previewOf(p, 5); pv.State != store.PreviewStopped {
+		t.Fatalf("preview %s (%q), want stopped by its teardown", pv.State, pv.StopReason)
+	}
+}
+
+// teardownOf is the latest teardown of pull request number's preview.
+func (e *env) teardownOf(p store.Project, number int) store.Deployment {
+	e.t.Helper()
+	ds, err := e.st.DeploymentsByProject(e.ctx, p.ID, 100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Environment == store.PreviewEnvironment(number) && d.Trigger == store.TriggerPreviewStop {
+			return d
+		}
+	}
+	e.t.Fatalf("no teardown of pr-%d", number)
+	return store.Deployment{}
+}
+
+// approve presses Deploy preview, as login, on the approval check run of sha.
+func (e *env) approve(p store.Project, sha, login string) string {
+	e.t.Helper()
+	run := e.previewCheckRun(p, sha)
+	got, err := deploy.NewCheckRunHandler(e.orch).Handle(e.ctx, 0, webhook.CheckRun{
+		Action: "requested_action", CheckRunID: run.ID, HeadSHA: sha, ExternalID: run.ExternalID,
+		RequestedActionIdentifier: deploy.ActionDeployPreview,
+		Origin:                    webhook.Origin{Repo: webhook.Repo{ID: p.RepoID, FullName: p.RepoFullName}, InstallationID: e.instGH, SenderLogin: login},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
+}
+
+func TestPreview_OutsidersPushWhileStoppingKeepsTheTeardown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.sim.AddUser("mallory")
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	sha, _ := e.openPR(p, 9, "opened", "mallory", files)
+	if got := e.approve(p, sha, "alice"); !strings.Contains(got, "approved by alice") {
+		t.Fatalf("alice's press: %q", got)
+	}
+	e.finishJob(a, e.latestIn(p, "preview/pr-9"), protocol.StatusSuccess)
+	e.hub.setIdle(a.ID, false)
+	e.clock.Advance(61 * time.Minute)
+	e.sweep(e.orch)
+	e.openPR(p, 9, "synchronize", "mallory", files)
+	if pv := e.previewOf(p, 9); pv.State != store.PreviewStopping {
+		t.Fatalf("preview %s after an outsider's push, want still stopping: its containers run", pv.State)
+	}
+	if d := e.teardownOf(p, 9); d.Status != store.DeploymentQueued {
+		t.Fatalf("teardown %s after an outsider's push, want still queued", d.Status)
+	}
+	e.hub.setIdle(a.ID, true)
+	e.orch.AgentIdle(e.ctx, a.ID)
+	e.finishJob(a, e.teardownOf(p, 9), protocol.StatusSuccess)
+	if pv := e.previewOf(p, 9); pv.State != store.PreviewStopped {
+		t.Fatalf("preview %s after its teardown, want stopped", pv.State)
+	}
+}
+
+func TestPreview_OutsidersPushCompletesTheCheckRunOfTheCancelledDeploy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.sim.AddUser("mallory")
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	sha, _ := e.openPR(p, 9, "opened", "mallory", files)
+	e.hub.setIdle(a.ID, false) // the approved deploy stays queued
+	if got := e.approve(p, sha, "alice"); !strings.Contains(got, "approved by alice") {
+		t.Fatalf("alice's press: %q", got)
+	}
+	queued := e.latestIn(p, "preview/pr-9")
+	e.openPR(p, 9, "synchronize", "mallory", files)
+	if d, err := e.st.DeploymentByID(e.ctx, queued.ID); err != nil || d.Status != store.DeploymentCancelled {
+		t.Fatalf("approved deploy %s (%v), want cancelled by the unapproved push", d.Status, err)
+	}
+	for _, r := range e.sim.CheckRuns(p.RepoFullName, sha) {
+		if r.Status != "completed" {
+			t.Fatalf("check run %q on the cancelled commit is %s, want completed", r.Name, r.Status)
+		}
+	}
+}
+
+func TestPreview_FailedFirstDeployHoldsNoSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
+	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
+	e.openPR(p, 1, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusFailure)
+	if pv := e.previewOf(p, 1); pv.State != store.PreviewFailed {
+		t.Fatalf("first preview %s, want failed", pv.State)
+	}
+	e.openPR(p, 2, "opened", "alice", files)
+	if pv := e.previewOf(p, 2); pv.State != store.PreviewDeploying {
+		t.Fatalf("second preview %s, want deploying: pr-1 never ran", pv.State)
+	}
+}
+
+func TestPreview_FailedRedeployOfALivePreviewHoldsItsSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
+	files := map[string]string{"stagely.yaml": previewYAML(1), "compose.yaml": previewCompose}
+	e.openPR(p, 1, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
+	e.openPR(p, 1, "synchronize", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusFailure)
+	e.openPR(p, 2, "opened", "alice", files)
+	if pv := e.previewOf(p, 2); pv.State != store.PreviewQueued {
+		t.Fatalf("second preview %s, want queued: pr-1's earlier deploy still runs", pv.State)
+	}
+}
+
+func TestPreview_StaleEventsAreIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	first, _ := e.openPR(p, 4, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-4"), protocol.StatusSuccess)
+	second, _ := e.openPR(p, 4, "synchronize", "alice", files)
+	e.finishJob(a, e.latestIn(p, "preview/pr-4"), protocol.StatusSuccess)
+	jobs := len(e.hub.jobs())
+	stale := webhook.PullRequest{Action: "synchronize", Number: 4, HeadSHA: first, HeadRef: "pr-4", HeadRepoFullName: p.RepoFullName}
+	if got := e.prEvent(p, stale, "alice"); !strings.Contains(got, "ignored: pull request #4's head is "+second[:7]) {
+		t.Fatalf("decision on a stale synchronize %q", got)
+	}
+	if pv := e.previewOf(p, 4); pv.HeadSHA != second || len(e.hub.jobs()) != jobs {
+		t.Fatalf("after a stale synchronize the head is %s with %d new jobs, want %s and none", pv.HeadSHA[:7], len(e.hub.jobs())-jobs, second[:7])
+	}
+	// Closed on GitHub, then its `opened` redelivered.
+	if _, err := e.sim.SendPullRequest(e.ctx, p.RepoFullName, "closed", githubsim.PullRequest{Number: 4, Head: "pr-4", Author: "alice"}); !errors.Is(err, githubsim.ErrNoWebhookURL) {
+		t.Fatal(err)
+	}
+	e.prEvent(p, webhook.PullRequest{Action: "closed", Number: 4, HeadSHA: second}, "alice")
+	e.finishJob(a, e.teardownOf(p, 4), protocol.StatusSuccess)
+	stale = webhook.PullRequest{Action: "opened", Number: 4, HeadSHA: second, HeadRef: "pr-4", HeadRepoFullName: p.RepoFullName}
+	if got := e.prEvent(p, stale, "alice"); !strings.Contains(got, "ignored: pull request #4 is closed") {
+		t.Fatalf("decision on an opened after closed %q", got)
+	}
+	if pv := e.previewOf(p, 4); pv.State != store.PreviewStopped {
+		t.Fatalf("closed pull request's preview %s after a stale opened, want stopped", pv.State)
+	}
+}
+
+// production deploys stagely (with the preview compose file) on the deploy branch.
+func (e *env) production(a store.Agent, p store.Project, stagely string) {
+	e.t.Helper()
+	sha := e.commitFiles(p, map[string][]byte{"stagely.yaml": []byte(stagely), "compose.yaml": []byte(previewCompose)})
+	e.deploy(a, p, sha, time.Second, protocol.JobResult{Status: protocol.StatusSuccess})
+	if d := e.latest(p); d.Status != store.DeploymentSuccess || d.SHA != sha {
+		e.t.Fatalf("production %s at %s, want success", d.Status, d.SHA[:7])
+	}
+}
+
+func TestPreview_LimitComesFromTheDeployBranchNotThePullRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.production(a, p, previewYAML(1))
+	raised := map[string]string{"stagely.yaml": previewYAML(5), "compose.yaml": previewCompose}
+	e.openPR(p, 1, "opened", "alice", raised)
+	e.finishJob(a, e.latestIn(p, "preview/pr-1"), protocol.StatusSuccess)
+	e.openPR(p, 2, "opened", "alice", raised)
+	if pv := e.previewOf(p, 2); pv.State != store.PreviewQueued {
+		t.Fatalf("second preview %s, want queued: the deploy branch allows 1, whatever the pull request says", pv.State)
+	}
+}
+
+func TestPreview_HostNameClashesAreRefusedOnTheCheckRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	named := func(name string) store.Project {
+		p := e.previewProject(a)
+		if _, err := e.st.DB().Exec(`UPDATE projects SET name = $2 WHERE id = $1`, p.ID, name); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.st.ProjectByID(e.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose}
+	first, second := named("my_shop"), named("my-shop")
+	e.openPR(first, 1, "opened", "alice", files)
+	e.finishJob(a, e.latestIn(first, "preview/pr-1"), protocol.StatusSuccess)
+	sha, _ := e.openPR(second, 1, "opened", "alice", files)
+	if d := e.latestIn(second, "preview/pr-1"); d.Status != store.DeploymentFailure {
+		t.Fatalf("the clashing preview's deployment %s, want failure", d.Status)
+	}
+	if run := e.previewCheckRun(second, sha); !strings.Contains(run.Summary+run.Text, "another project on this agent") {
+		t.Fatalf("check run %q / %q, want it to name the clash", run.Summary, run.Text)
+	}
+
+	two := map[string]string{
+		"stagely.yaml": "version: \"1.0\"\npreview:\n  domain: preview.example.com\n  services:\n    web_1: 8080\n    web-1: 8080\n",
+		"compose.yaml": "services:\n  web_1:\n    image: busybox\n  web-1:\n    image: busybox\n",
+	}
+	sha, _ = e.openPR(first, 2, "opened", "alice", two)
+	if run := e.previewCheckRun(first, sha); run.Conclusion != "failure" || !strings.Contains(run.Summary+run.Text, "both get the host") {
+		t.Fatalf("check run %s %q / %q, want a failure naming both services", run.Conclusion, run.Summary, run.Text)
 	}
 }
