@@ -203,3 +203,23 @@ func (s *Store) TeardownPending(ctx context.Context, projectID int64, environmen
 	}
 	return pending, nil
 }
+
+// TeardownFailed records that the preview's teardown failed with reason and is tried again
+// at retryAt: the sweep's PreviewsToStop returns it once that time has passed. It returns
+// how many teardowns of the preview have failed since its last successful one, this one
+// included, from which the caller spaces the retries.
+func (s *Store) TeardownFailed(ctx context.Context, p Preview, reason string, retryAt func(failures int) time.Time) (int, error) {
+	var failures int
+	err := s.q.GetContext(ctx, &failures, `
+		SELECT count(*) FROM deployments
+		WHERE project_id = $1 AND environment = $2 AND trigger = 'preview_stop' AND status <> 'success'
+		  AND finished_at IS NOT NULL
+		  AND id > COALESCE((SELECT max(id) FROM deployments WHERE project_id = $1 AND environment = $2
+		      AND trigger = 'preview_stop' AND status = 'success'), 0)`, p.ProjectID, p.Environment())
+	if err != nil {
+		return 0, fmt.Errorf("count the failed teardowns of %s: %w", p.Environment(), err)
+	}
+	return failures, s.execOne(ctx, "preview", p.ID, `
+		UPDATE previews SET state = 'failed', stop_reason = $2, stop_at = $3, updated_at = now() WHERE id = $1`,
+		p.ID, reason, retryAt(max(failures, 1)))
+}

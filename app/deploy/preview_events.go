@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/stagely/stagely/store"
 	"github.com/stagely/stagely/webhook"
@@ -14,6 +15,15 @@ import (
 const (
 	stopClosed = "the pull request was closed"
 	stopIdle   = "no push for longer than stagely.yaml's preview.stop_after"
+	// teardownFailed follows the reason a failed teardown was for; the sweep tries it again.
+	teardownFailed = " — the teardown failed, tried again shortly: "
+)
+
+// Failed teardowns are tried again after teardownRetry, doubling with each failure up to
+// teardownRetryMax: the containers of a closed pull request run until one succeeds.
+const (
+	teardownRetry    = time.Minute
+	teardownRetryMax = time.Hour
 )
 
 // previewProjects are the projects of repo with previews on, under an active installation.
@@ -222,7 +232,11 @@ func (o *Orchestrator) settlePreview(ctx context.Context, p store.Project, d sto
 	case d.Trigger == store.TriggerPreviewStop && d.Status == store.DeploymentSuccess:
 		return st.SetPreviewState(ctx, pv.ID, store.PreviewStopped, pv.StopReason)
 	case d.Trigger == store.TriggerPreviewStop:
-		return st.SetPreviewState(ctx, pv.ID, store.PreviewFailed, "the teardown failed: "+d.Error)
+		reason, _, _ := strings.Cut(pv.StopReason, teardownFailed)
+		_, err := st.TeardownFailed(ctx, pv, reason+teardownFailed+d.Error, func(failures int) time.Time {
+			return o.opt.Now().Add(min(teardownRetry<<min(failures-1, 10), teardownRetryMax))
+		})
+		return err
 	case pv.State == store.PreviewStopped:
 		return nil // stopped while it deployed
 	}
@@ -242,7 +256,8 @@ func (o *Orchestrator) settlePreview(ctx context.Context, p store.Project, d sto
 }
 
 // StopIdlePreviews stops the previews that have had no push for longer than their
-// stagely.yaml's preview.stop_after.
+// stagely.yaml's preview.stop_after, and tries again the teardowns that failed once their
+// retry is due.
 func (o *Orchestrator) StopIdlePreviews(ctx context.Context) {
 	due, err := o.opt.Store.PreviewsToStop(ctx, o.opt.Now())
 	if err != nil {
@@ -252,7 +267,11 @@ func (o *Orchestrator) StopIdlePreviews(ctx context.Context) {
 	for _, pv := range due {
 		p, err := o.opt.Store.ProjectByID(ctx, pv.ProjectID)
 		if err == nil {
-			_, err = o.stopPreview(ctx, p, pv, stopIdle)
+			reason := stopIdle
+			if before, _, retry := strings.Cut(pv.StopReason, teardownFailed); retry {
+				reason = before
+			}
+			_, err = o.stopPreview(ctx, p, pv, reason)
 		}
 		if err != nil {
 			o.log.Error("sweep: stop an idle preview", "preview", pv.ID, "err", err)

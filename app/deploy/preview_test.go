@@ -665,3 +665,37 @@ func TestPreview_HostNameClashesAreRefusedOnTheCheckRun(t *testing.T) {
 		t.Fatalf("check run %s %q / %q, want a failure naming both services", run.Conclusion, run.Summary, run.Text)
 	}
 }
+
+// A teardown that failed is tried again by the sweep after a short wait that doubles with
+// each failure, not only when stop_after has passed days later: the containers of a closed
+// pull request run until it succeeds.
+func TestPreview_FailedTeardownIsRetriedWithBackoff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.previewAgent("box")
+	p := e.previewProject(a)
+	e.openPR(p, 7, "opened", "alice", map[string]string{"stagely.yaml": previewYAML(3), "compose.yaml": previewCompose})
+	e.finishJob(a, e.latestIn(p, "preview/pr-7"), protocol.StatusSuccess)
+	e.prEvent(p, webhook.PullRequest{Action: "closed", Number: 7, HeadSHA: e.previewOf(p, 7).HeadSHA}, "alice")
+	e.finishJob(a, e.teardownOf(p, 7), protocol.StatusFailure)
+	if pv := e.previewOf(p, 7); pv.State != store.PreviewFailed {
+		t.Fatalf("preview %s after its teardown failed, want failed", pv.State)
+	}
+	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute} {
+		e.clock.Advance(wait - time.Second)
+		e.sweep(e.orch)
+		if got := e.stopJobs(7); got != i+1 {
+			t.Fatalf("teardowns of pr-7 before the retry is due: %d, want %d", got, i+1)
+		}
+		e.clock.Advance(2 * time.Second)
+		e.sweep(e.orch)
+		e.orch.AgentIdle(e.ctx, a.ID)
+		if got := e.stopJobs(7); got != i+2 {
+			t.Fatalf("teardowns of pr-7 once the retry is due: %d, want %d", got, i+2)
+		}
+		if pv := e.previewOf(p, 7); !strings.Contains(pv.StopReason, "closed") {
+			t.Fatalf("the retry says %q, want the pull request's closing as its reason", pv.StopReason)
+		}
+		e.finishJob(a, e.teardownOf(p, 7), protocol.StatusFailure)
+	}
+}
