@@ -149,29 +149,47 @@ func (p *parser) composeFile(raw *yaml.Node, cfg *Config) {
 
 // watchPaths reads watch_paths: a list of gitignore-style patterns (see Watch).
 func (p *parser) watchPaths(raw *yaml.Node, cfg *Config) {
+	p.stringList(raw, stringList{
+		field: "watch_paths", what: "paths or globs, like [libs/shared/**]", limit: MaxWatchPaths,
+		overLimit: "patterns, more than the limit of %d; watch folders rather than files",
+		itemHint:  "write a path or glob relative to the repository root, or remove the item",
+	}, func(item *yaml.Node, name, s string) {
+		if _, problem := compileWatch(s); problem != "" {
+			p.r.fail(item, "%s %q %s", name, s, problem)
+			return
+		}
+		cfg.WatchPaths = append(cfg.WatchPaths, s)
+	})
+}
+
+// stringList describes a list of strings in stagely.yaml, for the problems it words.
+type stringList struct {
+	field, what string
+	limit       int
+	// overLimit follows "<field> lists <n> ", with the limit for its %d.
+	overLimit, itemHint string
+}
+
+// stringList reads a list of non-empty strings and hands each to use with its position's
+// name ("watch_paths[2]"); a null list is an empty one.
+func (p *parser) stringList(raw *yaml.Node, l stringList, use func(item *yaml.Node, name, s string)) {
 	list := resolve(raw)
 	if isNull(list) {
 		return
 	}
 	if list.Kind != yaml.SequenceNode {
-		p.r.fail(raw, "watch_paths must be a list of paths or globs, like [libs/shared/**]; found %s", describe(raw))
+		p.r.fail(raw, "%s must be a list of %s; found %s", l.field, l.what, describe(raw))
 		return
 	}
-	if len(list.Content) > MaxWatchPaths {
-		p.r.fail(raw, "watch_paths lists %d patterns, more than the limit of %d; watch folders rather than files", len(list.Content), MaxWatchPaths)
+	if len(list.Content) > l.limit {
+		p.r.fail(raw, "%s lists %d "+l.overLimit, l.field, len(list.Content), l.limit)
 		return
 	}
 	for i, item := range list.Content {
-		name := fmt.Sprintf("watch_paths[%d]", i)
-		s, ok := p.nonEmptyString(item, name, "write a path or glob relative to the repository root, or remove the item")
-		if !ok {
-			continue
+		name := fmt.Sprintf("%s[%d]", l.field, i)
+		if s, ok := p.nonEmptyString(item, name, l.itemHint); ok {
+			use(item, name, s)
 		}
-		if _, problem := compileWatch(s); problem != "" {
-			p.r.fail(item, "%s %q %s", name, s, problem)
-			continue
-		}
-		cfg.WatchPaths = append(cfg.WatchPaths, s)
 	}
 }
 

@@ -128,30 +128,17 @@ const MaxPreviewShared = 50
 // previewShared reads preview.shared: names of volumes, networks and containers, and
 // absolute host paths.
 func (p *parser) previewShared(raw *yaml.Node, out *Preview) {
-	list := resolve(raw)
-	if isNull(list) {
-		return
-	}
-	if list.Kind != yaml.SequenceNode {
-		p.r.fail(raw, "preview.shared must be a list of volume, network or container names and host paths, like [pgdata, /var/run/docker.sock]; found %s", describe(raw))
-		return
-	}
-	if len(list.Content) > MaxPreviewShared {
-		p.r.fail(raw, "preview.shared lists %d items, more than the limit of %d", len(list.Content), MaxPreviewShared)
-		return
-	}
-	for i, item := range list.Content {
-		name := fmt.Sprintf("preview.shared[%d]", i)
-		s, ok := p.nonEmptyString(item, name, "write the name of an external volume, network or container, or an absolute host path, or remove the item")
-		if !ok {
-			continue
-		}
+	p.stringList(raw, stringList{
+		field: "preview.shared", what: "volume, network or container names and host paths, like [pgdata, /var/run/docker.sock]",
+		limit: MaxPreviewShared, overLimit: "items, more than the limit of %d",
+		itemHint: "write the name of an external volume, network or container, or an absolute host path, or remove the item",
+	}, func(item *yaml.Node, name, s string) {
 		if strings.ContainsAny(s, "\x00\n") || strings.TrimSpace(s) != s {
 			p.r.fail(item, "%s %q is not a name or path: it has spaces at its ends, a line break or a NUL byte", name, s)
-			continue
+			return
 		}
 		out.Shared = append(out.Shared, s)
-	}
+	})
 }
 
 // integer reads a whole number in [lo, hi].
