@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stagely/stagely/agent/caddy/caddytest"
 	"github.com/stagely/stagely/agent/dockertest"
 	"github.com/stagely/stagely/app/apptest"
 	"github.com/stagely/stagely/app/childproc"
@@ -102,14 +102,10 @@ func contains(s string, parts ...string) bool {
 	return true
 }
 
+// freePort is a loopback TCP port nothing listens on.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return caddytest.FreePort(t)
 }
 
 // stack is one Stagely installation under test: githubsim, PostgreSQL, the server binary
