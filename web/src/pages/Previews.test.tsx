@@ -54,6 +54,19 @@ describe('pull request previews', () => {
     await waitFor(() => expect(project.preview_agent).toBeNull());
   });
 
+  it('flips the switch at once and back when the server refuses', async () => {
+    const server = new FakeServer();
+    const project = server.addProject();
+    const user = userEvent.setup();
+    renderApp(server, `/projects/${project.id}`);
+    const toggle = await screen.findByRole('switch', { name: 'Deploy a preview of every pull request' });
+    server.projects = []; // deleted in another tab: the PATCH answers 404
+    await user.click(toggle);
+    await waitFor(() => expect(server.requests.some((r) => r.method === 'PATCH')).toBe(true));
+    await waitFor(() => expect(toggle).toHaveProperty('checked', false));
+    expect(screen.queryByTestId('previews-saved')?.textContent ?? '').not.toBe('Saved.');
+  });
+
   it('lists previews with queued and awaiting approval shown as such, and URLs only when live', async () => {
     const server = new FakeServer();
     const project = server.addProject({ previews_enabled: true });

@@ -32,7 +32,16 @@ export function PreviewSettings({ project }: { project: Project }) {
 
   const change = (patch: { previews_enabled?: boolean; preview_agent_id?: number | null }) => {
     setSaved(false);
-    save(api.updateProject(project.id, patch), (p) => {
+    // The switch flips at once, as a switch does, and flips back if the server refuses.
+    const before = current;
+    if (patch.previews_enabled !== undefined) {
+      setCurrent({ ...before, enabled: patch.previews_enabled });
+    }
+    const request = api.updateProject(project.id, patch).catch((err: unknown) => {
+      setCurrent(before);
+      throw err;
+    });
+    save(request, (p) => {
       setCurrent({ enabled: p.previews_enabled, agent: p.preview_agent });
       setSaved(true);
     });
