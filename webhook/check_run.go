@@ -45,7 +45,11 @@ func checkRunFrom(e *github.CheckRunEvent) (CheckRun, error) {
 		CheckSuiteID: run.GetCheckSuite().GetID(),
 		Origin:       originFrom(e.GetRepo(), e.GetInstallation(), e.GetSender()),
 	}
-	for _, pr := range run.PullRequests {
+	var prs []*github.PullRequest
+	if run != nil { // a payload without check_run, which complete refuses below
+		prs = run.PullRequests
+	}
+	for _, pr := range prs {
 		if n := pr.GetNumber(); n > 0 {
 			c.PullRequestNumbers = append(c.PullRequestNumbers, n)
 		}
