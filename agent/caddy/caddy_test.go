@@ -22,17 +22,7 @@ func TestApply_KeepsTheRestOfCaddysConfigAndLoadsOnlyChanges(t *testing.T) {
 	userAddr := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
 	user := map[string]any{"listen": []string{userAddr}, "routes": []any{map[string]any{
 		"handle": []any{map[string]any{"handler": "static_response", "body": "the user's own site"}}}}}
-	b, _ := json.Marshal(map[string]any{"mine": user})
-	req, _ := http.NewRequest(http.MethodPut, c.Admin+"/config/apps/http/servers", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("add the user's server: %s", resp.Status)
-	}
+	userConfig(t, c.Admin, http.MethodPut, "/config/apps/http/servers", map[string]any{"mine": user})
 
 	client := caddy.New(c.Admin)
 	listen := fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))
@@ -51,7 +41,7 @@ func TestApply_KeepsTheRestOfCaddysConfigAndLoadsOnlyChanges(t *testing.T) {
 		t.Errorf("the user's server answers %d %q %v after Apply", code, body, err)
 	}
 	// The route is reachable by its @id.
-	resp, err = http.Get(c.Admin + "/id/stagely_preview_a.example.com")
+	resp, err := http.Get(c.Admin + "/id/stagely_preview_a.example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,25 +68,16 @@ func TestApply_RefusesOnDemandTLSWhenTheUserHasAnotherAskURL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	userAsk := "http://127.0.0.1:5555/users-own-check"
-	b, _ := json.Marshal(map[string]any{"automation": map[string]any{"on_demand": map[string]any{"ask": userAsk}}})
-	req, _ := http.NewRequest(http.MethodPost, c.Admin+"/config/apps/tls", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("set the user's ask: %s", resp.Status)
-	}
+	userConfig(t, c.Admin, http.MethodPost, "/config/apps/tls",
+		map[string]any{"automation": map[string]any{"on_demand": map[string]any{"ask": userAsk}}})
 	site := caddy.Site{Server: "stagely_previews", Listen: []string{fmt.Sprintf("127.0.0.1:%d", caddytest.FreePort(t))}, TLS: caddy.TLSInternal,
 		AskURL: "http://127.0.0.1:7999/stagely-ask",
 		Routes: []caddy.Route{{ID: "stagely_preview_a.example.com", Host: "a.example.com", Upstreams: []string{"127.0.0.1:9"}}}}
-	_, err = caddy.New(c.Admin).Apply(ctx, site)
+	_, err := caddy.New(c.Admin).Apply(ctx, site)
 	if err == nil || !strings.Contains(err.Error(), userAsk) || !strings.Contains(err.Error(), "on_demand") {
 		t.Fatalf("Apply over the user's ask URL = %v, want an error naming it", err)
 	}
-	resp, err = http.Get(c.Admin + "/config/apps/tls/automation/on_demand/ask")
+	resp, err := http.Get(c.Admin + "/config/apps/tls/automation/on_demand/ask")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +91,28 @@ func TestApply_RefusesOnDemandTLSWhenTheUserHasAnotherAskURL(t *testing.T) {
 	site.TLS = caddy.TLSOff
 	if _, err := caddy.New(c.Admin).Apply(ctx, site); err != nil {
 		t.Errorf("Apply without TLS next to the user's ask: %v", err)
+	}
+}
+
+// userConfig writes value at path of Caddy's config through its admin API, as a user's own
+// configuration the agent must leave alone.
+func userConfig(t *testing.T, admin, method, path string, value any) {
+	t.Helper()
+	b, err := json.Marshal(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, admin+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s", method, path, resp.Status)
 	}
 }
